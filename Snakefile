@@ -1,0 +1,27 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+
+
+scattergather:
+    shards=default_shards(),
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/drift.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

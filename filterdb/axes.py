@@ -1,0 +1,140 @@
+"""Axes: groupings of conv layers (analysis.md §5).
+
+An axis is configured as a mapping (see ``config.yaml``):
+
+``column``      meta column the label comes from (``Datatype`` is an alias of ``Visual Category``)
+``kind``        ``categorical`` (default): the column's value; ``binned``: numeric column cut into
+                ``bins`` equal bins on [0, 1] (``pandas.cut``, right-closed, ``include_lowest``);
+                ``present``: ``yes`` when the column holds a non-empty value, else ``no``
+``bins``        number of bins for ``binned`` (the study: 10)
+``relabel``     exact value → label map, applied after ``fold``
+``fold``        substring → label map: any value containing the key becomes the label
+                (the study folds every Task containing "Segmentation" into "Segmentation")
+``order``       ``mean_drift`` (categorical default: ascending mean drift, as the study) or
+                ``natural`` (the binned default; sorted labels otherwise)
+``min_models``  drop groups with fewer models (default 1: keep all)
+``min_filters`` drop groups with fewer filters (default 0: keep all)
+
+Layers with no label (missing value) belong to no group of that axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .db import CATEGORY_ALIASES
+
+
+@dataclass
+class Axis:
+    name: str
+    column: str
+    kind: str = "categorical"
+    bins: int = 10
+    relabel: dict = field(default_factory=dict)
+    fold: dict = field(default_factory=dict)
+    order: str | None = None
+    min_models: int = 1
+    min_filters: int = 0
+
+    def __post_init__(self):
+        if self.kind not in ("categorical", "binned", "present"):
+            raise ValueError(f"axis {self.name!r}: kind {self.kind!r} is not one of categorical, binned, present")
+        if self.order is None:
+            self.order = "natural" if self.kind == "binned" else "mean_drift"
+        if self.order not in ("mean_drift", "natural"):
+            raise ValueError(f"axis {self.name!r}: order {self.order!r} is not one of mean_drift, natural")
+
+    @classmethod
+    def from_config(cls, name: str, cfg: dict) -> "Axis":
+        known = {"column", "kind", "bins", "relabel", "fold", "order", "min_models", "min_filters"}
+        extra = set(cfg) - known
+        if extra:
+            raise ValueError(f"axis {name!r}: unknown keys {sorted(extra)}")
+        return cls(name=name, **cfg)
+
+
+def axes_from_config(cfg: dict) -> list[Axis]:
+    return [Axis.from_config(name, dict(a)) for name, a in cfg.items()]
+
+
+def required_columns(axes: list[Axis]) -> list[str]:
+    """Meta columns the axes need (``Datatype`` satisfies ``Visual Category``)."""
+    return list(dict.fromkeys(a.column for a in axes))
+
+
+def depth_bin_labels(bins: int) -> list[str]:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return [("[" if k == 0 else "(") + f"{edges[k]:.{_digits(bins)}f}, {edges[k + 1]:.{_digits(bins)}f}]"
+            for k in range(bins)]
+
+
+def _digits(bins: int) -> int:
+    return 1 if 10 % bins == 0 else 2
+
+
+def _empty(v) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float) and np.isnan(v):
+        return True
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return len(v) == 0
+    s = str(v).strip()
+    return s == "" or s.lower() in ("nan", "none", "[]")
+
+
+def layer_labels(layers: pd.DataFrame, axis: Axis) -> pd.Series:
+    """Group label of each layer on ``axis`` (object Series aligned with ``layers``; NaN = none)."""
+    col = axis.column
+    if col not in layers.columns:
+        for old, new in CATEGORY_ALIASES.items():
+            if col == new and old in layers.columns:
+                col = old
+            elif col == old and new in layers.columns:
+                col = new
+    if col not in layers.columns:
+        raise KeyError(f"axis {axis.name!r} needs meta column {axis.column!r}, which the DB does not have")
+    values = layers[col]
+    if axis.kind == "binned":
+        x = pd.to_numeric(values, errors="coerce")
+        cut = pd.cut(x, bins=np.linspace(0.0, 1.0, axis.bins + 1), include_lowest=True,
+                     labels=depth_bin_labels(axis.bins))
+        return cut.astype(object).where(cut.notna(), np.nan)
+    if axis.kind == "present":
+        return pd.Series(["no" if _empty(v) else "yes" for v in values], index=layers.index, dtype=object)
+    out = []
+    for v in values:
+        if _empty(v):
+            out.append(np.nan)
+            continue
+        s = str(v).strip()
+        for key, label in axis.fold.items():
+            if key in s:
+                s = label
+                break
+        s = axis.relabel.get(s, s)
+        out.append(s)
+    return pd.Series(out, index=layers.index, dtype=object)
+
+
+def group_table(layers: pd.DataFrame, labels: pd.Series, axis: Axis) -> pd.DataFrame:
+    """``groups/{axis}.tsv``: per group ``group``, ``n_models``, ``n_layers``, ``n_filters``.
+
+    Groups below ``min_models`` / ``min_filters`` are dropped. Rows in label order (natural order
+    for binned axes, alphabetical otherwise; the drift matrix applies its own ordering).
+    """
+    df = pd.DataFrame({"group": labels, "model_id": layers["model_id"].to_numpy(),
+                       "n_filters": layers["n_filters"].to_numpy()}).dropna(subset=["group"])
+    g = df.groupby("group", sort=False).agg(n_models=("model_id", "nunique"), n_layers=("model_id", "size"),
+                                            n_filters=("n_filters", "sum")).reset_index()
+    if axis.kind == "binned":
+        order = {lab: k for k, lab in enumerate(depth_bin_labels(axis.bins))}
+        g = g.sort_values("group", key=lambda s: s.map(order))
+    else:
+        g = g.sort_values("group", key=lambda s: s.astype(str))
+    g = g[(g["n_models"] >= axis.min_models) & (g["n_filters"] >= axis.min_filters)]
+    return g.reset_index(drop=True)

@@ -1,0 +1,260 @@
+"""Read and write filter DBs in the published CNN-Filter-DB layout.
+
+Layout (see ``shared/spec/published-format.md``):
+
+* one float32 HDF5 dataset ``filters`` (or ``filter``) of shape ``(N, 9)`` or ``(N, 3, 3)``;
+  the row number is the filter id;
+* a pandas DataFrame under key ``meta`` (PyTables "fixed" format), one row per conv layer,
+  MultiIndex ``(model_id, conv_depth, conv_depth_norm)`` (not unique), column ``filter_ids``
+  either a list of ints (v0.1) or an inclusive ``"start:end"`` string (v1.0).
+
+:func:`open_db` never reads the filter array; :func:`read_rows` reads one row range.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+
+FILTER_KEYS = ("filters", "filter")
+INDEX_NAMES = ["model_id", "conv_depth", "conv_depth_norm"]
+CATEGORY_ALIASES = {"Datatype": "Visual Category"}
+
+
+class DBError(ValueError):
+    """A filter DB that does not match the published layout (message is one line)."""
+
+
+@dataclass
+class FilterDB:
+    """An opened DB: its path, the filter dataset name and size, and the per-layer table."""
+
+    path: str
+    key: str
+    n_rows: int
+    layers: pd.DataFrame  # one row per layer, sorted by row_start; see :func:`layer_table`
+
+
+def _filter_key(f: h5py.File, path: str) -> str:
+    for key in FILTER_KEYS:
+        if key in f:
+            return key
+    raise DBError(f"{path}: no filter dataset: expected an HDF5 dataset named 'filters' or 'filter'")
+
+
+def filter_shape(path: str | os.PathLike) -> tuple[str, int]:
+    """Return (dataset name, number of rows) after checking dtype and shape."""
+    path = str(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DBError(f"{path}: cannot open as HDF5 ({exc.__class__.__name__})") from None
+    with f:
+        key = _filter_key(f, path)
+        ds = f[key]
+        if not isinstance(ds, h5py.Dataset):
+            raise DBError(f"{path}: '{key}' is a group, expected a dataset of shape (N, 9) or (N, 3, 3)")
+        shape = ds.shape
+        if not (len(shape) == 2 and shape[1] == 9) and not (len(shape) == 3 and shape[1:] == (3, 3)):
+            raise DBError(f"{path}: dataset '{key}' has shape {shape}, expected (N, 9) or (N, 3, 3)")
+        if ds.dtype.kind != "f":
+            raise DBError(f"{path}: dataset '{key}' has dtype {ds.dtype}, expected floating point")
+        return key, int(shape[0])
+
+
+def read_meta(path: str | os.PathLike) -> pd.DataFrame:
+    """The raw ``meta`` DataFrame as stored (pickled object columns are pandas' own format)."""
+    path = str(path)
+    try:
+        return pd.read_hdf(path, "meta")
+    except KeyError:
+        raise DBError(f"{path}: no 'meta' table (expected a pandas DataFrame stored with key 'meta')") from None
+    except (OSError, TypeError, ValueError) as exc:
+        raise DBError(f"{path}: cannot read the 'meta' table: {str(exc).splitlines()[0]}") from None
+
+
+def parse_filter_ids(value, path: str = "", row: int = 0) -> tuple[int, int]:
+    """Row range ``[start, end)`` of one layer from its ``filter_ids`` cell.
+
+    v1.0 stores ``"start:end"`` with an inclusive end; v0.1 stores the list of ids, which must be a
+    contiguous ascending run (checked).
+    """
+    where = f"{path}: meta row {row} column 'filter_ids'"
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        parts = value.strip().split(":")
+        if len(parts) != 2:
+            raise DBError(f"{where}: {value!r} is not of the form 'start:end'")
+        try:
+            start, end = int(parts[0]), int(parts[1])
+        except ValueError:
+            raise DBError(f"{where}: {value!r} is not of the form 'start:end' with integers") from None
+        if end < start:
+            raise DBError(f"{where}: {value!r} has end < start")
+        return start, end + 1
+    ids = np.asarray(value)
+    if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu":
+        raise DBError(f"{where}: expected a non-empty list of integer ids or a 'start:end' string")
+    start = int(ids[0])
+    if not np.array_equal(ids, np.arange(start, start + ids.size)):
+        raise DBError(f"{where}: ids are not one contiguous ascending run; only contiguous layers are supported")
+    return start, start + int(ids.size)
+
+
+def layer_table(meta: pd.DataFrame, n_rows: int, path: str = "",
+                required_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """Validate ``meta`` against the filter array and return the per-layer table.
+
+    The result has one row per layer, sorted by ``row_start`` and renumbered ``layer`` 0..L-1, the
+    index levels as columns (``model_id``, ``conv_depth``, ``conv_depth_norm``), ``row_start``,
+    ``row_end`` (exclusive), ``n_filters``, and every other meta column. ``Datatype`` (v0.1) is
+    also exposed as ``Visual Category``.
+    """
+    df = meta.copy()
+    if "filter_ids" not in df.columns:
+        raise DBError(f"{path}: meta has no 'filter_ids' column")
+    names = [n for n in (df.index.names or []) if n is not None]
+    if set(INDEX_NAMES) <= set(names):
+        df = df.reset_index()
+    elif not set(INDEX_NAMES) <= set(df.columns):
+        missing = [n for n in INDEX_NAMES if n not in names and n not in df.columns]
+        raise DBError(f"{path}: meta lacks {', '.join(missing)} (expected index (model_id, conv_depth, conv_depth_norm))")
+    else:
+        df = df.reset_index(drop=True)
+    for old, new in CATEGORY_ALIASES.items():
+        if old in df.columns and new not in df.columns:
+            df[new] = df[old]
+    missing = [c for c in required_columns if c not in df.columns]
+    if missing:
+        raise DBError(f"{path}: meta lacks column {missing[0]!r}, needed by the configured axes"
+                      + (f" (also missing: {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else ""))
+    ranges = [parse_filter_ids(v, path, i) for i, v in enumerate(df["filter_ids"].to_numpy())]
+    start = np.array([r[0] for r in ranges], dtype=np.int64)
+    end = np.array([r[1] for r in ranges], dtype=np.int64)
+    bad = np.flatnonzero((start < 0) | (end > n_rows))
+    if bad.size:
+        i = int(bad[0])
+        raise DBError(f"{path}: meta row {i} filter_ids {start[i]}..{end[i] - 1} lie outside the filter array "
+                      f"of {n_rows} rows")
+    df = df.drop(columns=["filter_ids"])
+    df.insert(0, "row_end", end)
+    df.insert(0, "row_start", start)
+    df["meta_row"] = np.arange(len(df))
+    df = df.sort_values("row_start", kind="stable").reset_index(drop=True)
+    s, e = df["row_start"].to_numpy(), df["row_end"].to_numpy()
+    overlap = np.flatnonzero(s[1:] < e[:-1])
+    if overlap.size:
+        i = int(overlap[0])
+        raise DBError(f"{path}: meta rows {df['meta_row'][i]} and {df['meta_row'][i + 1]} have overlapping "
+                      f"filter_ids ({s[i]}..{e[i] - 1} and {s[i + 1]}..{e[i + 1] - 1})")
+    df.insert(0, "layer", np.arange(len(df)))
+    df.insert(3, "n_filters", e - s)
+    df["conv_depth"] = pd.to_numeric(df["conv_depth"])
+    df["conv_depth_norm"] = pd.to_numeric(df["conv_depth_norm"], errors="coerce")
+    return df
+
+
+def open_db(path: str | os.PathLike, required_columns: Iterable[str] = ()) -> FilterDB:
+    """Open and validate a DB; reads only shapes and the meta table, never the filters."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise DBError(f"{path}: no such file")
+    key, n = filter_shape(path)
+    layers = layer_table(read_meta(path), n, path, required_columns)
+    return FilterDB(path=path, key=key, n_rows=n, layers=layers)
+
+
+def read_rows(ds: h5py.Dataset, start: int, end: int) -> np.ndarray:
+    """Rows ``[start, end)`` of the filter dataset as a float32 ``(n, 9)`` array."""
+    block = ds[start:end]
+    return np.asarray(block, dtype=np.float32).reshape(end - start, 9)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _meta_frame(layers: pd.DataFrame, layout: str) -> pd.DataFrame:
+    meta = layers.copy()
+    if layout == "v0.1":
+        meta["filter_ids"] = [list(range(int(a), int(b))) for a, b in zip(meta["row_start"], meta["row_end"])]
+        if "Visual Category" in meta.columns and "Datatype" not in meta.columns:
+            meta = meta.rename(columns={"Visual Category": "Datatype"})
+    elif layout == "v1.0":
+        meta["filter_ids"] = [f"{int(a)}:{int(b) - 1}" for a, b in zip(meta["row_start"], meta["row_end"])]
+    else:
+        raise ValueError(f"unknown layout {layout!r}: expected 'v0.1' or 'v1.0'")
+    meta = meta.drop(columns=[c for c in ("row_start", "row_end", "layer", "n_filters", "meta_row")
+                              if c in meta.columns])
+    return meta.set_index(INDEX_NAMES)
+
+
+def write_db(path: str | os.PathLike, filters: np.ndarray | Sequence[np.ndarray], layers: pd.DataFrame,
+             layout: str = "v1.0", shape3x3: bool = False, chunk_rows: int = 65536) -> None:
+    """Write a DB in the published layout.
+
+    ``filters`` is an ``(N, 9)`` array or a sequence of per-layer arrays in the order of ``layers``;
+    ``layers`` holds ``model_id``, ``conv_depth``, ``conv_depth_norm``, ``row_start``, ``row_end``
+    and any meta columns. The file is written to a temporary name and renamed at the end, so a
+    failure never leaves a partial DB behind.
+    """
+    path = str(path)
+    tmp = path + ".partial"
+    n = int(layers["row_end"].max()) if len(layers) else 0
+    try:
+        with h5py.File(tmp, "w") as f:
+            shape = (n, 3, 3) if shape3x3 else (n, 9)
+            maxshape = (None, 3, 3) if shape3x3 else (None, 9)
+            ds = f.create_dataset("filters", shape=shape, maxshape=maxshape, dtype="float32",
+                                  chunks=(min(max(n, 1), chunk_rows),) + shape[1:])
+            if isinstance(filters, np.ndarray):
+                for a in range(0, n, chunk_rows):
+                    b = min(n, a + chunk_rows)
+                    ds[a:b] = np.asarray(filters[a:b], dtype=np.float32).reshape((b - a,) + shape[1:])
+            else:
+                for (a, b), w in zip(zip(layers["row_start"], layers["row_end"]), filters):
+                    ds[int(a):int(b)] = np.asarray(w, dtype=np.float32).reshape((int(b) - int(a),) + shape[1:])
+        _meta_frame(layers, layout).to_hdf(tmp, key="meta", mode="a", format="fixed")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def append_db(path: str | os.PathLike, new_filters: Sequence[np.ndarray], new_layers: pd.DataFrame,
+              layout: str | None = None) -> None:
+    """Append layers to an existing DB without rewriting its filter rows.
+
+    ``new_layers`` holds the meta columns for the new layers (row ranges are assigned here, after
+    the existing rows). The meta table is rewritten (it is small); the filter dataset is resized in
+    place, so it must have been created resizable (as :func:`write_db` does).
+    """
+    path = str(path)
+    db = open_db(path)
+    if layout is None:
+        layout = "v0.1" if "Datatype" in read_meta(path).columns else "v1.0"
+    sizes = [int(np.asarray(w).size // 9) for w in new_filters]
+    starts = db.n_rows + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    add = new_layers.copy()
+    add["row_start"] = starts
+    add["row_end"] = starts + np.asarray(sizes, dtype=np.int64)
+    with h5py.File(path, "r+") as f:
+        ds = f[db.key]
+        if ds.maxshape[0] is not None:
+            raise DBError(f"{path}: filter dataset is not resizable; rebuild it with `filterdb build`")
+        total = db.n_rows + sum(sizes)
+        ds.resize(total, axis=0)
+        for a, w in zip(starts, new_filters):
+            w = np.asarray(w, dtype=np.float32)
+            ds[int(a):int(a) + w.size // 9] = w.reshape((w.size // 9,) + ds.shape[1:])
+    old = db.layers.sort_values("meta_row").drop(columns=["meta_row"])
+    both = pd.concat([old, add], ignore_index=True)
+    meta = _meta_frame(both, layout)
+    meta.to_hdf(path, key="meta", mode="a", format="fixed")  # replaces the old table

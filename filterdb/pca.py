@@ -1,0 +1,98 @@
+"""PCA from additive sums (analysis.md §2, §3).
+
+For a set of scaled filters with count ``n``, sum ``s`` (9,) and outer-product sum ``S`` (9, 9):
+``mean = s / n`` and ``cov = (S - n mean mean^T) / (n - 1)`` (ddof 1, as sklearn's PCA).
+Components are the eigenvectors of ``cov`` by decreasing eigenvalue.
+
+Sign convention: each component is flipped so that its loading of largest magnitude is positive
+(on exact ties in magnitude, the first such pixel in row-major order decides).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+PIXELS = [f"w{i}" for i in range(9)]
+COMPONENTS = [f"c{i}" for i in range(9)]
+
+
+@dataclass
+class PCA:
+    n: int
+    mean: np.ndarray  # (9,)
+    components: np.ndarray  # (9, 9), row k = component k, in pixel order w0..w8
+    explained_variance: np.ndarray  # (9,)
+    explained_variance_ratio: np.ndarray  # (9,)
+    covariance: np.ndarray  # (9, 9)
+
+
+def orient(components: np.ndarray) -> np.ndarray:
+    """Apply the sign convention: the largest-magnitude loading of each component is positive."""
+    comps = np.array(components, dtype=np.float64, copy=True)
+    for k in range(comps.shape[0]):
+        j = int(np.argmax(np.abs(comps[k])))
+        if comps[k, j] < 0:
+            comps[k] = -comps[k]
+    return comps
+
+
+def covariance_from_sums(n: int, s: np.ndarray, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and ddof-1 covariance from count, sum and outer-product sum."""
+    if n < 2:
+        raise ValueError(f"PCA needs at least 2 filters, got {n}")
+    s = np.asarray(s, dtype=np.float64)
+    mean = s / n
+    cov = (np.asarray(outer, dtype=np.float64) - np.outer(s, mean)) / (n - 1)
+    cov = (cov + cov.T) / 2.0
+    return mean, cov
+
+
+def pca_from_sums(n: int, s: np.ndarray, outer: np.ndarray) -> PCA:
+    """Exact PCA of the filters summarised by ``(n, s, outer)``."""
+    mean, cov = covariance_from_sums(int(n), s, outer)
+    evals, evecs = np.linalg.eigh(cov)
+    order = np.argsort(evals)[::-1]
+    evals = np.clip(evals[order], 0.0, None)
+    comps = orient(evecs[:, order].T)
+    total = evals.sum()
+    ratio = evals / total if total > 0 else np.zeros_like(evals)
+    return PCA(int(n), mean, comps, evals, ratio, cov)
+
+
+def pca_of_layers(n: np.ndarray, sums: np.ndarray, outers: np.ndarray, mask: np.ndarray | None = None) -> PCA:
+    """PCA of a union of layers (subset PCA): sums restricted to ``mask`` (all layers if None).
+
+    Layers are summed in their stored order, so the result does not depend on sharding.
+    """
+    if mask is not None:
+        n, sums, outers = n[mask], sums[mask], outers[mask]
+    return pca_from_sums(int(np.sum(n)), np.sum(sums, axis=0), np.sum(outers, axis=0))
+
+
+def basis_table(p: PCA) -> pd.DataFrame:
+    """``pca/basis.tsv``: component, explained_variance, explained_variance_ratio, w0..w8."""
+    df = pd.DataFrame(p.components, columns=PIXELS)
+    df.insert(0, "explained_variance_ratio", p.explained_variance_ratio)
+    df.insert(0, "explained_variance", p.explained_variance)
+    df.insert(0, "component", COMPONENTS[: len(df)])
+    return df
+
+
+def mean_table(p: PCA) -> pd.DataFrame:
+    return pd.DataFrame([p.mean], columns=PIXELS)
+
+
+def read_basis(basis_tsv: str, mean_tsv: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean (9,), components (9, 9), explained_variance_ratio (9,)) from the contract TSVs."""
+    b = pd.read_csv(basis_tsv, sep="\t")
+    m = pd.read_csv(mean_tsv, sep="\t")
+    return (m[PIXELS].to_numpy(np.float64)[0], b[PIXELS].to_numpy(np.float64),
+            b["explained_variance_ratio"].to_numpy(np.float64))
+
+
+def read_evr(basis_tsv: str) -> np.ndarray:
+    """The explained variance ratio column of ``pca/basis.tsv``."""
+    return pd.read_csv(basis_tsv, sep="\t")["explained_variance_ratio"].to_numpy(np.float64)

@@ -1,0 +1,33 @@
+"""Peak scaling of filters (analysis.md §1) and PCA coefficients (§2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def scale_filters(w: np.ndarray) -> np.ndarray:
+    """Divide each filter (row of 9) by its own peak ``max |w|``; all-zero rows are divided by 1.
+
+    Computed in float64; every value of the result lies in [-1, 1].
+    """
+    x = np.asarray(w, dtype=np.float64).reshape(-1, 9)
+    peak = np.abs(x).max(axis=1)
+    peak[peak == 0] = 1.0
+    return x / peak[:, None]
+
+
+def coefficients(scaled: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """PCA coefficients ``c_i = (x - mean) . v_i`` for rows ``x`` of ``scaled``.
+
+    The 9-term dot products are summed in a fixed order with elementwise operations (no BLAS), so
+    a filter gets bit-identical coefficients whatever block it is read in.
+    """
+    d = np.asarray(scaled, dtype=np.float64) - np.asarray(mean, dtype=np.float64)
+    comps = np.asarray(components, dtype=np.float64)
+    out = np.empty((d.shape[0], comps.shape[0]), dtype=np.float64)
+    for i in range(comps.shape[0]):
+        acc = d[:, 0] * comps[i, 0]
+        for j in range(1, d.shape[1]):
+            acc += d[:, j] * comps[i, j]
+        out[:, i] = acc
+    return out

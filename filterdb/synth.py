@@ -1,0 +1,103 @@
+"""Synthetic filter DBs in the published layout, for tests and benchmarks.
+
+Not real data: every model draws its filters from a mixture whose parameters depend on its
+(made-up) visual category, task and the layer's depth, so that drift matrices are non-trivial.
+Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .db import _meta_frame
+
+CATEGORIES = ["natural", "medical ct", "faces", "text", "astronomy", "plants"]
+TASKS = ["Classification", "Semantic Segmentation", "Instance Segmentation", "Detection",
+         "GAN-Generator", "Super Resolution"]
+NAMES = ["ResNet-18", "VGG11", "UNet", "MobileNetV2", "DenseNet"]
+DATASETS = ["ImageNet1k", "CIFAR-10", "LIDC", "COCO", "Places365"]
+
+_GAUSS = np.array([1, 2, 1, 2, 4, 2, 1, 2, 1], np.float32) / 4.0
+_EDGE = np.array([-1, 0, 1, -2, 0, 2, -1, 0, 1], np.float32) / 2.0
+
+
+def synth_layers(n_models: int = 12, layers_per_model: tuple[int, int] = (3, 8),
+                 channels: tuple[int, ...] = (4, 8, 16), seed: int = 0) -> pd.DataFrame:
+    """The layer table of a synthetic DB (row ranges, index triple and meta columns)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    start = 0
+    for m in range(n_models):
+        n_layers = int(rng.integers(layers_per_model[0], layers_per_model[1] + 1))
+        # depth levels: a few layers share a level, like parallel branches
+        levels = np.sort(rng.integers(0, max(n_layers - 1, 1), size=n_layers))
+        levels[0] = 0
+        uniq = np.unique(levels)
+        n_levels = max(len(uniq), 2)
+        cat = CATEGORIES[m % len(CATEGORIES)]
+        task = TASKS[(m // 2) % len(TASKS)]
+        pre = "" if m % 3 else "ImageNet1k"
+        for k in range(n_layers):
+            cin = int(rng.choice(channels))
+            cout = int(rng.choice(channels))
+            n = cin * cout
+            depth = int(np.searchsorted(uniq, levels[k]))
+            rows.append({
+                "model_id": m, "conv_depth": depth, "conv_depth_norm": depth / (n_levels - 1),
+                "row_start": start, "row_end": start + n,
+                "model": f"synthetic_{m:03d}", "Name": NAMES[m % len(NAMES)], "Task": task,
+                "Visual Category": cat, "Training-Dataset": DATASETS[m % len(DATASETS)],
+                "Pretraining-Dataset": pre, "producer": "filterdb.synth",
+                "in_channels": cin, "out_channels": cout,
+            })
+            start += n
+    return pd.DataFrame(rows)
+
+
+def synth_filters(row: pd.Series, seed: int) -> np.ndarray:
+    """The (n, 9) float32 filters of one synthetic layer."""
+    n = int(row["row_end"] - row["row_start"])
+    rng = np.random.default_rng([seed, int(row["row_start"])])
+    m = int(row["model_id"])
+    depth = float(row["conv_depth_norm"])
+    a = rng.standard_normal((n, 1), dtype=np.float32) * (1.0 + 0.3 * (m % 4))
+    b = rng.standard_normal((n, 1), dtype=np.float32) * (0.5 + 0.5 * depth)
+    noise = rng.standard_normal((n, 9), dtype=np.float32) * np.float32(0.2 + 0.4 * ((m * 7) % 5) / 4)
+    w = a * _GAUSS + b * _EDGE + noise - np.float32(0.05 * (m % 3))
+    w *= np.float32(0.1 * (1 + m % 5))
+    w[rng.random(n) < 0.02] = 0.0  # dead filters: exercise the all-zero scaling rule
+    return w.astype(np.float32)
+
+
+def write_synth_db(path: str | os.PathLike, layout: str = "v1.0", shape3x3: bool = False,
+                   seed: int = 0, **kwargs) -> pd.DataFrame:
+    """Write a synthetic DB; returns its layer table. Filters are written layer by layer."""
+    layers = synth_layers(seed=seed, **kwargs)
+    write_layers_streaming(path, layers, lambda row: synth_filters(row, seed), layout, shape3x3)
+    return layers
+
+
+def write_layers_streaming(path, layers: pd.DataFrame, make_filters, layout: str = "v1.0",
+                           shape3x3: bool = False, chunk_rows: int = 1 << 18) -> None:
+    """Write a DB whose layer filters come from ``make_filters(row)`` one layer at a time
+    (bounded memory, for large benchmark DBs). Atomic: temporary name, then rename."""
+    path = str(path)
+    tmp = path + ".partial"
+    n = int(layers["row_end"].max()) if len(layers) else 0
+    shape = (n, 3, 3) if shape3x3 else (n, 9)
+    try:
+        with h5py.File(tmp, "w") as f:
+            ds = f.create_dataset("filters", shape=shape, maxshape=(None,) + shape[1:], dtype="float32",
+                                  chunks=(min(max(n, 1), chunk_rows),) + shape[1:])
+            for _, row in layers.iterrows():
+                w = make_filters(row)
+                ds[int(row["row_start"]):int(row["row_end"])] = w.reshape((-1,) + shape[1:])
+        _meta_frame(layers, layout).to_hdf(tmp, key="meta", mode="a", format="fixed")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,52 @@
+import os
+
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+R = config["results"].rstrip("/")
+AXES = list(config["axes"])
+
+
+wildcard_constraints:
+    axis="|".join(AXES),
+    scatteritem=r"\d+-of-\d+",
+
+
+def default_shards():
+    """One shard per core of this machine (override: --set-scatter shards=N)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def dataset():
+    return config["dataset"]
+
+
+def axis_config(name):
+    """The configured axis as a plain dict (validated defaults filled in)."""
+    return dict(config["axes"][name])
+
+
+def stream_params():
+    return {"block_rows": config["stream"]["block_rows"]}
+
+
+def all_targets():
+    targets = [
+        f"{R}/pca/basis.tsv",
+        f"{R}/pca/mean.tsv",
+        f"{R}/pca/range.tsv",
+        f"{R}/stats/hist.npz",
+    ]
+    targets += expand(f"{R}/drift/{{axis}}.tsv", axis=AXES)
+    targets += expand(f"{R}/groups/{{axis}}.tsv", axis=AXES)
+    return targets
+
+
+def depth_bins():
+    """Depth bins of the fine histogram cells: the first binned axis on conv_depth_norm, else 10."""
+    for a in AXES:
+        ax = config["axes"][a]
+        if ax.get("kind") == "binned" and ax["column"] == "conv_depth_norm":
+            return ax.get("bins", 10)
+    return 10
