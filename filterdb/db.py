@@ -196,6 +196,16 @@ def _meta_frame(layers: pd.DataFrame, layout: str) -> pd.DataFrame:
     return meta.set_index(INDEX_NAMES)
 
 
+def write_meta(meta: pd.DataFrame, path: str, mode: str = "a") -> None:
+    """Store the meta table as the published files do (PyTables fixed format; object columns such as
+    v0.1 ``filter_ids`` lists are pickled by pandas, which it warns about: silenced here)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        meta.to_hdf(path, key="meta", mode=mode, format="fixed")
+
+
 def write_db(path: str | os.PathLike, filters: np.ndarray | Sequence[np.ndarray], layers: pd.DataFrame,
              layout: str = "v1.0", shape3x3: bool = False, chunk_rows: int = 65536) -> None:
     """Write a DB in the published layout.
@@ -221,7 +231,7 @@ def write_db(path: str | os.PathLike, filters: np.ndarray | Sequence[np.ndarray]
             else:
                 for (a, b), w in zip(zip(layers["row_start"], layers["row_end"]), filters):
                     ds[int(a):int(b)] = np.asarray(w, dtype=np.float32).reshape((int(b) - int(a),) + shape[1:])
-        _meta_frame(layers, layout).to_hdf(tmp, key="meta", mode="a", format="fixed")
+        write_meta(_meta_frame(layers, layout), tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -257,4 +267,4 @@ def append_db(path: str | os.PathLike, new_filters: Sequence[np.ndarray], new_la
     old = db.layers.sort_values("meta_row").drop(columns=["meta_row"])
     both = pd.concat([old, add], ignore_index=True)
     meta = _meta_frame(both, layout)
-    meta.to_hdf(path, key="meta", mode="a", format="fixed")  # replaces the old table
+    write_meta(meta, path)  # replaces the old table

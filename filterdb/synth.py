@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .db import _meta_frame
+from .db import _meta_frame, write_meta
 
 CATEGORIES = ["natural", "medical ct", "faces", "text", "astronomy", "plants"]
 TASKS = ["Classification", "Semantic Segmentation", "Instance Segmentation", "Detection",
@@ -96,7 +96,7 @@ def write_layers_streaming(path, layers: pd.DataFrame, make_filters, layout: str
             for _, row in layers.iterrows():
                 w = make_filters(row)
                 ds[int(row["row_start"]):int(row["row_end"])] = w.reshape((-1,) + shape[1:])
-        _meta_frame(layers, layout).to_hdf(tmp, key="meta", mode="a", format="fixed")
+        write_meta(_meta_frame(layers, layout), tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install filterdb and everything its workflow and tests need, from this repository's own files.
+#   bash install.sh          the package, the workflow (Snakemake) and the figure/format extras
+#   bash install.sh --test   also the test tools and Debian's chromium (for the report browser test)
+set -euo pipefail
+cd "$(dirname "$0")"
+python3 -m pip install -q uv
+extras="all"
+if [[ "${1:-}" == "--test" ]]; then
+  extras="all,test"
+  if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
+fi
+python3 -m uv pip install --system -q -e ".[${extras}]"
+command -v pyenv >/dev/null 2>&1 && pyenv rehash || true

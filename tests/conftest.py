@@ -1,0 +1,34 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from filterdb.synth import write_synth_db
+
+DEFAULT_AXES = {
+    "visual_category": {"column": "Visual Category"},
+    "task": {"column": "Task", "fold": {"Segmentation": "Segmentation"}},
+    "depth": {"column": "conv_depth_norm", "kind": "binned", "bins": 10},
+    "architecture": {"column": "Name"},
+    "training_dataset": {"column": "Training-Dataset"},
+    "pretrained": {"column": "Pretraining-Dataset", "kind": "present"},
+}
+
+
+@pytest.fixture(scope="session", params=["v1.0", "v0.1"])
+def synth_db(request, tmp_path_factory):
+    """A small generated DB in each published layout ((N, 9) for v1.0, (N, 3, 3) for v0.1)."""
+    layout = request.param
+    path = tmp_path_factory.mktemp(f"db_{layout}") / "dataset.h5"
+    layers = write_synth_db(path, layout=layout, shape3x3=(layout == "v0.1"), seed=3, n_models=14)
+    return layout, str(path), layers
+
+
+def load_all(path):
+    """Plain reference: the whole filter array and the raw meta, read directly."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        key = "filters" if "filters" in f else "filter"
+        x = f[key][...].reshape(-1, 9).astype(np.float64)
+    meta = pd.read_hdf(path, "meta").reset_index()
+    return x, meta

@@ -1,0 +1,148 @@
+"""The streamed statistics against plain in-memory re-computations of the same math."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import entropy
+
+from filterdb import pipeline
+from filterdb.axes import axes_from_config
+from tests.conftest import DEFAULT_AXES, load_all
+
+EPS32 = np.finfo(np.float32).eps
+
+
+def plain_scale(x):
+    peak = np.max(np.abs(x), axis=1)
+    peak = np.where(peak == 0, 1.0, peak)
+    return x / peak[:, None]
+
+
+def plain_pca(xs):
+    mean = xs.mean(axis=0)
+    cov = np.cov(xs, rowvar=False)  # ddof=1
+    vals, vecs = np.linalg.eigh(cov)
+    order = np.argsort(vals)[::-1]
+    return mean, vals[order], vecs[:, order].T
+
+
+def layer_rows(meta):
+    """(start, end) per meta row from filter_ids in either layout."""
+    out = []
+    for v in meta["filter_ids"]:
+        if isinstance(v, str):
+            a, b = v.split(":")
+            out.append((int(a), int(b) + 1))
+        else:
+            out.append((int(v[0]), int(v[-1]) + 1))
+    return out
+
+
+def plain_labels(meta):
+    """Group label per meta row for each default axis, straight from the meta columns."""
+    cat = meta["Visual Category"] if "Visual Category" in meta else meta["Datatype"]
+    task = meta["Task"].map(lambda t: "Segmentation" if "Segmentation" in t else t)
+    depth = pd.cut(meta["conv_depth_norm"], bins=np.linspace(0, 1, 11), include_lowest=True)
+    pre = meta["Pretraining-Dataset"].map(lambda v: "yes" if isinstance(v, str) and v.strip() else "no")
+    return {"visual_category": cat.astype(str), "task": task, "depth": depth,
+            "architecture": meta["Name"], "training_dataset": meta["Training-Dataset"], "pretrained": pre}
+
+
+@pytest.fixture(scope="module")
+def analysed(synth_db):
+    layout, path, _ = synth_db
+    return layout, path, pipeline.analyse(path, axes_from_config(DEFAULT_AXES), shards=1)
+
+
+def test_pca_equals_in_memory(analysed):
+    _, path, a = analysed
+    x, _ = load_all(path)
+    mean, vals, vecs = plain_pca(plain_scale(x))
+    np.testing.assert_allclose(a.pca.mean, mean, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a.pca.explained_variance, vals, rtol=1e-9)
+    np.testing.assert_allclose(a.pca.explained_variance_ratio, vals / vals.sum(), rtol=1e-9)
+    for k in range(9):
+        v = vecs[k] * np.sign(vecs[k][np.argmax(np.abs(vecs[k]))])  # documented sign convention
+        np.testing.assert_allclose(a.pca.components[k], v, rtol=1e-9, atol=1e-9)
+        assert a.pca.components[k][np.argmax(np.abs(a.pca.components[k]))] > 0
+
+
+def test_drift_equals_plain_recomputation(analysed):
+    _, path, a = analysed
+    x, meta = load_all(path)
+    xs = plain_scale(x)
+    mean, vals, vecs = plain_pca(xs)
+    vecs = np.array([v * np.sign(v[np.argmax(np.abs(v))]) for v in vecs])
+    coef = (xs - mean) @ vecs.T
+    lo, hi = coef.min(), coef.max()
+    assert a.range == pytest.approx((lo, hi), rel=1e-12, abs=1e-12)
+    evr = vals / vals.sum()
+    rows = layer_rows(meta)
+    labels = plain_labels(meta)
+    for axis, lab in labels.items():
+        table = a.drift[axis]
+        groups = list(table["group"])
+        lab = lab.astype(str).map(lambda s: s.replace("(-0.001, 0.1]", "[0.0, 0.1]"))
+        assert sorted(groups) == sorted(set(lab)), axis
+        dists = {}
+        for g in groups:
+            idx = np.concatenate([np.arange(*rows[i]) for i in np.flatnonzero(lab.to_numpy() == g)])
+            p = []
+            for c in range(9):
+                h, _ = np.histogram(coef[idx, c], bins=70, range=(lo, hi))
+                q = h / h.sum()
+                q[q == 0] = EPS32
+                p.append(q / q.sum())
+            dists[g] = p
+        for g in groups:
+            for h in groups:
+                want = sum(evr[c] * (entropy(dists[g][c], dists[h][c]) + entropy(dists[h][c], dists[g][c]))
+                           for c in range(9))
+                got = table.set_index("group").loc[g, h]
+                assert got == pytest.approx(want, rel=1e-9, abs=1e-12), (axis, g, h)
+        d = table.set_index("group")[groups].to_numpy()
+        assert np.allclose(d, d.T) and np.all(np.diag(d) == 0)
+        if axis != "depth":  # the study's order: ascending mean drift
+            assert np.all(np.diff(d.mean(axis=1)) >= -1e-15)
+        else:
+            assert groups == sorted(groups, key=lambda s: float(s.strip("[(").split(",")[0]))
+
+
+def test_group_counts(analysed):
+    _, path, a = analysed
+    _, meta = load_all(path)
+    rows = layer_rows(meta)
+    n = np.array([b - s for s, b in rows])
+    for axis, lab in plain_labels(meta).items():
+        g = a.groups[axis].set_index("group")
+        lab = lab.astype(str).map(lambda s: s.replace("(-0.001, 0.1]", "[0.0, 0.1]"))
+        for name, row in g.iterrows():
+            sel = lab.to_numpy() == name
+            assert row["n_filters"] == n[sel].sum()
+            assert row["n_layers"] == sel.sum()
+            assert row["n_models"] == meta.loc[sel, "model_id"].nunique()
+
+
+def test_shards_and_blocks_do_not_change_results(synth_db):
+    _, path, _ = synth_db
+    axes = axes_from_config(DEFAULT_AXES)
+    one = pipeline.analyse(path, axes, shards=1)
+    many = pipeline.analyse(path, axes, shards=7, block_rows=100)
+    more = pipeline.analyse(path, axes, shards=500)  # more shards than layers: empty shards
+    for other in (many, more):
+        for k in ("n", "sum", "outer"):
+            assert np.array_equal(one.sums[k], other.sums[k])
+        assert np.array_equal(one.pca.components, other.pca.components)
+        assert one.range == other.range
+        assert np.array_equal(one.hist["counts"], other.hist["counts"])
+        for axis in one.drift:
+            pd.testing.assert_frame_equal(one.drift[axis], other.drift[axis], check_exact=True)
+
+
+def test_min_group_size_filters_groups(synth_db):
+    _, path, _ = synth_db
+    cfg = {"task": {"column": "Task", "min_models": 3}}
+    a = pipeline.analyse(path, axes_from_config(cfg))
+    _, meta = load_all(path)
+    per_task = meta.groupby("Task")["model_id"].nunique()
+    assert set(a.groups["task"]["group"]) == set(per_task[per_task >= 3].index)

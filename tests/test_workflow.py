@@ -1,0 +1,84 @@
+"""End to end: the Snakemake workflow on small generated DBs, checked against the library."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from filterdb import pipeline
+from filterdb.axes import axes_from_config
+from filterdb.synth import write_synth_db
+from tests.conftest import DEFAULT_AXES
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = shutil.which("snakemake")
+pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake not installed")
+
+
+def run_workflow(tmp, dataset, results, *extra, targets=()):
+    cmd = [SNAKEMAKE, "--cores", "2", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp),
+           "--configfile", str(ROOT / "config.yaml"),
+           "--config", f"dataset={dataset}", f"results={results}", *extra, *targets]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wf")
+    db = tmp / "dataset.h5"
+    write_synth_db(db, layout="v0.1", seed=11, n_models=10)
+    res = run_workflow(tmp, db, tmp / "res", "--set-scatter", "shards=3")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return tmp, db
+
+
+def test_contract_files_match_library(workflow_run):
+    tmp, db = workflow_run
+    res = tmp / "res"
+    a = pipeline.analyse(str(db), axes_from_config(DEFAULT_AXES))
+    basis = pd.read_csv(res / "pca/basis.tsv", sep="\t")
+    assert list(basis.columns) == ["component", "explained_variance", "explained_variance_ratio"] + \
+        [f"w{i}" for i in range(9)]
+    assert list(basis["component"]) == [f"c{i}" for i in range(9)]
+    np.testing.assert_allclose(basis[[f"w{i}" for i in range(9)]].to_numpy(), a.pca.components, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(basis["explained_variance_ratio"], a.pca.explained_variance_ratio, rtol=1e-15)
+    mean = pd.read_csv(res / "pca/mean.tsv", sep="\t")
+    np.testing.assert_allclose(mean.to_numpy()[0], a.pca.mean, rtol=1e-15)
+    rng = pd.read_csv(res / "pca/range.tsv", sep="\t")
+    assert (rng["min"][0], rng["max"][0]) == a.range
+    for axis in DEFAULT_AXES:
+        d = pd.read_csv(res / f"drift/{axis}.tsv", sep="\t")
+        assert list(d.columns[1:]) == list(d["group"].astype(str))
+        np.testing.assert_allclose(d.iloc[:, 1:].to_numpy(), a.drift[axis].iloc[:, 1:].to_numpy(), rtol=1e-14)
+        g = pd.read_csv(res / f"groups/{axis}.tsv", sep="\t")
+        assert list(g.columns) == ["group", "n_models", "n_layers", "n_filters"]
+        assert g["n_filters"].sum() == a.db.n_rows  # every filter in exactly one group
+    with np.load(res / "stats/sums.npz") as z:
+        assert np.array_equal(z["outer"], a.sums["outer"])
+    with np.load(res / "stats/hist.npz") as z:
+        assert np.array_equal(z["counts"], a.hist["counts"])
+
+
+def test_one_shard_gives_identical_files(workflow_run):
+    tmp, db = workflow_run
+    res = run_workflow(tmp, db, tmp / "res1", "--set-scatter", "shards=1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    for rel in ["pca/basis.tsv", "pca/mean.tsv", "pca/range.tsv"] + [f"drift/{a}.tsv" for a in DEFAULT_AXES]:
+        assert (tmp / "res" / rel).read_bytes() == (tmp / "res1" / rel).read_bytes(), rel
+
+
+def test_bad_dataset_fails_with_one_clear_line(tmp_path):
+    db = tmp_path / "bad.h5"
+    layers = write_synth_db(db, layout="v1.0", seed=1, n_models=2)
+    meta = pd.read_hdf(db, "meta").drop(columns=["Name"])
+    meta.to_hdf(db, key="meta", mode="a")
+    res = run_workflow(tmp_path, db, tmp_path / "res")
+    assert res.returncode != 0
+    line = f"filterdb error in rule layer_table: {db}: meta lacks column 'Name', needed by the configured axes"
+    assert line in res.stdout + res.stderr
+    assert not (tmp_path / "res/stats/layers.tsv").exists()
