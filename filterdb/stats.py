@@ -34,8 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .db import read_rows
-from .histogram import histogram_cells
-from .scaling import coefficients, scale_filters
+from .kernels import coefficients, histogram_columns, scale_filters
 
 DEFAULT_BLOCK_ROWS = 1 << 20
 
@@ -165,8 +164,7 @@ class HistogramAccumulator:
         self.counts = np.zeros((n_layers, 9, self.edges.size - 1), np.int64)
 
     def add(self, i, w, scaled, coef, row) -> None:
-        cell = np.broadcast_to(np.arange(coef.shape[1]), coef.shape)
-        self.counts[i] = histogram_cells(coef, cell, coef.shape[1], self.edges)
+        self.counts[i] = histogram_columns(coef, self.edges)
 
     def arrays(self):
         return {"counts": self.counts, "total__edges": self.edges}
@@ -186,8 +184,7 @@ class CellHistogramAccumulator:
         self.counts = np.zeros((n_cells, 9, self.edges.size - 1), np.int64)
 
     def add(self, i, w, scaled, coef, row) -> None:
-        cell = np.broadcast_to(np.arange(coef.shape[1]), coef.shape)
-        self.counts[self.cell[i]] += histogram_cells(coef, cell, coef.shape[1], self.edges)
+        self.counts[self.cell[i]] += histogram_columns(coef, self.edges)
 
     def arrays(self):
         return {"total__cell_counts": self.counts, "total__cell_edges": self.edges}

@@ -3,6 +3,8 @@ rule synthetic_db:
         db=f"{R}/synthetic/synthetic.h5",
     log:
         f"{R}/logs/synthetic_db.log",
+    conda:
+        "../envs/filterdb.yaml"
     params:
         models=config["synthetic"]["models"],
         seed=config["synthetic"]["seed"],

@@ -8,6 +8,8 @@ rule drift:
         groups=f"{R}/groups/{{axis}}.tsv",
     log:
         f"{R}/logs/drift/{{axis}}.log",
+    conda:
+        "../envs/filterdb.yaml"
     params:
         axis=lambda wc: axis_config(wc.axis),
         eps=config["histogram"]["eps"],

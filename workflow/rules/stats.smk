@@ -5,6 +5,8 @@ rule layer_table:
         layers=f"{R}/stats/layers.tsv",
     log:
         f"{R}/logs/layer_table.log",
+    conda:
+        "../envs/filterdb.yaml"
     params:
         columns=[axis_config(a)["column"] for a in AXES],
     script:
@@ -21,6 +23,8 @@ rule shard_sums:
         f"{R}/logs/shard_sums/{{scatteritem}}.log",
     benchmark:
         f"{R}/benchmarks/shard_sums/{{scatteritem}}.tsv"
+    conda:
+        "../envs/filterdb.yaml"
     params:
         kind="sums",
         stream=stream_params(),
@@ -36,6 +40,8 @@ rule gather_sums:
         stats=f"{R}/stats/sums.npz",
     log:
         f"{R}/logs/gather_sums.log",
+    conda:
+        "../envs/filterdb.yaml"
     script:
         "../scripts/gather_pass.py"
 
@@ -48,6 +54,8 @@ rule pca_basis:
         mean=f"{R}/pca/mean.tsv",
     log:
         f"{R}/logs/pca_basis.log",
+    conda:
+        "../envs/filterdb.yaml"
     script:
         "../scripts/pca_basis.py"
 
@@ -64,6 +72,8 @@ rule shard_range:
         f"{R}/logs/shard_range/{{scatteritem}}.log",
     benchmark:
         f"{R}/benchmarks/shard_range/{{scatteritem}}.tsv"
+    conda:
+        "../envs/filterdb.yaml"
     params:
         kind="range",
         stream=stream_params(),
@@ -80,6 +90,8 @@ rule gather_range:
         range=f"{R}/pca/range.tsv",
     log:
         f"{R}/logs/gather_range.log",
+    conda:
+        "../envs/filterdb.yaml"
     script:
         "../scripts/gather_pass.py"
 
@@ -97,6 +109,8 @@ rule shard_hist:
         f"{R}/logs/shard_hist/{{scatteritem}}.log",
     benchmark:
         f"{R}/benchmarks/shard_hist/{{scatteritem}}.tsv"
+    conda:
+        "../envs/filterdb.yaml"
     params:
         kind="hist",
         stream=stream_params(),
@@ -117,6 +131,8 @@ rule gather_hist:
         cells=f"{R}/stats/cells.tsv",
     log:
         f"{R}/logs/gather_hist.log",
+    conda:
+        "../envs/filterdb.yaml"
     params:
         depth_bins=depth_bins(),
     script:
