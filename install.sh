@@ -8,9 +8,13 @@ python3 -m pip install -q uv
 extras="all"
 if [[ "${1:-}" == "--test" ]]; then
   extras="all,test"
-  if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then
+  # Debian packages for the report's browser test (chromium) and the one-node SLURM test.
+  need=()
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld slurmd slurm-client munge)
+  if ((${#need[@]})) && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
 fi
 python3 -m uv pip install --system -q -e ".[${extras}]"

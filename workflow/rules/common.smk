@@ -8,6 +8,16 @@ R = config["results"].rstrip("/")
 AXES = list(config["axes"])
 
 
+# Small steps over the gathered per-layer tables run on the submitting node, not as cluster jobs.
+localrules:
+    layer_table,
+    gather_sums,
+    pca_basis,
+    gather_range,
+    gather_hist,
+    drift,
+
+
 wildcard_constraints:
     axis="|".join(AXES),
     scatteritem=r"\d+-of-\d+",
@@ -40,6 +50,7 @@ def all_targets():
     ]
     targets += expand(f"{R}/drift/{{axis}}.tsv", axis=AXES)
     targets += expand(f"{R}/groups/{{axis}}.tsv", axis=AXES)
+    targets += globals().get("FIGURE_TARGETS", [])  # workflow/rules/figures.smk
     return targets
 
 
