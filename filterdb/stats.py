@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 
 from .db import read_rows
-from .kernels import coefficients, histogram_columns, scale_filters
 
 DEFAULT_BLOCK_ROWS = 1 << 20
 
@@ -164,6 +163,8 @@ class HistogramAccumulator:
         self.counts = np.zeros((n_layers, 9, self.edges.size - 1), np.int64)
 
     def add(self, i, w, scaled, coef, row) -> None:
+        from .kernels import histogram_columns
+
         self.counts[i] = histogram_columns(coef, self.edges)
 
     def arrays(self):
@@ -184,6 +185,8 @@ class CellHistogramAccumulator:
         self.counts = np.zeros((n_cells, 9, self.edges.size - 1), np.int64)
 
     def add(self, i, w, scaled, coef, row) -> None:
+        from .kernels import histogram_columns
+
         self.counts[self.cell[i]] += histogram_columns(coef, self.edges)
 
     def arrays(self):
@@ -221,6 +224,8 @@ def run_pass(path: str, key: str, layers: pd.DataFrame, accumulators: list,
              progress: bool = True, desc: str = "pass") -> dict[str, np.ndarray]:
     """Stream the rows of ``layers`` once, feeding every accumulator; return their arrays plus
     ``layer`` (the global layer numbers covered)."""
+    from .kernels import coefficients, scale_filters  # numba: imported only by the passes
+
     need_coef = any(getattr(a, "needs_coefficients", False) for a in accumulators)
     if need_coef and basis is None:
         raise ValueError("coefficient accumulators need the PCA basis (mean, components)")
