@@ -51,6 +51,7 @@ def all_targets():
     targets += expand(f"{R}/drift/{{axis}}.tsv", axis=AXES)
     targets += expand(f"{R}/groups/{{axis}}.tsv", axis=AXES)
     targets += globals().get("FIGURE_TARGETS", [])  # workflow/rules/figures.smk
+    targets += globals().get("QUALITY_TARGETS", [])  # workflow/rules/quality.smk
     return targets
 
 
@@ -61,3 +62,9 @@ def depth_bins():
         if ax.get("kind") == "binned" and ax["column"] == "conv_depth_norm":
             return ax.get("bins", 10)
     return 10
+
+
+def quality_params():
+    """Per-layer quality metrics in the sums pass (None when disabled)."""
+    q = config["quality"]
+    return {"eps": q["eps"]} if q["enabled"] else None

@@ -28,6 +28,7 @@ rule shard_sums:
     params:
         kind="sums",
         stream=stream_params(),
+        quality=quality_params(),
     script:
         "../scripts/shard_pass.py"
 

@@ -1,0 +1,429 @@
+"""``filterdb inspect``: one model against an analysed DB.
+
+For a model file (any format ``filterdb.ingest`` reads, or a filter DB in the published layout
+holding the model), without re-reading the DB's filters:
+
+1. filter quality of each of its 3x3 conv layers and the model's degeneration flags
+   (:mod:`filterdb.quality`, thresholds as configured);
+2. its coefficient histograms under the DB's global PCA basis and shared range
+   (``{results}/pca/basis.tsv``, ``mean.tsv``, ``range.tsv``; bins = the edges of
+   ``{results}/stats/hist.npz``); coefficients outside the DB's range are counted and reported
+   (numpy's histogram leaves them out);
+3. the drift D (evr-weighted symmetric KL, analysis.md §4) to every group of every axis
+   (group histograms = sums of the DB's per-layer histograms ``counts`` (L, 9, bins)) and to every
+   DB model, giving the nearest models;
+4. a verdict: degeneration flags, and whether the model's distance to its nearest DB model is
+   typical, compared with the DB models' own nearest-neighbour drifts (percentile).
+
+Outputs (``--out DIR``): ``layers.tsv`` (layer quality), ``groups.tsv`` (axis, group, drift),
+``models.tsv`` (DB models by ascending drift), ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import divergence, quality, stats
+from .axes import Axis, axes_from_config, group_table, layer_labels
+from .kernels import coefficients, histogram_columns, scale_filters
+from .pca import read_basis
+
+# The study's axes (as in config.yaml), used when no config file is given or found.
+DEFAULT_AXES = {
+    "visual_category": {"column": "Visual Category"},
+    "task": {"column": "Task", "fold": {"Segmentation": "Segmentation"}},
+    "depth": {"column": "conv_depth_norm", "kind": "binned", "bins": 10},
+    "architecture": {"column": "Name"},
+    "training_dataset": {"column": "Training-Dataset"},
+    "pretrained": {"column": "Pretraining-Dataset", "kind": "present"},
+}
+ATYPICAL_PERCENTILE = 95.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the model
+
+
+@dataclass
+class ModelLayers:
+    """The 3x3 conv layers of one model: weights ``(n, 9)`` per layer and a meta table (one row per
+    layer; ``conv_depth``, ``conv_depth_norm``, ``out_channels`` when known, other meta columns)."""
+
+    name: str
+    weights: list
+    meta: pd.DataFrame
+
+
+def read_model(path: str | os.PathLike, model: str | None = None) -> ModelLayers:
+    """The layers of the model in ``path``.
+
+    A filter DB in the published layout (HDF5 with ``filters``/``filter`` and ``meta``) is read
+    directly; ``model`` selects one model (``model`` column or ``model_id``) when it holds several.
+    Any other file goes to ``filterdb.ingest``.
+    """
+    path = str(path)
+    if _is_db(path):
+        return _read_db_model(path, model)
+    return _ingest(path)
+
+
+def _is_db(path: str) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return any(k in f for k in ("filters", "filter")) and "meta" in f
+    except OSError:
+        return False
+
+
+def _read_db_model(path: str, model: str | None) -> ModelLayers:
+    import h5py
+
+    from .db import open_db, read_rows
+
+    db = open_db(path)
+    layers = db.layers
+    names = layers["model"].astype(str) if "model" in layers else layers["model_id"].astype(str)
+    ids = layers["model_id"].astype(str)
+    if model is None:
+        if names.nunique() != 1:
+            raise ValueError(f"{path} holds {names.nunique()} models; choose one with --model "
+                             f"(e.g. {names.iloc[0]!r})")
+        sel = layers
+    else:
+        mask = (names == str(model)) | (ids == str(model))
+        if not mask.any():
+            raise ValueError(f"{path}: no model {model!r} (column 'model' or 'model_id')")
+        sel = layers[mask.to_numpy()]
+    with h5py.File(path, "r") as f:
+        ds = f[db.key]
+        weights = [read_rows(ds, int(a), int(b)) for a, b in zip(sel["row_start"], sel["row_end"])]
+    name = str(sel["model"].iloc[0]) if "model" in sel else str(sel["model_id"].iloc[0])
+    return ModelLayers(name=name, weights=weights, meta=sel.reset_index(drop=True))
+
+
+def _ingest(path: str) -> ModelLayers:
+    """Model formats other than a filter DB, through ``filterdb.ingest`` (ONNX, safetensors, ...).
+
+    Expects ``filterdb.ingest.read_model_layers(path) -> (weights, meta)``: per-layer ``(n, 9)``
+    arrays and a table with ``conv_depth``, ``conv_depth_norm`` and ``out_channels``."""
+    try:
+        from . import ingest
+    except ImportError:
+        raise ValueError(f"{path}: not a filter DB, and model-file reading (filterdb.ingest) is not "
+                         "installed in this version") from None
+    reader = getattr(ingest, "read_model_layers", None)
+    if reader is None:
+        raise ValueError(f"{path}: filterdb.ingest has no read_model_layers(path)")
+    weights, meta = reader(path)
+    return ModelLayers(name=Path(path).stem, weights=[np.asarray(w, np.float32).reshape(-1, 9) for w in weights],
+                       meta=pd.DataFrame(meta).reset_index(drop=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# The DB side (analysed results only)
+
+
+@dataclass
+class Reference:
+    """What ``inspect`` needs of an analysed DB."""
+
+    layers: pd.DataFrame
+    counts: np.ndarray  # (L, 9, bins)
+    edges: np.ndarray
+    mean: np.ndarray
+    components: np.ndarray
+    evr: np.ndarray
+    range: tuple[float, float]
+
+
+def load_reference(results: str | os.PathLike, stats_dir: str | os.PathLike | None = None,
+                   db: str | None = None) -> Reference:
+    """Read ``{results}/pca/{basis,mean,range}.tsv`` and ``{stats}/{layers.tsv,hist.npz}``
+    (``stats`` defaults to ``{results}/stats``). ``db`` (optional) is checked against the layer table."""
+    results = Path(results)
+    sdir = Path(stats_dir) if stats_dir else results / "stats"
+    need = [results / "pca/basis.tsv", results / "pca/mean.tsv", results / "pca/range.tsv",
+            sdir / "layers.tsv", sdir / "hist.npz"]
+    missing = [str(p) for p in need if not p.exists()]
+    if missing:
+        raise ValueError(f"analysed results missing: {', '.join(missing)} (run the workflow on the DB first)")
+    mean, comps, evr = read_basis(str(need[0]), str(need[1]))
+    layers = stats.read_layers(str(sdir / "layers.tsv"))
+    with np.load(sdir / "hist.npz", allow_pickle=False) as z:
+        counts, edges = z["counts"], z["edges"]
+    if counts.shape[0] != len(layers):
+        raise ValueError(f"{sdir}: hist.npz has {counts.shape[0]} layers, layers.tsv {len(layers)}")
+    if db is not None:
+        from .db import filter_shape
+
+        _, n = filter_shape(db)
+        if int(layers["row_end"].max()) > n:
+            raise ValueError(f"{db}: {n} filter rows, but {sdir}/layers.tsv reaches row {int(layers['row_end'].max())}; "
+                             "the results belong to another DB")
+    return Reference(layers=layers, counts=counts, edges=edges, mean=mean, components=comps, evr=evr,
+                     range=stats.read_range(str(need[2])))
+
+
+# ---------------------------------------------------------------------------------------------
+# Computations
+
+
+def drift_row(counts: np.ndarray, others: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS) -> np.ndarray:
+    """``D(model, g)`` for every ``g`` of ``others`` (G, 9, bins): the first row of
+    :func:`filterdb.divergence.drift_matrix` of ``[counts] + others``, computed without the G x G
+    matrix."""
+    p = divergence.probabilities(counts, eps)[None]
+    out = np.empty(others.shape[0])
+    w = np.asarray(evr, np.float64)
+    step = 256
+    for a in range(0, others.shape[0], step):
+        q = divergence.probabilities(others[a:a + step], eps)
+        kl = np.sum((p - q) * (np.log(p) - np.log(q)), axis=-1)  # (g, 9)
+        out[a:a + step] = kl @ w
+    return out
+
+
+def model_histograms(layers: pd.DataFrame, counts: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per DB model (``model_id`` order) the sum of its layers' histograms; table ``model_id``,
+    ``model``, ``n_layers``, ``n_filters``."""
+    mid = layers["model_id"].to_numpy()
+    uniq, inv = np.unique(mid, return_inverse=True)
+    out = np.zeros((uniq.size,) + counts.shape[1:], np.int64)
+    np.add.at(out, inv, counts)
+    name = layers.groupby("model_id", sort=True)["model"].first() if "model" in layers else \
+        pd.Series(uniq.astype(str), index=uniq)
+    tab = pd.DataFrame({"model_id": uniq, "model": name.loc[uniq].astype(str).to_numpy(),
+                        "n_layers": np.bincount(inv), "n_filters": np.bincount(inv, layers["n_filters"].to_numpy())
+                        .astype(np.int64)})
+    return tab, out
+
+
+def nearest_neighbour_drifts(model_counts: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS) -> np.ndarray:
+    """For each DB model the drift to its nearest other model (NaN with fewer than 2 models)."""
+    m = model_counts.shape[0]
+    out = np.full(m, np.nan)
+    if m < 2:
+        return out
+    for k in range(m):
+        d = drift_row(model_counts[k], model_counts, evr, eps)
+        d[k] = np.inf
+        out[k] = d.min()
+    return out
+
+
+@dataclass
+class Inspection:
+    name: str
+    layers: pd.DataFrame       # layer quality
+    model: pd.Series           # model quality row
+    counts: np.ndarray         # (9, bins)
+    outside: int               # coefficient values outside the DB's range
+    groups: pd.DataFrame       # axis, group, drift, n_models, n_filters, member
+    models: pd.DataFrame       # DB models by drift
+    nn_percentile: float       # where the nearest-model drift lies among the DB's nn drifts
+    verdict: list = field(default_factory=list)
+
+
+def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: float = 0.01,
+                  thresholds: dict | None = None, hist_eps: float = divergence.EPS) -> Inspection:
+    """Quality, histograms, drift to every axis group and every DB model, and a verdict."""
+    qual = quality.QualityAccumulator(len(m.weights), eps=eps)
+    counts = np.zeros((9, ref.edges.size - 1), np.int64)
+    outside = 0
+    lo, hi = ref.range
+    for i, w in enumerate(m.weights):
+        row = m.meta.iloc[i] if len(m.meta) > i else pd.Series(dtype=object)
+        qual.add(i, w, None, None, row)
+        coef = coefficients(scale_filters(np.asarray(w, np.float32)), ref.mean, ref.components)
+        counts += histogram_columns(coef, ref.edges)
+        outside += int(np.count_nonzero((coef < ref.edges[0]) | (coef > ref.edges[-1])))
+    meta = m.meta.copy()
+    for col, default in (("model_id", m.name), ("model", m.name), ("conv_depth", np.nan), ("conv_depth_norm", np.nan)):
+        if col not in meta:
+            meta[col] = default
+    meta["layer"] = np.arange(len(meta))
+    own_axes = [a for a in axes if _has_column(meta, a)]
+    lt = quality.layer_quality_table(meta, qual.arrays(), own_axes, thresholds)
+    mq = quality.model_quality_table(lt, thresholds).iloc[0]
+
+    rows = []
+    for axis in axes:
+        if not _has_column(ref.layers, axis):
+            continue
+        labels = layer_labels(ref.layers, axis)
+        gt = group_table(ref.layers, labels, axis)
+        names = list(gt["group"])
+        gc = divergence.group_counts(ref.counts, labels, names)
+        d = drift_row(counts, gc, ref.evr, hist_eps) if names else np.zeros(0)
+        own = set(lt[axis.name].dropna().astype(str)) if axis.name in lt else set()
+        for k, g in enumerate(names):
+            rows.append({"axis": axis.name, "group": g, "drift": d[k], "n_models": int(gt["n_models"].iloc[k]),
+                         "n_filters": int(gt["n_filters"].iloc[k]), "member": str(g) in own})
+    groups = pd.DataFrame(rows, columns=["axis", "group", "drift", "n_models", "n_filters", "member"])
+    if len(groups):
+        groups["rank"] = groups.groupby("axis")["drift"].rank(method="first").astype(int)
+        groups = groups.sort_values(["axis", "drift"], kind="stable").reset_index(drop=True)
+
+    mtab, mcounts = model_histograms(ref.layers, ref.counts)
+    mtab["drift"] = drift_row(counts, mcounts, ref.evr, hist_eps)
+    nn = nearest_neighbour_drifts(mcounts, ref.evr, hist_eps)
+    mtab["nearest_neighbour_drift"] = nn
+    mtab = mtab.sort_values(["drift", "model"], kind="stable").reset_index(drop=True)
+    best = float(mtab["drift"].iloc[0]) if len(mtab) else math.nan
+    ok = nn[~np.isnan(nn)]
+    pct = float(100.0 * np.mean(ok < best)) if ok.size else math.nan
+
+    out = Inspection(name=m.name, layers=lt, model=mq, counts=counts, outside=outside, groups=groups,
+                     models=mtab, nn_percentile=pct)
+    out.verdict = _verdict(out)
+    return out
+
+
+def _has_column(layers: pd.DataFrame, axis: Axis) -> bool:
+    from .db import CATEGORY_ALIASES
+
+    cols = set(layers.columns)
+    alias = {**CATEGORY_ALIASES, **{v: k for k, v in CATEGORY_ALIASES.items()}}
+    return axis.column in cols or alias.get(axis.column) in cols
+
+
+def _verdict(r: Inspection) -> list[str]:
+    lines = []
+    flags = [f for f in quality.FLAGS if bool(r.model[f])]
+    n_deg = int(r.layers["degenerated"].sum())
+    if flags:
+        lines.append(f"DEGENERATED: {', '.join(f.replace('_', ' ') for f in flags)} "
+                     f"({n_deg} of {len(r.layers)} layers degenerated)")
+    else:
+        lines.append(f"filters look healthy ({n_deg} of {len(r.layers)} layers degenerated)")
+    lines.append(f"mean sparsity {r.model['sparsity']:.3f}, normalised variance entropy "
+                 f"{r.model['variance_entropy_norm']:.3f} (healthy ~0.9, random >= 1), orthogonality "
+                 f"{r.model['orthogonality']:.3f}")
+    if r.outside:
+        lines.append(f"{r.outside} coefficient values lie outside the DB's range and are not in the histograms")
+    if len(r.models):
+        top = r.models.iloc[0]
+        typical = "typical" if not math.isnan(r.nn_percentile) and r.nn_percentile <= ATYPICAL_PERCENTILE \
+            else "ATYPICAL"
+        lines.append(f"nearest DB model: {top['model']} (D = {top['drift']:.4g}); {typical}: "
+                     f"{r.nn_percentile:.0f}% of DB models are nearer to their own nearest neighbour")
+    for axis, g in r.groups.groupby("axis", sort=False):
+        best = g.iloc[0]
+        lines.append(f"{axis}: nearest group {best['group']!r} (D = {best['drift']:.4g})")
+    return lines
+
+
+def write_outputs(r: Inspection, out: str | os.PathLike) -> None:
+    """``layers.tsv``, ``groups.tsv``, ``models.tsv``, ``summary.json`` in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    quality.write_tsv(r.layers, out / "layers.tsv")
+    quality.write_tsv(r.groups, out / "groups.tsv")
+    quality.write_tsv(r.models, out / "models.tsv")
+
+    def plain(v):
+        if isinstance(v, (np.bool_, bool)):
+            return bool(v)
+        if isinstance(v, (np.integer,)):
+            return int(v)
+        if isinstance(v, (float, np.floating)):
+            return None if math.isnan(v) else float(v)
+        return v
+
+    summary = {
+        "model": r.name,
+        "quality": {k: plain(v) for k, v in r.model.items()},
+        "coefficients_outside_range": r.outside,
+        "nearest_models": [{"model": str(row.model), "drift": plain(row.drift)} for row in r.models.head(10).itertuples()],
+        "nearest_neighbour_percentile": plain(r.nn_percentile),
+        "nearest_groups": {a: {"group": str(g.iloc[0]["group"]), "drift": plain(g.iloc[0]["drift"])}
+                           for a, g in r.groups.groupby("axis", sort=False)},
+        "verdict": r.verdict,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def load_settings(config: str | None) -> tuple[list[Axis], float, dict]:
+    """(axes, quality eps, thresholds) from a workflow config file (``config.yaml``), or defaults."""
+    cfg = {}
+    path = config or ("config.yaml" if os.path.exists("config.yaml") else None)
+    if path:
+        import yaml
+
+        with open(path) as f:
+            cfg = yaml.safe_load(f) or {}
+    q = cfg.get("quality", {}) or {}
+    return axes_from_config(cfg.get("axes") or DEFAULT_AXES), float(q.get("eps", 0.01)), dict(q.get("thresholds") or {})
+
+
+def add_inspect_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``inspect`` on an argparse ``subparsers`` object (``func`` = :func:`run`)."""
+    p = subparsers.add_parser(
+        "inspect", help="one model against an analysed DB: filter quality, drift, nearest models",
+        description=__doc__.split("\n\n")[0])
+    p.add_argument("model_file", help="model file (a filter DB in the published layout, or any format "
+                                      "filterdb.ingest reads)")
+    p.add_argument("--db", help="the analysed filter DB (only checked against the results; its filters are not read)")
+    p.add_argument("--results", default="results", help="results folder of the analysed DB (default: results)")
+    p.add_argument("--stats", default=None, help="stats folder (default: RESULTS/stats)")
+    p.add_argument("--model", default=None, help="model to take when MODEL_FILE is a DB holding several")
+    p.add_argument("--config", default=None, help="workflow config for axes and quality thresholds "
+                                                   "(default: ./config.yaml if present, else the study's axes)")
+    p.add_argument("--out", default=None, help="folder for layers.tsv, groups.tsv, models.tsv, summary.json "
+                                               "(default: RESULTS/inspect/MODEL)")
+    p.add_argument("--top", type=int, default=5, help="nearest models to print (default 5)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    axes, eps, thresholds = load_settings(args.config)
+    ref = load_reference(args.results, args.stats, args.db)
+    m = read_model(args.model_file, args.model)
+    r = inspect_model(m, ref, axes, eps=eps, thresholds=thresholds)
+    out = args.out or str(Path(args.results) / "inspect" / _safe(m.name))
+    write_outputs(r, out)
+    print(f"model {m.name}: {len(m.weights)} 3x3 conv layers, {sum(w.shape[0] for w in m.weights)} filters")
+    for line in r.verdict:
+        print("  " + line)
+    print("  nearest models:")
+    for row in r.models.head(args.top).itertuples():
+        print(f"    {row.model}\tD = {row.drift:.4g}")
+    print(f"written: {out}/{{layers,groups,models}}.tsv, summary.json")
+    return 0
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="filterdb")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_inspect_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, OSError) as exc:
+        print(f"filterdb inspect: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
