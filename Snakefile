@@ -19,6 +19,8 @@ scattergather:
 include: "workflow/rules/data.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/drift.smk"
+include: "workflow/rules/quality.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

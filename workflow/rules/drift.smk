@@ -4,8 +4,20 @@ rule drift:
         hist=f"{R}/stats/hist.npz",
         basis=f"{R}/pca/basis.tsv",
     output:
-        drift=f"{R}/drift/{{axis}}.tsv",
-        groups=f"{R}/groups/{{axis}}.tsv",
+        drift=report(
+            f"{R}/drift/{{axis}}.tsv",
+            caption="../report/drift_table.rst",
+            category="Drift",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "table"},
+        ),
+        groups=report(
+            f"{R}/groups/{{axis}}.tsv",
+            caption="../report/groups_table.rst",
+            category="Drift",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "groups"},
+        ),
     log:
         f"{R}/logs/drift/{{axis}}.log",
     conda:

@@ -51,7 +51,13 @@ rule pca_basis:
     input:
         sums=f"{R}/stats/sums.npz",
     output:
-        basis=f"{R}/pca/basis.tsv",
+        basis=report(
+            f"{R}/pca/basis.tsv",
+            caption="../report/pca_basis_table.rst",
+            category="PCA",
+            subcategory="Global PCA",
+            labels={"figure": "basis table"},
+        ),
         mean=f"{R}/pca/mean.tsv",
     log:
         f"{R}/logs/pca_basis.log",

@@ -1,0 +1,306 @@
+"""The figures of the study (analysis.md §6-§8): pure functions, arrays in, matplotlib figure out.
+
+Nothing here reads files. :func:`save` writes a figure byte-reproducibly (fixed SVG hash salt, no
+dates or software versions in the metadata), so the same inputs give the same SVG and PNG bytes.
+
+Colour conventions of the study: eigenimages ``seismic`` on [-1, 1]; drift heatmaps and densities
+colorcet ``fire``; densities on a log scale from 1e-5 to 1 of the maximum count.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure  # figures outside pyplot: no backend or global figure state
+
+COMPONENT_LABELS = [f"c{i}" for i in range(9)]
+PIXEL_LABELS = [f"w{i}" for i in range(9)]
+DENSITY_VMIN = 1e-5
+ANNOTATE_MAX = 12  # drift heatmaps with at most this many groups print their values
+
+STYLE = {
+    "svg.hashsalt": "filterdb",  # deterministic ids in SVG output
+    "svg.fonttype": "path",
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "image.interpolation": "nearest",
+}
+SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
+PNG_METADATA = {"Software": None}
+
+
+def _fire():
+    import colorcet  # noqa: F401  (registers the cet_ colormaps)
+
+    return matplotlib.colormaps["cet_fire"]
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A new figure (not registered with pyplot's state machine)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _styled(fn):
+    """Build the figure under the house style (``STYLE``), whatever the caller's rcParams."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def save(fig: Figure, path: str | Path, dpi: int | None = None) -> None:
+    """Write ``fig`` as SVG or PNG (by suffix), byte-reproducibly."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    with matplotlib.rc_context(STYLE):
+        if suffix == ".svg":
+            fig.savefig(path, format="svg", metadata=SVG_METADATA)
+        elif suffix == ".png":
+            fig.savefig(path, format="png", metadata=PNG_METADATA, dpi=dpi or STYLE["savefig.dpi"])
+        else:
+            raise ValueError(f"{path}: unsupported figure format {suffix!r} (svg, png)")
+
+
+def save_all(fig: Figure, paths: Sequence[str | Path], dpi: int | None = None) -> None:
+    for p in paths:
+        save(fig, p, dpi)
+
+
+# ---------------------------------------------------------------------------------------------
+# PCA (§8)
+
+
+@_styled
+def cumulative_variance(evr: np.ndarray, title: str = "Global PCA") -> Figure:
+    """Cumulative explained variance ratio of the 9 components (line with markers, values printed)."""
+    evr = np.asarray(evr, dtype=np.float64)
+    cum = np.cumsum(evr)
+    k = np.arange(1, evr.size + 1)
+    fig = _figure(4.2, 3.0)
+    ax = fig.add_subplot()
+    ax.bar(k, evr, color="0.75", label="per component")
+    ax.plot(k, cum, "o-", color="C3", label="cumulative")
+    for x, y in zip(k, cum):
+        ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=7)
+    ax.set_xticks(k, [f"{i}" for i in k])
+    ax.set_xlabel("number of components")
+    ax.set_ylabel("explained variance ratio")
+    ax.set_ylim(0, 1.1)
+    ax.set_title(title)
+    ax.legend(loc="center right", frameon=False, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+@_styled
+def pixel_covariance(cov: np.ndarray, title: str = "Covariance of the scaled filters") -> Figure:
+    """The 9x9 pixel covariance (``seismic``, symmetric around 0, values printed)."""
+    cov = np.asarray(cov, dtype=np.float64)
+    fig = _figure(4.4, 3.8)
+    ax = fig.add_subplot()
+    m = float(np.abs(cov).max()) or 1.0
+    im = ax.imshow(cov, cmap="seismic", vmin=-m, vmax=m)
+    for (r, c), v in np.ndenumerate(cov):
+        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                color="white" if abs(v) > 0.6 * m else "black")
+    ax.set_xticks(range(9), PIXEL_LABELS)
+    ax.set_yticks(range(9), PIXEL_LABELS)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def _eigen_row(axes, components: np.ndarray, evr: np.ndarray):
+    im = None
+    for k, ax in enumerate(axes):
+        im = ax.imshow(np.asarray(components[k]).reshape(3, 3), cmap="seismic", vmin=-1, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"c{k}  {evr[k]:.1%}", fontsize=7, pad=2)
+    return im
+
+
+@_styled
+def eigenimages(components: np.ndarray, evr: np.ndarray, title: str = "Global PCA basis") -> Figure:
+    """The 9 components as 3x3 eigenimages, each titled with its explained variance ratio."""
+    fig = _figure(7.6, 1.45)
+    axes = fig.subplots(1, 9)
+    im = _eigen_row(axes, components, evr)
+    fig.colorbar(im, ax=list(axes), shrink=0.9, pad=0.01, ticks=[-1, 0, 1])
+    fig.suptitle(title)
+    return fig
+
+
+@_styled
+def eigenimage_grid(groups: Sequence[str], components: Sequence[np.ndarray | None],
+                    evr: Sequence[np.ndarray | None], n_filters: Sequence[int] | None = None,
+                    title: str = "") -> Figure:
+    """Subset-PCA eigenimages: one row per group (``components[g]`` (9, 9) or None when the group
+    has too few filters for a PCA), one column per component, each titled with its ratio."""
+    G = len(groups)
+    fig = _figure(7.8, 0.35 + 0.82 * max(G, 1))
+    axes = np.atleast_2d(fig.subplots(max(G, 1), 9, squeeze=False))
+    im = None
+    for g in range(G):
+        if components[g] is None:
+            for ax in axes[g]:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+            axes[g, 0].text(0.5, 0.5, "too few\nfilters", transform=axes[g, 0].transAxes,
+                            fontsize=6, ha="center", va="center")
+        else:
+            im = _eigen_row(axes[g], components[g], evr[g])
+        label = str(groups[g]) if n_filters is None else f"{groups[g]}\n(n={int(n_filters[g]):,})"
+        axes[g, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=min(0.9, 4.0 / max(G, 1)), pad=0.01, ticks=[-1, 0, 1])
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Ridge plots (§6)
+
+
+@_styled
+def ridge_plot(grid: np.ndarray, density: np.ndarray, groups: Sequence[str], xlim: tuple[float, float],
+               overlap: float = 0.6, scale: str = "column", title: str = "", points: int = 512,
+               rasterized: bool = True) -> Figure:
+    """Ridge plot: rows = groups, columns = coefficients c0..c8, every panel on ``xlim``.
+
+    ``density`` is ``(G, 9, X)`` on ``grid`` (X,). Curves are scaled to a height of ``1 + overlap``
+    row units, by the largest value in their column (``scale="column"``: heights comparable between
+    groups) or by their own maximum (``scale="panel"``: shapes only), so neighbouring rows overlap.
+    Row labels are on the left of the first column; the figure grows with the number of groups.
+    Curves are drawn at ``points`` equidistant x values (linear interpolation of ``density``) and,
+    with ``rasterized``, embedded as an image in vector output (text stays vector; keeps SVGs of
+    many groups small).
+    """
+    if scale not in ("column", "panel"):
+        raise ValueError(f"scale must be 'column' or 'panel', got {scale!r}")
+    dens = np.asarray(density, dtype=np.float64)
+    G, C = dens.shape[0], dens.shape[1]
+    row_h = 0.32 if G > 12 else 0.42
+    fig = _figure(1.25 * C + 1.6, 0.8 + row_h * max(G, 1))
+    axes = fig.subplots(1, C, sharey=True, squeeze=False)[0]
+    x = np.linspace(xlim[0], xlim[1], points)  # curves are smooth (bw >> grid step): keep SVGs small
+    height = 1.0 + overlap
+    colors = matplotlib.colormaps["viridis"](np.linspace(0.1, 0.9, max(G, 1)))
+    for i, ax in enumerate(axes):
+        col_max = dens[:, i, :].max() if dens.size else 0.0
+        for g in range(G):
+            y = np.interp(x, grid, dens[g, i])
+            m = (y.max() if scale == "panel" else col_max) if y.size else 0.0
+            yy = y / m * height if m > 0 else np.zeros_like(y)
+            base = G - 1 - g  # first group on top
+            ax.fill_between(x, base, base + yy, facecolor=colors[g], alpha=0.85, edgecolor="black", lw=0.5,
+                            zorder=g, rasterized=rasterized)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(-0.1, G - 1 + height + 0.1)
+        ax.set_title(COMPONENT_LABELS[i])
+        ax.tick_params(axis="x", labelsize=6)
+        ax.tick_params(axis="y", length=0)
+        for side in ("left", "right", "top"):
+            ax.spines[side].set_visible(False)
+    axes[0].set_yticks(np.arange(G - 1, -1, -1) + 0.25, [str(g) for g in groups],
+                       fontsize=8 if G <= 16 else 6)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Drift (§4, §8)
+
+
+@_styled
+def drift_heatmap(d: np.ndarray, groups: Sequence[str], annotate: bool | None = None,
+                  title: str = "", vmax: float | None = None) -> Figure:
+    """Drift matrix as a heatmap (colorcet ``fire``), rows/columns in the given order; values
+    printed when ``annotate`` (default: at most ``ANNOTATE_MAX`` groups)."""
+    d = np.asarray(d, dtype=np.float64)
+    G = d.shape[0]
+    if annotate is None:
+        annotate = G <= ANNOTATE_MAX
+    size = min(max(3.6, 0.42 * G + 2.2), 14.0)
+    fig = _figure(size + 1.0, size)
+    ax = fig.add_subplot()
+    vmax = vmax if vmax is not None else (float(d.max()) if d.size and d.max() > 0 else 1.0)
+    im = ax.imshow(d, cmap=_fire(), vmin=0, vmax=vmax)
+    labels = [str(g) for g in groups]
+    fs = 8 if G <= 16 else 6
+    ax.set_xticks(range(G), labels, rotation=90, fontsize=fs)
+    ax.set_yticks(range(G), labels, fontsize=fs)
+    if annotate:
+        for (r, c), v in np.ndenumerate(d):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7 if G <= 8 else 6,
+                    color="black" if v > 0.55 * vmax else "white")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="drift D")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+@_styled
+def drift_boxplot(values: Mapping[str, np.ndarray], title: str = "Drift D") -> Figure:
+    """One box per axis of its drift matrix's upper-triangle (k=1) values; means shown as
+    triangles. Axes with no pair (fewer than 2 groups) get an empty slot."""
+    names = list(values)
+    data = [np.asarray(values[n], dtype=np.float64) for n in names]
+    fig = _figure(max(4.0, 0.8 * len(names) + 1.5), 3.4)
+    ax = fig.add_subplot()
+    pos = [k + 1 for k, v in enumerate(data) if v.size]
+    ax.boxplot([v for v in data if v.size], positions=pos, showmeans=True, widths=0.6,
+               meanprops={"marker": "^", "markerfacecolor": "C3", "markeredgecolor": "C3"},
+               medianprops={"color": "black"}, flierprops={"markersize": 3})
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+    ax.set_xlim(0.4, len(names) + 0.6)
+    ax.set_ylabel("drift D")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Density (§7)
+
+
+@_styled
+def density_image(counts: np.ndarray, edges: np.ndarray, pair: tuple[int, int],
+                  vmin: float = DENSITY_VMIN, title: str = "") -> Figure:
+    """2-D density of a coefficient pair: ``counts`` (bins, bins) with the first index the first
+    coefficient (fast_histogram convention) over ``edges`` on both coefficients, divided by its
+    maximum, on a log colour scale ``[vmin, 1]`` (colorcet ``fire``); empty cells (and anything
+    below ``vmin``) in the lowest colour."""
+    c = np.asarray(counts, dtype=np.float64)
+    m = c.max()
+    rel = c / m if m > 0 else c
+    rel = np.clip(rel, vmin, 1.0)  # empty cells → vmin → lowest colour
+    e = np.asarray(edges, dtype=np.float64)
+    fig = _figure(4.6, 3.9)
+    ax = fig.add_subplot()
+    fire = _fire()
+    cmap = fire.with_extremes(under=fire(0.0), bad=fire(0.0))
+    im = ax.imshow(rel.T, origin="lower", extent=(e[0], e[-1], e[0], e[-1]), cmap=cmap,
+                   norm=LogNorm(vmin=vmin, vmax=1.0), interpolation="nearest", aspect="equal")
+    ax.set_xlabel(f"c{pair[0]}")
+    ax.set_ylabel(f"c{pair[1]}")
+    fig.colorbar(im, ax=ax, shrink=0.85, label="count / max count")
+    ax.set_title(title or f"Density of (c{pair[0]}, c{pair[1]})")
+    return fig
