@@ -17,6 +17,7 @@ scattergather:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/sample.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/drift.smk"
 include: "workflow/rules/quality.smk"

@@ -1,0 +1,88 @@
+"""Common types of the model-file readers.
+
+Every reader returns a :class:`ModelFile`: the model's 4-D convolutions in graph (or file) order,
+each with its weight as ``(out, in/groups, kh, kw)`` float32, its group count and, for graph
+formats, its graph depth. Errors are :class:`IngestError` with a one-line message naming the
+file and the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class IngestError(ValueError):
+    """A model file that cannot be read (one line, naming the file and the reason)."""
+
+
+class UnsafeFileError(IngestError):
+    """A pickle that would need classes or functions outside the allowed tensor-rebuild set."""
+
+
+@dataclass
+class Conv:
+    """One 4-D convolution of a model.
+
+    ``weight``: float32 ``(out, in/groups, kh, kw)``; ``groups``: 0 when unknown (plain state
+    dicts); ``in_channels``: ``in/groups * groups`` when groups is known, else ``in/groups``;
+    ``depth``: the node's graph depth (longest path from a graph input), or ``None`` when the
+    file has no graph (state dicts: the conv's position in the file is used).
+    """
+
+    name: str
+    weight: np.ndarray
+    groups: int = 1
+    in_channels: int = 0
+    depth: float | None = None
+    op: str = ""
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return int(self.weight.shape[2]), int(self.weight.shape[3])
+
+    @property
+    def n_kernels(self) -> int:
+        return int(self.weight.shape[0] * self.weight.shape[1])
+
+
+@dataclass
+class ModelFile:
+    """What a reader found in one file."""
+
+    path: str
+    format: str
+    convs: list[Conv]
+    depth_source: str  # "graph" or "weight_order"
+    bn_folded: bool | None = None  # True: no separate BatchNorm in the file (weights are the inference weights)
+    producer: str = ""
+    extra: dict = field(default_factory=dict)  # further meta columns (op_set, depth, ...)
+
+
+def as_float32(a) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"unsupported weight dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def dequantize(q: np.ndarray, scale, zero_point=None, axis: int = 0) -> np.ndarray:
+    """``(q - zero_point) * scale``, per tensor (scalar scale) or per channel along ``axis``."""
+    q = np.asarray(q).astype(np.float64)
+    scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+    zp = np.zeros(1) if zero_point is None else np.asarray(zero_point, dtype=np.float64).reshape(-1)
+    if scale.size == 1 and zp.size == 1:
+        return ((q - zp[0]) * scale[0]).astype(np.float32)
+    axis = axis % q.ndim
+    n = q.shape[axis]
+    if scale.size not in (1, n) or zp.size not in (1, n):
+        raise ValueError(f"per-channel scale/zero point of size {scale.size}/{zp.size} do not match "
+                         f"axis {axis} of length {n}")
+    shape = [1] * q.ndim
+    shape[axis] = -1
+    return ((q - zp.reshape(shape)) * scale.reshape(shape)).astype(np.float32)

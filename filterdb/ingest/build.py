@@ -1,0 +1,206 @@
+"""``filterdb build``: a models sheet -> a filter DB in the published v1.0 layout.
+
+* each model is read (see the readers), its 3x3 convs become meta rows and filter rows;
+* a model that cannot be used (missing / unreadable / unsupported / unsafe file, no 3x3 conv,
+  failed download) is reported in one line naming the file and the reason, listed in the skipped
+  TSV (``<db stem>.skipped.tsv`` next to the DB unless given) and the rest goes on;
+* ``--append``: models already in the DB (same ``model`` id, or same ``content_sha256`` of the
+  weights file) are reported and skipped; existing filter rows are not rewritten
+  (:func:`filterdb.db.append_db`); new ``model_id`` s continue after the largest one present;
+* the DB is written to a temporary name and renamed (:func:`filterdb.db.write_db`), so a failed
+  build never leaves a partial DB.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import db as dbmod
+from .base import IngestError
+from .extract import model_layers
+from .fetch import extract_member, fetch_archive, parse_source, sha256_file
+from .formats import read_model_file
+from .sheet import meta_columns, read_sheet
+
+SKIPPED_COLUMNS = ["model", "file", "reason"]
+
+
+def default_skipped_path(out: str) -> str:
+    root, _ = os.path.splitext(out)
+    return root + ".skipped.tsv"
+
+
+def default_cache() -> str:
+    return os.environ.get("FILTERDB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "filterdb")
+
+
+@dataclass
+class BuildResult:
+    built: list[str] = field(default_factory=list)  # model ids added
+    skipped: list[dict] = field(default_factory=list)  # model, file, reason
+    n_layers: int = 0
+    n_filters: int = 0
+    db_models: int = 0  # models in the DB after the run
+
+
+def resolve_file(row: pd.Series, sheet_dir: str, archives: str, members: str, download: bool, log) -> str:
+    """Local path of a sheet row's weights file (``path``, else fetched ``source`` + ``member``)."""
+    if row["path"]:
+        p = row["path"]
+        return p if os.path.isabs(p) else os.path.normpath(os.path.join(sheet_dir, p))
+    src = parse_source(row["source"], row.get("archive", ""))
+    archive = fetch_archive(src, archives, download=download, log=log)
+    return extract_member(archive, row["member"], members)
+
+
+def _existing(out: str) -> tuple[int, set, set]:
+    """(largest model_id, model ids, content hashes) of an existing DB."""
+    meta = dbmod.open_db(out).layers
+    max_id = int(meta["model_id"].max()) if len(meta) else -1
+    models = set(meta["model"].astype(str)) if "model" in meta.columns else set()
+    hashes = set(meta["content_sha256"].dropna().astype(str)) if "content_sha256" in meta.columns else set()
+    return max_id, models, hashes
+
+
+def _fill_kernel_counts(path: str, kcols: set) -> None:
+    """Kernel-size count columns that appeared in later batches / appends: 0 for the other models."""
+    meta = dbmod.read_meta(path)
+    missing = [c for c in kcols | {c for c in meta.columns if c.startswith("(") and c.endswith(" filters")}
+               if c in meta.columns and meta[c].isna().any()]
+    if missing:
+        meta[missing] = meta[missing].fillna(0).astype(np.int64)
+        dbmod.write_meta(meta, path)
+
+
+def build(sheet: str, out: str, append: bool = False, skipped: str | None = None, cache: str | None = None,
+          download: bool = True, log=None, archives: str | None = None, members: str | None = None,
+          flush_rows: int = 8_000_000) -> BuildResult:
+    """Build (or extend) the DB ``out`` from the models sheet ``sheet``.
+
+    ``source`` rows: archives are kept in ``archives`` (default ``<cache>/archives``) and members
+    extracted to ``members`` (default ``<cache>/members``); ``download=False`` never calls pip.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    cache = cache or default_cache()
+    archives = archives or os.path.join(cache, "archives")
+    members = members or os.path.join(cache, "members")
+    sheet = str(sheet)
+    out = str(out)
+    df = read_sheet(sheet)
+    sheet_dir = os.path.dirname(os.path.abspath(sheet))
+    cols = meta_columns(df)
+    res = BuildResult()
+    next_id, seen_models, seen_hashes = 0, set(), set()
+    appending = append and os.path.exists(out)
+    if appending:
+        max_id, seen_models, seen_hashes = _existing(out)
+        next_id = max_id + 1
+    weights_all: list[np.ndarray] = []
+    tables: list[pd.DataFrame] = []
+
+    def skip(model, file, reason):
+        log(f"skipped {model}: {file}: {reason}")
+        res.skipped.append({"model": model, "file": file, "reason": reason})
+
+    # Filters are written in batches of about `flush_rows` rows (write_db for the first batch, then
+    # append_db), so memory stays bounded. A new DB is built under a temporary name and renamed
+    # at the end; when the build fails, nothing is left at `out`.
+    target = out if appending else out + ".building"
+    state = {"written": False}
+    pending = 0
+    kcols: set[str] = set()
+
+    def flush():
+        nonlocal pending
+        if not tables:
+            return
+        new = pd.concat(tables, ignore_index=True)
+        ks = [c for c in new.columns if c.endswith(" filters") and c.startswith("(")]
+        kcols.update(ks)
+        new[ks] = new[ks].fillna(0).astype(np.int64)
+        if appending or state["written"]:
+            dbmod.append_db(target, weights_all, new, layout="v1.0")
+        else:
+            sizes = np.array([w.shape[0] for w in weights_all], dtype=np.int64)
+            ends = np.cumsum(sizes)
+            new["row_start"] = ends - sizes
+            new["row_end"] = ends
+            os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+            dbmod.write_db(target, weights_all, new, layout="v1.0")
+        state["written"] = True
+        tables.clear()
+        weights_all.clear()
+        pending = 0
+
+    try:
+        for _, row in df.iterrows():
+            mid = row["model"]
+            where = row["path"] or f"{row['source'].split('#')[0]}:{row['member']}"
+            if mid in seen_models:
+                skip(mid, where, "already in the DB (same model id)")
+                continue
+            path = None
+            try:
+                path = resolve_file(row, sheet_dir, archives, members, download, log)
+                if not os.path.isfile(path):
+                    raise IngestError(f"{path}: no such file")
+                digest = sha256_file(path)
+                if digest in seen_hashes:
+                    skip(mid, path, f"already in the DB (same content sha256 {digest[:12]}...)")
+                    continue
+                m = read_model_file(path)
+                weights, layers, model_cols = model_layers(m)
+            except IngestError as exc:
+                file = path or where
+                msg = str(exc)
+                skip(mid, file, msg[len(file) + 2:] if msg.startswith(file + ": ") else msg)
+                continue
+            except Exception as exc:  # a reader bug or an odd file: report it, go on
+                skip(mid, path or where, f"cannot read ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+                continue
+            if not weights:
+                kinds = sorted({f"{c.kernel_size[0]}x{c.kernel_size[1]}" for c in m.convs})
+                skip(mid, path, "no 3x3 conv" + (f" (conv kernels: {', '.join(kinds)})" if kinds else " (no 4-D conv found)"))
+                continue
+            t = layers.copy()
+            t.insert(0, "model_id", next_id)
+            for j, c in enumerate(cols):
+                t.insert(1 + j, c, row[c])
+            t["file"] = os.path.basename(path)
+            t["content_sha256"] = digest
+            for k, v in model_cols.items():
+                t[k] = [v] * len(t)
+            tables.append(t)
+            weights_all.extend(weights)
+            seen_models.add(mid)
+            seen_hashes.add(digest)
+            res.built.append(mid)
+            n = sum(w.shape[0] for w in weights)
+            res.n_layers += len(t)
+            res.n_filters += n
+            log(f"read {mid}: {m.format}, {len(t)} 3x3 conv layers, {n} filters, "
+                f"{model_cols['conv_levels']} conv levels ({m.depth_source})")
+            next_id += 1
+            pending += n
+            if pending >= flush_rows:
+                flush()
+
+        flush()
+        if state["written"]:
+            _fill_kernel_counts(target, kcols)
+            if not appending:
+                os.replace(target, out)
+    finally:
+        if not appending and os.path.exists(target):
+            os.remove(target)
+    skipped = skipped or default_skipped_path(out)
+    os.makedirs(os.path.dirname(os.path.abspath(skipped)), exist_ok=True)
+    pd.DataFrame(res.skipped, columns=SKIPPED_COLUMNS).to_csv(skipped, sep="\t", index=False)
+    if os.path.exists(out) and (res.built or appending):
+        res.db_models = int(dbmod.open_db(out).layers["model_id"].nunique())
+    return res

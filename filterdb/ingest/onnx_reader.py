@@ -1,0 +1,134 @@
+"""ONNX models: every ``Conv`` (also ``ConvInteger``, ``QLinearConv``, ``com.microsoft`` ``FusedConv``)
+whose weight is a constant 4-D tensor ``(out, in/group, kh, kw)``.
+
+The weight is followed back through ``Identity``, ``Cast``, ``Constant``, ``Reshape``-free chains and
+``DequantizeLinear`` (``(q - zero_point) * scale``, per tensor or per channel along ``axis``).
+``ConvInteger`` weights are dequantised with the ``w_zero_point`` input and the scale initialiser
+named ``<w>_scale`` (or ``<w without _quantized>_scale``), as onnxruntime's dynamic quantisation
+writes them. ``ConvTranspose`` is not read (as in the published extraction).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .base import Conv, IngestError, ModelFile, dequantize
+from .depth import graph_depths
+
+CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "FusedConv", "NhwcConv"}
+
+
+def read_onnx(path: str) -> ModelFile:
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise IngestError(f"{path}: ONNX file, but the 'onnx' package is not installed") from None
+    try:
+        model = onnx.load(path, load_external_data=False)
+        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+            from onnx.external_data_helper import load_external_data_for_model
+
+            load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
+    except Exception as exc:  # protobuf DecodeError, missing external data, ...
+        raise IngestError(f"{path}: cannot parse as ONNX ({exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    producer = {}
+    for node in g.node:
+        for o in node.output:
+            producer[o] = node
+    cache: dict[str, np.ndarray | None] = {}
+
+    def attr(node, name, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                return onnx.helper.get_attribute_value(a)
+        return default
+
+    def const(name: str, depth: int = 0):
+        """Value of a tensor that depends only on initialisers / constants, else None."""
+        if not name or depth > 16:
+            return None
+        if name in cache:
+            return cache[name]
+        val = None
+        if name in inits:
+            val = numpy_helper.to_array(inits[name])
+        elif name in producer:
+            node = producer[name]
+            op = node.op_type
+            if op == "Constant":
+                t = attr(node, "value")
+                if t is not None:
+                    val = numpy_helper.to_array(t)
+                elif attr(node, "value_float") is not None:
+                    val = np.array(attr(node, "value_float"), np.float32)
+                elif attr(node, "value_floats") is not None:
+                    val = np.array(attr(node, "value_floats"), np.float32)
+            elif op == "Identity":
+                val = const(node.input[0], depth + 1)
+            elif op == "Cast":
+                x = const(node.input[0], depth + 1)
+                if x is not None:
+                    val = x.astype(np.float32) if x.dtype.kind == "f" else x
+            elif op == "DequantizeLinear":
+                q = const(node.input[0], depth + 1)
+                s = const(node.input[1], depth + 1) if len(node.input) > 1 else None
+                z = const(node.input[2], depth + 1) if len(node.input) > 2 and node.input[2] else None
+                if q is not None and s is not None:
+                    val = dequantize(q, s, z, axis=int(attr(node, "axis", 1)) if np.size(s) > 1 else 0)
+        cache[name] = val
+        return val
+
+    def scale_for(wname: str):
+        base = wname[: -len("_quantized")] if wname.endswith("_quantized") else wname
+        for cand in (wname + "_scale", base + "_scale"):
+            v = const(cand)
+            if v is not None:
+                return v
+        return None
+
+    ops = [n.op_type for n in g.node]
+    convs_at: list[tuple[int, Conv]] = []
+    for k, node in enumerate(g.node):
+        if node.op_type not in CONV_OPS or node.domain not in ("", "ai.onnx", "com.microsoft"):
+            continue
+        group = int(attr(node, "group", 1) or 1)
+        if node.op_type == "QLinearConv":
+            q = const(node.input[3])
+            s = const(node.input[4])
+            z = const(node.input[5]) if len(node.input) > 5 else None
+            w = None if q is None or s is None else dequantize(q, s, z, axis=0)
+        elif node.op_type == "ConvInteger":
+            wname = node.input[1]
+            q = const(wname)
+            if q is None:
+                continue
+            z = const(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+            s = scale_for(wname)
+            if s is None:
+                raise IngestError(f"{path}: ConvInteger node {node.name or k} has no scale initialiser "
+                                  f"'{wname}_scale' for its quantised weight")
+            w = dequantize(q, s, z, axis=0)
+        else:
+            w = const(node.input[1]) if len(node.input) > 1 else None
+        if w is None or np.ndim(w) != 4:
+            continue  # weight computed at run time, or not a 2-D conv
+        w = np.ascontiguousarray(w, dtype=np.float32)
+        convs_at.append((k, Conv(name=node.name or node.output[0], weight=w, groups=group,
+                                 in_channels=int(w.shape[1]) * group, op=node.op_type)))
+    init_names = set(inits)
+    inputs = [i.name for i in g.input if i.name not in init_names]
+    depths = graph_depths([(list(n.input), list(n.output), 1) for n in g.node], inputs)
+    for k, c in convs_at:
+        c.depth = depths[k] if depths[k] is not None else 0.0
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    producer_name = " ".join(x for x in (model.producer_name, model.producer_version) if x)
+    extra = {"op_set": int(opset) if opset is not None else -1,
+             "depth": int(max((d for d in depths if d is not None), default=0))}
+    return ModelFile(path=path, format="onnx", convs=[c for _, c in convs_at], depth_source="graph",
+                     bn_folded="BatchNormalization" not in ops, producer=producer_name, extra=extra)

@@ -1,0 +1,60 @@
+"""safetensors files, parsed directly (8-byte header length, JSON header, raw little-endian data).
+
+safetensors does not keep the state dict's order (writers sort tensors by dtype and name), so the
+"weight order" of the convs is the natural sort of the tensor names (``layer2`` before ``layer10``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+
+import numpy as np
+
+from .base import IngestError, ModelFile
+from .statedict import state_dict_model
+
+DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
+          "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?", "U16": "<u2", "U32": "<u4", "U64": "<u8"}
+
+
+def natural_key(name: str):
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
+
+
+def read_safetensors_dict(path: str) -> tuple[dict, dict]:
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) != 8:
+            raise IngestError(f"{path}: too short for safetensors")
+        (n,) = struct.unpack("<Q", head)
+        if n > 100_000_000:
+            raise IngestError(f"{path}: safetensors header length {n} is implausible")
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            raise IngestError(f"{path}: safetensors header is not JSON") from None
+        data = f.read()
+    meta = header.pop("__metadata__", None) or {}
+    out = {}
+    for name, info in sorted(header.items(), key=lambda kv: natural_key(kv[0])):
+        dt = info.get("dtype")
+        if dt not in DTYPES:
+            continue  # e.g. F8 types: not conv weights we can use
+        a, b = info["data_offsets"]
+        shape = tuple(info["shape"])
+        arr = np.frombuffer(data[a:b], dtype=DTYPES[dt])
+        if arr.size != int(np.prod(shape)):
+            raise IngestError(f"{path}: tensor {name} has {arr.size} elements, shape {shape}")
+        arr = arr.reshape(shape)
+        if dt == "BF16":
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        out[name] = arr
+    return out, meta
+
+
+def read_safetensors(path: str) -> ModelFile:
+    sd, meta = read_safetensors_dict(path)
+    producer = ", ".join(f"{k}={v}" for k, v in meta.items() if k in ("format", "framework", "producer"))
+    return state_dict_model(sd, path, "safetensors", producer=producer)

