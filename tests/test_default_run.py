@@ -25,7 +25,7 @@ pytestmark = [
 def test_default_run_gives_drift_over_real_models(tmp_path):
     res = tmp_path / "res"
     targets = [str(res / f"{kind}/{axis}.tsv") for kind in ("drift", "groups")
-               for axis in ("visual_category", "task", "depth")]
+               for axis in ("visual_category", "task", "depth")] + [str(res / "quality/models.tsv")]
     cmd = ["snakemake", *targets, "--cores", "2", "--config", f"results={res}", f"dataset={res}/sample/sample.h5"]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
@@ -45,3 +45,9 @@ def test_default_run_gives_drift_over_real_models(tmp_path):
     per_model = layers.groupby("model")["n_filters"].sum()
     assert per_model["facenet-mtcnn-pnet"] == 702 and per_model["fer-mini-xception"] == 1328
     assert g["n_filters"].sum() == layers["n_filters"].sum()
+
+    # issue 5: healthy trained models of the sample are not flagged as degenerated
+    q = pd.read_csv(res / "quality/models.tsv", sep="\t").set_index("model")
+    for name in ("fer-mini-xception", "facenet-mtcnn-onet", "rapidocr-ppocrv4-det", "mediapipe-facemesh"):
+        assert not q.loc[name, ["sparse", "low_diversity", "random_like"]].any(), q.loc[name].to_dict()
+        assert 0.3 < q.loc[name, "variance_entropy_norm"] < 1.0

@@ -23,6 +23,12 @@ def analysed(tmp_path_factory):
     axes = axes_from_config(DEFAULT_AXES)
     a = pipeline.analyse(str(db), axes, quality={"eps": 0.01})
     res = tmp / "results"
+    write_results(a, res)
+    return tmp, db, res, a
+
+
+def write_results(a, res):
+    """The files `inspect` reads, as the workflow writes them."""
     (res / "stats").mkdir(parents=True)
     (res / "pca").mkdir()
     a.db.layers.to_csv(res / "stats/layers.tsv", sep="\t", index=False)
@@ -30,7 +36,6 @@ def analysed(tmp_path_factory):
     mean_table(a.pca).to_csv(res / "pca/mean.tsv", sep="\t", index=False, float_format="%.17g")
     stats.write_range(res / "pca/range.tsv", *a.range)
     stats.save_npz(res / "stats/hist.npz", {"counts": a.hist["counts"], "edges": a.hist["edges"]})
-    return tmp, db, res, a
 
 
 def one_model_file(db, model, path):
@@ -102,3 +107,26 @@ def test_errors(analysed, tmp_path):
     tmp, db, res, a = analysed
     assert inspect.main(["inspect", str(db), "--results", str(res), "--out", str(tmp_path / "o")]) == 1
     assert inspect.main(["inspect", str(db), "--results", str(tmp_path / "none")]) == 1
+
+
+def test_self_inspection_from_onnx_file(tmp_path):
+    """A model file (ONNX) whose model was built into the DB: drift 0 to itself, nearest itself."""
+    from filterdb.ingest.build import build
+    from tests.test_ingest_build import _onnx_model, _row, _sheet
+
+    rows = []
+    for k in range(4):
+        _onnx_model(tmp_path / f"m{k}.onnx", seed=10 * k)
+        rows.append(_row(f"toy{k}", f"m{k}.onnx", task=["Classification", "Detection"][k % 2]))
+    db = tmp_path / "db.h5"
+    build(_sheet(tmp_path, rows), str(db), log=lambda m: None)
+    axes = {k: v for k, v in DEFAULT_AXES.items() if k != "training_dataset"}
+    a = pipeline.analyse(str(db), axes_from_config(axes), quality={"eps": 0.01})
+    res = tmp_path / "results"
+    write_results(a, res)
+    out = tmp_path / "out"
+    rc = inspect.main(["inspect", str(tmp_path / "m2.onnx"), "--db", str(db), "--results", str(res), "--out", str(out)])
+    assert rc == 0
+    models = pd.read_csv(out / "models.tsv", sep="\t")
+    assert models["model"].iloc[0] == "toy2" and abs(models["drift"].iloc[0]) < 1e-12
+    assert (models["drift"].iloc[1:] > 0).all()
