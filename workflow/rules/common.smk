@@ -16,6 +16,7 @@ localrules:
     gather_range,
     gather_hist,
     drift,
+    dataset_summary,
 
 
 wildcard_constraints:
@@ -50,6 +51,7 @@ def all_targets():
     ]
     targets += expand(f"{R}/drift/{{axis}}.tsv", axis=AXES)
     targets += expand(f"{R}/groups/{{axis}}.tsv", axis=AXES)
+    targets.append(f"{R}/dataset/summary.tsv")
     targets += globals().get("FIGURE_TARGETS", [])  # workflow/rules/figures.smk
     targets += globals().get("QUALITY_TARGETS", [])  # workflow/rules/quality.smk
     return targets

@@ -27,3 +27,24 @@ rule drift:
         eps=config["histogram"]["eps"],
     script:
         "../scripts/drift.py"
+
+
+rule dataset_summary:
+    input:
+        layers=f"{R}/stats/layers.tsv",
+        groups=expand(f"{R}/groups/{{axis}}.tsv", axis=AXES),
+    output:
+        summary=report(
+            f"{R}/dataset/summary.tsv",
+            caption="../report/dataset_summary.rst",
+            category="Dataset",
+            labels={"table": "models, layers and filters per group"},
+        ),
+    log:
+        f"{R}/logs/dataset_summary.log",
+    conda:
+        "../envs/filterdb.yaml"
+    params:
+        axes=AXES,
+    script:
+        "../scripts/dataset_summary.py"

@@ -253,6 +253,9 @@ rule readme_figures:
         f"{FIGURES}/drift_box.png",
         f"{FIGURES}/ridge_task.png",
         f"{FIGURES}/density_c0_c1.png",
+        f"{FIGURES}/pca_covariance.png",
+        f"{FIGURES}/eigenimages_task.png",
+        f"{FIGURES}/quality_depth_profile.png",
     output:
         "docs/figures/pca_eigenimages.png",
         "docs/figures/pca_cumulative_variance.png",
@@ -260,6 +263,9 @@ rule readme_figures:
         "docs/figures/drift_box.png",
         "docs/figures/ridge_task.png",
         "docs/figures/density_c0_c1.png",
+        "docs/figures/pca_covariance.png",
+        "docs/figures/eigenimages_task.png",
+        "docs/figures/quality_depth_profile.png",
     log:
         f"{R}/logs/figures/readme_figures.log",
     conda:
