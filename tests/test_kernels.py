@@ -40,3 +40,32 @@ def test_histogram_matches_numpy_including_edges():
     for c in range(9):
         want, _ = np.histogram(v[:, c], bins=70, range=(lo, hi))
         assert np.array_equal(got[c], want), c
+
+
+@pytest.mark.parametrize("case", ["iid", "sparse", "zero", "one", "two", "offset", "rank1"])
+def test_fused_layer_quality_equals_reference(case):
+    from filterdb import quality
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((3000, 9)).astype(np.float32)
+    if case == "sparse":
+        w[rng.random(3000) < 0.6] *= 1e-4
+    elif case == "zero":
+        w[:] = 0
+    elif case == "one":
+        w = w[:1]
+    elif case == "two":
+        w = w[:2]
+    elif case == "offset":
+        w = w * 0.01 + 5.0
+    elif case == "rank1":
+        w = np.outer(rng.standard_normal(3000), rng.standard_normal(9)).astype(np.float32)
+    out = 30 if w.shape[0] % 30 == 0 else None
+    ref = quality.layer_quality(w, out, 0.01)
+    got = quality.layer_quality_fast(w, out, 0.01)
+    assert set(ref) == set(got)
+    for k in ref:
+        if isinstance(ref[k], float) and np.isnan(ref[k]):
+            assert np.isnan(got[k]), k
+        else:
+            assert got[k] == pytest.approx(ref[k], rel=1e-10, abs=1e-12), (case, k)
