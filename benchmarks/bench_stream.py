@@ -117,11 +117,17 @@ def main() -> None:
     if not args.skip_inprocess:
         import yaml
 
-        axes = axes_from_config(yaml.safe_load(open(ROOT / "config.yaml"))["axes"])
+        cfg = yaml.safe_load(open(ROOT / "config.yaml"))
+        axes = axes_from_config(cfg["axes"])
+        dens = cfg["density"]
+        kw = dict(quality={"eps": cfg["quality"]["eps"]}, fine_bins=cfg["histogram"]["fine_bins"],
+                  density={"pairs": dens["pairs"], "bins": dens["bins"], "extent": tuple(dens["extent"])})
+        analyse(str(db), axes, shards=1, **kw)  # compile / load the numba kernels
         t = time.perf_counter()
-        analyse(str(db), axes, shards=1)
+        analyse(str(db), axes, shards=1, **kw)
         inproc = time.perf_counter() - t
-        print(f"in-process analysis (3 passes, 1 shard): {inproc:.2f} s = {inproc / floor:.1f} x floor")
+        print(f"in-process analysis as configured (3 passes incl. quality, fine and 2-D histograms; 1 shard, "
+              f"1 core): {inproc:.2f} s = {inproc / floor:.1f} x warm floor, {inproc / args.filters * 1e9:.0f} ns/filter")
 
     res = work / "results"
     shutil.rmtree(res, ignore_errors=True)
@@ -148,6 +154,10 @@ def main() -> None:
     bench = pd.concat(jobs) if jobs else pd.DataFrame()
     if len(bench):
         print(f"peak memory of a shard job (Snakemake benchmark max_rss): {bench['max_rss'].max():.0f} MiB")
+        bench["pass"] = bench["job"].str.split("/").str[1]
+        per = bench.groupby("pass")["s"].agg(["sum", "max"])
+        for name, row in per.iterrows():
+            print(f"  {name}: {row['max']:.2f} s for the slowest shard job, {row['sum']:.2f} s summed over shards")
     print(f"peak memory of any process of the run (getrusage): {tree_rss:.0f} MiB")
     print(f"RATIO analysis workflow / warm floor = {wf / floor:.2f}")
     if not args.workdir:
