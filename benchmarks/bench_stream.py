@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from filterdb.axes import axes_from_config  # noqa: E402
 from filterdb.pipeline import analyse  # noqa: E402
-from filterdb.synth import write_layers_streaming  # noqa: E402
+from filterdb.db import write_db_streaming  # noqa: E402
 
 CATS = ["natural", "faces", "medical", "text", "astronomy"]
 TASKS = ["Classification", "Semantic Segmentation", "Detection", "GAN-Generator"]
@@ -103,7 +103,7 @@ def main() -> None:
     layers = bench_layers(args.filters)
     t = time.perf_counter()
     rng = np.random.default_rng(1)
-    write_layers_streaming(db, layers, lambda r: rng.standard_normal((int(r.row_end - r.row_start), 9),
+    write_db_streaming(db, layers, lambda r: rng.standard_normal((int(r.row_end - r.row_start), 9),
                                                                       dtype=np.float32))
     print(f"generated {args.filters:,} filters in {len(layers):,} layers "
           f"({db.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - t:.1f} s")

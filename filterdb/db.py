@@ -210,27 +210,35 @@ def write_db(path: str | os.PathLike, filters: np.ndarray | Sequence[np.ndarray]
              layout: str = "v1.0", shape3x3: bool = False, chunk_rows: int = 65536) -> None:
     """Write a DB in the published layout.
 
-    ``filters`` is an ``(N, 9)`` array or a sequence of per-layer arrays in the order of ``layers``;
-    ``layers`` holds ``model_id``, ``conv_depth``, ``conv_depth_norm``, ``row_start``, ``row_end``
-    and any meta columns. The file is written to a temporary name and renamed at the end, so a
-    failure never leaves a partial DB behind.
+    ``filters`` is an ``(N, 9)`` array (rows as numbered by ``row_start``/``row_end``) or a
+    sequence of per-layer arrays in the order of ``layers``; ``layers`` holds ``model_id``,
+    ``conv_depth``, ``conv_depth_norm``, ``row_start``, ``row_end`` and any meta columns.
     """
+    if isinstance(filters, np.ndarray):
+        rows = filters.reshape(-1, 9)
+        make = lambda row: rows[int(row["row_start"]):int(row["row_end"])]  # noqa: E731
+    else:
+        it = iter(filters)
+        make = lambda row: next(it)  # noqa: E731
+    write_db_streaming(path, layers, make, layout, shape3x3, chunk_rows)
+
+
+def write_db_streaming(path: str | os.PathLike, layers: pd.DataFrame, make_filters, layout: str = "v1.0",
+                       shape3x3: bool = False, chunk_rows: int = 65536) -> None:
+    """Write a DB whose layer filters come from ``make_filters(row)`` one layer at a time, in the
+    order of ``layers`` (bounded memory). The file is written to a temporary name and renamed at the
+    end, so a failure never leaves a partial DB behind; the filter dataset is resizable (appends)."""
     path = str(path)
     tmp = path + ".partial"
     n = int(layers["row_end"].max()) if len(layers) else 0
+    shape = (n, 3, 3) if shape3x3 else (n, 9)
     try:
         with h5py.File(tmp, "w") as f:
-            shape = (n, 3, 3) if shape3x3 else (n, 9)
-            maxshape = (None, 3, 3) if shape3x3 else (None, 9)
-            ds = f.create_dataset("filters", shape=shape, maxshape=maxshape, dtype="float32",
+            ds = f.create_dataset("filters", shape=shape, maxshape=(None,) + shape[1:], dtype="float32",
                                   chunks=(min(max(n, 1), chunk_rows),) + shape[1:])
-            if isinstance(filters, np.ndarray):
-                for a in range(0, n, chunk_rows):
-                    b = min(n, a + chunk_rows)
-                    ds[a:b] = np.asarray(filters[a:b], dtype=np.float32).reshape((b - a,) + shape[1:])
-            else:
-                for (a, b), w in zip(zip(layers["row_start"], layers["row_end"]), filters):
-                    ds[int(a):int(b)] = np.asarray(w, dtype=np.float32).reshape((int(b) - int(a),) + shape[1:])
+            for _, row in layers.iterrows():
+                a, b = int(row["row_start"]), int(row["row_end"])
+                ds[a:b] = np.asarray(make_filters(row), dtype=np.float32).reshape((b - a,) + shape[1:])
         write_meta(_meta_frame(layers, layout), tmp)
         os.replace(tmp, path)
     finally:

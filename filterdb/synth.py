@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 
-import h5py
 import numpy as np
 import pandas as pd
 
-from .db import _meta_frame, write_meta
+from .db import write_db_streaming
 
 CATEGORIES = ["natural", "medical ct", "faces", "text", "astronomy", "plants"]
 TASKS = ["Classification", "Semantic Segmentation", "Instance Segmentation", "Detection",
@@ -77,27 +76,5 @@ def write_synth_db(path: str | os.PathLike, layout: str = "v1.0", shape3x3: bool
                    seed: int = 0, **kwargs) -> pd.DataFrame:
     """Write a synthetic DB; returns its layer table. Filters are written layer by layer."""
     layers = synth_layers(seed=seed, **kwargs)
-    write_layers_streaming(path, layers, lambda row: synth_filters(row, seed), layout, shape3x3)
+    write_db_streaming(path, layers, lambda row: synth_filters(row, seed), layout, shape3x3)
     return layers
-
-
-def write_layers_streaming(path, layers: pd.DataFrame, make_filters, layout: str = "v1.0",
-                           shape3x3: bool = False, chunk_rows: int = 1 << 18) -> None:
-    """Write a DB whose layer filters come from ``make_filters(row)`` one layer at a time
-    (bounded memory, for large benchmark DBs). Atomic: temporary name, then rename."""
-    path = str(path)
-    tmp = path + ".partial"
-    n = int(layers["row_end"].max()) if len(layers) else 0
-    shape = (n, 3, 3) if shape3x3 else (n, 9)
-    try:
-        with h5py.File(tmp, "w") as f:
-            ds = f.create_dataset("filters", shape=shape, maxshape=(None,) + shape[1:], dtype="float32",
-                                  chunks=(min(max(n, 1), chunk_rows),) + shape[1:])
-            for _, row in layers.iterrows():
-                w = make_filters(row)
-                ds[int(row["row_start"]):int(row["row_end"])] = w.reshape((-1,) + shape[1:])
-        write_meta(_meta_frame(layers, layout), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
