@@ -28,6 +28,17 @@ import pandas as pd
 from .db import CATEGORY_ALIASES
 
 
+# The study's axes: the defaults of config.yaml (also used by `filterdb inspect` without a config).
+STUDY_AXES = {
+    "visual_category": {"column": "Visual Category"},
+    "task": {"column": "Task", "fold": {"Segmentation": "Segmentation"}},
+    "depth": {"column": "conv_depth_norm", "kind": "binned", "bins": 10},
+    "architecture": {"column": "Name"},
+    "training_dataset": {"column": "Training-Dataset"},
+    "pretrained": {"column": "Pretraining-Dataset", "kind": "present"},
+}
+
+
 @dataclass
 class Axis:
     name: str

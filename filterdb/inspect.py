@@ -34,19 +34,10 @@ import numpy as np
 import pandas as pd
 
 from . import divergence, quality, stats
-from .axes import Axis, axes_from_config, group_table, layer_labels
+from .axes import STUDY_AXES, Axis, axes_from_config, group_table, layer_labels
 from .kernels import coefficients, histogram_columns, scale_filters
 from .pca import read_basis
 
-# The study's axes (as in config.yaml), used when no config file is given or found.
-DEFAULT_AXES = {
-    "visual_category": {"column": "Visual Category"},
-    "task": {"column": "Task", "fold": {"Segmentation": "Segmentation"}},
-    "depth": {"column": "conv_depth_norm", "kind": "binned", "bins": 10},
-    "architecture": {"column": "Name"},
-    "training_dataset": {"column": "Training-Dataset"},
-    "pretrained": {"column": "Pretraining-Dataset", "kind": "present"},
-}
 ATYPICAL_PERCENTILE = 95.0
 
 
@@ -369,7 +360,7 @@ def load_settings(config: str | None) -> tuple[list[Axis], float, dict]:
         with open(path) as f:
             cfg = yaml.safe_load(f) or {}
     q = cfg.get("quality", {}) or {}
-    return axes_from_config(cfg.get("axes") or DEFAULT_AXES), float(q.get("eps", 0.01)), dict(q.get("thresholds") or {})
+    return axes_from_config(cfg.get("axes") or STUDY_AXES), float(q.get("eps", 0.01)), dict(q.get("thresholds") or {})
 
 
 def add_inspect_parser(subparsers) -> argparse.ArgumentParser:

@@ -472,6 +472,15 @@ FIGURE_METRICS = [("sparsity", "sparsity"), ("variance_entropy_norm", "variance 
                   ("variance_entropy_clean", "variance entropy (clean)"), ("orthogonality", "orthogonality")]
 
 
+def _threshold_lines(line, metric: str, t: Mapping) -> None:
+    """Dashed lines at the flag thresholds of ``metric`` (``line`` = ``ax.axhline`` or ``ax.axvline``)."""
+    if metric == "sparsity":
+        line(t["sparse"], color="C3", lw=0.8, ls="--")
+    if metric == "variance_entropy_norm":
+        line(t["low_diversity"], color="C3", lw=0.8, ls="--")
+        line(t["random_like"], color="C1", lw=0.8, ls="--")
+
+
 def depth_figure(layer_table: pd.DataFrame, bins: int = 10, thresholds: Mapping | None = None):
     """Each metric against the depth bin: filter-weighted mean (line) and the layers' 25-75 %
     range (band); threshold lines on the sparsity and entropy panels."""
@@ -494,11 +503,7 @@ def depth_figure(layer_table: pd.DataFrame, bins: int = 10, thresholds: Mapping 
             hi.append(np.percentile(v[ok], 75) if ok.any() else math.nan)
         ax.fill_between(x, lo, hi, color="C0", alpha=0.25, linewidth=0)
         ax.plot(x, mean, "o-", color="C0", markersize=3)
-        if m == "sparsity":
-            ax.axhline(t["sparse"], color="C3", lw=0.8, ls="--")
-        if m == "variance_entropy_norm":
-            ax.axhline(t["low_diversity"], color="C3", lw=0.8, ls="--")
-            ax.axhline(t["random_like"], color="C1", lw=0.8, ls="--")
+        _threshold_lines(ax.axhline, m, t)
         ax.set_title(title)
         ax.set_xticks(x, [str(k) for k in range(len(order))])
         ax.set_xlabel(f"depth bin (of {len(order)})")
@@ -535,11 +540,7 @@ def group_figure(layer_table: pd.DataFrame, column: str, order: Sequence | None 
             ax.boxplot([data[k] for k in nonempty], positions=y[nonempty], widths=0.6,
                        showfliers=False, manage_ticks=False, **_horizontal())
         ax.plot(means, y, "D", color="C3", markersize=3)
-        if m == "sparsity":
-            ax.axvline(t["sparse"], color="C3", lw=0.8, ls="--")
-        if m == "variance_entropy_norm":
-            ax.axvline(t["low_diversity"], color="C3", lw=0.8, ls="--")
-            ax.axvline(t["random_like"], color="C1", lw=0.8, ls="--")
+        _threshold_lines(ax.axvline, m, t)
         ax.set_title(title)
     axs[0].set_yticks(y, [str(g) for g in groups])
     axs[0].invert_yaxis()

@@ -2,16 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from filterdb.axes import STUDY_AXES
 from filterdb.synth import write_synth_db
 
-DEFAULT_AXES = {
-    "visual_category": {"column": "Visual Category"},
-    "task": {"column": "Task", "fold": {"Segmentation": "Segmentation"}},
-    "depth": {"column": "conv_depth_norm", "kind": "binned", "bins": 10},
-    "architecture": {"column": "Name"},
-    "training_dataset": {"column": "Training-Dataset"},
-    "pretrained": {"column": "Pretraining-Dataset", "kind": "present"},
-}
+DEFAULT_AXES = STUDY_AXES  # the defaults of config.yaml (checked in test_config_defaults)
 
 
 @pytest.fixture(scope="session", params=["v1.0", "v0.1"])

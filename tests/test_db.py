@@ -107,3 +107,15 @@ def test_write_roundtrip_both_layouts(tmp_path):
 def test_parse_filter_ids():
     assert parse_filter_ids("0:191") == (0, 192)
     assert parse_filter_ids(np.arange(5, 9)) == (5, 9)
+
+
+def test_config_defaults_are_the_study_axes():
+    from pathlib import Path
+
+    import yaml
+
+    from filterdb.axes import STUDY_AXES
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    assert cfg["axes"] == STUDY_AXES
+    assert cfg["histogram"]["bins"] == 70 and cfg["histogram"]["eps"] == float(np.finfo(np.float32).eps)
