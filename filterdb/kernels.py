@@ -138,6 +138,30 @@ def layer_moments(w: np.ndarray, eps: float) -> tuple[float, int, int, np.ndarra
     return float(absmax), int(n_sparse), int(n_clean), g_all, g_clean
 
 
+if HAVE_NUMBA:
+
+    @numba.njit(cache=True, nogil=True)
+    def _column_range(values, lo, hi):
+        for r in range(values.shape[0]):
+            for c in range(values.shape[1]):
+                v = values[r, c]
+                if v < lo[c]:
+                    lo[c] = v
+                if v > hi[c]:
+                    hi[c] = v
+
+
+def column_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column minimum and maximum (``values.min(0)``, ``values.max(0)``; exact)."""
+    v = np.ascontiguousarray(values, dtype=np.float64)
+    if not HAVE_NUMBA or v.shape[0] == 0 or np.isnan(v).any():
+        return v.min(axis=0), v.max(axis=0)
+    lo = np.full(v.shape[1], np.inf)
+    hi = np.full(v.shape[1], -np.inf)
+    _column_range(v, lo, hi)
+    return lo, hi
+
+
 def scale_filters(w: np.ndarray) -> np.ndarray:
     """Same as :func:`filterdb.scaling.scale_filters`, compiled when numba is available."""
     if not HAVE_NUMBA:

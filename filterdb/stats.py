@@ -146,8 +146,9 @@ class RangeAccumulator:
         self.cmax = np.full((n_layers, 9), -np.inf)
 
     def add(self, i, w, scaled, coef, row) -> None:
-        self.cmin[i] = coef.min(axis=0)
-        self.cmax[i] = coef.max(axis=0)
+        from .kernels import column_range
+
+        self.cmin[i], self.cmax[i] = column_range(coef)
 
     def arrays(self):
         return {"cmin": self.cmin, "cmax": self.cmax}

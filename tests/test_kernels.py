@@ -69,3 +69,10 @@ def test_fused_layer_quality_equals_reference(case):
             assert np.isnan(got[k]), k
         else:
             assert got[k] == pytest.approx(ref[k], rel=1e-10, abs=1e-12), (case, k)
+
+
+def test_column_range_exact():
+    rng = np.random.default_rng(9)
+    v = rng.standard_normal((4000, 9))
+    lo, hi = kernels.column_range(v)
+    assert np.array_equal(lo, v.min(axis=0)) and np.array_equal(hi, v.max(axis=0))
