@@ -36,7 +36,7 @@ import pandas as pd
 from . import divergence, quality, stats
 from .axes import STUDY_AXES, Axis, axes_from_config, group_table, layer_labels
 from .kernels import coefficients, histogram_columns, scale_filters
-from .pca import read_basis
+from .results import read_basis, read_layers, read_range
 
 ATYPICAL_PERCENTILE = 95.0
 
@@ -151,7 +151,7 @@ def load_reference(results: str | os.PathLike, stats_dir: str | os.PathLike | No
     if missing:
         raise ValueError(f"analysed results missing: {', '.join(missing)} (run the workflow on the DB first)")
     mean, comps, evr = read_basis(str(need[0]), str(need[1]))
-    layers = stats.read_layers(str(sdir / "layers.tsv"))
+    layers = read_layers(str(sdir / "layers.tsv"))
     with np.load(sdir / "hist.npz", allow_pickle=False) as z:
         counts, edges = z["counts"], z["edges"]
     if counts.shape[0] != len(layers):
@@ -164,7 +164,7 @@ def load_reference(results: str | os.PathLike, stats_dir: str | os.PathLike | No
             raise ValueError(f"{db}: {n} filter rows, but {sdir}/layers.tsv reaches row {int(layers['row_end'].max())}; "
                              "the results belong to another DB")
     return Reference(layers=layers, counts=counts, edges=edges, mean=mean, components=comps, evr=evr,
-                     range=stats.read_range(str(need[2])))
+                     range=read_range(str(need[2])))
 
 
 # ---------------------------------------------------------------------------------------------

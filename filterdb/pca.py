@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 PIXELS = [f"w{i}" for i in range(9)]
 COMPONENTS = [f"c{i}" for i in range(9)]
@@ -70,29 +69,3 @@ def pca_of_layers(n: np.ndarray, sums: np.ndarray, outers: np.ndarray, mask: np.
     if mask is not None:
         n, sums, outers = n[mask], sums[mask], outers[mask]
     return pca_from_sums(int(np.sum(n)), np.sum(sums, axis=0), np.sum(outers, axis=0))
-
-
-def basis_table(p: PCA) -> pd.DataFrame:
-    """``pca/basis.tsv``: component, explained_variance, explained_variance_ratio, w0..w8."""
-    df = pd.DataFrame(p.components, columns=PIXELS)
-    df.insert(0, "explained_variance_ratio", p.explained_variance_ratio)
-    df.insert(0, "explained_variance", p.explained_variance)
-    df.insert(0, "component", COMPONENTS[: len(df)])
-    return df
-
-
-def mean_table(p: PCA) -> pd.DataFrame:
-    return pd.DataFrame([p.mean], columns=PIXELS)
-
-
-def read_basis(basis_tsv: str, mean_tsv: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean (9,), components (9, 9), explained_variance_ratio (9,)) from the contract TSVs."""
-    b = pd.read_csv(basis_tsv, sep="\t")
-    m = pd.read_csv(mean_tsv, sep="\t")
-    return (m[PIXELS].to_numpy(np.float64)[0], b[PIXELS].to_numpy(np.float64),
-            b["explained_variance_ratio"].to_numpy(np.float64))
-
-
-def read_evr(basis_tsv: str) -> np.ndarray:
-    """The explained variance ratio column of ``pca/basis.tsv``."""
-    return pd.read_csv(basis_tsv, sep="\t")["explained_variance_ratio"].to_numpy(np.float64)

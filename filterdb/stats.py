@@ -248,13 +248,6 @@ def run_pass(path: str, key: str, layers: pd.DataFrame, accumulators: list,
     return out
 
 
-def save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """Write arrays atomically (temporary name, then rename)."""
-    import os
-
-    tmp = str(path) + ".partial.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
 
 
 def gather(parts: list[dict[str, np.ndarray]], n_layers: int) -> dict[str, np.ndarray]:
@@ -278,26 +271,10 @@ def gather(parts: list[dict[str, np.ndarray]], n_layers: int) -> dict[str, np.nd
     return out
 
 
-def load_npz(path: str) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
 
 
-def read_layers(path: str) -> pd.DataFrame:
-    """The gathered layer table ``stats/layers.tsv``."""
-    return pd.read_csv(path, sep="\t", keep_default_na=True)
 
 
 def coefficient_range(cmin: np.ndarray, cmax: np.ndarray) -> tuple[float, float]:
     """The shared range ``[min, max]`` over all 9 coefficients of all layers."""
     return float(np.min(cmin)), float(np.max(cmax))
-
-
-def write_range(path: str, lo: float, hi: float) -> None:
-    """``pca/range.tsv``: columns ``min``, ``max``."""
-    pd.DataFrame({"min": [lo], "max": [hi]}).to_csv(path, sep="\t", index=False, float_format="%.17g")
-
-
-def read_range(path: str) -> tuple[float, float]:
-    df = pd.read_csv(path, sep="\t")
-    return float(df["min"].iloc[0]), float(df["max"].iloc[0])

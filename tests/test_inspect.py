@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filterdb import divergence, inspect, pipeline, quality, stats
+from filterdb import divergence, inspect, pipeline, quality, results, stats
 from filterdb.axes import axes_from_config
 from filterdb.db import open_db, read_rows, write_db
-from filterdb.pca import basis_table, mean_table
+from filterdb.results import basis_table, mean_table
 from filterdb.synth import write_synth_db
 from tests.conftest import DEFAULT_AXES
 
@@ -34,8 +34,8 @@ def write_results(a, res):
     a.db.layers.to_csv(res / "stats/layers.tsv", sep="\t", index=False)
     basis_table(a.pca).to_csv(res / "pca/basis.tsv", sep="\t", index=False, float_format="%.17g")
     mean_table(a.pca).to_csv(res / "pca/mean.tsv", sep="\t", index=False, float_format="%.17g")
-    stats.write_range(res / "pca/range.tsv", *a.range)
-    stats.save_npz(res / "stats/hist.npz", {"counts": a.hist["counts"], "edges": a.hist["edges"]})
+    results.write_range(res / "pca/range.tsv", *a.range)
+    results.save_npz(res / "stats/hist.npz", {"counts": a.hist["counts"], "edges": a.hist["edges"]})
 
 
 def one_model_file(db, model, path):

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from filterdb import plots, stats
+from filterdb import plots, results
 from filterdb.glue import main
 
 
 def run():
-    hist = stats.load_npz(snakemake.input.hist)
+    hist = results.load_npz(snakemake.input.hist)
     pair = (int(snakemake.wildcards.a), int(snakemake.wildcards.b))
     pairs = [tuple(int(v) for v in p) for p in hist.get("density_pairs", np.zeros((0, 2), int))]
     if pair not in pairs:

@@ -1,11 +1,11 @@
 """Global PCA figures: cumulative explained variance, 9x9 pixel covariance, eigenimages."""
 
-from filterdb import pipeline, plots, stats
+from filterdb import pipeline, plots, results
 from filterdb.glue import main
 
 
 def run():
-    p = pipeline.global_pca(stats.load_npz(snakemake.input.sums))
+    p = pipeline.global_pca(results.load_npz(snakemake.input.sums))
     kind = snakemake.params.kind
     if kind == "cumulative_variance":
         fig = plots.cumulative_variance(p.explained_variance_ratio, title=f"Global PCA ({p.n:,} filters)")

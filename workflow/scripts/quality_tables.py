@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from filterdb import quality, stats
+from filterdb import quality, results
 from filterdb.axes import Axis, axes_from_config, depth_bin_labels
 from filterdb.glue import main
 
@@ -18,9 +18,9 @@ def run():
     p, inp, out = snakemake.params, snakemake.input, snakemake.output
     thresholds = dict(p.thresholds)
     if p.kind == "tables":
-        layers = stats.read_layers(inp.layers)
+        layers = results.read_layers(inp.layers)
         axes = axes_from_config({k: dict(v) for k, v in dict(p.axes).items()})
-        table = quality.layer_quality_table(layers, stats.load_npz(inp.sums), axes, thresholds)
+        table = quality.layer_quality_table(layers, results.load_npz(inp.sums), axes, thresholds)
         quality.write_tsv(table, out.layers)
         models = quality.model_quality_table(table, thresholds)
         quality.write_tsv(models, out.models)

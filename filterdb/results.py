@@ -1,0 +1,279 @@
+"""The results layout: where every result file lives, and how it is read and written.
+
+One module owns the files under ``{results}/`` so that the passes, the workflow scripts, the
+figures and ``filterdb inspect`` agree on names, columns and number formats. Every writer is
+atomic (temporary name in the same folder, then rename): an interrupted job never leaves a
+half-written file under the final name.
+
+Layout (``R`` = the results folder)::
+
+    R/stats/layers.tsv        layer table (one row per conv layer, in row order)
+    R/stats/plan.npz          what shard jobs need of it, as plain arrays (rows, cells, out_channels)
+    R/stats/cells.tsv         fine-histogram cells: one per (model_id, depth bin)
+    R/stats/sums.npz          per-layer n, sum, outer (+ quality_* arrays)
+    R/stats/range.npz         per-layer coefficient min/max
+    R/stats/hist.npz          per-layer coefficient histograms (+ density)
+    R/stats/cell_hist.npy     fine per-cell histograms (cells, 9, fine_bins), memory-mappable
+    R/pca/basis.tsv           component, explained_variance, explained_variance_ratio, w0..w8
+    R/pca/mean.tsv            w0..w8
+    R/pca/range.tsv           min, max
+    R/drift/{axis}.tsv        group x group drift matrix (first column ``group``)
+    R/groups/{axis}.tsv       groups of an axis with their counts
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .pca import COMPONENTS, PIXELS
+
+#: Number format of every float column in a TSV: enough digits to round-trip a float64.
+FLOAT_FORMAT = "%.17g"
+
+@dataclass(frozen=True)
+class Paths:
+    """Paths of the result files under one results folder.
+
+    Parameters
+    ----------
+    root : str or Path
+        The results folder (``config["results"]``).
+
+    Examples
+    --------
+    >>> Paths("results").drift("task")
+    PosixPath('results/drift/task.tsv')
+    """
+
+    root: Path
+
+    def __init__(self, root):
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def stats(self) -> Path:
+        return self.root / "stats"
+
+    @property
+    def layers(self) -> Path:
+        return self.stats / "layers.tsv"
+
+    @property
+    def plan(self) -> Path:
+        return self.stats / "plan.npz"
+
+    @property
+    def cells(self) -> Path:
+        return self.stats / "cells.tsv"
+
+    @property
+    def sums(self) -> Path:
+        return self.stats / "sums.npz"
+
+    @property
+    def range_stats(self) -> Path:
+        return self.stats / "range.npz"
+
+    @property
+    def hist(self) -> Path:
+        return self.stats / "hist.npz"
+
+    @property
+    def cell_hist(self) -> Path:
+        return self.stats / "cell_hist.npy"
+
+    @property
+    def basis(self) -> Path:
+        return self.root / "pca" / "basis.tsv"
+
+    @property
+    def mean(self) -> Path:
+        return self.root / "pca" / "mean.tsv"
+
+    @property
+    def range(self) -> Path:
+        return self.root / "pca" / "range.tsv"
+
+    def drift(self, axis: str) -> Path:
+        return self.root / "drift" / f"{axis}.tsv"
+
+    def groups(self, axis: str) -> Path:
+        return self.root / "groups" / f"{axis}.tsv"
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writing
+
+
+def _tmp_name(path) -> str:
+    p = Path(path)
+    return str(p.with_name(f".{p.name}.{os.getpid()}.partial{p.suffix}"))
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(tmp)`` with a temporary path beside ``path``, then rename it to ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+    """
+    tmp = _tmp_name(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+def write_tsv(df, path, floats: bool = True) -> None:
+    """Write a table as TSV (no index), floats with :data:`FLOAT_FORMAT`, atomically.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    path : str or Path
+    floats : bool
+        Format float columns with :data:`FLOAT_FORMAT` (round-trip exact); ``False`` uses pandas'
+        default repr.
+    """
+    kw = {"float_format": FLOAT_FORMAT} if floats else {}
+    atomic_write(path, lambda tmp: df.to_csv(tmp, sep="\t", index=False, **kw))
+
+
+def read_tsv(path, group_names: bool = False):
+    """Read a result TSV. With ``group_names`` the ``group`` column is read as text, with empty
+    cells kept as ``""`` (group tables and drift matrices)."""
+    import pandas as pd
+
+    if group_names:
+        return pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"group": str})
+    return pd.read_csv(path, sep="\t", keep_default_na=True)
+
+
+def read_layers(path):
+    """The layer table ``stats/layers.tsv`` (pandas DataFrame, one row per layer)."""
+    return read_tsv(path)
+
+
+def write_layers(layers, path) -> None:
+    write_tsv(layers, path, floats=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays
+
+
+def save_npz(path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write named arrays to an uncompressed ``.npz``, atomically."""
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    atomic_write(path, write)
+
+
+def load_npz(path) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (never unpickles)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+# ---------------------------------------------------------------------------------------------
+# PCA files
+
+
+def basis_table(p):
+    """``pca/basis.tsv`` as a DataFrame: component, explained_variance, explained_variance_ratio,
+    w0..w8 (one row per component)."""
+    import pandas as pd
+
+    df = pd.DataFrame(p.components, columns=PIXELS)
+    df.insert(0, "explained_variance_ratio", p.explained_variance_ratio)
+    df.insert(0, "explained_variance", p.explained_variance)
+    df.insert(0, "component", COMPONENTS[: len(df)])
+    return df
+
+
+def mean_table(p):
+    """``pca/mean.tsv`` as a DataFrame: one row, columns w0..w8."""
+    import pandas as pd
+
+    return pd.DataFrame([p.mean], columns=PIXELS)
+
+
+def write_basis(p, basis_path, mean_path) -> None:
+    """Write ``pca/basis.tsv`` and ``pca/mean.tsv`` of a :class:`filterdb.pca.PCA`."""
+    write_tsv(basis_table(p), basis_path)
+    write_tsv(mean_table(p), mean_path)
+
+
+def _read_columns(path) -> dict[str, np.ndarray]:
+    """A small numeric TSV with a header as float columns (text columns skipped), without pandas."""
+    with open(path) as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
+    out = {}
+    for j, name in enumerate(header):
+        try:
+            out[name] = np.array([float(r[j]) for r in rows], dtype=np.float64)
+        except ValueError:
+            continue
+    return out
+
+
+def read_basis(basis_path, mean_path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read the PCA files.
+
+    Returns
+    -------
+    mean : (9,) float64
+    components : (9, 9) float64, row k = component k in pixel order w0..w8
+    explained_variance_ratio : (9,) float64
+    """
+    b = _read_columns(basis_path)
+    m = _read_columns(mean_path)
+    comps = np.stack([b[p] for p in PIXELS], axis=1)
+    mean = np.array([m[p][0] for p in PIXELS])
+    return mean, comps, b["explained_variance_ratio"]
+
+
+def read_evr(basis_path) -> np.ndarray:
+    """The explained variance ratio column of ``pca/basis.tsv`` (9,)."""
+    return _read_columns(basis_path)["explained_variance_ratio"]
+
+
+def write_range(path, lo: float, hi: float) -> None:
+    """``pca/range.tsv``: columns ``min``, ``max`` (one row)."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(
+        f"min\tmax\n{FLOAT_FORMAT % lo}\t{FLOAT_FORMAT % hi}\n"))
+
+
+def read_range(path) -> tuple[float, float]:
+    """``(min, max)`` of ``pca/range.tsv``."""
+    c = _read_columns(path)
+    return float(c["min"][0]), float(c["max"][0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Drift files
+
+
+def read_drift(path) -> tuple[list[str], np.ndarray]:
+    """A drift matrix file: ``(group names, D (G, G) float64)``."""
+    t = read_tsv(path, group_names=True)
+    return t["group"].astype(str).tolist(), t.iloc[:, 1:].to_numpy(np.float64)
+
+
+def read_groups(path):
+    """A group table ``groups/{axis}.tsv`` (``group`` read as text)."""
+    return read_tsv(path, group_names=True)
