@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from . import divergence, quality, stats
+from . import divergence, quality
 from .axes import STUDY_AXES, Axis, axes_from_config, group_table, layer_labels
 from .kernels import coefficients, histogram_columns, scale_filters
 from .results import read_basis, read_layers, read_range

@@ -193,3 +193,186 @@ def histogram_columns(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     out = np.zeros((v.shape[1], edges.size - 1), np.int64)
     _histogram_columns(v, edges, out)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Block kernels: one call per read block, looping over the block's layers inside the compiled
+# code (no per-layer Python). A layer is given by its row range ``[ls[k], le[k])`` in the block
+# and its position ``lp[k]`` in the per-layer output arrays. Every per-filter operation is the
+# one of the reference functions above, in the same order, so each layer's results are
+# bit-identical however the rows are split into blocks, shards or threads.
+
+
+if HAVE_NUMBA:
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _row_scale(x, r, s):
+        """Peak-scale row r of x into s (float64); returns False when the row holds NaN/Inf."""
+        peak = 0.0
+        finite = True
+        for j in range(9):
+            v = np.float64(x[r, j])
+            if not (v - v == 0.0):
+                finite = False
+            a = abs(v)
+            if a > peak:
+                peak = a
+        if peak == 0.0:
+            peak = 1.0
+        for j in range(9):
+            s[j] = np.float64(x[r, j]) / peak
+        return finite
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _row_coef(s, mean, comps, d, c):
+        for j in range(9):
+            d[j] = s[j] - mean[j]
+        for i in range(9):
+            acc = d[0] * comps[i, 0]
+            for j in range(1, 9):
+                acc += d[j] * comps[i, j]
+            c[i] = acc
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _bin(v, first, last, denom, bins, edges):
+        """numpy's uniform-bin index of v (-1 when outside [first, last])."""
+        if not (v >= first and v <= last):
+            return -1
+        ind = int(((v - first) / denom) * bins)
+        if ind == bins:
+            ind -= 1
+        if v < edges[ind]:
+            ind -= 1
+        if ind != bins - 1 and v >= edges[ind + 1]:
+            ind += 1
+        return ind
+
+    @numba.njit(cache=True, nogil=True)
+    def sums_block(x, ls, le, lp, drop, n, s1, s2, nonfinite, first_bad):
+        """Per layer: count, sum and upper-triangle outer-product sum of the peak-scaled filters,
+        accumulated row by row in float64; rows with NaN/Inf are counted (``nonfinite``, first
+        such row in ``first_bad``) and, with ``drop``, left out."""
+        s = np.empty(9)
+        for k in range(ls.shape[0]):
+            p = lp[k]
+            cnt = 0
+            for r in range(ls[k], le[k]):
+                if not _row_scale(x, r, s):
+                    if nonfinite[p] == 0:
+                        first_bad[p] = r
+                    nonfinite[p] += 1
+                    if drop:
+                        continue
+                cnt += 1
+                for a in range(9):
+                    s1[p, a] += s[a]
+                    for b in range(a, 9):
+                        s2[p, a, b] += s[a] * s[b]
+            n[p] += cnt
+            for a in range(9):
+                for b in range(a + 1, 9):
+                    s2[p, b, a] = s2[p, a, b]
+
+    @numba.njit(cache=True, nogil=True)
+    def range_block(x, ls, le, lp, drop, mean, comps, cmin, cmax):
+        """Per layer: min and max of each PCA coefficient."""
+        s = np.empty(9)
+        d = np.empty(9)
+        c = np.empty(9)
+        for k in range(ls.shape[0]):
+            p = lp[k]
+            for r in range(ls[k], le[k]):
+                if not _row_scale(x, r, s) and drop:
+                    continue
+                _row_coef(s, mean, comps, d, c)
+                for i in range(9):
+                    if c[i] < cmin[p, i]:
+                        cmin[p, i] = c[i]
+                    if c[i] > cmax[p, i]:
+                        cmax[p, i] = c[i]
+
+    @numba.njit(cache=True, nogil=True)
+    def hist_block(x, ls, le, lp, drop, mean, comps, edges, counts, lcell, fedges, fcounts,
+                   pairs, dlo, dhi, dbins, dens):
+        """Per layer: coarse coefficient histograms ``counts[p, i, :]`` over ``edges``; per cell
+        (``lcell[k]``, -1 = none): fine histograms over ``fedges``; and the 2-D histograms of the
+        coefficient ``pairs`` over ``[dlo, dhi)^2`` with ``dbins`` bins (fast-histogram's rule:
+        ``int((v - lo) * (bins / (hi - lo)))``, right edge excluded)."""
+        s = np.empty(9)
+        d = np.empty(9)
+        c = np.empty(9)
+        bins = edges.shape[0] - 1
+        first = edges[0]
+        last = edges[bins]
+        denom = last - first
+        fbins = fedges.shape[0] - 1
+        ffirst = fedges[0] if fbins > 0 else 0.0
+        flast = fedges[fbins] if fbins > 0 else 0.0
+        fdenom = flast - ffirst
+        norm = dbins / (dhi - dlo)
+        npairs = pairs.shape[0]
+        for k in range(ls.shape[0]):
+            p = lp[k]
+            cell = lcell[k]
+            for r in range(ls[k], le[k]):
+                if not _row_scale(x, r, s) and drop:
+                    continue
+                _row_coef(s, mean, comps, d, c)
+                for i in range(9):
+                    b = _bin(c[i], first, last, denom, bins, edges)
+                    if b >= 0:
+                        counts[p, i, b] += 1
+                    if cell >= 0:
+                        fb = _bin(c[i], ffirst, flast, fdenom, fbins, fedges)
+                        if fb >= 0:
+                            fcounts[cell, i, fb] += 1
+                for q in range(npairs):
+                    tx = c[pairs[q, 0]]
+                    ty = c[pairs[q, 1]]
+                    if tx >= dlo and tx < dhi and ty >= dlo and ty < dhi:
+                        ix = int((tx - dlo) * norm)
+                        iy = int((ty - dlo) * norm)
+                        dens[q, ix, iy] += 1
+
+    @numba.njit(cache=True, nogil=True)
+    def moments_block(x, ls, le, lp, drop, eps, absmax, n_sparse, n_clean, g_all, g_clean):
+        """Per layer, on the unscaled filters: peak |w| of the layer, the number of sparse filters
+        (peak < eps * layer peak) and the centred 9x9 scatter matrices of all and of the non-sparse
+        filters (as :func:`layer_moments`, layer by layer)."""
+        for k in range(ls.shape[0]):
+            a0 = ls[k]
+            m = le[k] - a0
+            if m == 0:
+                continue
+            p = lp[k]
+            bad = 0
+            if drop:
+                for r in range(a0, le[k]):
+                    for j in range(9):
+                        v = np.float64(x[r, j])
+                        if not (v - v == 0.0):
+                            bad += 1
+                            break
+            if bad == 0:
+                am, ns, nc = _layer_moments(x[a0:le[k]], eps, g_all[p], g_clean[p])
+            else:  # leave the rows holding NaN/Inf out
+                w = np.empty((m - bad, 9), x.dtype)
+                nn = 0
+                for r in range(a0, le[k]):
+                    ok = True
+                    for j in range(9):
+                        v = np.float64(x[r, j])
+                        if not (v - v == 0.0):
+                            ok = False
+                    if ok:
+                        for j in range(9):
+                            w[nn, j] = x[r, j]
+                        nn += 1
+                am, ns, nc = _layer_moments(w, eps, g_all[p], g_clean[p])
+            absmax[p] = am
+            n_sparse[p] = ns
+            n_clean[p] = nc
+            for a in range(9):
+                for b in range(a + 1, 9):
+                    g_all[p, b, a] = g_all[p, a, b]
+                    g_clean[p, b, a] = g_clean[p, a, b]

@@ -10,26 +10,32 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import divergence, stats
+from . import divergence
+from .accumulate import PassSettings, Plan, coefficient_range, gather_parts, run_shard
 from .axes import Axis, group_table, layer_labels
 from .db import FilterDB, open_db
 from .histogram import uniform_edges
 from .pca import PCA, pca_of_layers
+from .stream import DEFAULT_BLOCK_ROWS
 
 PASSES = ("sums", "range", "hist")
-
-
-def shard_layers(layers: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
-    """The layers of shard ``shard`` (zero-based) of ``shards``."""
-    lo, hi = stats.plan_shards(layers["n_filters"].to_numpy(), shards)[shard]
-    return layers.iloc[lo:hi]
 
 
 def cell_table(layers: pd.DataFrame, depth_bins: int = 10) -> tuple[np.ndarray, pd.DataFrame]:
     """Cells for the fine histograms: one per (model_id, depth bin) present.
 
-    Returns the cell of each layer and the table ``cell``, ``model_id``, ``depth_bin`` (label as on
-    the depth axis), ``n_layers``, ``n_filters``. Depth bins as :mod:`filterdb.axes` (``binned``).
+    Parameters
+    ----------
+    layers : DataFrame
+        The layer table (``model_id``, ``conv_depth_norm``, ``n_filters``).
+    depth_bins : int
+        Depth bins, as the binned depth axis (:mod:`filterdb.axes`).
+
+    Returns
+    -------
+    cell_of_layer : (L,) intp
+    cells : DataFrame
+        ``cell``, ``model_id``, ``depth_bin`` (label as on the depth axis), ``n_layers``, ``n_filters``.
     """
     depth = layer_labels(layers, Axis(name="depth", column="conv_depth_norm", kind="binned", bins=depth_bins))
     key = pd.DataFrame({"model_id": layers["model_id"].to_numpy(), "depth_bin": depth.fillna("").to_numpy(),
@@ -42,41 +48,22 @@ def cell_table(layers: pd.DataFrame, depth_bins: int = 10) -> tuple[np.ndarray, 
     return cell_of_layer.astype(np.intp), cells
 
 
-def make_accumulators(kind: str, n_layers: int, edges: np.ndarray | None = None,
-                      quality: dict | None = None, cells: tuple[np.ndarray, int] | None = None,
-                      fine_bins: int = 0, density: dict | None = None) -> list:
-    if kind == "sums":
-        accs = [stats.SumsAccumulator(n_layers)]
-        if quality is not None:
-            from .quality import QualityAccumulator  # per-layer metrics on unscaled weights
-
-            accs.append(QualityAccumulator(n_layers, **quality))
-        return accs
-    if kind == "range":
-        return [stats.RangeAccumulator(n_layers)]
-    if kind == "hist":
-        accs = [stats.HistogramAccumulator(n_layers, edges)]
-        if cells is not None and fine_bins > 0:
-            fine = np.linspace(edges[0], edges[-1], int(fine_bins) + 1)
-            accs.append(stats.CellHistogramAccumulator(n_layers, cells[0], cells[1], fine))
-        if density:
-            accs.append(stats.DensityAccumulator(n_layers, **density))
-        return accs
-    raise ValueError(f"unknown pass {kind!r}: expected one of {PASSES}")
+def make_plan(layers: pd.DataFrame, depth_bins: int = 10, key: str = "filters") -> tuple[Plan, pd.DataFrame]:
+    """The arrays the passes need (:class:`filterdb.accumulate.Plan`) and the cell table."""
+    cell_of_layer, cells = cell_table(layers, depth_bins)
+    out = layers["out_channels"].to_numpy(np.float64) if "out_channels" in layers.columns \
+        else np.full(len(layers), np.nan)
+    plan = Plan(row_start=layers["row_start"].to_numpy(np.int64), row_end=layers["row_end"].to_numpy(np.int64),
+                cell=cell_of_layer.astype(np.int64), out_channels=np.asarray(out, np.float64), n_cells=len(cells),
+                key=key)
+    return plan, cells
 
 
-def run_shard(db_path: str, key: str, layers: pd.DataFrame, kind: str, shard: int = 0, shards: int = 1,
-              basis: tuple[np.ndarray, np.ndarray] | None = None, edges: np.ndarray | None = None,
-              quality: dict | None = None, block_rows: int = stats.DEFAULT_BLOCK_ROWS,
-              progress: bool = True, cells: tuple[np.ndarray, int] | None = None, fine_bins: int = 0,
-              density: dict | None = None) -> dict[str, np.ndarray]:
-    lo, hi = stats.plan_shards(layers["n_filters"].to_numpy(), shards)[shard]
-    part = layers.iloc[lo:hi]
-    if cells is not None:
-        cells = (np.asarray(cells[0])[lo:hi], cells[1])
-    accs = make_accumulators(kind, len(part), edges, quality, cells, fine_bins, density)
-    return stats.run_pass(db_path, key, part, accs, basis=basis if kind != "sums" else None,
-                          block_rows=block_rows, progress=progress, desc=f"{kind} {shard + 1}/{shards}")
+def layer_namer(layers: pd.DataFrame):
+    """``f(layer) -> "model X, conv layer k at conv_depth d"`` for error messages."""
+    from .results import describe_layer
+
+    return lambda g: describe_layer(layers, g)
 
 
 def global_pca(sums: dict[str, np.ndarray]) -> PCA:
@@ -114,28 +101,52 @@ class Analysis:
     cells: pd.DataFrame | None = None
 
 
-def analyse(path: str, axes: list[Axis], shards: int = 1, bins: int = 70, eps: float = divergence.EPS,
-            block_rows: int = stats.DEFAULT_BLOCK_ROWS, quality: dict | None = None,
-            progress: bool = False, fine_bins: int = 0, depth_bins: int = 10,
-            density: dict | None = None) -> Analysis:
-    """Run the whole analysis in this process with ``shards`` shards (run one after the other)."""
+def analyse(path: str, axes: list[Axis], *, shards: int = 1, bins: int = 70, eps: float = divergence.EPS,
+            block_rows: int = DEFAULT_BLOCK_ROWS, quality: dict | None = None, progress: bool = False,
+            fine_bins: int = 0, depth_bins: int = 10, density: dict | None = None, threads: int = 1,
+            precision: str = "float32", nonfinite: str = "error") -> Analysis:
+    """Run the whole analysis in this process with ``shards`` shards (run one after the other).
+
+    Parameters
+    ----------
+    path : str
+        The filter DB.
+    axes : list of Axis
+    shards : int
+        Shards (results do not depend on it).
+    bins, eps :
+        Coarse histogram bins and the floor of empty bins (docs/method.md §4).
+    block_rows, threads, precision, nonfinite, progress :
+        See :class:`filterdb.accumulate.PassSettings`.
+    quality : dict or None
+        ``{"eps": ...}`` to compute the quality metrics in the sums pass.
+    fine_bins, depth_bins :
+        Fine per-cell histograms (0 = none) and the depth bins that define the cells.
+    density : dict or None
+        ``{"pairs": [[0, 1]], "bins": 512, "extent": (-3.3, 3.3)}``.
+    """
     db = open_db(path, [a.column for a in axes])
     layers = db.layers
-    L = len(layers)
+    plan, cell_tab = make_plan(layers, depth_bins, db.key)
+    d = dict(density or {})
+    settings = PassSettings(block_rows=block_rows, threads=threads, precision=precision, nonfinite=nonfinite,
+                            quality_eps=None if quality is None else float(quality.get("eps", 0.01)),
+                            fine_bins=int(fine_bins), density_pairs=[tuple(p) for p in d.get("pairs", [])],
+                            density_bins=int(d.get("bins", 512)), density_extent=tuple(d.get("extent", (-3.3, 3.3))),
+                            progress=progress)
+    names = layer_namer(layers)
 
     def run(kind, **kw):
-        parts = [run_shard(db.path, db.key, layers, kind, k, shards, block_rows=block_rows,
-                           progress=progress, **kw) for k in range(shards)]
-        return stats.gather(parts, L)
+        parts = [run_shard(db.path, db.key, plan, kind, shard=k, shards=shards, settings=settings,
+                           layer_names=names, **kw) for k in range(shards)]
+        return gather_parts(parts, plan.n_layers, plan.n_cells)
 
-    sums = run("sums", quality=quality)
+    sums = run("sums")
     p = global_pca(sums)
     rng = run("range", basis=(p.mean, p.components))
-    lo, hi = stats.coefficient_range(rng["cmin"], rng["cmax"])
+    lo, hi = coefficient_range(rng["cmin"], rng["cmax"])
     edges = uniform_edges(lo, hi, bins)
-    cell_of_layer, cell_tab = cell_table(layers, depth_bins)
-    hist = run("hist", basis=(p.mean, p.components), edges=edges, cells=(cell_of_layer, len(cell_tab)),
-               fine_bins=fine_bins, density=density)
+    hist = run("hist", basis=(p.mean, p.components), edges=edges)
     out = Analysis(db=db, sums=sums, pca=p, range=(lo, hi), hist=hist, cells=cell_tab)
     for axis in axes:
         out.groups[axis.name], out.drift[axis.name] = axis_result(layers, hist["counts"],

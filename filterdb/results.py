@@ -130,6 +130,22 @@ def atomic_write(path, write) -> None:
         raise
 
 
+def temporary_name(path) -> str:
+    """A temporary path beside ``path`` (same folder, so the final rename is atomic)."""
+    return _tmp_name(path)
+
+
+def commit_temporary(tmp, path) -> None:
+    """Rename a finished temporary file to its final name."""
+    os.replace(tmp, path)
+
+
+def discard_temporary(tmp) -> None:
+    """Remove a temporary file if it is still there (after an error)."""
+    if tmp and os.path.exists(tmp):
+        os.remove(tmp)
+
+
 # ---------------------------------------------------------------------------------------------
 # Tables
 
@@ -165,7 +181,18 @@ def read_layers(path):
 
 
 def write_layers(layers, path) -> None:
+    """Write the layer table ``stats/layers.tsv``."""
     write_tsv(layers, path, floats=False)
+
+
+def describe_layer(layers, g: int) -> str:
+    """``"model X, conv layer g at conv_depth d"`` (for messages); ``layers`` a DataFrame or the
+    path of ``stats/layers.tsv``."""
+    if not hasattr(layers, "iloc"):
+        layers = read_layers(layers)
+    row = layers.iloc[int(g)]
+    model = row["model"] if "model" in layers.columns else row["model_id"]
+    return f"model {model}, conv layer {int(g)} at conv_depth {row['conv_depth']}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,6 +213,25 @@ def load_npz(path) -> dict[str, np.ndarray]:
     """All arrays of an ``.npz`` (never unpickles)."""
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def load_part(path):
+    """A shard part (``.npz``) opened lazily: arrays are read when indexed (``.files`` lists
+    them; close it after use)."""
+    return np.load(path, allow_pickle=False)
+
+
+def load_plan(path):
+    """``stats/plan.npz`` as a :class:`filterdb.accumulate.Plan`."""
+    from .accumulate import Plan
+
+    return Plan.from_arrays(load_npz(path))
+
+
+def open_cell_hist(path) -> np.ndarray:
+    """``stats/cell_hist.npy``: fine per-cell histograms ``(cells, 9, fine_bins)`` uint32,
+    memory-mapped read-only."""
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 # ---------------------------------------------------------------------------------------------

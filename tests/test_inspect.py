@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filterdb import divergence, inspect, pipeline, quality, results, stats
+from filterdb import divergence, inspect, pipeline, quality, results
 from filterdb.axes import axes_from_config
 from filterdb.db import open_db, read_rows, write_db
 from filterdb.results import basis_table, mean_table

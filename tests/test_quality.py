@@ -234,10 +234,10 @@ def test_pipeline_matches_direct(small_db, shards):
 def test_no_out_channels_column(small_db):
     path, _ = small_db
     layers = pipeline.open_db(path).layers.drop(columns=["out_channels"])
-    acc = quality.QualityAccumulator(len(layers))
-    from filterdb.stats import run_pass
+    from filterdb.accumulate import PassSettings, run_shard
 
-    arr = run_pass(path, "filters", layers, [acc], progress=False)
+    plan, _ = pipeline.make_plan(layers)
+    arr = run_shard(path, "filters", plan, "sums", settings=PassSettings(quality_eps=0.01, progress=False))
     lt = quality.layer_quality_table(layers, arr)
     assert lt["orthogonality"].isna().all()
     assert lt["notes"].str.contains("no out_channels").all()

@@ -12,7 +12,6 @@ AXES = list(config["axes"])
 localrules:
     layer_table,
     gather_sums,
-    pca_basis,
     gather_range,
     gather_hist,
     drift,
@@ -39,7 +38,41 @@ def axis_config(name):
 
 
 def stream_params():
-    return {"block_rows": config["stream"]["block_rows"]}
+    """Streaming settings for the shard jobs (block size, precision, NaN/Inf policy)."""
+    return {k: config["stream"][k] for k in ("block_rows", "precision", "nonfinite")}
+
+
+def n_shards():
+    """The number of shards of this run (scattergather, or --set-scatter shards=N)."""
+    return len(gather.shards("{scatteritem}"))
+
+
+def shard_threads():
+    """Compute threads per shard job: stream.threads, or (auto) the cores divided by the shards."""
+    t = config["stream"]["threads"]
+    if t != "auto":
+        return int(t)
+    cores = workflow.cores if isinstance(workflow.cores, int) else 1
+    return max(1, min(cores, os.cpu_count() or 1) // n_shards())
+
+
+def job_mem_mb(kind, plan_path, threads=1):
+    """Memory a job of this kind needs (MB), estimated from the layer plan (for resources: mem_mb)."""
+    from filterdb.accumulate import estimate_mem_mb
+    from filterdb.results import load_plan
+
+    h, d = config["histogram"], config["density"]
+    return estimate_mem_mb(
+        kind,
+        load_plan(plan_path),
+        shards=n_shards(),
+        threads=threads,
+        block_rows=config["stream"]["block_rows"],
+        bins=h["bins"],
+        fine_bins=h["fine_bins"],
+        density_pairs=len(d["pairs"]),
+        density_bins=d["bins"],
+    )
 
 
 def all_targets():

@@ -152,6 +152,8 @@ rule fig_subset_eigenimages:
 rule fig_ridge:
     input:
         hist=f"{R}/stats/hist.npz",
+        cell_hist=f"{R}/stats/cell_hist.npy",
+        plan=f"{R}/stats/plan.npz",
         layers=f"{R}/stats/layers.tsv",
         groups=f"{R}/groups/{{axis}}.tsv",
         range=f"{R}/pca/range.tsv",

@@ -3,12 +3,15 @@ rule layer_table:
         db=dataset(),
     output:
         layers=f"{R}/stats/layers.tsv",
+        plan=f"{R}/stats/plan.npz",
+        cells=f"{R}/stats/cells.tsv",
     log:
         f"{R}/logs/layer_table.log",
     conda:
         "../envs/filterdb.yaml"
     params:
         columns=[axis_config(a)["column"] for a in AXES],
+        depth_bins=depth_bins(),
     script:
         "../scripts/layer_table.py"
 
@@ -16,7 +19,7 @@ rule layer_table:
 rule shard_sums:
     input:
         db=dataset(),
-        layers=f"{R}/stats/layers.tsv",
+        plan=f"{R}/stats/plan.npz",
     output:
         part=temp(f"{R}/shards/sums/{{scatteritem}}.npz"),
     log:
@@ -25,10 +28,15 @@ rule shard_sums:
         f"{R}/benchmarks/shard_sums/{{scatteritem}}.tsv"
     conda:
         "../envs/filterdb.yaml"
+    threads: shard_threads()
+    resources:
+        mem_mb=lambda wc, input, threads: job_mem_mb("shard_sums", input.plan, threads),
     params:
         kind="sums",
         stream=stream_params(),
         quality=quality_params(),
+        fine_bins=0,
+        density={},
     script:
         "../scripts/shard_pass.py"
 
@@ -36,21 +44,9 @@ rule shard_sums:
 rule gather_sums:
     input:
         parts=gather.shards(f"{R}/shards/sums/{{scatteritem}}.npz"),
-        layers=f"{R}/stats/layers.tsv",
+        plan=f"{R}/stats/plan.npz",
     output:
         stats=f"{R}/stats/sums.npz",
-    log:
-        f"{R}/logs/gather_sums.log",
-    conda:
-        "../envs/filterdb.yaml"
-    script:
-        "../scripts/gather_pass.py"
-
-
-rule pca_basis:
-    input:
-        sums=f"{R}/stats/sums.npz",
-    output:
         basis=report(
             f"{R}/pca/basis.tsv",
             caption="../report/pca_basis_table.rst",
@@ -60,17 +56,21 @@ rule pca_basis:
         ),
         mean=f"{R}/pca/mean.tsv",
     log:
-        f"{R}/logs/pca_basis.log",
+        f"{R}/logs/gather_sums.log",
+    benchmark:
+        f"{R}/benchmarks/gather_sums.tsv"
     conda:
         "../envs/filterdb.yaml"
+    resources:
+        mem_mb=lambda wc, input: job_mem_mb("gather_sums", input.plan),
     script:
-        "../scripts/pca_basis.py"
+        "../scripts/gather_pass.py"
 
 
 rule shard_range:
     input:
         db=dataset(),
-        layers=f"{R}/stats/layers.tsv",
+        plan=f"{R}/stats/plan.npz",
         basis=f"{R}/pca/basis.tsv",
         mean=f"{R}/pca/mean.tsv",
     output:
@@ -81,9 +81,15 @@ rule shard_range:
         f"{R}/benchmarks/shard_range/{{scatteritem}}.tsv"
     conda:
         "../envs/filterdb.yaml"
+    threads: shard_threads()
+    resources:
+        mem_mb=lambda wc, input, threads: job_mem_mb("shard_range", input.plan, threads),
     params:
         kind="range",
         stream=stream_params(),
+        quality=None,
+        fine_bins=0,
+        density={},
     script:
         "../scripts/shard_pass.py"
 
@@ -91,14 +97,18 @@ rule shard_range:
 rule gather_range:
     input:
         parts=gather.shards(f"{R}/shards/range/{{scatteritem}}.npz"),
-        layers=f"{R}/stats/layers.tsv",
+        plan=f"{R}/stats/plan.npz",
     output:
         stats=f"{R}/stats/range.npz",
         range=f"{R}/pca/range.tsv",
     log:
         f"{R}/logs/gather_range.log",
+    benchmark:
+        f"{R}/benchmarks/gather_range.tsv"
     conda:
         "../envs/filterdb.yaml"
+    resources:
+        mem_mb=lambda wc, input: job_mem_mb("gather_range", input.plan),
     script:
         "../scripts/gather_pass.py"
 
@@ -106,7 +116,7 @@ rule gather_range:
 rule shard_hist:
     input:
         db=dataset(),
-        layers=f"{R}/stats/layers.tsv",
+        plan=f"{R}/stats/plan.npz",
         basis=f"{R}/pca/basis.tsv",
         mean=f"{R}/pca/mean.tsv",
         range=f"{R}/pca/range.tsv",
@@ -118,12 +128,15 @@ rule shard_hist:
         f"{R}/benchmarks/shard_hist/{{scatteritem}}.tsv"
     conda:
         "../envs/filterdb.yaml"
+    threads: shard_threads()
+    resources:
+        mem_mb=lambda wc, input, threads: job_mem_mb("shard_hist", input.plan, threads),
     params:
         kind="hist",
         stream=stream_params(),
+        quality=None,
         bins=config["histogram"]["bins"],
         fine_bins=config["histogram"]["fine_bins"],
-        depth_bins=depth_bins(),
         density=config["density"],
     script:
         "../scripts/shard_pass.py"
@@ -132,15 +145,17 @@ rule shard_hist:
 rule gather_hist:
     input:
         parts=gather.shards(f"{R}/shards/hist/{{scatteritem}}.npz"),
-        layers=f"{R}/stats/layers.tsv",
+        plan=f"{R}/stats/plan.npz",
     output:
         stats=f"{R}/stats/hist.npz",
-        cells=f"{R}/stats/cells.tsv",
+        cell_hist=f"{R}/stats/cell_hist.npy",
     log:
         f"{R}/logs/gather_hist.log",
+    benchmark:
+        f"{R}/benchmarks/gather_hist.tsv"
     conda:
         "../envs/filterdb.yaml"
-    params:
-        depth_bins=depth_bins(),
+    resources:
+        mem_mb=lambda wc, input: job_mem_mb("gather_hist", input.plan),
     script:
         "../scripts/gather_pass.py"

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from filterdb import kde, pipeline, plots, results
+from filterdb import kde, plots, results
 from filterdb.axes import Axis, layer_labels
 from filterdb.glue import main
 
@@ -13,15 +13,16 @@ def run():
     axis = Axis.from_config(snakemake.wildcards.axis, dict(snakemake.params.axis))
     layers = results.read_layers(inp.layers)
     hist = results.load_npz(inp.hist)
-    if "cell_counts" not in hist:
+    if "cell_edges" not in hist:
         raise ValueError(f"{inp.hist} has no fine histograms (histogram.fine_bins is 0): no ridge plots")
+    cell_counts = results.open_cell_hist(inp.cell_hist)
     lo, hi = results.read_range(inp.range)
-    groups = pd.read_csv(inp.groups, sep="\t", keep_default_na=False, dtype={"group": str})["group"].tolist()
-    cell_of_layer, cells = pipeline.cell_table(layers, snakemake.params.depth_bins)
-    if len(cells) != hist["cell_counts"].shape[0]:
-        raise ValueError(f"{inp.hist}: {hist['cell_counts'].shape[0]} cells, but the layer table gives {len(cells)}")
+    groups = results.read_groups(inp.groups)["group"].tolist()
+    cell_of_layer = results.load_plan(inp.plan).cell
+    if cell_of_layer.size and cell_of_layer.max() >= cell_counts.shape[0]:
+        raise ValueError(f"{inp.cell_hist}: {cell_counts.shape[0]} cells, but the layer plan needs {cell_of_layer.max() + 1}")
     labels = layer_labels(layers, axis)
-    counts = kde.group_cell_counts(labels, cell_of_layer, hist["cell_counts"], groups)
+    counts = kde.group_cell_counts(labels, cell_of_layer, cell_counts, groups)
     grid, dens, bw = kde.group_kdes(counts, hist["cell_edges"])
     n = counts.sum(axis=-1)
     table = pd.DataFrame({"group": np.repeat(groups, 9), "coefficient": [f"c{i}" for i in range(9)] * len(groups),

@@ -1,18 +1,31 @@
-from filterdb import pipeline, results, stats
+"""Gather the shard parts of one pass, one part at a time (rules gather_sums, gather_range, gather_hist)."""
+
+from filterdb import results
+from filterdb.accumulate import coefficient_range, gather_parts
 from filterdb.glue import main
 
 
 def run():
-    layers = results.read_layers(snakemake.input.layers)
-    parts = [results.load_npz(p) for p in snakemake.input.parts]
-    out = stats.gather(parts, len(layers))
-    results.save_npz(snakemake.output.stats, out)
-    if "range" in snakemake.output.keys():
-        results.write_range(snakemake.output.range, *stats.coefficient_range(out["cmin"], out["cmax"]))
-    if "cells" in snakemake.output.keys():
-        _, cells = pipeline.cell_table(layers, snakemake.params.depth_bins)
-        results.write_tsv(cells, snakemake.output.cells, floats=False)
-    print(f"gathered {len(parts)} shards, {len(layers)} layers: {sorted(out)}")
+    out_files = snakemake.output
+    plan = results.load_plan(snakemake.input.plan)
+    cell_hist = out_files.get("cell_hist")
+    tmp = results.temporary_name(cell_hist) if cell_hist else None
+    try:
+        out = gather_parts(list(snakemake.input.parts), plan.n_layers, plan.n_cells, tmp)
+        results.save_npz(out_files.stats, out)
+        if tmp:
+            results.commit_temporary(tmp, cell_hist)
+    finally:
+        results.discard_temporary(tmp)
+    if "range" in out_files.keys():
+        results.write_range(out_files.range, *coefficient_range(out["cmin"], out["cmax"]))
+    if "basis" in out_files.keys():
+        from filterdb.pca import pca_of_layers
+
+        p = pca_of_layers(out["n"], out["sum"], out["outer"])
+        results.write_basis(p, out_files.basis, out_files.mean)
+        print(f"PCA over {p.n} filters; cumulative explained variance {p.explained_variance_ratio.cumsum().round(3)}")
+    print(f"gathered {len(snakemake.input.parts)} parts, {plan.n_layers} layers: {sorted(out)}")
 
 
 main(snakemake, run)

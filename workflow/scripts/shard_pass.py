@@ -1,30 +1,30 @@
-from filterdb import pipeline, results, stats
-from filterdb.db import filter_shape
+"""One streamed pass over the layers of one shard (rules shard_sums, shard_range, shard_hist)."""
+
+from filterdb import results
+from filterdb.accumulate import PassSettings, run_shard
 from filterdb.glue import main
 from filterdb.histogram import uniform_edges
+from filterdb.stream import parse_scatteritem
 
 
 def run():
     inp, p = snakemake.input, snakemake.params
-    shard, shards = stats.parse_scatteritem(snakemake.wildcards.scatteritem)
-    layers = results.read_layers(inp.layers)
-    key, _ = filter_shape(inp.db)
+    shard, shards = parse_scatteritem(snakemake.wildcards.scatteritem)
+    plan = results.load_plan(inp.plan)
+    d = dict(p.density)
+    settings = PassSettings(
+        block_rows=p.stream["block_rows"], threads=snakemake.threads, precision=p.stream["precision"],
+        nonfinite=p.stream["nonfinite"], quality_eps=(p.quality or {}).get("eps"), fine_bins=p.fine_bins,
+        density_pairs=[tuple(v) for v in d.get("pairs", [])], density_bins=d.get("bins", 512),
+        density_extent=tuple(d.get("extent", (-3.3, 3.3))))
     kw = {}
     if p.kind != "sums":
         mean, comps, _ = results.read_basis(inp.basis, inp.mean)
         kw["basis"] = (mean, comps)
-    else:
-        kw["quality"] = p.get("quality")
     if p.kind == "hist":
-        lo, hi = results.read_range(inp.range)
-        kw["edges"] = uniform_edges(lo, hi, p.bins)
-        cell_of_layer, cells = pipeline.cell_table(layers, p.depth_bins)
-        kw["cells"] = (cell_of_layer, len(cells))
-        kw["fine_bins"] = p.fine_bins
-        d = dict(p.density)
-        kw["density"] = {"pairs": d["pairs"], "bins": d["bins"], "extent": tuple(d["extent"])} if d.get("pairs") else None
-    out = pipeline.run_shard(inp.db, key, layers, p.kind, shard, shards,
-                             block_rows=p.stream["block_rows"], **kw)
+        kw["edges"] = uniform_edges(*results.read_range(inp.range), p.bins)
+    out = run_shard(inp.db, plan.key, plan, p.kind, shard=shard, shards=shards, settings=settings,
+                    layer_names=lambda g: results.describe_layer(inp.layers, g), **kw)
     results.save_npz(snakemake.output.part, out)
 
 

@@ -1,0 +1,531 @@
+"""The streamed passes over the filter rows and the gathering of their per-shard parts.
+
+Each pass reads a shard's rows once, block by block (:mod:`filterdb.stream`), and hands every
+block to one compiled kernel (:mod:`filterdb.kernels`) that loops over the block's layers: no
+per-layer Python except for orthogonality (one BLAS product per layer). Per-layer results have the
+layer as first axis, so a shard's part holds only its own layers; the fine per-cell histograms of
+the ``hist`` pass hold only the shard's own cells (``cell`` ids + counts). Gathering streams the
+parts one at a time into the gathered arrays (per-layer entries placed by layer number, cell
+histograms added into a memory-mapped ``.npy``, ``total__*`` arrays summed), so its memory does not
+grow with the number of shards.
+
+Passes (see docs/method.md):
+
+``sums``  — ``n``, ``sum`` (9,), ``outer`` (9, 9) of the peak-scaled filters per layer (float64,
+            row by row), ``nonfinite`` rows per layer, and the quality moments of the unscaled
+            weights (``quality_*`` arrays) when quality is on.
+``range`` — ``cmin``, ``cmax`` (9,) of the PCA coefficients per layer.
+``hist``  — ``counts`` (bins per coefficient) per layer over the shared range; fine per-cell
+            histograms (``cell``, ``cell_counts``); 2-D histograms of coefficient pairs
+            (``total__density``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import kernels, quality
+from .stream import DEFAULT_BLOCK_ROWS, ROW_BYTES, BlockReader, plan_blocks, plan_shards, progress
+
+PASSES = ("sums", "range", "hist")
+QUALITY_FIELDS = ["n_filters", "n_sparse", "sparsity", "variance_entropy", "variance_entropy_norm",
+                  "variance_entropy_clean", "orthogonality", "absmax", "notes"]
+
+
+class NonFiniteError(ValueError):
+    """Filters holding NaN or Inf, with the policy ``error``."""
+
+
+@dataclass
+class Plan:
+    """What the passes need of the layer table, as plain arrays (``stats/plan.npz``).
+
+    Attributes
+    ----------
+    row_start, row_end : (L,) int64
+        Row range of each layer (end exclusive), in row order.
+    cell : (L,) int64
+        Fine-histogram cell of each layer (one per model and depth bin; -1 = none).
+    out_channels : (L,) float64
+        Output channels of each layer (NaN when unknown): orthogonality needs it.
+    n_cells : int
+    key : str
+        The filter dataset of the DB (``filters`` or ``filter``).
+    """
+
+    row_start: np.ndarray
+    row_end: np.ndarray
+    cell: np.ndarray
+    out_channels: np.ndarray
+    n_cells: int
+    key: str = "filters"
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.row_start.size)
+
+    @property
+    def n_filters(self) -> np.ndarray:
+        return self.row_end - self.row_start
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"row_start": self.row_start, "row_end": self.row_end, "cell": self.cell,
+                "out_channels": self.out_channels, "n_cells": np.array(self.n_cells, np.int64),
+                "key": np.array(self.key)}
+
+    @classmethod
+    def from_arrays(cls, a) -> "Plan":
+        return cls(np.asarray(a["row_start"], np.int64), np.asarray(a["row_end"], np.int64),
+                   np.asarray(a["cell"], np.int64), np.asarray(a["out_channels"], np.float64),
+                   int(a["n_cells"]), str(a["key"]) if "key" in a else "filters")
+
+
+@dataclass
+class PassSettings:
+    """Settings of the streamed passes (config ``stream``, ``histogram``, ``density``, ``quality``).
+
+    Attributes
+    ----------
+    block_rows : int
+        Most rows read per block (whole layers).
+    threads : int
+        Compute threads inside one job (layers of a block are split between them).
+    precision : {"float32", "float16"}
+        ``float16`` applies the study's rounding of the weights on load.
+    nonfinite : {"error", "drop"}
+        Filters holding NaN/Inf: stop with a message naming the row, model and layer, or leave
+        them out of every statistic (counted per layer in ``nonfinite``).
+    quality_eps : float or None
+        Sparsity threshold of the quality metrics; None = no quality metrics.
+    fine_bins : int
+        Bins of the fine per-cell histograms (0 = none).
+    density_pairs : list of (int, int)
+        Coefficient pairs of the 2-D histograms.
+    density_bins : int
+    density_extent : (float, float)
+    progress : bool
+        tqdm progress on stderr.
+    """
+
+    block_rows: int = DEFAULT_BLOCK_ROWS
+    threads: int = 1
+    precision: str = "float32"
+    nonfinite: str = "error"
+    quality_eps: float | None = None
+    fine_bins: int = 0
+    density_pairs: list = field(default_factory=list)
+    density_bins: int = 512
+    density_extent: tuple = (-3.3, 3.3)
+    progress: bool = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Passes: each owns its per-layer arrays for the layers [lo, hi) of one shard
+
+
+class _Pass:
+    kind = ""
+
+    def __init__(self, plan: Plan, lo: int, hi: int, settings: PassSettings):
+        self.plan, self.lo, self.hi, self.s = plan, lo, hi, settings
+        self.k = hi - lo
+        self.drop = settings.nonfinite == "drop"
+
+    def split(self, first: int, end: int, threads: int) -> list[np.ndarray]:
+        """Local layer positions ``first..end-1`` split into ``threads`` lists (disjoint writes)."""
+        pos = np.arange(first, end)
+        if threads <= 1 or pos.size < 2:
+            return [pos]
+        w = self.plan.n_filters[self.lo + pos]
+        cut = np.searchsorted(np.cumsum(w), np.arange(1, threads) * w.sum() / threads)
+        return [p for p in np.split(pos, cut) if p.size]
+
+    def block(self, x: np.ndarray, a: int, pos: np.ndarray, tid: int) -> None:
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _bounds(self, a: int, pos: np.ndarray):
+        g = self.lo + pos
+        return self.plan.row_start[g] - a, self.plan.row_end[g] - a
+
+
+class SumsPass(_Pass):
+    kind = "sums"
+
+    def __init__(self, plan, lo, hi, settings):
+        super().__init__(plan, lo, hi, settings)
+        k = self.k
+        self.n = np.zeros(k, np.int64)
+        self.sum = np.zeros((k, 9))
+        self.outer = np.zeros((k, 9, 9))
+        self.nonfinite = np.zeros(k, np.int64)
+        self.first_bad = np.full(k, -1, np.int64)
+        self.quality = settings.quality_eps is not None
+        if self.quality:
+            self.absmax = np.full(k, np.nan)
+            self.n_sparse = np.zeros(k, np.int64)
+            self.n_clean = np.zeros(k, np.int64)
+            self.g_all = np.zeros((k, 9, 9))
+            self.g_clean = np.zeros((k, 9, 9))
+            self.ortho = np.full(k, np.nan)
+
+    def block(self, x, a, pos, tid):
+        ls, le = self._bounds(a, pos)
+        kernels.sums_block(x, ls, le, pos, self.drop, self.n, self.sum, self.outer, self.nonfinite,
+                           self.first_bad)
+        if self.quality:
+            kernels.moments_block(x, ls, le, pos, self.drop, float(self.s.quality_eps), self.absmax,
+                                  self.n_sparse, self.n_clean, self.g_all, self.g_clean)
+            out = self.plan.out_channels[self.lo + pos]
+            for j in np.flatnonzero(np.isfinite(out)):
+                p = int(pos[j])
+                w = x[ls[j]:le[j]]
+                if self.drop and self.nonfinite[p]:
+                    w = w[np.isfinite(w).all(axis=1)]
+                if quality.orthogonality_note(w.shape[0], out[j]) == 0:
+                    self.ortho[p] = quality.orthogonality(w, out[j])
+
+    def check_finite(self, layer_names=None) -> None:
+        """With the ``error`` policy: raise naming the first row holding NaN/Inf."""
+        if self.drop or not self.nonfinite.any():
+            return
+        p = int(np.flatnonzero(self.nonfinite)[0])
+        g = self.lo + p
+        row = int(self.plan.row_start[g] + self.first_bad[p])
+        name = layer_names(g) if layer_names else f"layer {g}"
+        raise NonFiniteError(
+            f"filter row {row} ({name}) holds NaN or Inf; {int(self.nonfinite.sum())} such filters in "
+            f"{int((self.nonfinite > 0).sum())} layers of this shard. Fix the DB, or set "
+            f"stream.nonfinite: drop to leave them out (counted in stats/sums.npz 'nonfinite')")
+
+    def arrays(self):
+        out = {"n": self.n, "sum": self.sum, "outer": self.outer, "nonfinite": self.nonfinite}
+        if self.quality:
+            q = quality_from_moments(self.n, self.absmax, self.n_sparse, self.n_clean, self.g_all,
+                                     self.g_clean, self.ortho, self.plan.out_channels[self.lo:self.hi])
+            out.update({f"quality_{f}": q[f] for f in QUALITY_FIELDS})
+        return out
+
+
+def quality_from_moments(n, absmax, n_sparse, n_clean, g_all, g_clean, ortho, out_channels) -> dict:
+    """The per-layer quality metrics (docs/method.md §9) from the moments of the sums pass.
+
+    Parameters
+    ----------
+    n, n_sparse, n_clean : (k,) int
+        Filters, sparse filters and non-sparse filters per layer.
+    absmax : (k,) float
+        Peak ``|w|`` per layer.
+    g_all, g_clean : (k, 9, 9) float
+        Centred scatter matrices of all / non-sparse filters.
+    ortho : (k,) float
+        Orthogonality (NaN where not computed).
+    out_channels : (k,) float
+        Output channels per layer (NaN when unknown).
+
+    Returns
+    -------
+    dict of (k,) arrays, keys :data:`QUALITY_FIELDS`.
+    """
+    k = n.size
+    out = {f: (np.zeros(k, np.int64) if f in ("n_filters", "n_sparse", "notes") else np.full(k, np.nan))
+           for f in QUALITY_FIELDS}
+    for p in range(k):
+        q = quality.layer_quality_from_moments(int(n[p]), float(absmax[p]), int(n_sparse[p]), int(n_clean[p]),
+                                               g_all[p], g_clean[p], float(ortho[p]), out_channels[p])
+        for f in QUALITY_FIELDS:
+            out[f][p] = q[f]
+    return out
+
+
+class RangePass(_Pass):
+    kind = "range"
+
+    def __init__(self, plan, lo, hi, settings, mean, components):
+        super().__init__(plan, lo, hi, settings)
+        self.mean = np.ascontiguousarray(mean, np.float64)
+        self.comps = np.ascontiguousarray(components, np.float64)
+        self.cmin = np.full((self.k, 9), np.inf)
+        self.cmax = np.full((self.k, 9), -np.inf)
+
+    def block(self, x, a, pos, tid):
+        ls, le = self._bounds(a, pos)
+        kernels.range_block(x, ls, le, pos, self.drop, self.mean, self.comps, self.cmin, self.cmax)
+
+    def arrays(self):
+        return {"cmin": self.cmin, "cmax": self.cmax}
+
+
+class HistPass(_Pass):
+    kind = "hist"
+
+    def __init__(self, plan, lo, hi, settings, mean, components, edges):
+        super().__init__(plan, lo, hi, settings)
+        self.mean = np.ascontiguousarray(mean, np.float64)
+        self.comps = np.ascontiguousarray(components, np.float64)
+        self.edges = np.ascontiguousarray(edges, np.float64)
+        bins = self.edges.size - 1
+        self.counts = np.zeros((self.k, 9, bins), np.uint32)
+        cells = plan.cell[lo:hi]
+        self.cells = np.unique(cells[cells >= 0])
+        self.lcell = np.where(cells >= 0, np.searchsorted(self.cells, cells), -1).astype(np.int64)
+        fb = int(settings.fine_bins)
+        self.fedges = np.linspace(self.edges[0], self.edges[-1], fb + 1) if fb > 0 else np.zeros(1)
+        if fb <= 0:
+            self.lcell[:] = -1
+        self.cell_counts = np.zeros((self.cells.size if fb > 0 else 0, 9, max(fb, 0)), np.uint32)
+        self.pairs = np.array(settings.density_pairs, np.int64).reshape(-1, 2)
+        self.dbins = int(settings.density_bins)
+        self.dlo, self.dhi = (float(v) for v in settings.density_extent)
+        self.dens = [np.zeros((self.pairs.shape[0], self.dbins, self.dbins), np.int64)
+                     for _ in range(max(1, settings.threads))]
+
+    def split(self, first, end, threads):
+        pos = np.arange(first, end)
+        if threads <= 1 or pos.size < 2:
+            return [pos]
+        # the fine histograms are per cell: a cell belongs to one thread
+        key = np.where(self.lcell[pos] >= 0, self.lcell[pos], pos) % threads
+        return [pos[key == t] for t in range(threads) if (key == t).any()]
+
+    def block(self, x, a, pos, tid):
+        ls, le = self._bounds(a, pos)
+        kernels.hist_block(x, ls, le, pos, self.drop, self.mean, self.comps, self.edges, self.counts,
+                           self.lcell[pos], self.fedges, self.cell_counts, self.pairs, self.dlo, self.dhi,
+                           self.dbins, self.dens[tid])
+
+    def arrays(self):
+        dens = self.dens[0]
+        for d in self.dens[1:]:
+            dens = dens + d
+        out = {"counts": self.counts, "total__edges": self.edges}
+        if self.cell_counts.shape[0] or self.s.fine_bins > 0:
+            out.update({"part__cell": self.cells, "part__cell_counts": self.cell_counts,
+                        "total__cell_edges": self.fedges})
+        if self.pairs.shape[0]:
+            out.update({"total__density": dens, "total__density_pairs": self.pairs,
+                        "total__density_edges": np.linspace(self.dlo, self.dhi, self.dbins + 1)})
+        return out
+
+
+def make_pass(kind: str, plan: Plan, lo: int, hi: int, settings: PassSettings, *, basis=None, edges=None) -> _Pass:
+    """The pass ``kind`` for layers ``[lo, hi)``; ``basis`` = (mean, components) for range/hist,
+    ``edges`` the coarse histogram edges for hist."""
+    if kind == "sums":
+        return SumsPass(plan, lo, hi, settings)
+    if kind in ("range", "hist") and basis is None:
+        raise ValueError(f"the {kind} pass needs the PCA basis (mean, components)")
+    if kind == "range":
+        return RangePass(plan, lo, hi, settings, *basis)
+    if kind == "hist":
+        if edges is None:
+            raise ValueError("the hist pass needs the histogram edges")
+        return HistPass(plan, lo, hi, settings, *basis, edges)
+    raise ValueError(f"unknown pass {kind!r}: expected one of {PASSES}")
+
+
+def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", reader: BlockReader | None = None,
+             layer_names=None) -> dict[str, np.ndarray]:
+    """Stream the rows of the pass's layers once and return its arrays plus ``layer``.
+
+    Parameters
+    ----------
+    path, key : str
+        The DB file and its filter dataset.
+    pas : pass object from :func:`make_pass`
+    desc : str
+        Label of the progress bar and the timing line on stderr.
+    reader : BlockReader, optional
+        An open reader to use (else one is opened for this pass).
+    layer_names : callable, optional
+        ``layer_names(global_layer) -> str`` for error messages.
+    """
+    plan, lo, hi, s = pas.plan, pas.lo, pas.hi, pas.s
+    t0 = time.perf_counter()
+    blocks = plan_blocks(plan.row_start[lo:hi], plan.row_end[lo:hi], s.block_rows)
+    total = int(plan.n_filters[lo:hi].sum())
+    bar = progress(total, desc) if s.progress and total else None
+    own = reader is None
+    rd = reader or BlockReader(path, key, precision=s.precision)
+    threads = max(1, int(s.threads))
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    try:
+        read = rd.blocks([(a, b) for a, b, _, _ in blocks])
+        for (_, _, first, end), ((a, b), x) in zip(blocks, read):
+            parts = pas.split(first, end, threads)
+            if pool is None or len(parts) == 1:
+                pas.block(x, a, parts[0], 0)
+            else:
+                list(pool.map(lambda tp: pas.block(x, a, tp[1], tp[0]), enumerate(parts)))
+            if bar is not None:
+                bar.update(b - a)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        if own:
+            rd.close()
+        if bar is not None:
+            bar.close()
+    if isinstance(pas, SumsPass):
+        pas.check_finite(layer_names)
+    out = {"layer": np.arange(lo, hi, dtype=np.int64)}
+    out.update(pas.arrays())
+    dt = time.perf_counter() - t0
+    print(f"{desc}: {hi - lo} layers, {total} filters in {dt:.2f} s "
+          f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {threads} thread(s), read: {rd.mode})", file=sys.stderr)
+    return out
+
+
+def run_shard(db_path: str, key: str, plan: Plan, kind: str, *, shard: int = 0, shards: int = 1,
+              settings: PassSettings | None = None, basis=None, edges=None, layer_names=None) -> dict[str, np.ndarray]:
+    """One pass over the layers of shard ``shard`` of ``shards``: the part's arrays.
+
+    Parameters
+    ----------
+    db_path, key : str
+        The DB and its filter dataset.
+    plan : Plan
+    kind : {"sums", "range", "hist"}
+    shard, shards : int
+        Zero-based shard index and shard count (:func:`filterdb.stream.plan_shards`).
+    settings : PassSettings
+    basis : (mean (9,), components (9, 9)), for range and hist
+    edges : (bins + 1,) coarse histogram edges, for hist
+    layer_names : callable, optional
+        ``layer_names(global_layer) -> str`` for error messages.
+    """
+    settings = settings or PassSettings()
+    lo, hi = plan_shards(plan.n_filters, shards)[shard]
+    pas = make_pass(kind, plan, lo, hi, settings, basis=basis, edges=edges)
+    return run_pass(db_path, key, pas, desc=f"{kind} {shard + 1}/{shards}", layer_names=layer_names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gathering
+
+
+def gather_parts(part_paths: list, n_layers: int, n_cells: int = 0, cell_hist_path=None) -> dict[str, np.ndarray]:
+    """Combine shard parts, reading them one at a time.
+
+    Per-layer arrays are placed by their ``layer`` numbers (each layer exactly once);
+    ``total__*`` arrays are summed (edges and pairs checked equal); ``part__cell_counts`` are
+    added by ``part__cell`` id into a ``(n_cells, 9, fine_bins)`` uint32 array, memory-mapped
+    at ``cell_hist_path`` (a ``.npy``, written under a temporary name: the caller renames it).
+
+    Returns
+    -------
+    dict of gathered arrays (names without the ``total__`` prefix).
+    """
+    from .results import load_part
+
+    out: dict[str, np.ndarray] = {}
+    seen = np.zeros(n_layers, np.int64)
+    cells = None
+    for path in part_paths:
+        part = load_part(path) if isinstance(path, (str, os.PathLike)) else _MemoryPart(path)
+        layer = part["layer"]
+        if layer.size and (layer.min() < 0 or layer.max() >= n_layers):
+            raise ValueError(f"{path}: layer numbers outside 0..{n_layers - 1}")
+        seen[layer] += 1
+        for name in part.files:
+            if name == "layer" or name == "part__cell":
+                continue
+            arr = part[name]
+            if name == "part__cell_counts":
+                if cells is None:
+                    shape = (n_cells,) + arr.shape[1:]
+                    cells = np.zeros(shape, np.uint32) if cell_hist_path is None else \
+                        np.lib.format.open_memmap(str(cell_hist_path), mode="w+", dtype=np.uint32, shape=shape)
+                ids = part["part__cell"]
+                if ids.size and (ids.min() < 0 or ids.max() >= n_cells):
+                    raise ValueError(f"{path}: cell ids outside 0..{n_cells - 1}")
+                for j, c in enumerate(ids):  # a cell may span two shards: add
+                    cells[c] += arr[j]
+            elif name.startswith("total__"):
+                short = name[7:]
+                if short not in out:
+                    out[short] = arr.copy()
+                elif short.endswith(("edges", "pairs")):
+                    if not np.array_equal(out[short], arr):
+                        raise ValueError(f"{path}: {short} differs from the other shards'")
+                else:
+                    out[short] += arr
+            else:
+                if name not in out:
+                    out[name] = np.zeros((n_layers,) + arr.shape[1:], arr.dtype)
+                out[name][layer] = arr
+        part.close()
+    if not np.all(seen == 1):
+        bad = np.flatnonzero(seen != 1)
+        raise ValueError(f"shards cover layer {int(bad[0])} {int(seen[bad[0]])} times; each of the "
+                         f"{n_layers} layers must be covered once ({bad.size} layers wrong)")
+    if cells is not None:
+        if cell_hist_path is None:
+            out["cell_counts"] = cells
+        else:
+            cells.flush()
+            del cells
+    return out
+
+
+class _MemoryPart:
+    """A part held in memory (in-process runs), read like a lazily loaded ``.npz``."""
+
+    def __init__(self, arrays):
+        self._a = arrays
+        self.files = list(arrays)
+
+    def __getitem__(self, name):
+        return self._a[name]
+
+    def close(self):
+        pass
+
+
+def coefficient_range(cmin: np.ndarray, cmax: np.ndarray) -> tuple[float, float]:
+    """The shared range ``[min, max]`` over all 9 coefficients of all layers."""
+    return float(np.min(cmin)), float(np.max(cmax))
+
+
+def estimate_mem_mb(kind: str, plan: Plan, *, shards: int = 1, threads: int = 1,
+                    block_rows: int = DEFAULT_BLOCK_ROWS, bins: int = 70, fine_bins: int = 0,
+                    density_pairs: int = 0, density_bins: int = 512) -> int:
+    """Peak memory (MB, with a safety margin) of one job of ``kind`` on ``plan``.
+
+    ``kind`` is ``shard_sums``, ``shard_range``, ``shard_hist``, ``gather_sums``, ``gather_range``
+    or ``gather_hist``. A shard job holds up to three read blocks (one being read, one queued, one
+    being computed), its own layers' arrays, its own cells' fine histograms and the 2-D histograms
+    per thread; a gather holds every layer's arrays, one part and the touched pages of the cell
+    histograms. The largest shard is assumed for every shard.
+    """
+    base = 300.0  # Python, numpy, numba, h5py
+    per_layer = {"sums": 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81), "range": 8 * 18,
+                 "hist": 4 * 9 * bins}
+    p = kind.split("_", 1)[1]
+    n_f = plan.n_filters
+    L = plan.n_layers
+    fine = 4 * 9 * fine_bins
+    dens = 8 * density_pairs * density_bins ** 2
+    if kind.startswith("shard"):
+        bounds = plan_shards(n_f, shards)
+        k = max((hi - lo for lo, hi in bounds), default=0)
+        cells = max((np.unique(plan.cell[lo:hi][plan.cell[lo:hi] >= 0]).size for lo, hi in bounds), default=0)
+        rows = max(block_rows, int(n_f.max()) if L else 0)
+        mb = base + (3 * rows * ROW_BYTES + k * per_layer[p]) / 1e6
+        if p == "hist":
+            mb += (cells * fine + (threads + 1) * dens) / 1e6
+        if p == "sums":
+            mb += rows * 9 * 8 / 1e6  # moments of a layer holding NaN/Inf (drop policy)
+    else:
+        mb = base + 2 * L * per_layer[p] / 1e6
+        if p == "hist":
+            mb += (plan.n_cells * fine + 2 * dens) / 1e6
+    return int(mb * 1.25) + 1
