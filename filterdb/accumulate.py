@@ -179,11 +179,14 @@ class SumsPass(_Pass):
 
     def block(self, x, a, pos, tid):
         ls, le = self._bounds(a, pos)
-        kernels.sums_block(x, ls, le, pos, self.drop, self.n, self.sum, self.outer, self.nonfinite,
-                           self.first_bad)
-        if self.quality:
-            kernels.moments_block(x, ls, le, pos, self.drop, float(self.s.quality_eps), self.absmax,
-                                  self.n_sparse, self.n_clean, self.g_all, self.g_clean)
+        q = self.quality
+        eps = float(self.s.quality_eps) if q else 0.0
+        z1, z3 = np.zeros(0), np.zeros((0, 9, 9))
+        kernels.sums_block(x, ls, le, pos, self.drop, self.n, self.sum, self.outer, self.nonfinite, self.first_bad,
+                           q, eps, self.absmax if q else z1, self.n_sparse if q else z1.astype(np.int64),
+                           self.n_clean if q else z1.astype(np.int64), self.g_all if q else z3,
+                           self.g_clean if q else z3)
+        if q:
             out = self.plan.out_channels[self.lo + pos]
             for j in np.flatnonzero(np.isfinite(out)):
                 p = int(pos[j])
@@ -216,7 +219,8 @@ class SumsPass(_Pass):
 
 
 def quality_from_moments(n, absmax, n_sparse, n_clean, g_all, g_clean, ortho, out_channels) -> dict:
-    """The per-layer quality metrics (docs/method.md §9) from the moments of the sums pass.
+    """The per-layer quality metrics (docs/method.md §9) from the moments of the sums pass,
+    vectorised over layers (equal to :func:`filterdb.quality.layer_quality` to float64 rounding).
 
     Parameters
     ----------
@@ -235,14 +239,38 @@ def quality_from_moments(n, absmax, n_sparse, n_clean, g_all, g_clean, ortho, ou
     -------
     dict of (k,) arrays, keys :data:`QUALITY_FIELDS`.
     """
-    k = n.size
-    out = {f: (np.zeros(k, np.int64) if f in ("n_filters", "n_sparse", "notes") else np.full(k, np.nan))
-           for f in QUALITY_FIELDS}
-    for p in range(k):
-        q = quality.layer_quality_from_moments(int(n[p]), float(absmax[p]), int(n_sparse[p]), int(n_clean[p]),
-                                               g_all[p], g_clean[p], float(ortho[p]), out_channels[p])
-        for f in QUALITY_FIELDS:
-            out[f][p] = q[f]
+    n = np.asarray(n, np.int64)
+    notes = np.array([quality.orthogonality_note(int(a), b) for a, b in zip(n, out_channels)], np.int64)
+    notes |= np.where(n < 2, quality.NOTE_FEW_FILTERS, 0)
+    notes |= np.where(n <= 2, quality.NOTE_NO_THRESHOLD, 0)
+    notes |= np.where((n > 0) & (absmax == 0.0), quality.NOTE_ALL_ZERO, 0)
+    notes |= np.where(np.asarray(n_clean) < 2, quality.NOTE_FEW_CLEAN, 0)
+    h = _entropies(g_all, n)
+    t = quality.entropy_threshold(np.maximum(n, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = np.where((t > 0) & ~np.isnan(h), h / np.where(t > 0, t, 1.0), np.nan)
+        sparsity = np.where(n > 0, n_sparse / np.maximum(n, 1), np.nan)
+    no_ortho = (notes & (quality.NOTE_NO_OUT | quality.NOTE_NOT_MULTIPLE | quality.NOTE_ONE_OUT)) != 0
+    return {"n_filters": n, "n_sparse": np.asarray(n_sparse, np.int64), "sparsity": sparsity,
+            "variance_entropy": h, "variance_entropy_norm": norm,
+            "variance_entropy_clean": _entropies(g_clean, np.asarray(n_clean, np.int64)),
+            "orthogonality": np.where(no_ortho, np.nan, ortho), "absmax": np.where(n > 0, absmax, np.nan),
+            "notes": notes}
+
+
+def _entropies(g: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Variance entropy (log10) of each layer from its centred scatter matrix (k, 9, 9); NaN for n < 2."""
+    out = np.full(n.size, np.nan)
+    ok = n >= 2
+    if not ok.any():
+        return out
+    ev = np.linalg.eigvalsh((g[ok] + np.swapaxes(g[ok], 1, 2)) / 2.0)[:, ::-1]
+    v = np.clip(ev, 0.0, None) / (n[ok] - 1)[:, None]
+    total = v.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = v / np.where(total > 0, total, 1.0)[:, None]
+        h = -np.sum(np.where(p > 0, p * np.log10(np.where(p > 0, p, 1.0)), 0.0), axis=1)
+    out[ok] = np.where(total > 0, h, 0.0)
     return out
 
 
@@ -285,7 +313,7 @@ class HistPass(_Pass):
         self.pairs = np.array(settings.density_pairs, np.int64).reshape(-1, 2)
         self.dbins = int(settings.density_bins)
         self.dlo, self.dhi = (float(v) for v in settings.density_extent)
-        self.dens = [np.zeros((self.pairs.shape[0], self.dbins, self.dbins), np.int64)
+        self.dens = [np.zeros((self.pairs.shape[0], self.dbins, self.dbins), np.uint32)
                      for _ in range(max(1, settings.threads))]
 
     def split(self, first, end, threads):
@@ -303,9 +331,9 @@ class HistPass(_Pass):
                            self.dbins, self.dens[tid])
 
     def arrays(self):
-        dens = self.dens[0]
+        dens = self.dens[0].astype(np.int64)
         for d in self.dens[1:]:
-            dens = dens + d
+            dens += d
         out = {"counts": self.counts, "total__edges": self.edges}
         if self.cell_counts.shape[0] or self.s.fine_bins > 0:
             out.update({"part__cell": self.cells, "part__cell_counts": self.cell_counts,
@@ -357,6 +385,7 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", reader: BlockR
     rd = reader or BlockReader(path, key, precision=s.precision)
     threads = max(1, int(s.threads))
     pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    blas = _blas_limit(1)  # one BLAS thread per compute thread: no oversubscription
     try:
         read = rd.blocks([(a, b) for a, b, _, _ in blocks])
         for (_, _, first, end), ((a, b), x) in zip(blocks, read):
@@ -368,6 +397,8 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", reader: BlockR
             if bar is not None:
                 bar.update(b - a)
     finally:
+        if blas is not None:
+            blas.restore_original_limits()
         if pool is not None:
             pool.shutdown()
         if own:
@@ -382,6 +413,17 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", reader: BlockR
     print(f"{desc}: {hi - lo} layers, {total} filters in {dt:.2f} s "
           f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {threads} thread(s), read: {rd.mode})", file=sys.stderr)
     return out
+
+
+def _blas_limit(n: int):
+    """Limit BLAS (orthogonality's products) to ``n`` threads while a pass runs: a shard job owns
+    its cores, and BLAS threads competing with the other jobs made orthogonality several times
+    slower. None when threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return None
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def run_shard(db_path: str, key: str, plan: Plan, kind: str, *, shard: int = 0, shards: int = 1,

@@ -198,98 +198,171 @@ def histogram_columns(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Block kernels: one call per read block, looping over the block's layers inside the compiled
 # code (no per-layer Python). A layer is given by its row range ``[ls[k], le[k])`` in the block
-# and its position ``lp[k]`` in the per-layer output arrays. Every per-filter operation is the
-# one of the reference functions above, in the same order, so each layer's results are
-# bit-identical however the rows are split into blocks, shards or threads.
+# and its position ``lp[k]`` in the per-layer output arrays. Rows are processed in batches of
+# ``BATCH`` stored column-wise, so that scaling and projection vectorise across rows (SIMD) while
+# every value is computed with the same IEEE operations, in the same order, as the reference
+# functions above: results are bit-identical however the rows are split into blocks, batches,
+# shards or threads (tested).
+#
+# Histogram bins: the estimate ``int((v - first) * (bins / (last - first)))`` is within one bin of
+# the true bin and is then corrected against the edges exactly as numpy does, so the bin is the one
+# numpy's ``histogram`` assigns (the correction step, not the estimate, decides).
+
+BATCH = 64
+#: Within this fraction of a bin from an edge, the bin estimate is checked against the edges.
+NEAR = 1e-6
 
 
 if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True, inline="always")
-    def _row_scale(x, r, s):
-        """Peak-scale row r of x into s (float64); returns False when the row holds NaN/Inf."""
-        peak = 0.0
-        finite = True
+    def _batch_scale(x, b0, nb, pk, ok, T, S):
+        """Peak-scale rows b0..b0+nb-1 of x into S[j, r] (float64, via the column-wise copy T so
+        that the loops over r vectorise); ok[r] = row is finite."""
+        for r in range(nb):
+            for j in range(9):
+                T[j, r] = np.float64(x[b0 + r, j])
+        for r in range(nb):
+            pk[r] = 0.0
+            ok[r] = True
         for j in range(9):
-            v = np.float64(x[r, j])
-            if not (v - v == 0.0):
-                finite = False
-            a = abs(v)
-            if a > peak:
-                peak = a
-        if peak == 0.0:
-            peak = 1.0
+            for r in range(nb):
+                v = T[j, r]
+                a = abs(v)
+                pk[r] = a if a > pk[r] else pk[r]
+                ok[r] = ok[r] and (v - v == 0.0)
+        for r in range(nb):
+            if pk[r] == 0.0:
+                pk[r] = 1.0
         for j in range(9):
-            s[j] = np.float64(x[r, j]) / peak
-        return finite
+            for r in range(nb):
+                S[j, r] = T[j, r] / pk[r]
 
     @numba.njit(cache=True, nogil=True, inline="always")
-    def _row_coef(s, mean, comps, d, c):
+    def _batch_coef(nb, S, mean, comps, D, C):
+        """C[i, r] = sum_j (S[j, r] - mean[j]) * comps[i, j], summed over j in order."""
         for j in range(9):
-            d[j] = s[j] - mean[j]
+            m = mean[j]
+            for r in range(nb):
+                D[j, r] = S[j, r] - m
         for i in range(9):
-            acc = d[0] * comps[i, 0]
+            c0 = comps[i, 0]
+            for r in range(nb):
+                C[i, r] = D[0, r] * c0
             for j in range(1, 9):
-                acc += d[j] * comps[i, j]
-            c[i] = acc
+                cij = comps[i, j]
+                for r in range(nb):
+                    C[i, r] += D[j, r] * cij
 
     @numba.njit(cache=True, nogil=True, inline="always")
-    def _bin(v, first, last, denom, bins, edges):
-        """numpy's uniform-bin index of v (-1 when outside [first, last])."""
+    def _bin_fast(v, first, last, inv, bins, edges):
+        """numpy's uniform-bin index of v (-1 when outside [first, last]); see the note above."""
         if not (v >= first and v <= last):
             return -1
-        ind = int(((v - first) / denom) * bins)
-        if ind == bins:
-            ind -= 1
+        ind = int((v - first) * inv)
+        if ind >= bins:
+            ind = bins - 1
         if v < edges[ind]:
             ind -= 1
-        if ind != bins - 1 and v >= edges[ind + 1]:
+        elif ind != bins - 1 and v >= edges[ind + 1]:
             ind += 1
         return ind
 
     @numba.njit(cache=True, nogil=True)
-    def sums_block(x, ls, le, lp, drop, n, s1, s2, nonfinite, first_bad):
-        """Per layer: count, sum and upper-triangle outer-product sum of the peak-scaled filters,
-        accumulated row by row in float64; rows with NaN/Inf are counted (``nonfinite``, first
-        such row in ``first_bad``) and, with ``drop``, left out."""
-        s = np.empty(9)
+    def sums_block(x, ls, le, lp, drop, n, s1, s2, nonfinite, first_bad, quality, eps, absmax, n_sparse,
+                   n_clean, g_all, g_clean):
+        """Per layer: count, sum and outer-product sum of the peak-scaled filters (float64, row by
+        row); rows with NaN/Inf are counted (``nonfinite``, first one in ``first_bad``) and, with
+        ``drop``, left out. With ``quality``: the moments of :func:`layer_moments` on the unscaled
+        filters, computed while the layer is in cache."""
+        pk = np.empty(BATCH)
+        ok = np.empty(BATCH, np.bool_)
+        T = np.empty((9, BATCH))
+        S = np.empty((9, BATCH))
+        a1 = np.empty(9)
+        a2 = np.empty((9, 9))
         for k in range(ls.shape[0]):
             p = lp[k]
             cnt = 0
-            for r in range(ls[k], le[k]):
-                if not _row_scale(x, r, s):
-                    if nonfinite[p] == 0:
-                        first_bad[p] = r
-                    nonfinite[p] += 1
-                    if drop:
-                        continue
-                cnt += 1
-                for a in range(9):
-                    s1[p, a] += s[a]
-                    for b in range(a, 9):
-                        s2[p, a, b] += s[a] * s[b]
-            n[p] += cnt
+            bad = 0
+            a1[:] = 0.0
+            a2[:] = 0.0
+            for b0 in range(ls[k], le[k], BATCH):
+                nb = min(BATCH, le[k] - b0)
+                _batch_scale(x, b0, nb, pk, ok, T, S)
+                for r in range(nb):
+                    if not ok[r]:
+                        if bad == 0:
+                            first_bad[p] = b0 + r - ls[k]
+                        bad += 1
+                        if drop:
+                            continue
+                    cnt += 1
+                    for a in range(9):
+                        sa = S[a, r]
+                        a1[a] += sa
+                        for b in range(a, 9):
+                            a2[a, b] += sa * S[b, r]
+            n[p] = cnt
+            nonfinite[p] = bad
             for a in range(9):
-                for b in range(a + 1, 9):
-                    s2[p, b, a] = s2[p, a, b]
+                s1[p, a] = a1[a]
+                for b in range(a, 9):
+                    s2[p, a, b] = a2[a, b]
+                    s2[p, b, a] = a2[a, b]
+            if quality and le[k] > ls[k]:
+                if bad == 0 or not drop:
+                    am, ns, nc = _layer_moments(x[ls[k]:le[k]], eps, g_all[p], g_clean[p])
+                else:  # leave the rows holding NaN/Inf out
+                    w = np.empty((le[k] - ls[k] - bad, 9), x.dtype)
+                    nn = 0
+                    for r in range(ls[k], le[k]):
+                        fin = True
+                        for j in range(9):
+                            v = np.float64(x[r, j])
+                            if not (v - v == 0.0):
+                                fin = False
+                        if fin:
+                            for j in range(9):
+                                w[nn, j] = x[r, j]
+                            nn += 1
+                    am, ns, nc = _layer_moments(w, eps, g_all[p], g_clean[p])
+                absmax[p] = am
+                n_sparse[p] = ns
+                n_clean[p] = nc
+                for a in range(9):
+                    for b in range(a + 1, 9):
+                        g_all[p, b, a] = g_all[p, a, b]
+                        g_clean[p, b, a] = g_clean[p, a, b]
 
     @numba.njit(cache=True, nogil=True)
     def range_block(x, ls, le, lp, drop, mean, comps, cmin, cmax):
         """Per layer: min and max of each PCA coefficient."""
-        s = np.empty(9)
-        d = np.empty(9)
-        c = np.empty(9)
+        pk = np.empty(BATCH)
+        ok = np.empty(BATCH, np.bool_)
+        T = np.empty((9, BATCH))
+        S = np.empty((9, BATCH))
+        D = np.empty((9, BATCH))
+        C = np.empty((9, BATCH))
         for k in range(ls.shape[0]):
             p = lp[k]
-            for r in range(ls[k], le[k]):
-                if not _row_scale(x, r, s) and drop:
-                    continue
-                _row_coef(s, mean, comps, d, c)
+            for b0 in range(ls[k], le[k], BATCH):
+                nb = min(BATCH, le[k] - b0)
+                _batch_scale(x, b0, nb, pk, ok, T, S)
+                _batch_coef(nb, S, mean, comps, D, C)
                 for i in range(9):
-                    if c[i] < cmin[p, i]:
-                        cmin[p, i] = c[i]
-                    if c[i] > cmax[p, i]:
-                        cmax[p, i] = c[i]
+                    lo = cmin[p, i]
+                    hi = cmax[p, i]
+                    for r in range(nb):
+                        if drop and not ok[r]:
+                            continue
+                        v = C[i, r]
+                        if v < lo:
+                            lo = v
+                        if v > hi:
+                            hi = v
+                    cmin[p, i] = lo
+                    cmax[p, i] = hi
 
     @numba.njit(cache=True, nogil=True)
     def hist_block(x, ls, le, lp, drop, mean, comps, edges, counts, lcell, fedges, fcounts,
@@ -298,81 +371,65 @@ if HAVE_NUMBA:
         (``lcell[k]``, -1 = none): fine histograms over ``fedges``; and the 2-D histograms of the
         coefficient ``pairs`` over ``[dlo, dhi)^2`` with ``dbins`` bins (fast-histogram's rule:
         ``int((v - lo) * (bins / (hi - lo)))``, right edge excluded)."""
-        s = np.empty(9)
-        d = np.empty(9)
-        c = np.empty(9)
+        pk = np.empty(BATCH)
+        ok = np.empty(BATCH, np.bool_)
+        T = np.empty((9, BATCH))
+        S = np.empty((9, BATCH))
+        D = np.empty((9, BATCH))
+        C = np.empty((9, BATCH))
         bins = edges.shape[0] - 1
         first = edges[0]
         last = edges[bins]
-        denom = last - first
+        inv = bins / (last - first)
         fbins = fedges.shape[0] - 1
-        ffirst = fedges[0] if fbins > 0 else 0.0
-        flast = fedges[fbins] if fbins > 0 else 0.0
-        fdenom = flast - ffirst
+        ffirst = fedges[0]
+        flast = fedges[fbins]
+        finv = fbins / (flast - ffirst) if fbins > 0 else 0.0
         norm = dbins / (dhi - dlo)
         npairs = pairs.shape[0]
         for k in range(ls.shape[0]):
             p = lp[k]
             cell = lcell[k]
-            for r in range(ls[k], le[k]):
-                if not _row_scale(x, r, s) and drop:
-                    continue
-                _row_coef(s, mean, comps, d, c)
-                for i in range(9):
-                    b = _bin(c[i], first, last, denom, bins, edges)
-                    if b >= 0:
-                        counts[p, i, b] += 1
-                    if cell >= 0:
-                        fb = _bin(c[i], ffirst, flast, fdenom, fbins, fedges)
-                        if fb >= 0:
-                            fcounts[cell, i, fb] += 1
-                for q in range(npairs):
-                    tx = c[pairs[q, 0]]
-                    ty = c[pairs[q, 1]]
-                    if tx >= dlo and tx < dhi and ty >= dlo and ty < dhi:
-                        ix = int((tx - dlo) * norm)
-                        iy = int((ty - dlo) * norm)
-                        dens[q, ix, iy] += 1
-
-    @numba.njit(cache=True, nogil=True)
-    def moments_block(x, ls, le, lp, drop, eps, absmax, n_sparse, n_clean, g_all, g_clean):
-        """Per layer, on the unscaled filters: peak |w| of the layer, the number of sparse filters
-        (peak < eps * layer peak) and the centred 9x9 scatter matrices of all and of the non-sparse
-        filters (as :func:`layer_moments`, layer by layer)."""
-        for k in range(ls.shape[0]):
-            a0 = ls[k]
-            m = le[k] - a0
-            if m == 0:
-                continue
-            p = lp[k]
-            bad = 0
-            if drop:
-                for r in range(a0, le[k]):
-                    for j in range(9):
-                        v = np.float64(x[r, j])
-                        if not (v - v == 0.0):
-                            bad += 1
-                            break
-            if bad == 0:
-                am, ns, nc = _layer_moments(x[a0:le[k]], eps, g_all[p], g_clean[p])
-            else:  # leave the rows holding NaN/Inf out
-                w = np.empty((m - bad, 9), x.dtype)
-                nn = 0
-                for r in range(a0, le[k]):
-                    ok = True
-                    for j in range(9):
-                        v = np.float64(x[r, j])
-                        if not (v - v == 0.0):
-                            ok = False
-                    if ok:
-                        for j in range(9):
-                            w[nn, j] = x[r, j]
-                        nn += 1
-                am, ns, nc = _layer_moments(w, eps, g_all[p], g_clean[p])
-            absmax[p] = am
-            n_sparse[p] = ns
-            n_clean[p] = nc
-            for a in range(9):
-                for b in range(a + 1, 9):
-                    g_all[p, b, a] = g_all[p, a, b]
-                    g_clean[p, b, a] = g_clean[p, a, b]
+            for b0 in range(ls[k], le[k], BATCH):
+                nb = min(BATCH, le[k] - b0)
+                _batch_scale(x, b0, nb, pk, ok, T, S)
+                _batch_coef(nb, S, mean, comps, D, C)
+                # row-major over the batch: consecutive increments go to different histograms,
+                # so they do not wait on each other (store-to-load forwarding)
+                for r in range(nb):
+                    if drop and not ok[r]:
+                        continue
+                    for i in range(9):
+                        v = C[i, r]
+                        if v >= first and v <= last:
+                            f = (v - first) * inv
+                            b = int(f)
+                            fr = f - b
+                            if fr < NEAR or fr > 1.0 - NEAR or b >= bins:  # near an edge: numpy's correction
+                                if b >= bins:
+                                    b = bins - 1
+                                if v < edges[b]:
+                                    b -= 1
+                                elif b != bins - 1 and v >= edges[b + 1]:
+                                    b += 1
+                            counts[p, i, b] += 1
+                            if cell >= 0:
+                                f = (v - ffirst) * finv
+                                b = int(f)
+                                fr = f - b
+                                if fr < NEAR or fr > 1.0 - NEAR or b >= fbins:
+                                    if b >= fbins:
+                                        b = fbins - 1
+                                    if v < fedges[b]:
+                                        b -= 1
+                                    elif b != fbins - 1 and v >= fedges[b + 1]:
+                                        b += 1
+                                fcounts[cell, i, b] += 1
+                    for q in range(npairs):
+                        tx = C[pairs[q, 0], r]
+                        ty = C[pairs[q, 1], r]
+                        if tx >= dlo and tx < dhi and ty >= dlo and ty < dhi:
+                            ix = int((tx - dlo) * norm)
+                            iy = int((ty - dlo) * norm)
+                            if ix < dbins and iy < dbins:  # rounding just below the right edge
+                                dens[q, ix, iy] += 1

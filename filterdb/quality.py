@@ -293,48 +293,6 @@ def layer_quality_fast(W: np.ndarray, out_channels=None, eps: float = 0.01) -> d
     }
 
 
-def layer_quality_from_moments(n: int, absmax: float, n_sparse: int, n_clean: int, g_all: np.ndarray,
-                               g_clean: np.ndarray, ortho: float, out_channels=None) -> dict:
-    """The metrics dict of :func:`layer_quality` from a layer's moments (the streamed pass).
-
-    Parameters
-    ----------
-    n, n_sparse, n_clean : int
-        Filters, sparse and non-sparse filters of the layer.
-    absmax : float
-        Peak ``|w|`` of the layer.
-    g_all, g_clean : (9, 9) float
-        Centred scatter matrices of all / non-sparse filters.
-    ortho : float
-        Orthogonality (NaN where not computed).
-    out_channels : float or None
-    """
-    if n == 0:
-        return layer_quality(np.zeros((0, 9), np.float32), out_channels)
-    h = _entropy_from_gram(g_all, n)
-    notes = orthogonality_note(n, out_channels)
-    if n < 2:
-        notes |= NOTE_FEW_FILTERS
-    if n <= 2:
-        notes |= NOTE_NO_THRESHOLD
-    if absmax == 0.0:
-        notes |= NOTE_ALL_ZERO
-    if n_clean < 2:
-        notes |= NOTE_FEW_CLEAN
-    t = entropy_threshold(n)
-    return {
-        "n_filters": n,
-        "n_sparse": n_sparse,
-        "sparsity": n_sparse / n,
-        "variance_entropy": h,
-        "variance_entropy_norm": float(h / t) if t > 0 and not math.isnan(h) else math.nan,
-        "variance_entropy_clean": _entropy_from_gram(g_clean, n_clean),
-        "orthogonality": ortho if not (notes & (NOTE_NO_OUT | NOTE_NOT_MULTIPLE | NOTE_ONE_OUT)) else math.nan,
-        "absmax": absmax,
-        "notes": notes,
-    }
-
-
 class QualityAccumulator:
     """Per-layer quality metrics in the streamed ``sums`` pass (unscaled weights).
 

@@ -196,9 +196,9 @@ class BlockReader:
                 raise OSError(f"{self.path}: unexpected end of file at byte {offset + got}")
             got += k
 
-    def read(self, a: int, b: int) -> np.ndarray:
-        """Rows ``[a, b)`` as a new float32 ``(b - a, 9)`` array."""
-        out = np.empty((b - a, 9), np.float32)
+    def read(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``[a, b)`` as a float32 ``(b - a, 9)`` array (written into ``out`` when given)."""
+        out = np.empty((b - a, 9), np.float32) if out is None else out[:b - a]
         if b > a:
             if self._spans is None:
                 self._read_h5py(a, b, out)
@@ -244,13 +244,18 @@ class BlockReader:
             return
         q: queue.Queue = queue.Queue(maxsize=prefetch)
         stop = threading.Event()
+        # prefetch + 2 buffers rotate: one being filled, up to `prefetch` queued, one in use. A
+        # buffer is refilled only after the consumer asked for the block after it (generator), so
+        # the rows it was given stay valid until it asks for the next block.
+        rows = max(b - a for a, b in spans)
+        buffers = [np.empty((rows, 9), np.float32) for _ in range(prefetch + 2)]
 
         def produce():
             try:
-                for a, b in spans:
+                for i, (a, b) in enumerate(spans):
                     if stop.is_set():
                         return
-                    q.put(((a, b), self.read(a, b)))
+                    q.put(((a, b), self.read(a, b, buffers[i % len(buffers)])))
                 q.put(None)
             except BaseException as exc:  # hand the error to the consumer
                 q.put(exc)
