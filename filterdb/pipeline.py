@@ -48,7 +48,7 @@ def make_accumulators(kind: str, n_layers: int, edges: np.ndarray | None = None,
     if kind == "sums":
         accs = [stats.SumsAccumulator(n_layers)]
         if quality is not None:
-            from .quality import QualityAccumulator  # per-layer metrics on unscaled weights
+            from .quality_pass import QualityAccumulator  # per-layer metrics on unscaled weights
 
             accs.append(QualityAccumulator(n_layers, **quality))
         return accs
