@@ -20,6 +20,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure  # figures outside pyplot: no backend or global figure state
 
 from .pca import COMPONENTS, PIXELS
+
 DENSITY_VMIN = 1e-5
 ANNOTATE_MAX = 12  # drift heatmaps with at most this many groups print their values
 
@@ -332,7 +333,7 @@ def _horizontal() -> dict:
 
 
 @_styled
-def quality_depth_figure(layer_table, bins: int = 10, thresholds: Mapping | None = None) -> Figure:
+def quality_depth_figure(layer_table, bins: int | None = None, thresholds: Mapping | None = None) -> Figure:
     """Each quality metric against the depth bin.
 
     Per depth bin: the filter-weighted mean (line) and the layers' 25-75 % range (band); dashed
@@ -343,8 +344,9 @@ def quality_depth_figure(layer_table, bins: int = 10, thresholds: Mapping | None
     layer_table : pandas.DataFrame
         :func:`filterdb.quality_tables.layer_quality_table` (``conv_depth_norm``, ``n_filters`` and
         the metric columns).
-    bins : int
-        Depth bins (``conv_depth_norm`` cut into equal bins).
+    bins : int, optional
+        Depth bins (``conv_depth_norm`` cut into equal bins; default as
+        :func:`filterdb.quality_tables.depth_labels`).
     thresholds : Mapping or None
         See :func:`filterdb.quality_tables.thresholds_with_defaults`.
 

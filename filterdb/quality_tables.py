@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .axes import Axis, depth_bin_labels, layer_labels
 from .quality import DEFAULT_THRESHOLDS, FLAGS, METRICS, note_text
 
 
@@ -130,8 +131,6 @@ def layer_quality_table(layers: pd.DataFrame, arrays: Mapping[str, np.ndarray], 
         (:data:`filterdb.quality.METRICS`), ``absmax``, the flags (:func:`layer_flags`) and
         ``notes`` (text).
     """
-    from .axes import layer_labels
-
     q = quality_arrays(arrays) if any(k.startswith("quality_") for k in arrays) else dict(arrays)
     if len(q["sparsity"]) != len(layers):
         raise ValueError(f"quality arrays cover {len(q['sparsity'])} layers, the layer table {len(layers)}")
@@ -280,15 +279,15 @@ def group_quality_table(layer_table: pd.DataFrame, column: str, order: Sequence 
     return s.reset_index(drop=True)
 
 
-def depth_labels(layer_table: pd.DataFrame, bins: int = 10) -> tuple[pd.Series, list[str]]:
+def depth_labels(layer_table: pd.DataFrame, bins: int | None = None) -> tuple[pd.Series, list[str]]:
     """Depth bin of each layer: ``conv_depth_norm`` cut as a binned depth axis.
 
     Parameters
     ----------
     layer_table : pandas.DataFrame, L rows
         Column ``conv_depth_norm`` in ``[0, 1]``.
-    bins : int
-        Number of equal bins.
+    bins : int, optional
+        Number of equal bins (default: an axis's default, :attr:`filterdb.axes.Axis.bins`).
 
     Returns
     -------
@@ -297,7 +296,5 @@ def depth_labels(layer_table: pd.DataFrame, bins: int = 10) -> tuple[pd.Series, 
     order : list of str, length ``bins``
         The bin labels in natural order (:func:`filterdb.axes.depth_bin_labels`).
     """
-    from .axes import Axis, depth_bin_labels, layer_labels
-
-    ax = Axis(name="depth", column="conv_depth_norm", kind="binned", bins=bins)
-    return layer_labels(layer_table, ax), depth_bin_labels(bins)
+    ax = Axis(name="depth", column="conv_depth_norm", kind="binned", bins=Axis.bins if bins is None else bins)
+    return layer_labels(layer_table, ax), depth_bin_labels(ax.bins)

@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import entropy
 
 from filterdb import pipeline, quality, quality_tables
-from filterdb.quality_pass import QualityAccumulator
 from filterdb.axes import axes_from_config
+from filterdb.quality_pass import QualityAccumulator
 from filterdb.synth import write_synth_db
 from tests.conftest import DEFAULT_AXES
 
