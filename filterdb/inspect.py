@@ -33,10 +33,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from . import divergence, quality
+from . import divergence, quality, quality_tables
 from .axes import STUDY_AXES, Axis, axes_from_config, group_table, layer_labels
+from .accumulate import QUALITY_FIELDS
 from .kernels import coefficients, histogram_columns, scale_filters
-from .results import read_basis, read_layers, read_range
+from .results import read_basis, read_layers, read_range, write_tsv
 
 ATYPICAL_PERCENTILE = 95.0
 
@@ -227,16 +228,16 @@ class Inspection:
     verdict: list = field(default_factory=list)
 
 
-def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: float = 0.01,
+def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: float = quality.DEFAULT_EPS,
                   thresholds: dict | None = None, hist_eps: float = divergence.EPS) -> Inspection:
     """Quality, histograms, drift to every axis group and every DB model, and a verdict."""
-    qual = quality.QualityAccumulator(len(m.weights), eps=eps)
+    qual = []
     counts = np.zeros((9, ref.edges.size - 1), np.int64)
     outside = 0
     lo, hi = ref.range
     for i, w in enumerate(m.weights):
         row = m.meta.iloc[i] if len(m.meta) > i else pd.Series(dtype=object)
-        qual.add(i, w, None, None, row)
+        qual.append(quality.layer_quality_fast(w, row.get("out_channels", None), eps))
         coef = coefficients(scale_filters(np.asarray(w, np.float32)), ref.mean, ref.components)
         counts += histogram_columns(coef, ref.edges)
         outside += int(np.count_nonzero((coef < ref.edges[0]) | (coef > ref.edges[-1])))
@@ -246,8 +247,9 @@ def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: flo
             meta[col] = default
     meta["layer"] = np.arange(len(meta))
     own_axes = [a for a in axes if _has_column(meta, a)]
-    lt = quality.layer_quality_table(meta, qual.arrays(), own_axes, thresholds)
-    mq = quality.model_quality_table(lt, thresholds).iloc[0]
+    lt = quality_tables.layer_quality_table(meta, {f: np.array([q[f] for q in qual]) for f in QUALITY_FIELDS}, own_axes,
+                                             thresholds)
+    mq = quality_tables.model_quality_table(lt, thresholds).iloc[0]
 
     rows = []
     for axis in axes:
@@ -320,9 +322,9 @@ def write_outputs(r: Inspection, out: str | os.PathLike) -> None:
     """``layers.tsv``, ``groups.tsv``, ``models.tsv``, ``summary.json`` in ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    quality.write_tsv(r.layers, out / "layers.tsv")
-    quality.write_tsv(r.groups, out / "groups.tsv")
-    quality.write_tsv(r.models, out / "models.tsv")
+    write_tsv(r.layers, out / "layers.tsv")
+    write_tsv(r.groups, out / "groups.tsv")
+    write_tsv(r.models, out / "models.tsv")
 
     def plain(v):
         if isinstance(v, (np.bool_, bool)):
@@ -360,7 +362,7 @@ def load_settings(config: str | None) -> tuple[list[Axis], float, dict]:
         with open(path) as f:
             cfg = yaml.safe_load(f) or {}
     q = cfg.get("quality", {}) or {}
-    return axes_from_config(cfg.get("axes") or STUDY_AXES), float(q.get("eps", 0.01)), dict(q.get("thresholds") or {})
+    return axes_from_config(cfg.get("axes") or STUDY_AXES), float(q.get("eps", quality.DEFAULT_EPS)), dict(q.get("thresholds") or {})
 
 
 def add_inspect_parser(subparsers) -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""The figures of the study (analysis.md §6-§8): pure functions, arrays in, matplotlib figure out.
+"""The figures of the study (analysis.md §6-§8, docs/method.md §9): pure functions, arrays or
+tables in, matplotlib figure out.
 
 Nothing here reads files. :func:`save` writes a figure byte-reproducibly (fixed SVG hash salt, no
 dates or software versions in the metadata), so the same inputs give the same SVG and PNG bytes.
@@ -9,6 +10,7 @@ colorcet ``fire``; densities on a log scale from 1e-5 to 1 of the maximum count.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -17,8 +19,8 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure  # figures outside pyplot: no backend or global figure state
 
-COMPONENT_LABELS = [f"c{i}" for i in range(9)]
-PIXEL_LABELS = [f"w{i}" for i in range(9)]
+from .pca import COMPONENTS, PIXELS
+
 DENSITY_VMIN = 1e-5
 ANNOTATE_MAX = 12  # drift heatmaps with at most this many groups print their values
 
@@ -75,6 +77,7 @@ def save(fig: Figure, path: str | Path, dpi: int | None = None) -> None:
 
 
 def save_all(fig: Figure, paths: Sequence[str | Path], dpi: int | None = None) -> None:
+    """Write ``fig`` to each of ``paths`` with :func:`save` (e.g. the SVG and the PNG)."""
     for p in paths:
         save(fig, p, dpi)
 
@@ -116,8 +119,8 @@ def pixel_covariance(cov: np.ndarray, title: str = "Covariance of the scaled fil
     for (r, c), v in np.ndenumerate(cov):
         ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
                 color="white" if abs(v) > 0.6 * m else "black")
-    ax.set_xticks(range(9), PIXEL_LABELS)
-    ax.set_yticks(range(9), PIXEL_LABELS)
+    ax.set_xticks(range(9), PIXELS)
+    ax.set_yticks(range(9), PIXELS)
     ax.set_title(title)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
@@ -213,7 +216,7 @@ def ridge_plot(grid: np.ndarray, density: np.ndarray, groups: Sequence[str], xli
                             zorder=g, rasterized=rasterized)
         ax.set_xlim(*xlim)
         ax.set_ylim(-0.1, G - 1 + height + 0.1)
-        ax.set_title(COMPONENT_LABELS[i])
+        ax.set_title(COMPONENTS[i])
         ax.tick_params(axis="x", labelsize=6)
         ax.tick_params(axis="y", length=0)
         for side in ("left", "right", "top"):
@@ -303,4 +306,136 @@ def density_image(counts: np.ndarray, edges: np.ndarray, pair: tuple[int, int],
     ax.set_ylabel(f"c{pair[1]}")
     fig.colorbar(im, ax=ax, shrink=0.85, label="count / max count")
     ax.set_title(title or f"Density of (c{pair[0]}, c{pair[1]})")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Filter quality (docs/method.md §9)
+
+#: (column of the quality layer table, panel title) of the quality figures, left to right.
+QUALITY_FIGURE_METRICS = [("sparsity", "sparsity"), ("variance_entropy_norm", "variance entropy (norm.)"),
+                          ("variance_entropy_clean", "variance entropy (clean)"), ("orthogonality", "orthogonality")]
+
+
+def _threshold_lines(line, metric: str, t: Mapping) -> None:
+    """Dashed lines at the flag thresholds of ``metric`` (``line`` = ``ax.axhline`` or ``ax.axvline``)."""
+    if metric == "sparsity":
+        line(t["sparse"], color="C3", lw=0.8, ls="--")
+    if metric == "variance_entropy_norm":
+        line(t["low_diversity"], color="C3", lw=0.8, ls="--")
+        line(t["random_like"], color="C1", lw=0.8, ls="--")
+
+
+def _horizontal() -> dict:
+    """Horizontal boxes: ``orientation`` from matplotlib 3.10, ``vert`` before."""
+    major, minor = (int(v) for v in matplotlib.__version__.split(".")[:2])
+    return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+
+
+@_styled
+def quality_depth_figure(layer_table, bins: int | None = None, thresholds: Mapping | None = None) -> Figure:
+    """Each quality metric against the depth bin.
+
+    Per depth bin: the filter-weighted mean (line) and the layers' 25-75 % range (band); dashed
+    threshold lines on the sparsity and entropy panels.
+
+    Parameters
+    ----------
+    layer_table : pandas.DataFrame
+        :func:`filterdb.quality_tables.layer_quality_table` (``conv_depth_norm``, ``n_filters`` and
+        the metric columns).
+    bins : int, optional
+        Depth bins (``conv_depth_norm`` cut into equal bins; default as
+        :func:`filterdb.quality_tables.depth_labels`).
+    thresholds : Mapping or None
+        See :func:`filterdb.quality_tables.thresholds_with_defaults`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per metric of :data:`QUALITY_FIGURE_METRICS`; write it with :func:`save_all`.
+    """
+    from .quality_tables import depth_labels, thresholds_with_defaults, weighted_mean
+
+    t = thresholds_with_defaults(thresholds)
+    lab, order = depth_labels(layer_table, bins)
+    tab = layer_table.assign(_depth=lab.to_numpy())
+    fig = _figure(10, 2.8)
+    axs = fig.subplots(1, len(QUALITY_FIGURE_METRICS))
+    x = np.arange(len(order))
+    for ax, (m, title) in zip(axs, QUALITY_FIGURE_METRICS):
+        mean, lo, hi = [], [], []
+        for g in order:
+            sub = tab[tab["_depth"] == g]
+            v = sub[m].to_numpy(np.float64)
+            ok = ~np.isnan(v)
+            mean.append(weighted_mean(sub[m], sub["n_filters"]) if len(sub) else math.nan)
+            lo.append(np.percentile(v[ok], 25) if ok.any() else math.nan)
+            hi.append(np.percentile(v[ok], 75) if ok.any() else math.nan)
+        ax.fill_between(x, lo, hi, color="C0", alpha=0.25, linewidth=0)
+        ax.plot(x, mean, "o-", color="C0", markersize=3)
+        _threshold_lines(ax.axhline, m, t)
+        ax.set_title(title)
+        ax.set_xticks(x, [str(k) for k in range(len(order))])
+        ax.set_xlabel(f"depth bin (of {len(order)})")
+    return fig
+
+
+@_styled
+def quality_group_figure(layer_table, column: str, order: Sequence | None = None,
+                         thresholds: Mapping | None = None, max_groups: int = 40) -> Figure:
+    """Each quality metric per group of one label column.
+
+    Per group: box plot of the layers' metric values (no fliers) and the filter-weighted mean as a
+    diamond; dashed threshold lines on the sparsity and entropy panels.
+
+    Parameters
+    ----------
+    layer_table : pandas.DataFrame
+        :func:`filterdb.quality_tables.layer_quality_table` with the label column ``column``.
+    column : str
+        The label column (an axis name).
+    order : sequence of str, optional
+        Row order (first on top); else sorted by label.
+    thresholds : Mapping or None
+        See :func:`filterdb.quality_tables.thresholds_with_defaults`.
+    max_groups : int
+        At most this many groups are drawn (the largest by filter count, kept in order).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per metric of :data:`QUALITY_FIGURE_METRICS` (shared group axis); the height grows
+        with the number of groups.
+    """
+    from .quality_tables import thresholds_with_defaults, weighted_mean
+
+    t = thresholds_with_defaults(thresholds)
+    tab = layer_table.dropna(subset=[column])
+    groups = list(order) if order is not None else sorted(tab[column].astype(str).unique())
+    groups = [g for g in groups if (tab[column] == g).any()]
+    if len(groups) > max_groups:
+        size = tab.groupby(column)["n_filters"].sum()
+        keep = set(size.sort_values(ascending=False, kind="stable").index[:max_groups])
+        groups = [g for g in groups if g in keep]
+    height = max(2.5, 0.22 * len(groups) + 1.0)
+    fig = _figure(10, height)
+    axs = fig.subplots(1, len(QUALITY_FIGURE_METRICS), sharey=True)
+    y = np.arange(len(groups))
+    for ax, (m, title) in zip(axs, QUALITY_FIGURE_METRICS):
+        data, means = [], []
+        for g in groups:
+            sub = tab[tab[column] == g]
+            v = sub[m].to_numpy(np.float64)
+            data.append(v[~np.isnan(v)])
+            means.append(weighted_mean(sub[m], sub["n_filters"]))
+        nonempty = [k for k, d in enumerate(data) if d.size]
+        if nonempty:
+            ax.boxplot([data[k] for k in nonempty], positions=y[nonempty], widths=0.6,
+                       showfliers=False, manage_ticks=False, **_horizontal())
+        ax.plot(means, y, "D", color="C3", markersize=3)
+        _threshold_lines(ax.axvline, m, t)
+        ax.set_title(title)
+    axs[0].set_yticks(y, [str(g) for g in groups])
+    axs[0].invert_yaxis()
     return fig

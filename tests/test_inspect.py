@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filterdb import divergence, inspect, pipeline, quality, results
+from filterdb import divergence, inspect, pipeline, quality, quality_tables, results
 from filterdb.axes import axes_from_config
 from filterdb.db import open_db, read_rows, write_db
 from filterdb.results import basis_table, mean_table
@@ -73,7 +73,7 @@ def test_self_inspection(analysed, tmp_path, capsys):
     assert summary["coefficients_outside_range"] == 0
     # layer quality equals the streamed pass on the DB
     lt = pd.read_csv(out / "layers.tsv", sep="\t")
-    q = quality.quality_arrays(a.sums)
+    q = quality_tables.quality_arrays(a.sums)
     idx = np.flatnonzero(a.db.layers["model"].to_numpy() == name)
     for m in quality.METRICS:
         np.testing.assert_allclose(lt[m].to_numpy(), q[m][idx], rtol=0, atol=1e-12)

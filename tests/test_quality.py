@@ -1,4 +1,4 @@
-"""Filter quality metrics (analysis.md §9) against plain numpy/scipy re-computations."""
+"""Filter quality metrics (docs/method.md §9) against plain numpy/scipy re-computations."""
 
 import math
 
@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from scipy.stats import entropy
 
-from filterdb import pipeline, quality
+from filterdb import pipeline, quality, quality_tables
 from filterdb.axes import axes_from_config
+from filterdb.accumulate import QUALITY_FIELDS
 from filterdb.synth import write_synth_db
 from tests.conftest import DEFAULT_AXES
 
@@ -148,14 +149,13 @@ def test_orthogonality_blocks():
 
 def table_from(layers_w, model_of, outs):
     rows = []
-    acc = quality.QualityAccumulator(len(layers_w), eps=0.01)
+    qs = []
     for i, (w, m, o) in enumerate(zip(layers_w, model_of, outs)):
-        row = pd.Series({"out_channels": o})
-        acc.add(i, w, None, None, row)
+        qs.append(quality.layer_quality_fast(w, o, 0.01))
         rows.append({"layer": i, "model_id": m, "model": f"m{m}", "conv_depth": i, "conv_depth_norm": 0.5,
                      "out_channels": o})
     layers = pd.DataFrame(rows)
-    return quality.layer_quality_table(layers, acc.arrays())
+    return quality_tables.layer_quality_table(layers, {f: np.array([q[f] for q in qs]) for f in QUALITY_FIELDS})
 
 
 def test_flags():
@@ -173,21 +173,21 @@ def test_flags():
     assert lt["low_diversity"].iloc[3] and not lt["sparse"].iloc[3]
     assert lt["sparse"].iloc[4] and lt["sparsity"].iloc[4] == 0.5
     assert not lt["degenerated"].iloc[5:].any()
-    mt = quality.model_quality_table(lt).set_index("model")
+    mt = quality_tables.model_quality_table(lt).set_index("model")
     assert mt.loc["m0", "random_like"] and not mt.loc["m0", "sparse"]
     assert mt.loc["m1", "sparse"] and mt.loc["m1", "low_diversity"]
     assert not mt.loc["m2", "degenerated"]
-    order = list(quality.model_quality_table(lt)["model"])
+    order = list(quality_tables.model_quality_table(lt)["model"])
     assert order[-1] == "m2" and order[0] == "m1"
     # weighted means
     g = lt[lt["model_id"] == 0]
     ref = np.average(g["variance_entropy_norm"], weights=g["n_filters"])
     assert abs(mt.loc["m0", "variance_entropy_norm"] - ref) < 1e-12
     # stricter thresholds change the flags
-    mt2 = quality.model_quality_table(lt, {"random_like": 1.5, "model_share": 1.0}).set_index("model")
+    mt2 = quality_tables.model_quality_table(lt, {"random_like": 1.5, "model_share": 1.0}).set_index("model")
     assert not mt2.loc["m0", "random_like"]
     with pytest.raises(ValueError):
-        quality.model_quality_table(lt, {"nonsense": 1})
+        quality_tables.model_quality_table(lt, {"nonsense": 1})
 
 
 # ---- through the streamed pipeline ------------------------------------------------------------
@@ -204,7 +204,7 @@ def small_db(tmp_path_factory):
 def test_pipeline_matches_direct(small_db, shards):
     path, _ = small_db
     a = pipeline.analyse(path, axes_from_config(DEFAULT_AXES), shards=shards, quality={"eps": 0.01})
-    q = quality.quality_arrays(a.sums)
+    q = quality_tables.quality_arrays(a.sums)
     layers = a.db.layers
     with h5py.File(path, "r") as f:
         X = f["filters"][...].reshape(-1, 9)
@@ -217,17 +217,17 @@ def test_pipeline_matches_direct(small_db, shards):
         assert close(q["variance_entropy"][i], h)
         assert close(q["variance_entropy_norm"][i], h / ref_threshold(W.shape[0]))
         assert close(q["orthogonality"][i], ref_ortho(W, int(row["out_channels"])))
-        for k in quality.QualityAccumulator.FIELDS:
+        for k in QUALITY_FIELDS:
             assert close(float(q[k][i]), float(ref[k]))
     axes = axes_from_config(DEFAULT_AXES)
-    lt = quality.layer_quality_table(layers, a.sums, axes)
+    lt = quality_tables.layer_quality_table(layers, a.sums, axes)
     assert list(lt["layer"]) == list(range(len(layers)))
     assert set(a.name for a in axes) <= set(lt.columns)
     assert (lt["notes"] == "").all()
-    mt = quality.model_quality_table(lt)
+    mt = quality_tables.model_quality_table(lt)
     assert len(mt) == layers["model_id"].nunique()
     for ax in axes:
-        g = quality.group_quality_table(lt, ax.name)
+        g = quality_tables.group_quality_table(lt, ax.name)
         assert g["n_filters"].sum() == lt.dropna(subset=[ax.name])["n_filters"].sum()
 
 
@@ -238,19 +238,20 @@ def test_no_out_channels_column(small_db):
 
     plan, _ = pipeline.make_plan(layers)
     arr = run_shard(path, "filters", plan, "sums", settings=PassSettings(quality_eps=0.01, progress=False))
-    lt = quality.layer_quality_table(layers, arr)
+    lt = quality_tables.layer_quality_table(layers, arr)
     assert lt["orthogonality"].isna().all()
     assert lt["notes"].str.contains("no out_channels").all()
 
 
 def test_figures_deterministic(small_db, tmp_path):
+    from filterdb import plots
     path, _ = small_db
     a = pipeline.analyse(path, axes_from_config(DEFAULT_AXES), quality={"eps": 0.01})
-    lt = quality.layer_quality_table(a.db.layers, a.sums, axes_from_config(DEFAULT_AXES))
+    lt = quality_tables.layer_quality_table(a.db.layers, a.sums, axes_from_config(DEFAULT_AXES))
     outs = []
     for k in range(2):
         p1, p2 = tmp_path / f"d{k}.svg", tmp_path / f"g{k}.svg"
-        quality.save_figure(quality.depth_figure(lt), p1)
-        quality.save_figure(quality.group_figure(lt, "task"), p2)
+        plots.save(plots.quality_depth_figure(lt), p1)
+        plots.save(plots.quality_group_figure(lt, "task"), p2)
         outs.append((p1.read_bytes(), p2.read_bytes()))
     assert outs[0] == outs[1]

@@ -1,22 +1,44 @@
-# Filter quality and degeneration per layer, model, axis group and depth bin (analysis.md §9).
-# The per-layer metrics come from the `sums` pass (QualityAccumulator, arrays quality_* in
-# stats/sums.npz) when quality.enabled is true. Target list: QUALITY_TARGETS (added to `rule all`
-# through all_targets() in common.smk).
+# Filter quality and degeneration per layer, model, axis group and depth bin (docs/method.md §9).
+# The per-layer metrics come from the `sums` pass (filterdb.accumulate.SumsPass,
+# arrays quality_* in stats/sums.npz) when quality.enabled is true. Settings: config["quality"],
+# defaults filled by validate() from workflow/schemas/config.schema.yaml. Target list:
+# QUALITY_TARGETS (added to `rule all` through all_targets() in common.smk).
 
-QUALITY = {"enabled": True, "eps": 0.01, "thresholds": {}} | dict(
-    config.get("quality", {})
-)
+QUALITY = config["quality"]
 QUALITY_DIR = f"{R}/quality"
+
+
+# Named outputs of `quality_groups`: the depth profile and, per axis, its table, SVG figure (one
+# report item each, with its own subcategory and labels) and PNG figure.
+QUALITY_GROUP_OUTPUTS = {
+    "profile_table": f"{QUALITY_DIR}/by_depth_bin.tsv",
+    "profile_svg": report(
+        f"{R}/figures/quality_depth_profile.svg",
+        caption="../report/quality_depth.rst",
+        category="Quality",
+        subcategory="Depth",
+        labels={"axis": "depth", "figure": "quality vs depth"},
+    ),
+    "profile_png": f"{R}/figures/quality_depth_profile.png",
+}
+for _axis in AXES:
+    QUALITY_GROUP_OUTPUTS[f"table_{_axis}"] = f"{QUALITY_DIR}/by_{_axis}.tsv"
+    QUALITY_GROUP_OUTPUTS[f"svg_{_axis}"] = report(
+        f"{R}/figures/quality_{_axis}.svg",
+        caption="../report/quality_groups.rst",
+        category="Quality",
+        subcategory=_axis,
+        labels={"axis": _axis, "figure": "quality per group"},
+    )
+    QUALITY_GROUP_OUTPUTS[f"png_{_axis}"] = f"{R}/figures/quality_{_axis}.png"
+
 
 QUALITY_TARGETS = []
 if QUALITY["enabled"]:
-    QUALITY_TARGETS = (
-        [f"{QUALITY_DIR}/layers.tsv", f"{QUALITY_DIR}/models.tsv"]
-        + [f"{QUALITY_DIR}/by_depth_bin.tsv"]
-        + expand(f"{QUALITY_DIR}/by_{{axis}}.tsv", axis=AXES)
-        + expand(f"{R}/figures/quality_depth_profile.{{ext}}", ext=["svg", "png"])
-        + expand(f"{R}/figures/quality_{{axis}}.{{ext}}", axis=AXES, ext=["svg", "png"])
-    )
+    QUALITY_TARGETS = [
+        f"{QUALITY_DIR}/layers.tsv",
+        f"{QUALITY_DIR}/models.tsv",
+    ] + [str(f) for f in QUALITY_GROUP_OUTPUTS.values()]
 
 
 rule quality_tables:
@@ -50,50 +72,20 @@ rule quality_tables:
         "../scripts/quality_tables.py"
 
 
-rule quality_by_axis:
+# One job for every axis and the depth profile (each job pays the start-up of Python, pandas
+# and matplotlib once).
+rule quality_groups:
     input:
         layers=f"{QUALITY_DIR}/layers.tsv",
     output:
-        table=f"{QUALITY_DIR}/by_{{axis}}.tsv",
-        svg=report(
-            f"{R}/figures/quality_{{axis}}.svg",
-            caption="../report/quality_groups.rst",
-            category="Quality",
-            subcategory="{axis}",
-            labels={"axis": "{axis}", "figure": "quality per group"},
-        ),
-        png=f"{R}/figures/quality_{{axis}}.png",
+        **QUALITY_GROUP_OUTPUTS,
     log:
-        f"{R}/logs/quality/by_{{axis}}.log",
+        f"{R}/logs/quality/groups.log",
     conda:
         "../envs/filterdb.yaml"
     params:
-        kind="axis",
-        axis=lambda wc: axis_config(wc.axis),
-        thresholds=QUALITY["thresholds"],
-    script:
-        "../scripts/quality_tables.py"
-
-
-rule quality_depth:
-    input:
-        layers=f"{QUALITY_DIR}/layers.tsv",
-    output:
-        table=f"{QUALITY_DIR}/by_depth_bin.tsv",
-        svg=report(
-            f"{R}/figures/quality_depth_profile.svg",
-            caption="../report/quality_depth.rst",
-            category="Quality",
-            subcategory="Depth",
-            labels={"axis": "depth", "figure": "quality vs depth"},
-        ),
-        png=f"{R}/figures/quality_depth_profile.png",
-    log:
-        f"{R}/logs/quality/depth.log",
-    conda:
-        "../envs/filterdb.yaml"
-    params:
-        kind="depth",
+        kind="groups",
+        axes={a: axis_config(a) for a in AXES},
         depth_bins=depth_bins(),
         thresholds=QUALITY["thresholds"],
     script:

@@ -1,49 +1,58 @@
-"""Filter quality tables and figures (analysis.md §9) from the gathered per-layer statistics."""
+"""Filter quality tables and figures (docs/method.md §9) from the gathered per-layer statistics.
 
-import pandas as pd
+Two steps (``params.kind``): ``tables`` (layer and model tables from ``stats/sums.npz``; no
+matplotlib) and ``groups`` (every axis's table and figure and the depth profile, in one job).
+"""
 
-from filterdb import quality, results
-from filterdb.axes import Axis, axes_from_config, depth_bin_labels
 from filterdb.glue import main
 
 
-def read_quality_layers(path):
-    """``quality/layers.tsv`` back (labels as strings, empty notes as '')."""
-    df = pd.read_csv(path, sep="\t", keep_default_na=True)
-    df["notes"] = df["notes"].fillna("")
-    return df
+def tables(p, inp, out):
+    from filterdb import quality_tables as qt
+    from filterdb.axes import axes_from_config
+    from filterdb.results import load_npz, read_layers, write_tsv
+
+    thresholds = dict(p.thresholds)
+    axes = axes_from_config({k: dict(v) for k, v in dict(p.axes).items()})
+    table = qt.layer_quality_table(read_layers(inp.layers), load_npz(inp.sums), axes, thresholds)
+    write_tsv(table, out.layers)
+    models = qt.model_quality_table(table, thresholds)
+    write_tsv(models, out.models)
+    print(f"{len(table)} layers, {int(table['degenerated'].sum())} degenerated; "
+          f"{len(models)} models, {int(models['degenerated'].sum())} flagged")
+
+
+def groups(p, inp, out):
+    from filterdb import plots
+    from filterdb import quality_tables as qt
+    from filterdb.axes import Axis, depth_bin_labels
+    from filterdb.results import write_tsv
+
+    thresholds = dict(p.thresholds)
+    table = qt.read_layer_quality_table(inp.layers)
+    for name, cfg in dict(p.axes).items():
+        axis = Axis.from_config(name, dict(cfg))
+        order = depth_bin_labels(axis.bins) if axis.kind == "binned" else None
+        g = qt.group_quality_table(table, axis.name, order, thresholds)
+        write_tsv(g, out[f"table_{name}"])
+        plots.save_all(plots.quality_group_figure(table, axis.name, order, thresholds),
+                       [out[f"svg_{name}"], out[f"png_{name}"]])
+        print(f"{name}: {len(g)} groups")
+    labels, order = qt.depth_labels(table, p.depth_bins)
+    binned = table.assign(depth_bin=labels.to_numpy())
+    g = qt.group_quality_table(binned, "depth_bin", order, thresholds)
+    write_tsv(g, out.profile_table)
+    plots.save_all(plots.quality_depth_figure(binned, p.depth_bins, thresholds),
+                   [out.profile_svg, out.profile_png])
+    print(f"depth profile: {len(g)} depth bins")
 
 
 def run():
-    p, inp, out = snakemake.params, snakemake.input, snakemake.output
-    thresholds = dict(p.thresholds)
-    if p.kind == "tables":
-        layers = results.read_layers(inp.layers)
-        axes = axes_from_config({k: dict(v) for k, v in dict(p.axes).items()})
-        table = quality.layer_quality_table(layers, results.load_npz(inp.sums), axes, thresholds)
-        quality.write_tsv(table, out.layers)
-        models = quality.model_quality_table(table, thresholds)
-        quality.write_tsv(models, out.models)
-        print(f"{len(table)} layers, {int(table['degenerated'].sum())} degenerated; "
-              f"{len(models)} models, {int(models['degenerated'].sum())} flagged")
-        return
-    table = read_quality_layers(inp.layers)
-    if p.kind == "axis":
-        axis = Axis.from_config(snakemake.wildcards.axis, dict(p.axis))
-        order = depth_bin_labels(axis.bins) if axis.kind == "binned" else None
-        groups = quality.group_quality_table(table, axis.name, order, thresholds)
-        fig = quality.group_figure(table, axis.name, order, thresholds)
-    elif p.kind == "depth":
-        labels, order = quality.depth_labels(table, p.depth_bins)
-        table = table.assign(depth_bin=labels.to_numpy())
-        groups = quality.group_quality_table(table, "depth_bin", order, thresholds)
-        fig = quality.depth_figure(table, p.depth_bins, thresholds)
-    else:
+    p = snakemake.params
+    steps = {"tables": tables, "groups": groups}
+    if p.kind not in steps:
         raise ValueError(f"unknown quality step {p.kind!r}")
-    quality.write_tsv(groups, out.table)
-    for path in (out.svg, out.png):
-        quality.save_figure(fig, path)
-    print(f"{p.kind}: {len(groups)} groups")
+    steps[p.kind](p, snakemake.input, snakemake.output)
 
 
 main(snakemake, run)
