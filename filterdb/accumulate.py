@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels, quality
+from . import quality
 from .stream import DEFAULT_BLOCK_ROWS, ROW_BYTES, BlockReader, plan_blocks, plan_shards, progress
 
 PASSES = ("sums", "range", "hist")
@@ -182,6 +182,8 @@ class SumsPass(_Pass):
         q = self.quality
         eps = float(self.s.quality_eps) if q else 0.0
         z1, z3 = np.zeros(0), np.zeros((0, 9, 9))
+        from . import kernels  # numba: only the passes need it
+
         kernels.sums_block(x, ls, le, pos, self.drop, self.n, self.sum, self.outer, self.nonfinite, self.first_bad,
                            q, eps, self.absmax if q else z1, self.n_sparse if q else z1.astype(np.int64),
                            self.n_clean if q else z1.astype(np.int64), self.g_all if q else z3,
@@ -286,6 +288,8 @@ class RangePass(_Pass):
 
     def block(self, x, a, pos, tid):
         ls, le = self._bounds(a, pos)
+        from . import kernels
+
         kernels.range_block(x, ls, le, pos, self.drop, self.mean, self.comps, self.cmin, self.cmax)
 
     def arrays(self):
@@ -326,6 +330,8 @@ class HistPass(_Pass):
 
     def block(self, x, a, pos, tid):
         ls, le = self._bounds(a, pos)
+        from . import kernels
+
         kernels.hist_block(x, ls, le, pos, self.drop, self.mean, self.comps, self.edges, self.counts,
                            self.lcell[pos], self.fedges, self.cell_counts, self.pairs, self.dlo, self.dhi,
                            self.dbins, self.dens[tid])

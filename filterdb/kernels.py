@@ -269,24 +269,120 @@ if HAVE_NUMBA:
         return ind
 
     @numba.njit(cache=True, nogil=True)
+    def _layer_moments_batched(w, eps, gram_all, gram_clean):
+        """:func:`_layer_moments` over column-wise batches of rows, so that every loop over rows
+        vectorises; sums over rows are taken per batch (a fixed order for a given layer)."""
+        n = w.shape[0]
+        T = np.empty((9, BATCH))
+        pk = np.empty(BATCH)
+        absmax = 0.0
+        for b0 in range(0, n, BATCH):
+            nb = min(BATCH, n - b0)
+            for r in range(nb):
+                pk[r] = 0.0
+            for r in range(nb):
+                for j in range(9):
+                    T[j, r] = np.float64(w[b0 + r, j])
+            for j in range(9):
+                for r in range(nb):
+                    a = abs(T[j, r])
+                    pk[r] = a if a > pk[r] else pk[r]
+            for r in range(nb):
+                if pk[r] > absmax:
+                    absmax = pk[r]
+        thr = np.inf if absmax == 0.0 else eps * absmax
+        s_all = np.zeros(9)
+        s_clean = np.zeros(9)
+        n_clean = 0
+        cm = np.empty(BATCH)
+        SA = np.zeros((9, BATCH))
+        SC = np.zeros((9, BATCH))
+        for b0 in range(0, n, BATCH):
+            nb = min(BATCH, n - b0)
+            for r in range(nb):
+                for j in range(9):
+                    T[j, r] = np.float64(w[b0 + r, j])
+            for r in range(nb):
+                pk[r] = 0.0
+            for j in range(9):
+                for r in range(nb):
+                    a = abs(T[j, r])
+                    pk[r] = a if a > pk[r] else pk[r]
+            for r in range(nb):
+                cm[r] = 0.0 if pk[r] < thr else 1.0
+                n_clean += 0 if pk[r] < thr else 1
+            for j in range(9):
+                for r in range(nb):
+                    SA[j, r] += T[j, r]
+                    SC[j, r] += T[j, r] * cm[r]
+        for j in range(9):
+            for r in range(BATCH):
+                s_all[j] += SA[j, r]
+                s_clean[j] += SC[j, r]
+        m_all = s_all / max(n, 1)
+        m_clean = s_clean / max(n_clean, 1)
+        D = np.empty((9, BATCH))
+        E = np.empty((9, BATCH))
+        # one partial sum per lane r (elementwise, so it vectorises), added up at the end
+        GA = np.zeros((45, BATCH))
+        GC = np.zeros((45, BATCH))
+        for b0 in range(0, n, BATCH):
+            nb = min(BATCH, n - b0)
+            for r in range(nb):
+                for j in range(9):
+                    T[j, r] = np.float64(w[b0 + r, j])
+            for r in range(nb):
+                pk[r] = 0.0
+            for j in range(9):
+                for r in range(nb):
+                    a = abs(T[j, r])
+                    pk[r] = a if a > pk[r] else pk[r]
+            for r in range(nb):
+                cm[r] = 0.0 if pk[r] < thr else 1.0
+            for j in range(9):
+                for r in range(nb):
+                    D[j, r] = T[j, r] - m_all[j]
+                    E[j, r] = (T[j, r] - m_clean[j]) * cm[r]
+            ab = 0
+            for a in range(9):
+                for b in range(a, 9):
+                    for r in range(nb):
+                        GA[ab, r] += D[a, r] * D[b, r]
+                        GC[ab, r] += E[a, r] * E[b, r]
+                    ab += 1
+        ab = 0
+        for a in range(9):
+            for b in range(a, 9):
+                ga = 0.0
+                gc = 0.0
+                for r in range(BATCH):
+                    ga += GA[ab, r]
+                    gc += GC[ab, r]
+                gram_all[a, b] += ga
+                gram_clean[a, b] += gc
+                ab += 1
+        return absmax, n - n_clean, n_clean
+
+    @numba.njit(cache=True, nogil=True)
     def sums_block(x, ls, le, lp, drop, n, s1, s2, nonfinite, first_bad, quality, eps, absmax, n_sparse,
                    n_clean, g_all, g_clean):
-        """Per layer: count, sum and outer-product sum of the peak-scaled filters (float64, row by
-        row); rows with NaN/Inf are counted (``nonfinite``, first one in ``first_bad``) and, with
+        """Per layer: count, sum and outer-product sum of the peak-scaled filters (float64; row r of
+        every batch is added to partial sum r, and the ``BATCH`` partial sums are added in order at
+        the end of the layer: a fixed order per layer); rows with NaN/Inf are counted (``nonfinite``, first one in ``first_bad``) and, with
         ``drop``, left out. With ``quality``: the moments of :func:`layer_moments` on the unscaled
         filters, computed while the layer is in cache."""
         pk = np.empty(BATCH)
         ok = np.empty(BATCH, np.bool_)
         T = np.empty((9, BATCH))
         S = np.empty((9, BATCH))
-        a1 = np.empty(9)
-        a2 = np.empty((9, 9))
+        L1 = np.empty((9, BATCH))  # one partial sum per lane r (vectorises), added up per layer
+        L2 = np.empty((45, BATCH))
         for k in range(ls.shape[0]):
             p = lp[k]
             cnt = 0
             bad = 0
-            a1[:] = 0.0
-            a2[:] = 0.0
+            L1[:] = 0.0
+            L2[:] = 0.0
             for b0 in range(ls[k], le[k], BATCH):
                 nb = min(BATCH, le[k] - b0)
                 _batch_scale(x, b0, nb, pk, ok, T, S)
@@ -296,23 +392,37 @@ if HAVE_NUMBA:
                             first_bad[p] = b0 + r - ls[k]
                         bad += 1
                         if drop:
+                            for j in range(9):
+                                S[j, r] = 0.0
                             continue
                     cnt += 1
-                    for a in range(9):
-                        sa = S[a, r]
-                        a1[a] += sa
-                        for b in range(a, 9):
-                            a2[a, b] += sa * S[b, r]
+                for a in range(9):
+                    for r in range(nb):
+                        L1[a, r] += S[a, r]
+                ab = 0
+                for a in range(9):
+                    for b in range(a, 9):
+                        for r in range(nb):
+                            L2[ab, r] += S[a, r] * S[b, r]
+                        ab += 1
             n[p] = cnt
             nonfinite[p] = bad
+            ab = 0
             for a in range(9):
-                s1[p, a] = a1[a]
+                t = 0.0
+                for r in range(BATCH):
+                    t += L1[a, r]
+                s1[p, a] = t
                 for b in range(a, 9):
-                    s2[p, a, b] = a2[a, b]
-                    s2[p, b, a] = a2[a, b]
+                    t = 0.0
+                    for r in range(BATCH):
+                        t += L2[ab, r]
+                    s2[p, a, b] = t
+                    s2[p, b, a] = t
+                    ab += 1
             if quality and le[k] > ls[k]:
                 if bad == 0 or not drop:
-                    am, ns, nc = _layer_moments(x[ls[k]:le[k]], eps, g_all[p], g_clean[p])
+                    am, ns, nc = _layer_moments_batched(x[ls[k]:le[k]], eps, g_all[p], g_clean[p])
                 else:  # leave the rows holding NaN/Inf out
                     w = np.empty((le[k] - ls[k] - bad, 9), x.dtype)
                     nn = 0
@@ -326,7 +436,7 @@ if HAVE_NUMBA:
                             for j in range(9):
                                 w[nn, j] = x[r, j]
                             nn += 1
-                    am, ns, nc = _layer_moments(w, eps, g_all[p], g_clean[p])
+                    am, ns, nc = _layer_moments_batched(w, eps, g_all[p], g_clean[p])
                 absmax[p] = am
                 n_sparse[p] = ns
                 n_clean[p] = nc

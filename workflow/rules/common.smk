@@ -52,7 +52,13 @@ def shard_threads():
     t = config["stream"]["threads"]
     if t != "auto":
         return int(t)
-    cores = workflow.cores if isinstance(workflow.cores, int) else 1
+    try:
+        cores = (
+            workflow.cores
+        )  # undefined on a cluster (executor): one thread per shard job
+    except Exception:
+        return 1
+    cores = cores if isinstance(cores, int) else 1
     return max(1, min(cores, os.cpu_count() or 1) // n_shards())
 
 

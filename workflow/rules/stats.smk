@@ -7,6 +7,8 @@ rule layer_table:
         cells=f"{R}/stats/cells.tsv",
     log:
         f"{R}/logs/layer_table.log",
+    benchmark:
+        f"{R}/benchmarks/layer_table.tsv"
     conda:
         "../envs/filterdb.yaml"
     params:

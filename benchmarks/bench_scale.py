@@ -1,0 +1,203 @@
+"""Benchmark: the workflow at scale against reading the filter array, measured in the same run.
+
+For each DB size (generated on disk layer by layer, benchmarks/dbgen.py; reused when present):
+
+* floors      one read of the filter array, warm page cache and cold (file pages dropped first with
+              posix_fadvise(DONTNEED)), h5py and filterdb's direct reader;
+* workflow    ``snakemake --cores C --set-scatter shards=S`` for the analysis targets (drift of
+              every default axis), for each shard count: wall time, ratio to the warm read, the
+              three passes in ns per filter and core (shard jobs' seconds x threads / filters),
+              peak RSS of every job kind (Snakemake benchmark files), temp disk of the shard parts;
+* cold passes each pass in-process (1 shard, all cores) with the file's pages dropped first,
+              against a cold read of the same rows (``--cold``);
+* study       the study's in-memory method on the same DB and the same three axes
+              (``--study``, DBs up to ~60 M filters), against the workflow for those axes;
+* projection  the time for the published 1.4 B-filter DB on this machine and a 32-core node.
+
+    python benchmarks/bench_scale.py --filters 10000000 100000000 --shards 2 8 --cold
+    python benchmarks/bench_scale.py --filters 20000000 --study
+
+Every figure is printed as a ratio to a baseline measured in this run. Needs no extra package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.dbgen import write_bench_db  # noqa: E402
+from filterdb.stream import BlockReader, drop_file_cache, plan_blocks  # noqa: E402
+
+DEFAULT_AXES = ["visual_category", "task", "depth", "architecture", "training_dataset", "pretrained"]
+STUDY_AXES = ["task", "visual_category", "depth"]
+PUBLISHED = 1.4e9
+
+
+def read_once(db: str, cold: bool, direct: bool = True, spans=None) -> float:
+    if cold:
+        drop_file_cache(db)
+    with BlockReader(db, "filters", direct=direct) as rd:
+        spans = spans or [(a, min(a + (1 << 20), rd.n_rows)) for a in range(0, rd.n_rows, 1 << 20)]
+        t = time.perf_counter()
+        for _ in rd.blocks(spans):
+            pass
+        return time.perf_counter() - t
+
+
+def snakemake(db, res, targets, cores, shards, extra=()):
+    cmd = ["snakemake", *targets, "--cores", str(cores), "-s", str(ROOT / "Snakefile"), "-d", str(res.parent),
+           "--configfile", str(ROOT / "config.yaml"), "--set-scatter", f"shards={shards}",
+           "--config", f"dataset={db}", f"results={res}", "-q", *extra]
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"snakemake failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return time.perf_counter() - t
+
+
+def job_table(res: Path):
+    """Snakemake benchmark files: {job kind: (seconds summed, seconds max, max_rss MB)}."""
+    out = {}
+    for p in glob.glob(str(res / "benchmarks" / "**" / "*.tsv"), recursive=True):
+        rel = os.path.relpath(p, res / "benchmarks")
+        kind = rel.split(os.sep)[0].removesuffix(".tsv")
+        with open(p) as fh:
+            head = fh.readline().rstrip("\n").split("\t")
+            vals = fh.readline().rstrip("\n").split("\t")
+        row = dict(zip(head, vals))
+        s, rss = float(row["s"]), float(row["max_rss"]) if row["max_rss"] not in ("", "NA", "-") else float("nan")
+        a = out.setdefault(kind, [0.0, 0.0, 0.0, 0])
+        a[0] += s
+        a[1] = max(a[1], s)
+        a[2] = max(a[2], rss)
+        a[3] += 1
+    return out
+
+
+def workflow(db, n, work, cores, shards, warm_read):
+    res = work / f"results-{shards}"
+    shutil.rmtree(res, ignore_errors=True)
+    targets = [str(res / f"drift/{a}.tsv") for a in DEFAULT_AXES]
+    wall = snakemake(db, res, targets, cores, shards, ("--notemp",))
+    jobs = job_table(res)
+    parts = sum(f.stat().st_size for f in (res / "shards").rglob("*.npz")) / 2**20
+    shutil.rmtree(res / "shards", ignore_errors=True)
+    threads = max(1, cores // shards)
+    passes_core_s = sum(jobs[k][0] * threads for k in ("shard_sums", "shard_range", "shard_hist") if k in jobs)
+    print(f"  shards={shards:<4} wall {wall:7.1f} s = {wall / warm_read:6.1f} x warm read; three passes "
+          f"{passes_core_s / n * 1e9:5.0f} ns per filter and core; shard parts on disk {parts:,.0f} MiB")
+    for kind in sorted(jobs):
+        s_sum, s_max, rss, cnt = jobs[kind]
+        print(f"      {kind:<13} {cnt:4d} job(s), slowest {s_max:6.1f} s, peak RSS {rss:7.0f} MiB")
+    return wall, passes_core_s, max(v[2] for v in jobs.values())
+
+
+def cold_passes(db, cores):
+    """Each pass in-process with the file's pages dropped, against a cold read of the same rows."""
+    from filterdb import pipeline
+    from filterdb.accumulate import PassSettings, coefficient_range, gather_parts, run_shard
+    from filterdb.db import open_db
+    from filterdb.histogram import uniform_edges
+
+    db_ = open_db(db)
+    plan, _ = pipeline.make_plan(db_.layers, 10, db_.key)
+    st = PassSettings(quality_eps=0.01, fine_bins=1024, density_pairs=[(0, 1)], threads=cores, progress=False)
+    spans = [(a, b) for a, b, _, _ in plan_blocks(plan.row_start, plan.row_end)]
+    out, basis, edges = {}, None, None
+    for kind in ("sums", "range", "hist"):
+        read = read_once(db, cold=True, spans=spans)
+        drop_file_cache(db)
+        t = time.perf_counter()
+        part = run_shard(db, db_.key, plan, kind, settings=st, basis=basis, edges=edges)
+        dt = time.perf_counter() - t
+        g = gather_parts([part], plan.n_layers, plan.n_cells)
+        if kind == "sums":
+            p = pipeline.global_pca(g)
+            basis = (p.mean, p.components)
+        if kind == "range":
+            edges = uniform_edges(*coefficient_range(g["cmin"], g["cmax"]), 70)
+        out[kind] = (dt, read)
+        print(f"  cold {kind:<5}: {dt:6.1f} s against a cold read of its rows {read:6.1f} s = {dt / read:.2f} x")
+    total, reads = sum(v[0] for v in out.values()), sum(v[1] for v in out.values())
+    print(f"  cold, three passes: {total:.1f} s against three cold reads {reads:.1f} s = {total / reads:.2f} x")
+    return total / reads
+
+
+def study(db, n, work, cores, warm_read):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks/study_method.py"), db, *STUDY_AXES],
+                       capture_output=True, text=True, check=True)
+    base = json.loads(r.stdout.strip().splitlines()[-1])
+    res = work / "results-study"
+    shutil.rmtree(res, ignore_errors=True)
+    cfg = work / "study-axes.yaml"
+    import yaml
+
+    full = yaml.safe_load(open(ROOT / "config.yaml"))
+    full["axes"] = {a: full["axes"][a] for a in STUDY_AXES}
+    cfg.write_text(yaml.safe_dump(full))
+    targets = [str(res / f"drift/{a}.tsv") for a in STUDY_AXES]
+    t = time.perf_counter()
+    snakemake(db, res, targets, cores, cores, ("--configfile", str(cfg)))
+    wall = time.perf_counter() - t
+    rss = max(v[2] for v in job_table(res).values())
+    print(f"  study's method (float16 in memory, sklearn PCA, np.histogram, KL loops; {len(STUDY_AXES)} axes): "
+          f"{base['seconds']:.1f} s, peak {base['peak_mb']:,.0f} MiB")
+    print(f"  workflow, same axes: {wall:.1f} s, largest job {rss:,.0f} MiB: {base['seconds'] / wall:.2f} x faster "
+          f"at {rss / base['peak_mb']:.2f} of the memory")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--filters", type=int, nargs="+", default=[10_000_000])
+    ap.add_argument("--models-per-million", type=float, default=24.0, help="models per million filters")
+    ap.add_argument("--shards", type=int, nargs="+", default=[2])
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--cold", action="store_true", help="also each pass with the file's pages dropped")
+    ap.add_argument("--study", action="store_true", help="also the study's in-memory method (<= ~60 M filters)")
+    ap.add_argument("--workdir", default="benchmarks/work", help="DBs and results (DBs are reused)")
+    args = ap.parse_args()
+    work = Path(args.workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    for n in args.filters:
+        db = work / f"bench-{n // 1_000_000}M.h5"
+        if not db.exists():
+            t = time.perf_counter()
+            write_bench_db(db, n, max(1, int(n / 1e6 * args.models_per_million)))
+            print(f"generated {db.name} ({db.stat().st_size / 2**30:.1f} GiB) in {time.perf_counter() - t:.0f} s")
+        db = str(db)
+        cold = read_once(db, cold=True)
+        h5 = read_once(db, cold=False, direct=False)
+        warm = min(read_once(db, cold=False) for _ in range(2))
+        print(f"\n{n:,} filters ({os.path.getsize(db) / 2**30:.1f} GiB), {args.cores} cores")
+        print(f"  read once: cold {cold:.2f} s ({n / cold / 1e6:.0f} M filters/s), warm {warm:.2f} s "
+              f"({n / warm / 1e6:.0f} M filters/s; h5py {h5:.2f} s)")
+        best = None
+        for shards in args.shards:
+            wall, core_s, rss = workflow(db, n, work, args.cores, shards, warm)
+            best = min(best or core_s, core_s)
+        if args.cold:
+            ratio = cold_passes(db, args.cores)
+        per_filter = best / n
+        print(f"  projection for {PUBLISHED / 1e9:.1f} B filters: passes {PUBLISHED * per_filter / args.cores / 60:.1f} min "
+              f"on this machine ({args.cores} cores, warm), {PUBLISHED * per_filter / 32 / 60:.1f} min on 32 cores; "
+              f"from disk at this disk's speed ({n / cold / 1e6:.0f} M filters/s): "
+              f"{3 * PUBLISHED / (n / cold) / 60:.1f} min for three reads"
+              + (f" x {ratio:.2f}" if args.cold else ""))
+        if args.study:
+            study(db, n, work, args.cores, warm)
+
+
+if __name__ == "__main__":
+    main()

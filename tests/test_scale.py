@@ -1,0 +1,252 @@
+"""Scale: the block kernels against plain numpy, results independent of shards/threads/blocks,
+bounded gather memory, the direct reader against h5py."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from filterdb import kernels, pipeline, scaling
+from filterdb.accumulate import PassSettings, run_shard
+from filterdb.axes import axes_from_config
+from filterdb.histogram import uniform_edges
+from filterdb.stream import BlockReader, plan_blocks
+from filterdb.synth import write_synth_db
+from tests.conftest import DEFAULT_AXES
+
+pytestmark = pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not installed")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def layered(rng, sizes):
+    x = np.concatenate([rng.standard_normal((n, 9)).astype(np.float32) * rng.uniform(0.01, 2) for n in sizes])
+    e = np.cumsum(sizes)
+    s = e - np.asarray(sizes)
+    return x, s.astype(np.int64), e.astype(np.int64)
+
+
+def reference_sums(sc, lanes=kernels.BATCH):
+    """Plain numpy: row r of the layer goes to partial sum r % lanes (batch after batch), then the
+    partial sums are added in lane order: the kernel's documented summation order."""
+    l1 = np.zeros((lanes, 9))
+    l2 = np.zeros((lanes, 9, 9))
+    for b0 in range(0, sc.shape[0], lanes):
+        rows = sc[b0:b0 + lanes]
+        l1[:len(rows)] += rows
+        l2[:len(rows)] += rows[:, :, None] * rows[:, None, :]
+    s1, s2 = np.zeros(9), np.zeros((9, 9))
+    for r in range(lanes):
+        s1 += l1[r]
+        s2 += l2[r]
+    return s1, s2
+
+
+def test_sums_block_equals_numpy():
+    rng = np.random.default_rng(0)
+    x, ls, le = layered(rng, [1, 7, 64, 65, 300, 0, 129])
+    x[3] = 0.0  # an all-zero filter: divided by 1
+    k = ls.size
+    n, s1, s2 = np.zeros(k, np.int64), np.zeros((k, 9)), np.zeros((k, 9, 9))
+    z = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 9, 9)), np.zeros((0, 9, 9)))
+    kernels.sums_block(x, ls, le, np.arange(k), False, n, s1, s2, np.zeros(k, np.int64), np.zeros(k, np.int64),
+                       False, 0.01, *z)
+    for j in range(k):
+        sc = scaling.scale_filters(x[ls[j]:le[j]])
+        r1, r2 = reference_sums(sc)
+        assert n[j] == le[j] - ls[j]
+        assert np.array_equal(s1[j], r1)
+        assert np.array_equal(s2[j], r2)
+        np.testing.assert_allclose(s2[j], sc.T @ sc, rtol=1e-12, atol=1e-12)
+
+
+def test_range_and_hist_blocks_bit_identical_to_numpy():
+    from fast_histogram import histogram2d
+
+    rng = np.random.default_rng(1)
+    x, ls, le = layered(rng, [5, 64, 200, 1000, 3])
+    k = ls.size
+    mean = rng.normal(0, 0.05, 9)
+    comps = np.linalg.qr(rng.standard_normal((9, 9)))[0].T
+    cmin, cmax = np.full((k, 9), np.inf), np.full((k, 9), -np.inf)
+    kernels.range_block(x, ls, le, np.arange(k), False, mean, comps, cmin, cmax)
+    coef = [scaling.coefficients(scaling.scale_filters(x[a:b]), mean, comps) for a, b in zip(ls, le)]
+    for j in range(k):
+        assert np.array_equal(cmin[j], coef[j].min(0)) and np.array_equal(cmax[j], coef[j].max(0))
+    lo, hi = float(cmin.min()), float(cmax.max())
+    edges = uniform_edges(lo, hi, 70)
+    fedges = np.linspace(lo, hi, 1025)
+    cell = np.array([0, 1, 0, 2, -1], np.int64)
+    counts = np.zeros((k, 9, 70), np.uint32)
+    fcounts = np.zeros((3, 9, 1024), np.uint32)
+    pairs = np.array([[0, 1], [2, 5]], np.int64)
+    dens = np.zeros((2, 64, 64), np.uint32)
+    kernels.hist_block(x, ls, le, np.arange(k), False, mean, comps, edges, counts, cell, fedges, fcounts,
+                       pairs, -1.5, 1.5, 64, dens)
+    ref_f = np.zeros((3, 9, 1024), np.int64)
+    ref_d = np.zeros((2, 64, 64))
+    for j in range(k):
+        for i in range(9):
+            assert np.array_equal(counts[j, i], np.histogram(coef[j][:, i], bins=70, range=(lo, hi))[0])
+            if cell[j] >= 0:
+                ref_f[cell[j], i] += np.histogram(coef[j][:, i], bins=fedges)[0]
+        for q, (a, b) in enumerate(pairs):
+            ref_d[q] += histogram2d(coef[j][:, a], coef[j][:, b], bins=64, range=[(-1.5, 1.5), (-1.5, 1.5)])
+    assert np.array_equal(fcounts, ref_f)
+    assert np.array_equal(dens, ref_d)
+
+
+def test_hist_block_values_on_bin_edges():
+    """Coefficients exactly on interior edges and on both ends fall where np.histogram puts them."""
+    edges = uniform_edges(-1.0, 1.0, 20)
+    vals = np.concatenate([edges, edges[1:-1] + 1e-17, np.nextafter(edges[1:], -2), [-1.0, 1.0, 0.0]])
+    x = np.zeros((vals.size, 9), np.float32)
+    x[:, 0] = vals.astype(np.float32)
+    x[:, 1] = 1.0  # peak 1: scaled values are the stored values
+    x[:, 0] = np.where(np.abs(x[:, 0]) > 1, 1.0, x[:, 0])
+    ls, le = np.array([0], np.int64), np.array([vals.size], np.int64)
+    counts = np.zeros((1, 9, 20), np.uint32)
+    kernels.hist_block(x, ls, le, np.zeros(1, np.int64), False, np.zeros(9), np.eye(9), edges, counts,
+                       np.array([-1], np.int64), np.zeros(1), np.zeros((0, 9, 0), np.uint32),
+                       np.zeros((0, 2), np.int64), -1.0, 1.0, 4, np.zeros((0, 4, 4), np.uint32))
+    sc = scaling.scale_filters(x)
+    for i in range(9):
+        assert np.array_equal(counts[0, i], np.histogram(sc[:, i], bins=edges)[0])
+
+
+@pytest.fixture(scope="module")
+def many_layers_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("scale") / "db.h5"
+    layers = write_synth_db(path, seed=5, n_models=30, layers_per_model=(2, 6))
+    return str(path), layers
+
+
+def test_identical_for_any_shards_threads_blocks(many_layers_db):
+    path, layers = many_layers_db
+    axes = axes_from_config(DEFAULT_AXES)
+    kw = dict(quality={"eps": 0.01}, fine_bins=256, density={"pairs": [[0, 1]], "bins": 64, "extent": (-3.3, 3.3)})
+    ref = pipeline.analyse(path, axes, shards=1, **kw)
+    assert len(layers) < 256  # more shards than layers: empty shards
+    runs = [dict(shards=4), dict(shards=64), dict(shards=256), dict(shards=3, threads=2, block_rows=50),
+            dict(shards=1, threads=2)]
+    for r in runs:
+        a = pipeline.analyse(path, axes, **r, **kw)
+        for name in ("sums", "hist"):
+            ra, rb = getattr(ref, name), getattr(a, name)
+            assert sorted(ra) == sorted(rb), r
+            for key in ra:
+                assert np.array_equal(ra[key], rb[key], equal_nan=True), (r, name, key)
+        assert a.range == ref.range
+        for ax in axes:
+            assert ref.drift[ax.name].equals(a.drift[ax.name]), (r, ax.name)
+
+
+def test_float16_precision_equals_in_memory(many_layers_db):
+    """precision: float16 = the study's astype(np.float16) on load, then the same math."""
+    from tests.conftest import load_all
+
+    path, layers = many_layers_db
+    a = pipeline.analyse(path, axes_from_config(DEFAULT_AXES), precision="float16")
+    x, _ = load_all(path)
+    sc = scaling.scale_filters(x.astype(np.float16).astype(np.float32))
+    mean = sc.mean(0)
+    cov = (sc - mean).T @ (sc - mean) / (sc.shape[0] - 1)
+    np.testing.assert_allclose(a.pca.mean, mean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a.pca.covariance, cov, rtol=0, atol=1e-12)
+
+
+def test_nonfinite_error_names_row_and_drop_counts(tmp_path):
+    from filterdb.accumulate import NonFiniteError
+
+    path = tmp_path / "nan.h5"
+    write_synth_db(path, seed=1, n_models=3)
+    with h5py.File(path, "r+") as f:
+        f["filters"][17, 4] = np.nan
+        f["filters"][40, 0] = np.inf
+    axes = axes_from_config({"task": DEFAULT_AXES["task"]})
+    with pytest.raises(NonFiniteError, match=r"filter row 17 \(model synthetic_000"):
+        pipeline.analyse(str(path), axes)
+    a = pipeline.analyse(str(path), axes, nonfinite="drop", quality={"eps": 0.01})
+    assert int(a.sums["nonfinite"].sum()) == 2
+    with h5py.File(path, "r") as f:
+        x = f["filters"][...].reshape(-1, 9)
+    keep = np.isfinite(x).all(axis=1)
+    sc = scaling.scale_filters(x[keep])
+    assert int(a.sums["n"].sum()) == keep.sum()
+    np.testing.assert_allclose(a.sums["sum"].sum(0), sc.sum(0), rtol=1e-12)
+    assert int(a.hist["counts"].sum()) == 9 * keep.sum()
+
+
+def test_direct_reader_equals_h5py(tmp_path):
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((10_000, 9)).astype(np.float32)
+    cases = {"contig": dict(), "chunked": dict(chunks=(999, 9)), "gzip": dict(chunks=(512, 9), compression="gzip"),
+             "3x3": dict(chunks=(700, 3, 3))}
+    for name, kw in cases.items():
+        p = tmp_path / f"{name}.h5"
+        with h5py.File(p, "w") as f:
+            shape = (10_000, 3, 3) if name == "3x3" else (10_000, 9)
+            f.create_dataset("filters", data=data.reshape(shape), **kw)
+        with BlockReader(str(p), "filters") as rd:
+            assert rd.mode == {"contig": "contiguous", "chunked": "chunked", "gzip": "h5py", "3x3": "chunked"}[name]
+            spans = [(0, 1), (1, 998), (998, 2001), (2001, 9999), (9999, 10_000)]
+            got = np.concatenate([x.copy() for _, x in rd.blocks(spans)])
+            assert np.array_equal(got, data), name
+
+
+def test_plan_blocks_keeps_layers_whole():
+    s = np.array([0, 10, 15, 100, 101])
+    e = np.array([10, 15, 100, 101, 400])
+    blocks = plan_blocks(s, e, block_rows=20)
+    assert blocks == [(0, 15, 0, 2), (15, 100, 2, 3), (100, 101, 3, 4), (101, 400, 4, 5)]
+
+
+GATHER_SCRIPT = """
+import json, sys
+import numpy as np
+from filterdb.accumulate import gather_parts
+parts, n_layers, n_cells, out = json.loads(sys.argv[1])
+res = gather_parts(parts, n_layers, n_cells, out)
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0]  # this process's peak (not the parent's)
+print(json.dumps({"rss_mb": int(hwm.split()[1]) / 1024,
+                  "counts": int(res["counts"].sum())}))
+"""
+
+
+def test_gather_memory_does_not_grow_with_shards(tmp_path):
+    """A gather reads parts one at a time: its peak memory is the same for 4 and 128 shards and
+    stays near the size of the gathered arrays (the old gather held every part, each with every
+    cell's fine histograms: ~35 MB per part here)."""
+    path = tmp_path / "db.h5"
+    write_synth_db(path, seed=7, n_models=240, layers_per_model=(4, 8), channels=(4, 8))
+    layers = pipeline.open_db(str(path)).layers
+    plan, cells = pipeline.make_plan(layers, 10)
+    a = pipeline.analyse(str(path), axes_from_config({"task": DEFAULT_AXES["task"]}), fine_bins=1024)
+    edges = a.hist["edges"]
+    st = PassSettings(fine_bins=1024, progress=False)
+    cell_mb = plan.n_cells * 9 * 1024 * 4 / 2**20
+    assert cell_mb > 25
+    peaks = {}
+    for shards in (4, 128):
+        d = tmp_path / f"s{shards}"
+        d.mkdir()
+        files = []
+        for k in range(shards):
+            part = run_shard(str(path), "filters", plan, "hist", shard=k, shards=shards, settings=st,
+                             basis=(a.pca.mean, a.pca.components), edges=edges)
+            f = d / f"{k}.npz"
+            np.savez(f, **part)
+            files.append(str(f))
+        arg = json.dumps([files, plan.n_layers, plan.n_cells, str(d / "cells.npy")])
+        res = subprocess.run([sys.executable, "-c", GATHER_SCRIPT, arg], capture_output=True, text=True,
+                             cwd=ROOT, check=True)
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        assert out["counts"] == 9 * int(layers["n_filters"].sum())
+        gathered = np.load(d / "cells.npy")
+        np.testing.assert_array_equal(gathered, a.hist["cell_counts"])
+        peaks[shards] = out["rss_mb"]
+    assert abs(peaks[128] - peaks[4]) < 25, peaks
+    assert peaks[128] < 150 + 2 * cell_mb, peaks
