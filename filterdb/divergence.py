@@ -1,8 +1,11 @@
 """Coefficient distributions and the drift D (analysis.md §4).
 
-For groups g, h and coefficient i, ``P_g,i`` is the 70-bin histogram of c_i over the shared range,
-turned into probabilities; empty bins get float32 eps (1.1920929e-07) and the vector is
-renormalised (float64). ``KLsym(P, Q) = KL(P||Q) + KL(Q||P)`` (natural log) and
+For groups g, h and coefficient i, ``P_g,i`` is the 70-bin histogram of c_i over the shared range.
+The study (``np.histogram(x, range=r, bins=70, density=True)``) floors the **density**
+``v = counts / (n * bin_width)``: bins where ``v == 0`` get float32 eps (1.1920929e-07), then ``v``
+is renormalised (float64). That is the default (``floor="density"``); ``floor="probability"``
+floors ``counts / n`` instead (with bin width w the density floor is worth ``eps * w`` in
+probability, so the two differ wherever a group has empty bins). ``KLsym(P, Q) = KL(P||Q) + KL(Q||P)`` (natural log) and
 ``D(g, h) = sum_i evr_i * KLsym(P_g,i, P_h,i)`` with evr the global explained variance ratio.
 """
 
@@ -12,13 +15,26 @@ import numpy as np
 import pandas as pd
 
 EPS = float(np.finfo(np.float32).eps)
+FLOORS = ("density", "probability")
 
 
-def probabilities(counts: np.ndarray, eps: float = EPS) -> np.ndarray:
-    """Counts ``(..., bins)`` → probabilities with the eps floor on empty bins, renormalised."""
+def probabilities(counts: np.ndarray, eps: float = EPS, floor: str = "density",
+                  edges: np.ndarray | None = None) -> np.ndarray:
+    """Counts ``(..., bins)`` → distributions with the eps floor on empty bins, renormalised.
+
+    ``floor="density"`` (the study) floors ``counts / width / n`` (``np.histogram(density=True)``;
+    needs ``edges``), ``floor="probability"`` floors ``counts / n``."""
     c = np.asarray(counts, dtype=np.float64)
     total = c.sum(axis=-1, keepdims=True)
-    p = np.divide(c, total, out=np.zeros_like(c), where=total > 0)
+    if floor == "density":
+        if edges is None:
+            raise ValueError("floor 'density' needs the bin edges")
+        w = np.diff(np.asarray(edges, dtype=np.float64))
+        p = np.divide(c / w, total, out=np.zeros_like(c), where=total > 0)
+    elif floor == "probability":
+        p = np.divide(c, total, out=np.zeros_like(c), where=total > 0)
+    else:
+        raise ValueError(f"histogram floor {floor!r} is not one of {', '.join(FLOORS)}")
     p[p == 0] = eps
     return p / p.sum(axis=-1, keepdims=True)
 
@@ -29,9 +45,10 @@ def kl_sym(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.sum((p - q) * lr, axis=-1)
 
 
-def drift_matrix(group_counts: np.ndarray, evr: np.ndarray, eps: float = EPS) -> np.ndarray:
+def drift_matrix(group_counts: np.ndarray, evr: np.ndarray, eps: float = EPS, floor: str = "density",
+                 edges: np.ndarray | None = None) -> np.ndarray:
     """``D`` for groups with histograms ``group_counts`` of shape ``(G, 9, bins)``."""
-    p = probabilities(group_counts, eps)  # (G, 9, B)
+    p = probabilities(group_counts, eps, floor, edges)  # (G, 9, B)
     logp = np.log(p)
     g = p.shape[0]
     d = np.zeros((g, g))

@@ -171,16 +171,17 @@ def load_reference(results: str | os.PathLike, stats_dir: str | os.PathLike | No
 # Computations
 
 
-def drift_row(counts: np.ndarray, others: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS) -> np.ndarray:
+def drift_row(counts: np.ndarray, others: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS,
+              floor: str = "density", edges: np.ndarray | None = None) -> np.ndarray:
     """``D(model, g)`` for every ``g`` of ``others`` (G, 9, bins): the first row of
     :func:`filterdb.divergence.drift_matrix` of ``[counts] + others``, computed without the G x G
     matrix."""
-    p = divergence.probabilities(counts, eps)[None]
+    p = divergence.probabilities(counts, eps, floor, edges)[None]
     out = np.empty(others.shape[0])
     w = np.asarray(evr, np.float64)
     step = 256
     for a in range(0, others.shape[0], step):
-        q = divergence.probabilities(others[a:a + step], eps)
+        q = divergence.probabilities(others[a:a + step], eps, floor, edges)
         kl = np.sum((p - q) * (np.log(p) - np.log(q)), axis=-1)  # (g, 9)
         out[a:a + step] = kl @ w
     return out
@@ -201,14 +202,15 @@ def model_histograms(layers: pd.DataFrame, counts: np.ndarray) -> tuple[pd.DataF
     return tab, out
 
 
-def nearest_neighbour_drifts(model_counts: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS) -> np.ndarray:
+def nearest_neighbour_drifts(model_counts: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS,
+                             floor: str = "density", edges: np.ndarray | None = None) -> np.ndarray:
     """For each DB model the drift to its nearest other model (NaN with fewer than 2 models)."""
     m = model_counts.shape[0]
     out = np.full(m, np.nan)
     if m < 2:
         return out
     for k in range(m):
-        d = drift_row(model_counts[k], model_counts, evr, eps)
+        d = drift_row(model_counts[k], model_counts, evr, eps, floor, edges)
         d[k] = np.inf
         out[k] = d.min()
     return out
@@ -228,7 +230,8 @@ class Inspection:
 
 
 def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: float = 0.01,
-                  thresholds: dict | None = None, hist_eps: float = divergence.EPS) -> Inspection:
+                  thresholds: dict | None = None, hist_eps: float = divergence.EPS,
+                  floor: str = "density") -> Inspection:
     """Quality, histograms, drift to every axis group and every DB model, and a verdict."""
     qual = quality.QualityAccumulator(len(m.weights), eps=eps)
     counts = np.zeros((9, ref.edges.size - 1), np.int64)
@@ -257,7 +260,7 @@ def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: flo
         gt = group_table(ref.layers, labels, axis)
         names = list(gt["group"])
         gc = divergence.group_counts(ref.counts, labels, names)
-        d = drift_row(counts, gc, ref.evr, hist_eps) if names else np.zeros(0)
+        d = drift_row(counts, gc, ref.evr, hist_eps, floor, ref.edges) if names else np.zeros(0)
         own = set(lt[axis.name].dropna().astype(str)) if axis.name in lt else set()
         for k, g in enumerate(names):
             rows.append({"axis": axis.name, "group": g, "drift": d[k], "n_models": int(gt["n_models"].iloc[k]),
@@ -268,8 +271,8 @@ def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: flo
         groups = groups.sort_values(["axis", "drift"], kind="stable").reset_index(drop=True)
 
     mtab, mcounts = model_histograms(ref.layers, ref.counts)
-    mtab["drift"] = drift_row(counts, mcounts, ref.evr, hist_eps)
-    nn = nearest_neighbour_drifts(mcounts, ref.evr, hist_eps)
+    mtab["drift"] = drift_row(counts, mcounts, ref.evr, hist_eps, floor, ref.edges)
+    nn = nearest_neighbour_drifts(mcounts, ref.evr, hist_eps, floor, ref.edges)
     mtab["nearest_neighbour_drift"] = nn
     mtab = mtab.sort_values(["drift", "model"], kind="stable").reset_index(drop=True)
     best = float(mtab["drift"].iloc[0]) if len(mtab) else math.nan
@@ -350,8 +353,8 @@ def write_outputs(r: Inspection, out: str | os.PathLike) -> None:
 # Command line
 
 
-def load_settings(config: str | None) -> tuple[list[Axis], float, dict]:
-    """(axes, quality eps, thresholds) from a workflow config file (``config.yaml``), or defaults."""
+def load_settings(config: str | None) -> tuple[list[Axis], float, dict, dict]:
+    """(axes, quality eps, thresholds, histogram eps/floor) from a workflow config file (``config.yaml``), or defaults."""
     cfg = {}
     path = config or ("config.yaml" if os.path.exists("config.yaml") else None)
     if path:
@@ -360,7 +363,10 @@ def load_settings(config: str | None) -> tuple[list[Axis], float, dict]:
         with open(path) as f:
             cfg = yaml.safe_load(f) or {}
     q = cfg.get("quality", {}) or {}
-    return axes_from_config(cfg.get("axes") or STUDY_AXES), float(q.get("eps", 0.01)), dict(q.get("thresholds") or {})
+    h = cfg.get("histogram", {}) or {}
+    hist = {"hist_eps": float(h.get("eps", divergence.EPS)), "floor": str(h.get("floor", "density"))}
+    return (axes_from_config(cfg.get("axes") or STUDY_AXES), float(q.get("eps", 0.01)),
+            dict(q.get("thresholds") or {}), hist)
 
 
 def add_inspect_parser(subparsers) -> argparse.ArgumentParser:
@@ -384,10 +390,10 @@ def add_inspect_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    axes, eps, thresholds = load_settings(args.config)
+    axes, eps, thresholds, hist = load_settings(args.config)
     ref = load_reference(args.results, args.stats, args.db)
     m = read_model(args.model_file, args.model)
-    r = inspect_model(m, ref, axes, eps=eps, thresholds=thresholds)
+    r = inspect_model(m, ref, axes, eps=eps, thresholds=thresholds, **hist)
     out = args.out or str(Path(args.results) / "inspect" / _safe(m.name))
     write_outputs(r, out)
     print(f"model {m.name}: {len(m.weights)} 3x3 conv layers, {sum(w.shape[0] for w in m.weights)} filters")

@@ -85,8 +85,11 @@ def test_drift_row_is_drift_matrix_row(analysed):
     rng = np.random.default_rng(0)
     groups = np.stack([counts[rng.choice(len(counts), 4)].sum(axis=0) for _ in range(5)])
     evr = a.pca.explained_variance_ratio
-    d = divergence.drift_matrix(groups, evr)
-    np.testing.assert_allclose(inspect.drift_row(groups[0], groups[1:], evr), d[0, 1:], rtol=1e-13, atol=0)
+    edges = a.hist["edges"]
+    for floor in ("density", "probability"):
+        d = divergence.drift_matrix(groups, evr, floor=floor, edges=edges)
+        np.testing.assert_allclose(inspect.drift_row(groups[0], groups[1:], evr, floor=floor, edges=edges), d[0, 1:],
+                                   rtol=1e-13, atol=0)
 
 
 def test_group_drift_matches_pipeline(analysed, tmp_path):
@@ -99,7 +102,7 @@ def test_group_drift_matches_pipeline(analysed, tmp_path):
     from filterdb.axes import layer_labels
 
     gc = divergence.group_counts(ref.counts, layer_labels(ref.layers, axis), names)
-    row = inspect.drift_row(gc[0], gc, ref.evr)
+    row = inspect.drift_row(gc[0], gc, ref.evr, edges=ref.edges)
     np.testing.assert_allclose(row, dm.iloc[0, 1:].to_numpy(np.float64), rtol=1e-12, atol=1e-15)
 
 

@@ -25,6 +25,7 @@ rule drift:
     params:
         axis=lambda wc: axis_config(wc.axis),
         eps=config["histogram"]["eps"],
+        floor=config["histogram"]["floor"],
     script:
         "../scripts/drift.py"
 
