@@ -173,18 +173,26 @@ def load_reference(results: str | os.PathLike, stats_dir: str | os.PathLike | No
 
 def drift_row(counts: np.ndarray, others: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS,
               floor: str = "density", edges: np.ndarray | None = None) -> np.ndarray:
-    """``D(model, g)`` for every ``g`` of ``others`` (G, 9, bins): the first row of
-    :func:`filterdb.divergence.drift_matrix` of ``[counts] + others``, computed without the G x G
-    matrix."""
-    p = divergence.probabilities(counts, eps, floor, edges)[None]
-    out = np.empty(others.shape[0])
-    w = np.asarray(evr, np.float64)
-    step = 256
-    for a in range(0, others.shape[0], step):
-        q = divergence.probabilities(others[a:a + step], eps, floor, edges)
-        kl = np.sum((p - q) * (np.log(p) - np.log(q)), axis=-1)  # (g, 9)
-        out[a:a + step] = kl @ w
-    return out
+    """``D(model, g)`` for every ``g`` of ``others``: the first row of
+    :func:`filterdb.divergence.drift_matrix` of ``[counts] + others``, without the G x G matrix.
+
+    Parameters
+    ----------
+    counts : (9, bins) array_like
+        The model's histograms.
+    others : (G, 9, bins) array_like
+        Group (or model) histograms.
+    evr : (9,) array_like
+    eps, floor, edges
+        As :func:`filterdb.divergence.probabilities`.
+
+    Returns
+    -------
+    (G,) float64 ndarray
+    """
+    p = divergence.probabilities(counts, eps, floor, edges)
+    q = divergence.probabilities(others, eps, floor, edges)
+    return divergence.drift_to(p, q, evr)
 
 
 def model_histograms(layers: pd.DataFrame, counts: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
@@ -204,13 +212,26 @@ def model_histograms(layers: pd.DataFrame, counts: np.ndarray) -> tuple[pd.DataF
 
 def nearest_neighbour_drifts(model_counts: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS,
                              floor: str = "density", edges: np.ndarray | None = None) -> np.ndarray:
-    """For each DB model the drift to its nearest other model (NaN with fewer than 2 models)."""
+    """For each DB model the drift to its nearest other model.
+
+    Parameters
+    ----------
+    model_counts : (M, 9, bins) array_like
+    evr : (9,) array_like
+    eps, floor, edges
+        As :func:`filterdb.divergence.probabilities`.
+
+    Returns
+    -------
+    (M,) float64 ndarray (all NaN with fewer than 2 models).
+    """
     m = model_counts.shape[0]
     out = np.full(m, np.nan)
     if m < 2:
         return out
+    p = divergence.probabilities(model_counts, eps, floor, edges)
     for k in range(m):
-        d = drift_row(model_counts[k], model_counts, evr, eps, floor, edges)
+        d = divergence.drift_to(p[k], p, evr)
         d[k] = np.inf
         out[k] = d.min()
     return out
