@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filterdb import divergence, inspect, pipeline, quality, results, stats
+from filterdb import cli, divergence, inspect, pipeline, quality, results, stats
 from filterdb.axes import axes_from_config
 from filterdb.db import open_db, read_rows, write_db
 from filterdb.results import basis_table, mean_table
@@ -58,7 +58,7 @@ def test_self_inspection(analysed, tmp_path, capsys):
     mf = tmp_path / "model.h5"
     one_model_file(db, name, mf)
     out = tmp_path / "out"
-    rc = inspect.main(["inspect", str(mf), "--db", str(db), "--results", str(res), "--out", str(out)])
+    rc = cli.main(["inspect", str(mf), "--db", str(db), "--results", str(res), "--out", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
     assert name in printed
@@ -108,8 +108,8 @@ def test_group_drift_matches_pipeline(analysed, tmp_path):
 
 def test_errors(analysed, tmp_path):
     tmp, db, res, a = analysed
-    assert inspect.main(["inspect", str(db), "--results", str(res), "--out", str(tmp_path / "o")]) == 1
-    assert inspect.main(["inspect", str(db), "--results", str(tmp_path / "none")]) == 1
+    assert cli.main(["inspect", str(db), "--results", str(res), "--out", str(tmp_path / "o")]) == 1
+    assert cli.main(["inspect", str(db), "--results", str(tmp_path / "none")]) == 1
 
 
 def test_self_inspection_from_onnx_file(tmp_path):
@@ -128,7 +128,7 @@ def test_self_inspection_from_onnx_file(tmp_path):
     res = tmp_path / "results"
     write_results(a, res)
     out = tmp_path / "out"
-    rc = inspect.main(["inspect", str(tmp_path / "m2.onnx"), "--db", str(db), "--results", str(res), "--out", str(out)])
+    rc = cli.main(["inspect", str(tmp_path / "m2.onnx"), "--db", str(db), "--results", str(res), "--out", str(out)])
     assert rc == 0
     models = pd.read_csv(out / "models.tsv", sep="\t")
     assert models["model"].iloc[0] == "toy2" and abs(models["drift"].iloc[0]) < 1e-12
