@@ -159,10 +159,14 @@ def drift_matrices(p: np.ndarray, evr: np.ndarray) -> np.ndarray:
     shp = p.shape[:-2]
     pw = (p * w[:, None]).reshape(shp + (-1,))
     lp = np.log(p).reshape(shp + (-1,))
-    c = pw @ np.swapaxes(lp, -1, -2)  # (..., G, G)
+    g = p.shape[-3]
+    pw2, lp2 = pw.reshape(-1, g, pw.shape[-1]), lp.reshape(-1, g, lp.shape[-1])
+    c = np.empty((pw2.shape[0], g, g))
+    for k in range(pw2.shape[0]):  # one BLAS gemm per stack (numpy's stacked matmul does not use BLAS)
+        np.matmul(pw2[k], lp2[k].T, out=c[k])
+    c = c.reshape(shp[:-1] + (g, g))
     s = np.diagonal(c, axis1=-2, axis2=-1)
     d = s[..., :, None] + s[..., None, :] - (c + np.swapaxes(c, -1, -2))
-    g = d.shape[-1]
     d[..., np.arange(g), np.arange(g)] = 0.0
     return d
 
