@@ -333,3 +333,47 @@ def uncertainty_of_axis(layers: pd.DataFrame, counts: np.ndarray, edges: np.ndar
     options = dict(options)
     options["seed"] = axis_seed(options.get("seed", 0), axis.name)
     return axis_uncertainty(uc, ug, names, evr, edges, eps, floor, **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure
+
+
+def significance_heatmap(r: AxisUncertainty, title: str = ""):
+    """The drift heatmap of :func:`filterdb.plots.drift_heatmap` with the pairs that are NOT
+    significant (corrected permutation p >= alpha) hatched.
+
+    Parameters
+    ----------
+    r : AxisUncertainty
+        From :func:`axis_uncertainty` (permutations > 0).
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from . import plots
+
+    names = list(r.groups)
+    g = len(names)
+    pos = {n: k for k, n in enumerate(names)}
+    d = np.zeros((g, g))
+    sig = np.ones((g, g), bool)
+    pairs = r.null[r.null["group_a"] != AXIS_ROW]
+    for row in pairs.itertuples(index=False):
+        a, b = pos[row.group_a], pos[row.group_b]
+        d[a, b] = d[b, a] = row.D
+        sig[a, b] = sig[b, a] = bool(row.significant)
+    fig = plots.drift_heatmap(d, names)
+    ax = fig.axes[0]
+    from matplotlib.patches import Rectangle
+
+    rr, cc = np.nonzero(~sig)
+    for r_, c_ in zip(rr, cc):
+        ax.add_patch(Rectangle((c_ - 0.5, r_ - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#9a9a9a",
+                               linewidth=0))
+    corr = str(r.null["correction"].iloc[0]) if len(r.null) else ""
+    ax.set_title((title + "\n" if title else "") + f"hatched: not significant ({corr}-corrected permutation test)",
+                 fontsize=8 if title else None)
+    return fig

@@ -136,3 +136,16 @@ def test_dense_and_sparse_sums_agree(monkeypatch):
     monkeypatch.setattr(uncertainty, "DENSE_GROUPS", 0)
     sparse = uncertainty.permutation_null(counts, group, 5, evr, 30, seed=1, edges=EDGES)
     np.testing.assert_array_equal(dense, sparse)
+
+
+def test_significance_heatmap_hatches_non_significant_pairs():
+    from matplotlib.patches import Rectangle
+
+    rng = np.random.default_rng(1)
+    counts, group = generated_units(rng, 40, 4, shift=({0}, 0.6))
+    r = uncertainty.axis_uncertainty(counts, group, list("abcd"), np.ones(9) / 9, EDGES, bootstrap_replicates=0,
+                                     permutations=300, seed=0)
+    fig = uncertainty.significance_heatmap(r, "t")
+    hatched = [p for p in fig.axes[0].patches if isinstance(p, Rectangle) and p.get_hatch()]
+    pairs = r.null[r.null["group_a"] != uncertainty.AXIS_ROW]
+    assert len(hatched) == 2 * int((~pairs["significant"]).sum())

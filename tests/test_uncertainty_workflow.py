@@ -43,6 +43,7 @@ def test_uncertainty_rule(tmp_path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "drift_uncertainty" not in dry.stdout + dry.stderr
     targets = ["res/uncertainty/axes.tsv"] + [f"res/drift/{a}.{k}.tsv" for a in DEFAULT_AXES for k in ("ci", "null")]
+    targets += [f"res/figures/drift_significance_{a}.svg" for a in DEFAULT_AXES]
     on = [SNAKEMAKE, *targets] + base[1:] + [str(tmp_path / "u.yaml")] + conf
     dry = subprocess.run(on + ["-n", "--cores", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]

@@ -5,6 +5,7 @@ UNCERTAINTY_TARGETS = (
     [f"{R}/uncertainty/axes.tsv"]
     + expand(f"{R}/drift/{{axis}}.ci.tsv", axis=AXES)
     + expand(f"{R}/drift/{{axis}}.null.tsv", axis=AXES)
+    + expand(f"{R}/figures/drift_significance_{{axis}}.svg", axis=AXES)
     if UNCERTAINTY["enabled"]
     else []
 )
@@ -33,6 +34,16 @@ rule drift_uncertainty:
                 category="Drift uncertainty",
                 subcategory=a,
                 labels={"axis": a, "table": "permutation null"},
+            )
+            for a in AXES
+        },
+        **{
+            f"fig_{a}": report(
+                f"{R}/figures/drift_significance_{a}.svg",
+                caption="../report/drift_significance.rst",
+                category="Drift uncertainty",
+                subcategory=a,
+                labels={"axis": a, "table": "significance heatmap"},
             )
             for a in AXES
         },

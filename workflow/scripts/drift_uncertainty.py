@@ -4,7 +4,7 @@ import time
 
 import pandas as pd
 
-from filterdb import results, uncertainty
+from filterdb import plots, results, uncertainty
 from filterdb.axes import Axis
 from filterdb.glue import main
 
@@ -25,6 +25,7 @@ def run():
             correction=opt["correction"], alpha=opt["alpha"], seed=opt["seed"])
         results.write_tsv(r.ci, out[f"ci_{name}"])
         results.write_tsv(r.null, out[f"null_{name}"])
+        plots.save_all(uncertainty.significance_heatmap(r, title=f"Drift D: {name}"), [out[f"fig_{name}"]])
         pairs = r.null[r.null["group_a"] != uncertainty.AXIS_ROW]
         ax = r.null.iloc[-1]
         rows.append({"axis": name, "n_groups": len(r.groups),
