@@ -82,9 +82,19 @@ def add_inspect_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def inspect_settings(config: str | None) -> dict:
-    """Keyword arguments of :func:`filterdb.inspect.inspect_model` from a workflow config file
-    (default ``./config.yaml`` if present), every missing key filled from the schema's defaults
-    (:mod:`filterdb.settings`); without ``axes`` the study's axes."""
+    """Keyword arguments of :func:`filterdb.inspect.inspect_model` from a workflow config file.
+
+    Parameters
+    ----------
+    config : str, optional
+        The config file (default ``./config.yaml`` if present). Every missing key is filled from
+        the schema's defaults (:mod:`filterdb.settings`); without ``axes``, the study's axes.
+
+    Returns
+    -------
+    dict
+        ``axes`` (list of Axis), ``eps``, ``thresholds``, ``hist_eps``, ``floor``.
+    """
     from .axes import STUDY_AXES, axes_from_config
     from .settings import load_config
 
@@ -96,6 +106,8 @@ def inspect_settings(config: str | None) -> dict:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    """``filterdb inspect``: compute (:mod:`filterdb.inspect`), write the outputs, print the verdict.
+    Returns the exit code (0)."""
     from . import inspect
 
     kw = inspect_settings(args.config)

@@ -58,9 +58,19 @@ class ModelLayers:
 def read_model(path: str | os.PathLike, model: str | None = None) -> ModelLayers:
     """The layers of the model in ``path``.
 
-    A filter DB in the published layout (HDF5 with ``filters``/``filter`` and ``meta``) is read
-    directly; ``model`` selects one model (``model`` column or ``model_id``) when it holds several.
-    Any other file goes to ``filterdb.ingest``.
+    A filter DB in the published layout (HDF5 with ``filters``/``filter`` and ``meta``,
+    :func:`filterdb.db.is_filter_db`) is read directly; ``model`` selects one model (``model``
+    column or ``model_id``) when it holds several. Any other file goes to ``filterdb.ingest``.
+
+    Parameters
+    ----------
+    path : str or Path
+    model : str, optional
+
+    Returns
+    -------
+    ModelLayers
+        ``weights``: one (n_filters, 9) float32 array per 3x3 conv layer; ``meta``: one row per layer.
     """
     path = str(path)
     if is_filter_db(path):
@@ -201,8 +211,18 @@ def drift_row(counts: np.ndarray, others: np.ndarray, evr: np.ndarray, eps: floa
 
 
 def model_histograms(layers: pd.DataFrame, counts: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per DB model (``model_id`` order) the sum of its layers' histograms; table ``model_id``,
-    ``model``, ``n_layers``, ``n_filters``."""
+    """Per DB model (``model_id`` order) the sum of its layers' histograms.
+
+    Parameters
+    ----------
+    layers : pandas.DataFrame of L rows (``model_id``, ``n_filters``, optionally ``model``)
+    counts : (L, 9, bins) array_like
+
+    Returns
+    -------
+    table : pandas.DataFrame of M rows: ``model_id``, ``model``, ``n_layers``, ``n_filters``
+    model_counts : (M, 9, bins) int64 ndarray
+    """
     mid = layers["model_id"].to_numpy()
     uniq, inv = np.unique(mid, return_inverse=True)
     out = np.zeros((uniq.size,) + counts.shape[1:], np.int64)
@@ -370,7 +390,14 @@ def _verdict(r: Inspection) -> list[str]:
 
 
 def write_outputs(r: Inspection, out: str | os.PathLike) -> None:
-    """``layers.tsv``, ``groups.tsv``, ``models.tsv``, ``summary.json`` in ``out``."""
+    """Write ``layers.tsv``, ``groups.tsv``, ``models.tsv`` and ``summary.json`` to ``out``
+    (created), atomically, through :mod:`filterdb.results`.
+
+    Parameters
+    ----------
+    r : Inspection
+    out : str or Path
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results.write_tsv(r.layers, out / "layers.tsv")
@@ -401,6 +428,19 @@ def write_outputs(r: Inspection, out: str | os.PathLike) -> None:
 
 
 def default_out_dir(results_dir: str | os.PathLike, name: str) -> Path:
-    """``{results}/inspect/{name}`` with the model name made safe for a folder name."""
+    """The default output folder of ``filterdb inspect``.
+
+    Parameters
+    ----------
+    results_dir : str or Path
+    name : str
+        Model name.
+
+    Returns
+    -------
+    pathlib.Path
+        ``{results_dir}/inspect/{name}``, the name with characters other than letters, digits and
+        ``-_.`` replaced by ``_``.
+    """
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
     return Path(results_dir) / "inspect" / safe

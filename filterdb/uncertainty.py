@@ -14,6 +14,9 @@ For an axis with G groups and U units (unit u in group ``g(u)``, ``n_g`` units i
 * **bootstrap** (``B`` replicates): in each group draw ``n_g`` units with replacement (multinomial
   weights), sum them, compute the whole matrix D with the same floor and evr as the study's D;
   percentile interval ``[q((1-level)/2), q((1+level)/2)]`` per cell → ``drift/{axis}.ci.tsv``.
+  The interval is for the plug-in D, which carries the sample-size bias below (its bootstrap
+  distribution sits above the D of the underlying distributions); a group with a single unit has
+  no within-group spread.
 * **permutation null** (``P`` replicates): shuffle the group labels over all units of the axis
   (group sizes kept), recompute D. Per pair ``p = (1 + #{D_null >= D}) / (1 + P)``, corrected over
   the G(G-1)/2 pairs by Holm (family-wise error, default) or Benjamini-Hochberg (false discovery
@@ -111,9 +114,31 @@ def _label_sums(labels: np.ndarray, flat: np.ndarray, n_groups: int) -> np.ndarr
     return np.asarray(w @ flat).reshape(r, n_groups, -1)
 
 
+def _batch(batch: int, n_groups: int, k: int) -> int:
+    """Replicates per batch: at most ``batch``, and the group sums of a batch at most
+    :data:`BATCH_ELEMENTS` float64 values (the largest temporaries are a few times that)."""
+    return max(1, min(int(batch), BATCH_ELEMENTS // max(1, n_groups * k)))
+
+
+#: Bound on the values of one batch's group sums (2e7 float64 = 160 MB).
+BATCH_ELEMENTS = 20_000_000
+
+
+def _store(out: np.ndarray, a: int, m: np.ndarray, triangle: bool) -> None:
+    if triangle:
+        ia, ib = np.triu_indices(m.shape[-1], k=1)
+        out[a:a + m.shape[0]] = m[:, ia, ib]
+    else:
+        out[a:a + m.shape[0]] = m
+
+
+def _output(replicates: int, n_groups: int, triangle: bool) -> np.ndarray:
+    return np.empty((replicates, n_groups * (n_groups - 1) // 2) if triangle else (replicates, n_groups, n_groups))
+
+
 def bootstrap(unit_counts: np.ndarray, unit_group: np.ndarray, n_groups: int, evr: np.ndarray,
               replicates: int = 1000, seed=0, eps: float = divergence.EPS, floor: str = "density",
-              edges: np.ndarray | None = None, batch: int = 100) -> np.ndarray:
+              edges: np.ndarray | None = None, batch: int = 100, triangle: bool = False) -> np.ndarray:
     """Model-level bootstrap of the drift matrix: units resampled with replacement within groups.
 
     Parameters
@@ -129,11 +154,13 @@ def bootstrap(unit_counts: np.ndarray, unit_group: np.ndarray, n_groups: int, ev
     eps, floor, edges
         As :func:`filterdb.divergence.probabilities`.
     batch : int
-        Replicates per batch (memory only; results do not depend on it).
+        Replicates per batch at most (memory only; results do not depend on it).
+    triangle : bool
+        Return only the upper triangles (pairs a < b in ``np.triu_indices(G, 1)`` order).
 
     Returns
     -------
-    (B, G, G) float64 ndarray of bootstrap drift matrices.
+    (B, G, G) float64 ndarray of bootstrap drift matrices, or (B, G(G-1)/2) with ``triangle``.
     """
     rng = np.random.default_rng(seed)
     ug = np.asarray(unit_group)
@@ -144,19 +171,20 @@ def bootstrap(unit_counts: np.ndarray, unit_group: np.ndarray, n_groups: int, ev
     draws = [rng.multinomial(m.size, np.full(m.size, 1.0 / m.size), size=replicates) for m in members]
     flat = np.asarray(unit_counts, np.float64).reshape(len(ug), -1)
     shape = np.shape(unit_counts)[1:]
-    out = np.empty((replicates, n_groups, n_groups))
+    out = _output(replicates, n_groups, triangle)
+    batch = _batch(batch, n_groups, flat.shape[1])
     for a in range(0, replicates, batch):
         r = min(batch, replicates - a)
         gc = np.empty((r, n_groups, flat.shape[1]))
         for g, m in enumerate(members):  # (r, n_g) multinomial weights @ (n_g, K): one BLAS product per group
             np.matmul(draws[g][a:a + r].astype(np.float64), flat[m], out=gc[:, g])
-        out[a:a + r] = _matrices(gc.reshape((r, n_groups) + shape), evr, eps, floor, edges)
+        _store(out, a, _matrices(gc.reshape((r, n_groups) + shape), evr, eps, floor, edges), triangle)
     return out
 
 
 def permutation_null(unit_counts: np.ndarray, unit_group: np.ndarray, n_groups: int, evr: np.ndarray,
                      replicates: int = 1000, seed=0, eps: float = divergence.EPS, floor: str = "density",
-                     edges: np.ndarray | None = None, batch: int = 100) -> np.ndarray:
+                     edges: np.ndarray | None = None, batch: int = 100, triangle: bool = False) -> np.ndarray:
     """Drift matrices with the group labels shuffled over all units (group sizes kept).
 
     Parameters
@@ -165,7 +193,7 @@ def permutation_null(unit_counts: np.ndarray, unit_group: np.ndarray, n_groups: 
 
     Returns
     -------
-    (P, G, G) float64 ndarray of null drift matrices.
+    (P, G, G) float64 ndarray of null drift matrices, or (P, G(G-1)/2) with ``triangle``.
     """
     rng = np.random.default_rng(seed)
     ug = np.asarray(unit_group, np.int64)
@@ -173,11 +201,12 @@ def permutation_null(unit_counts: np.ndarray, unit_group: np.ndarray, n_groups: 
     perms = rng.permuted(np.broadcast_to(ug, (replicates, u)), axis=1)  # (P, U) shuffled labels
     flat = np.asarray(unit_counts, np.float64).reshape(u, -1)
     shape = np.shape(unit_counts)[1:]
-    out = np.empty((replicates, n_groups, n_groups))
+    out = _output(replicates, n_groups, triangle)
+    batch = _batch(batch, n_groups, flat.shape[1])
     for a in range(0, replicates, batch):
         r = min(batch, replicates - a)
         gc = _label_sums(perms[a:a + r], flat, n_groups)
-        out[a:a + r] = _matrices(gc.reshape((r, n_groups) + shape), evr, eps, floor, edges)
+        _store(out, a, _matrices(gc.reshape((r, n_groups) + shape), evr, eps, floor, edges), triangle)
     return out
 
 
@@ -271,13 +300,13 @@ def axis_uncertainty(unit_counts: np.ndarray, unit_group: np.ndarray, groups: li
     kw = dict(eps=eps, floor=floor, edges=edges)
     lo = hi = np.full(ia.size, np.nan)
     if bootstrap_replicates > 0 and g > 1:
-        bs = bootstrap(unit_counts, ug, g, evr, bootstrap_replicates, seed + [0], **kw)[:, ia, ib]
+        bs = bootstrap(unit_counts, ug, g, evr, bootstrap_replicates, seed + [0], triangle=True, **kw)
         lo, hi = np.quantile(bs, [(1 - level) / 2, (1 + level) / 2], axis=0)
     ci = pd.DataFrame({"group_a": [names[k] for k in ia], "group_b": [names[k] for k in ib], "D": obs,
                        "lo": lo, "hi": hi, "B": int(bootstrap_replicates), "level": float(level)})
     stat = obs.mean() if obs.size else np.nan
     if permutations > 0 and g > 1:
-        nd = permutation_null(unit_counts, ug, g, evr, permutations, seed + [1], **kw)[:, ia, ib]  # (P, pairs)
+        nd = permutation_null(unit_counts, ug, g, evr, permutations, seed + [1], triangle=True, **kw)  # (P, pairs)
         null_mean = nd.mean(axis=0)
         p = (1 + np.sum(nd >= obs - 1e-12 * np.abs(obs), axis=0)) / (1 + permutations)
         nstat = nd.mean(axis=1)

@@ -149,3 +149,16 @@ def test_significance_heatmap_hatches_non_significant_pairs():
     hatched = [p for p in fig.axes[0].patches if isinstance(p, Rectangle) and p.get_hatch()]
     pairs = r.null[r.null["group_a"] != uncertainty.AXIS_ROW]
     assert len(hatched) == 2 * int((~pairs["significant"]).sum())
+
+
+def test_triangle_and_memory_bound_do_not_change_results(monkeypatch):
+    rng = np.random.default_rng(6)
+    counts, group = generated_units(rng, 30, 5)
+    evr = rng.dirichlet(np.ones(9))
+    ia, ib = np.triu_indices(5, k=1)
+    for fn in (uncertainty.bootstrap, uncertainty.permutation_null):
+        full = fn(counts, group, 5, evr, 40, seed=2, edges=EDGES)
+        monkeypatch.setattr(uncertainty, "BATCH_ELEMENTS", 3 * 5 * 9 * 70)  # 3 replicates per batch
+        tri = fn(counts, group, 5, evr, 40, seed=2, edges=EDGES, triangle=True)
+        monkeypatch.undo()
+        np.testing.assert_allclose(tri, full[:, ia, ib], rtol=1e-12, atol=1e-15)
