@@ -3,14 +3,13 @@
 Subcommands:
 
 * ``build``: models sheet -> filter DB in the published v1.0 layout (:mod:`filterdb.ingest.build`);
-* ``inspect``: registered by :func:`filterdb.inspect.add_inspect_parser` when that module exists.
+* ``inspect``: one model against an analysed DB (computation in :mod:`filterdb.inspect`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
+import os
 import sys
 from typing import Sequence
 
@@ -57,17 +56,85 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- inspect ----------------------------------------------------------------------------------
+
+INSPECT_DESCRIPTION = "``filterdb inspect``: one model against an analysed DB."
+
+
+def add_inspect_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``inspect`` on an argparse ``subparsers`` object (``func`` = :func:`run_inspect`)."""
+    p = subparsers.add_parser(
+        "inspect", help="one model against an analysed DB: filter quality, drift, nearest models",
+        description=INSPECT_DESCRIPTION)
+    p.add_argument("model_file", help="model file (a filter DB in the published layout, or any format "
+                                      "filterdb.ingest reads)")
+    p.add_argument("--db", help="the analysed filter DB (only checked against the results; its filters are not read)")
+    p.add_argument("--results", default="results", help="results folder of the analysed DB (default: results)")
+    p.add_argument("--stats", default=None, help="stats folder (default: RESULTS/stats)")
+    p.add_argument("--model", default=None, help="model to take when MODEL_FILE is a DB holding several")
+    p.add_argument("--config", default=None, help="workflow config for axes and quality thresholds "
+                                                   "(default: ./config.yaml if present, else the study's axes)")
+    p.add_argument("--out", default=None, help="folder for layers.tsv, groups.tsv, models.tsv, summary.json "
+                                               "(default: RESULTS/inspect/MODEL)")
+    p.add_argument("--top", type=int, default=5, help="nearest models to print (default 5)")
+    p.set_defaults(func=run_inspect)
+    return p
+
+
+def inspect_settings(config: str | None) -> dict:
+    """Keyword arguments of :func:`filterdb.inspect.inspect_model` from a workflow config file.
+
+    Parameters
+    ----------
+    config : str, optional
+        The config file (default ``./config.yaml`` if present). Every missing key is filled from
+        the schema's defaults (:mod:`filterdb.settings`); without ``axes``, the study's axes.
+
+    Returns
+    -------
+    dict
+        ``axes`` (list of Axis), ``eps``, ``thresholds``, ``hist_eps``, ``floor``.
+    """
+    from .axes import STUDY_AXES, axes_from_config
+    from .settings import load_config
+
+    path = config or ("config.yaml" if os.path.exists("config.yaml") else None)
+    cfg = load_config(path)
+    q, h = cfg["quality"], cfg["histogram"]
+    return {"axes": axes_from_config(cfg.get("axes") or STUDY_AXES), "eps": float(q["eps"]),
+            "thresholds": dict(q["thresholds"]), "hist_eps": float(h["eps"]), "floor": str(h["floor"])}
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """``filterdb inspect``: compute (:mod:`filterdb.inspect`), write the outputs, print the verdict.
+    Returns the exit code (0)."""
+    from . import inspect
+
+    kw = inspect_settings(args.config)
+    ref = inspect.load_reference(args.results, args.stats, args.db)
+    m = inspect.read_model(args.model_file, args.model)
+    r = inspect.inspect_model(m, ref, **kw)
+    out = args.out or str(inspect.default_out_dir(args.results, m.name))
+    inspect.write_outputs(r, out)
+    print(f"model {m.name}: {len(m.weights)} 3x3 conv layers, {sum(w.shape[0] for w in m.weights)} filters")
+    for line in r.verdict:
+        print("  " + line)
+    print("  nearest models:")
+    for row in r.models.head(args.top).itertuples():
+        print(f"    {row.model}\tD = {row.drift:.4g}")
+    print(f"written: {out}/{{layers,groups,models}}.tsv, summary.json")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="filterdb", description="CNN-Filter-DB study software")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_build_parser(sub)
     # ---- other subcommands -----------------------------------------------------------------
-    # `inspect` lives in filterdb/inspect.py (another worker's module); it registers itself via
-    # add_inspect_parser(subparsers). Registered only when the module exists; a module that
-    # exists but fails to import is an error, not silently skipped.
-    if importlib.util.find_spec("filterdb.inspect") is not None:
-        inspect_mod = importlib.import_module("filterdb.inspect")
-        inspect_mod.add_inspect_parser(sub)
+    add_inspect_parser(sub)
     # ------------------------------------------------------------------------------------------
     return parser
 

@@ -171,6 +171,28 @@ def open_db(path: str | os.PathLike, required_columns: Iterable[str] = ()) -> Fi
     return FilterDB(path=path, key=key, n_rows=n, layers=layers)
 
 
+def is_filter_db(path: str | os.PathLike) -> bool:
+    """Whether ``path`` looks like a filter DB in the published layout: an HDF5 file with a
+    ``filters`` (or ``filter``) dataset and a ``meta`` table. Cheap: reads no data; any file that
+    is not HDF5 gives ``False``."""
+    try:
+        with h5py.File(str(path), "r") as f:
+            return any(k in f for k in FILTER_KEYS) and "meta" in f
+    except OSError:
+        return False
+
+
+def find_column(columns: Iterable[str], name: str) -> str | None:
+    """The column of ``columns`` holding ``name``, allowing the aliases of
+    :data:`CATEGORY_ALIASES` in either direction (``Datatype`` / ``Visual Category``); ``None``
+    when absent."""
+    cols = set(columns)
+    if name in cols:
+        return name
+    alias = {**CATEGORY_ALIASES, **{v: k for k, v in CATEGORY_ALIASES.items()}}.get(name)
+    return alias if alias in cols else None
+
+
 def read_rows(ds: h5py.Dataset, start: int, end: int) -> np.ndarray:
     """Rows ``[start, end)`` of the filter dataset as a float32 ``(n, 9)`` array."""
     block = ds[start:end]

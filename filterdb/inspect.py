@@ -9,7 +9,7 @@ holding the model), without re-reading the DB's filters:
    (``{results}/pca/basis.tsv``, ``mean.tsv``, ``range.tsv``; bins = the edges of
    ``{results}/stats/hist.npz``); coefficients outside the DB's range are counted and reported
    (numpy's histogram leaves them out);
-3. the drift D (evr-weighted symmetric KL, analysis.md §4) to every group of every axis
+3. the drift D (evr-weighted symmetric KL, :func:`filterdb.divergence.drift`, docs/method.md §4) to every group of every axis
    (group histograms = sums of the DB's per-layer histograms ``counts`` (L, 9, bins)) and to every
    DB model, giving the nearest models;
 4. a verdict: degeneration flags, and whether the model's distance to its nearest DB model is
@@ -17,15 +17,15 @@ holding the model), without re-reading the DB's filters:
 
 Outputs (``--out DIR``): ``layers.tsv`` (layer quality), ``groups.tsv`` (axis, group, drift),
 ``models.tsv`` (DB models by ascending drift), ``summary.json``.
+
+The command line (parser, settings, printing) is in :mod:`filterdb.cli`; this module computes.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -33,11 +33,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from . import divergence, quality, quality_tables
-from .axes import STUDY_AXES, Axis, axes_from_config, group_table, layer_labels
+from . import divergence, quality, quality_tables, results
 from .accumulate import QUALITY_FIELDS
+from .axes import Axis, group_table, layer_labels
+from .db import find_column, is_filter_db
 from .kernels import coefficients, histogram_columns, scale_filters
-from .results import read_basis, read_layers, read_range, write_tsv
 
 ATYPICAL_PERCENTILE = 95.0
 
@@ -59,24 +59,24 @@ class ModelLayers:
 def read_model(path: str | os.PathLike, model: str | None = None) -> ModelLayers:
     """The layers of the model in ``path``.
 
-    A filter DB in the published layout (HDF5 with ``filters``/``filter`` and ``meta``) is read
-    directly; ``model`` selects one model (``model`` column or ``model_id``) when it holds several.
-    Any other file goes to ``filterdb.ingest``.
+    A filter DB in the published layout (HDF5 with ``filters``/``filter`` and ``meta``,
+    :func:`filterdb.db.is_filter_db`) is read directly; ``model`` selects one model (``model``
+    column or ``model_id``) when it holds several. Any other file goes to ``filterdb.ingest``.
+
+    Parameters
+    ----------
+    path : str or Path
+    model : str, optional
+
+    Returns
+    -------
+    ModelLayers
+        ``weights``: one (n_filters, 9) float32 array per 3x3 conv layer; ``meta``: one row per layer.
     """
     path = str(path)
-    if _is_db(path):
+    if is_filter_db(path):
         return _read_db_model(path, model)
     return _ingest(path)
-
-
-def _is_db(path: str) -> bool:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return any(k in f for k in ("filters", "filter")) and "meta" in f
-    except OSError:
-        return False
 
 
 def _read_db_model(path: str, model: str | None) -> ModelLayers:
@@ -140,21 +140,36 @@ class Reference:
     range: tuple[float, float]
 
 
-def load_reference(results: str | os.PathLike, stats_dir: str | os.PathLike | None = None,
+def load_reference(results_dir: str | os.PathLike, stats_dir: str | os.PathLike | None = None,
                    db: str | None = None) -> Reference:
-    """Read ``{results}/pca/{basis,mean,range}.tsv`` and ``{stats}/{layers.tsv,hist.npz}``
-    (``stats`` defaults to ``{results}/stats``). ``db`` (optional) is checked against the layer table."""
-    results = Path(results)
-    sdir = Path(stats_dir) if stats_dir else results / "stats"
-    need = [results / "pca/basis.tsv", results / "pca/mean.tsv", results / "pca/range.tsv",
-            sdir / "layers.tsv", sdir / "hist.npz"]
+    """What ``inspect`` needs of an analysed DB, read through :mod:`filterdb.results`.
+
+    Parameters
+    ----------
+    results_dir : str or Path
+        The results folder: ``pca/{basis,mean,range}.tsv`` are read from it.
+    stats_dir : str or Path, optional
+        Folder of ``layers.tsv`` and ``hist.npz`` (default ``{results_dir}/stats``).
+    db : str, optional
+        The analysed DB, checked against the layer table (its filters are not read).
+
+    Returns
+    -------
+    Reference
+        ``counts`` (L, 9, bins), ``edges`` (bins + 1,), ``mean`` (9,), ``components`` (9, 9),
+        ``evr`` (9,), ``range`` (min, max), ``layers`` (L rows).
+    """
+    paths = results.Paths(results_dir)
+    sdir = Path(stats_dir) if stats_dir else paths.stats
+    layers_path, hist_path = sdir / paths.layers.name, sdir / paths.hist.name
+    need = [paths.basis, paths.mean, paths.range, layers_path, hist_path]
     missing = [str(p) for p in need if not p.exists()]
     if missing:
         raise ValueError(f"analysed results missing: {', '.join(missing)} (run the workflow on the DB first)")
-    mean, comps, evr = read_basis(str(need[0]), str(need[1]))
-    layers = read_layers(str(sdir / "layers.tsv"))
-    with np.load(sdir / "hist.npz", allow_pickle=False) as z:
-        counts, edges = z["counts"], z["edges"]
+    mean, comps, evr = results.read_basis(paths.basis, paths.mean)
+    layers = results.read_layers(layers_path)
+    hist = results.load_npz(hist_path)
+    counts, edges = hist["counts"], hist["edges"]
     if counts.shape[0] != len(layers):
         raise ValueError(f"{sdir}: hist.npz has {counts.shape[0]} layers, layers.tsv {len(layers)}")
     if db is not None:
@@ -162,34 +177,53 @@ def load_reference(results: str | os.PathLike, stats_dir: str | os.PathLike | No
 
         _, n = filter_shape(db)
         if int(layers["row_end"].max()) > n:
-            raise ValueError(f"{db}: {n} filter rows, but {sdir}/layers.tsv reaches row {int(layers['row_end'].max())}; "
+            raise ValueError(f"{db}: {n} filter rows, but {layers_path} reaches row {int(layers['row_end'].max())}; "
                              "the results belong to another DB")
     return Reference(layers=layers, counts=counts, edges=edges, mean=mean, components=comps, evr=evr,
-                     range=read_range(str(need[2])))
+                     range=results.read_range(paths.range))
 
 
 # ---------------------------------------------------------------------------------------------
 # Computations
 
 
-def drift_row(counts: np.ndarray, others: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS) -> np.ndarray:
-    """``D(model, g)`` for every ``g`` of ``others`` (G, 9, bins): the first row of
-    :func:`filterdb.divergence.drift_matrix` of ``[counts] + others``, computed without the G x G
-    matrix."""
-    p = divergence.probabilities(counts, eps)[None]
-    out = np.empty(others.shape[0])
-    w = np.asarray(evr, np.float64)
-    step = 256
-    for a in range(0, others.shape[0], step):
-        q = divergence.probabilities(others[a:a + step], eps)
-        kl = np.sum((p - q) * (np.log(p) - np.log(q)), axis=-1)  # (g, 9)
-        out[a:a + step] = kl @ w
-    return out
+def drift_row(counts: np.ndarray, others: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS,
+              floor: str = "density", edges: np.ndarray | None = None) -> np.ndarray:
+    """``D(model, g)`` for every ``g`` of ``others``: the first row of
+    :func:`filterdb.divergence.drift_matrix` of ``[counts] + others``, without the G x G matrix.
+
+    Parameters
+    ----------
+    counts : (9, bins) array_like
+        The model's histograms.
+    others : (G, 9, bins) array_like
+        Group (or model) histograms.
+    evr : (9,) array_like
+    eps, floor, edges
+        As :func:`filterdb.divergence.probabilities`.
+
+    Returns
+    -------
+    (G,) float64 ndarray
+    """
+    p = divergence.probabilities(counts, eps, floor, edges)
+    q = divergence.probabilities(others, eps, floor, edges)
+    return divergence.drift_to(p, q, evr)
 
 
 def model_histograms(layers: pd.DataFrame, counts: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per DB model (``model_id`` order) the sum of its layers' histograms; table ``model_id``,
-    ``model``, ``n_layers``, ``n_filters``."""
+    """Per DB model (``model_id`` order) the sum of its layers' histograms.
+
+    Parameters
+    ----------
+    layers : pandas.DataFrame of L rows (``model_id``, ``n_filters``, optionally ``model``)
+    counts : (L, 9, bins) array_like
+
+    Returns
+    -------
+    table : pandas.DataFrame of M rows: ``model_id``, ``model``, ``n_layers``, ``n_filters``
+    model_counts : (M, 9, bins) int64 ndarray
+    """
     mid = layers["model_id"].to_numpy()
     uniq, inv = np.unique(mid, return_inverse=True)
     out = np.zeros((uniq.size,) + counts.shape[1:], np.int64)
@@ -202,14 +236,28 @@ def model_histograms(layers: pd.DataFrame, counts: np.ndarray) -> tuple[pd.DataF
     return tab, out
 
 
-def nearest_neighbour_drifts(model_counts: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS) -> np.ndarray:
-    """For each DB model the drift to its nearest other model (NaN with fewer than 2 models)."""
+def nearest_neighbour_drifts(model_counts: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS,
+                             floor: str = "density", edges: np.ndarray | None = None) -> np.ndarray:
+    """For each DB model the drift to its nearest other model.
+
+    Parameters
+    ----------
+    model_counts : (M, 9, bins) array_like
+    evr : (9,) array_like
+    eps, floor, edges
+        As :func:`filterdb.divergence.probabilities`.
+
+    Returns
+    -------
+    (M,) float64 ndarray (all NaN with fewer than 2 models).
+    """
     m = model_counts.shape[0]
     out = np.full(m, np.nan)
     if m < 2:
         return out
+    p = divergence.probabilities(model_counts, eps, floor, edges)
     for k in range(m):
-        d = drift_row(model_counts[k], model_counts, evr, eps)
+        d = divergence.drift_to(p[k], p, evr)
         d[k] = np.inf
         out[k] = d.min()
     return out
@@ -228,9 +276,38 @@ class Inspection:
     verdict: list = field(default_factory=list)
 
 
-def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: float = quality.DEFAULT_EPS,
-                  thresholds: dict | None = None, hist_eps: float = divergence.EPS) -> Inspection:
-    """Quality, histograms, drift to every axis group and every DB model, and a verdict."""
+def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: float | None = None,
+                  thresholds: dict | None = None, hist_eps: float | None = None,
+                  floor: str | None = None) -> Inspection:
+    """Quality, histograms, drift to every axis group and every DB model, and a verdict.
+
+    Parameters
+    ----------
+    m : ModelLayers
+        The model: per layer weights (n, 9).
+    ref : Reference
+        The analysed DB (:func:`load_reference`).
+    axes : sequence of Axis
+    eps : float, optional
+        Quality sparsity eps (``quality.eps``).
+    thresholds : dict, optional
+        Degeneration thresholds (``quality.thresholds``).
+    hist_eps, floor : optional
+        ``histogram.eps`` and ``histogram.floor``.
+        Every ``None`` takes the configuration default (:mod:`filterdb.settings`).
+
+    Returns
+    -------
+    Inspection
+        ``counts`` (9, bins); ``groups`` one row per (axis, group); ``models`` one row per DB model.
+    """
+    if eps is None or hist_eps is None or floor is None:
+        from .settings import schema_defaults
+
+        d = schema_defaults()
+        eps = d["quality"]["eps"] if eps is None else eps
+        hist_eps = d["histogram"]["eps"] if hist_eps is None else hist_eps
+        floor = d["histogram"]["floor"] if floor is None else floor
     qual = []
     counts = np.zeros((9, ref.edges.size - 1), np.int64)
     outside = 0
@@ -247,8 +324,8 @@ def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: flo
             meta[col] = default
     meta["layer"] = np.arange(len(meta))
     own_axes = [a for a in axes if _has_column(meta, a)]
-    lt = quality_tables.layer_quality_table(meta, {f: np.array([q[f] for q in qual]) for f in QUALITY_FIELDS}, own_axes,
-                                             thresholds)
+    arrays = {f: np.array([q[f] for q in qual]) for f in QUALITY_FIELDS}
+    lt = quality_tables.layer_quality_table(meta, arrays, own_axes, thresholds)
     mq = quality_tables.model_quality_table(lt, thresholds).iloc[0]
 
     rows = []
@@ -259,7 +336,7 @@ def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: flo
         gt = group_table(ref.layers, labels, axis)
         names = list(gt["group"])
         gc = divergence.group_counts(ref.counts, labels, names)
-        d = drift_row(counts, gc, ref.evr, hist_eps) if names else np.zeros(0)
+        d = drift_row(counts, gc, ref.evr, hist_eps, floor, ref.edges) if names else np.zeros(0)
         own = set(lt[axis.name].dropna().astype(str)) if axis.name in lt else set()
         for k, g in enumerate(names):
             rows.append({"axis": axis.name, "group": g, "drift": d[k], "n_models": int(gt["n_models"].iloc[k]),
@@ -270,8 +347,8 @@ def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: flo
         groups = groups.sort_values(["axis", "drift"], kind="stable").reset_index(drop=True)
 
     mtab, mcounts = model_histograms(ref.layers, ref.counts)
-    mtab["drift"] = drift_row(counts, mcounts, ref.evr, hist_eps)
-    nn = nearest_neighbour_drifts(mcounts, ref.evr, hist_eps)
+    mtab["drift"] = drift_row(counts, mcounts, ref.evr, hist_eps, floor, ref.edges)
+    nn = nearest_neighbour_drifts(mcounts, ref.evr, hist_eps, floor, ref.edges)
     mtab["nearest_neighbour_drift"] = nn
     mtab = mtab.sort_values(["drift", "model"], kind="stable").reset_index(drop=True)
     best = float(mtab["drift"].iloc[0]) if len(mtab) else math.nan
@@ -285,11 +362,7 @@ def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: flo
 
 
 def _has_column(layers: pd.DataFrame, axis: Axis) -> bool:
-    from .db import CATEGORY_ALIASES
-
-    cols = set(layers.columns)
-    alias = {**CATEGORY_ALIASES, **{v: k for k, v in CATEGORY_ALIASES.items()}}
-    return axis.column in cols or alias.get(axis.column) in cols
+    return find_column(layers.columns, axis.column) is not None
 
 
 def _verdict(r: Inspection) -> list[str]:
@@ -319,12 +392,19 @@ def _verdict(r: Inspection) -> list[str]:
 
 
 def write_outputs(r: Inspection, out: str | os.PathLike) -> None:
-    """``layers.tsv``, ``groups.tsv``, ``models.tsv``, ``summary.json`` in ``out``."""
+    """Write ``layers.tsv``, ``groups.tsv``, ``models.tsv`` and ``summary.json`` to ``out``
+    (created), atomically, through :mod:`filterdb.results`.
+
+    Parameters
+    ----------
+    r : Inspection
+    out : str or Path
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_tsv(r.layers, out / "layers.tsv")
-    write_tsv(r.groups, out / "groups.tsv")
-    write_tsv(r.models, out / "models.tsv")
+    results.write_tsv(r.layers, out / "layers.tsv")
+    results.write_tsv(r.groups, out / "groups.tsv")
+    results.write_tsv(r.models, out / "models.tsv")
 
     def plain(v):
         if isinstance(v, (np.bool_, bool)):
@@ -345,78 +425,24 @@ def write_outputs(r: Inspection, out: str | os.PathLike) -> None:
                            for a, g in r.groups.groupby("axis", sort=False)},
         "verdict": r.verdict,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    text = json.dumps(summary, indent=2, sort_keys=False) + "\n"
+    results.atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(text))
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line
+def default_out_dir(results_dir: str | os.PathLike, name: str) -> Path:
+    """The default output folder of ``filterdb inspect``.
 
+    Parameters
+    ----------
+    results_dir : str or Path
+    name : str
+        Model name.
 
-def load_settings(config: str | None) -> tuple[list[Axis], float, dict]:
-    """(axes, quality eps, thresholds) from a workflow config file (``config.yaml``), or defaults."""
-    cfg = {}
-    path = config or ("config.yaml" if os.path.exists("config.yaml") else None)
-    if path:
-        import yaml
-
-        with open(path) as f:
-            cfg = yaml.safe_load(f) or {}
-    q = cfg.get("quality", {}) or {}
-    return axes_from_config(cfg.get("axes") or STUDY_AXES), float(q.get("eps", quality.DEFAULT_EPS)), dict(q.get("thresholds") or {})
-
-
-def add_inspect_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``inspect`` on an argparse ``subparsers`` object (``func`` = :func:`run`)."""
-    p = subparsers.add_parser(
-        "inspect", help="one model against an analysed DB: filter quality, drift, nearest models",
-        description=__doc__.split("\n\n")[0])
-    p.add_argument("model_file", help="model file (a filter DB in the published layout, or any format "
-                                      "filterdb.ingest reads)")
-    p.add_argument("--db", help="the analysed filter DB (only checked against the results; its filters are not read)")
-    p.add_argument("--results", default="results", help="results folder of the analysed DB (default: results)")
-    p.add_argument("--stats", default=None, help="stats folder (default: RESULTS/stats)")
-    p.add_argument("--model", default=None, help="model to take when MODEL_FILE is a DB holding several")
-    p.add_argument("--config", default=None, help="workflow config for axes and quality thresholds "
-                                                   "(default: ./config.yaml if present, else the study's axes)")
-    p.add_argument("--out", default=None, help="folder for layers.tsv, groups.tsv, models.tsv, summary.json "
-                                               "(default: RESULTS/inspect/MODEL)")
-    p.add_argument("--top", type=int, default=5, help="nearest models to print (default 5)")
-    p.set_defaults(func=run)
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    axes, eps, thresholds = load_settings(args.config)
-    ref = load_reference(args.results, args.stats, args.db)
-    m = read_model(args.model_file, args.model)
-    r = inspect_model(m, ref, axes, eps=eps, thresholds=thresholds)
-    out = args.out or str(Path(args.results) / "inspect" / _safe(m.name))
-    write_outputs(r, out)
-    print(f"model {m.name}: {len(m.weights)} 3x3 conv layers, {sum(w.shape[0] for w in m.weights)} filters")
-    for line in r.verdict:
-        print("  " + line)
-    print("  nearest models:")
-    for row in r.models.head(args.top).itertuples():
-        print(f"    {row.model}\tD = {row.drift:.4g}")
-    print(f"written: {out}/{{layers,groups,models}}.tsv, summary.json")
-    return 0
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="filterdb")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_inspect_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, KeyError, OSError) as exc:
-        print(f"filterdb inspect: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    Returns
+    -------
+    pathlib.Path
+        ``{results_dir}/inspect/{name}``, the name with characters other than letters, digits and
+        ``-_.`` replaced by ``_``.
+    """
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
+    return Path(results_dir) / "inspect" / safe

@@ -71,13 +71,17 @@ def global_pca(sums: dict[str, np.ndarray]) -> PCA:
 
 
 def axis_result(layers: pd.DataFrame, counts: np.ndarray, evr: np.ndarray, axis: Axis,
-                eps: float = divergence.EPS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(groups table, drift table) of one axis from the per-layer histograms."""
+                eps: float = divergence.EPS, floor: str = "density",
+                edges: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(groups table, drift table) of one axis from the per-layer histograms.
+
+    ``floor`` (``histogram.floor``: ``density``, the study, or ``probability``) and ``edges`` (the
+    histogram bin edges, needed by ``density``) as :func:`filterdb.divergence.probabilities`."""
     labels = layer_labels(layers, axis)
     groups = group_table(layers, labels, axis)
     names = list(groups["group"])
     gc = divergence.group_counts(counts, labels, names)
-    d = divergence.drift_matrix(gc, evr, eps)
+    d = divergence.drift_matrix(gc, evr, eps, floor, edges)
     if axis.order == "mean_drift":
         perm = divergence.order_by_mean_drift(d, names)
         d = d[np.ix_(perm, perm)]
@@ -150,5 +154,6 @@ def analyse(path: str, axes: list[Axis], *, shards: int = 1, bins: int = 70, eps
     out = Analysis(db=db, sums=sums, pca=p, range=(lo, hi), hist=hist, cells=cell_tab)
     for axis in axes:
         out.groups[axis.name], out.drift[axis.name] = axis_result(layers, hist["counts"],
-                                                                  p.explained_variance_ratio, axis, eps)
+                                                                  p.explained_variance_ratio, axis, eps,
+                                                                  edges=hist["edges"])
     return out

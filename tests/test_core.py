@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy.stats import entropy
 
-from filterdb import pipeline
-from filterdb.axes import axes_from_config
+from filterdb import divergence, pipeline
+from filterdb.axes import axes_from_config, layer_labels
 from tests.conftest import DEFAULT_AXES, load_all
 
 EPS32 = np.finfo(np.float32).eps
@@ -89,10 +89,10 @@ def test_drift_equals_plain_recomputation(analysed):
             idx = np.concatenate([np.arange(*rows[i]) for i in np.flatnonzero(lab.to_numpy() == g)])
             p = []
             for c in range(9):
-                h, _ = np.histogram(coef[idx, c], bins=70, range=(lo, hi))
-                q = h / h.sum()
-                q[q == 0] = EPS32
-                p.append(q / q.sum())
+                # the study: the density is floored, not counts / n (docs/method.md §4)
+                v, _ = np.histogram(coef[idx, c], range=(lo, hi), bins=70, density=True)
+                v[v == 0] = EPS32
+                p.append(v / v.sum())
             dists[g] = p
         for g in groups:
             for h in groups:
@@ -106,6 +106,29 @@ def test_drift_equals_plain_recomputation(analysed):
             assert np.all(np.diff(d.mean(axis=1)) >= -1e-15)
         else:
             assert groups == sorted(groups, key=lambda s: float(s.strip("[(").split(",")[0]))
+
+
+def test_probability_floor_option(analysed):
+    """``histogram.floor: probability`` floors counts / n; it differs where a group has empty bins."""
+    _, path, a = analysed
+    axis = axes_from_config(DEFAULT_AXES)[0]
+    evr = a.pca.explained_variance_ratio
+    _, dens = pipeline.axis_result(a.db.layers, a.hist["counts"], evr, axis, edges=a.hist["edges"])
+    pd.testing.assert_frame_equal(dens, a.drift[axis.name])
+    _, prob = pipeline.axis_result(a.db.layers, a.hist["counts"], evr, axis, floor="probability")
+    x, meta = load_all(path)
+    gc = divergence.group_counts(a.hist["counts"], layer_labels(a.db.layers, axis), list(prob["group"]))
+    q = gc / gc.sum(axis=-1, keepdims=True)
+    q[q == 0] = EPS32
+    q = q / q.sum(axis=-1, keepdims=True)
+    want = np.array([[sum(evr[c] * (entropy(q[i, c], q[j, c]) + entropy(q[j, c], q[i, c])) for c in range(9))
+                      for j in range(len(gc))] for i in range(len(gc))])
+    np.testing.assert_allclose(prob.iloc[:, 1:].to_numpy(np.float64), want, rtol=1e-9, atol=1e-12)
+    if (a.hist["counts"] == 0).any():
+        assert not np.allclose(prob.iloc[:, 1:].to_numpy(np.float64), dens.set_index("group").loc[
+            prob["group"], list(prob["group"])].to_numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="floor"):
+        pipeline.axis_result(a.db.layers, a.hist["counts"], evr, axis, floor="counts")
 
 
 def test_group_counts(analysed):

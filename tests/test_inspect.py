@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filterdb import divergence, inspect, pipeline, quality, quality_tables, results
+from filterdb import cli, divergence, inspect, pipeline, quality, quality_tables, results
 from filterdb.axes import axes_from_config
 from filterdb.db import open_db, read_rows, write_db
 from filterdb.results import basis_table, mean_table
@@ -58,7 +58,7 @@ def test_self_inspection(analysed, tmp_path, capsys):
     mf = tmp_path / "model.h5"
     one_model_file(db, name, mf)
     out = tmp_path / "out"
-    rc = inspect.main(["inspect", str(mf), "--db", str(db), "--results", str(res), "--out", str(out)])
+    rc = cli.main(["inspect", str(mf), "--db", str(db), "--results", str(res), "--out", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
     assert name in printed
@@ -85,8 +85,11 @@ def test_drift_row_is_drift_matrix_row(analysed):
     rng = np.random.default_rng(0)
     groups = np.stack([counts[rng.choice(len(counts), 4)].sum(axis=0) for _ in range(5)])
     evr = a.pca.explained_variance_ratio
-    d = divergence.drift_matrix(groups, evr)
-    np.testing.assert_allclose(inspect.drift_row(groups[0], groups[1:], evr), d[0, 1:], rtol=1e-13, atol=0)
+    edges = a.hist["edges"]
+    for floor in ("density", "probability"):
+        d = divergence.drift_matrix(groups, evr, floor=floor, edges=edges)
+        np.testing.assert_allclose(inspect.drift_row(groups[0], groups[1:], evr, floor=floor, edges=edges), d[0, 1:],
+                                   rtol=1e-13, atol=0)
 
 
 def test_group_drift_matches_pipeline(analysed, tmp_path):
@@ -99,14 +102,14 @@ def test_group_drift_matches_pipeline(analysed, tmp_path):
     from filterdb.axes import layer_labels
 
     gc = divergence.group_counts(ref.counts, layer_labels(ref.layers, axis), names)
-    row = inspect.drift_row(gc[0], gc, ref.evr)
+    row = inspect.drift_row(gc[0], gc, ref.evr, edges=ref.edges)
     np.testing.assert_allclose(row, dm.iloc[0, 1:].to_numpy(np.float64), rtol=1e-12, atol=1e-15)
 
 
 def test_errors(analysed, tmp_path):
     tmp, db, res, a = analysed
-    assert inspect.main(["inspect", str(db), "--results", str(res), "--out", str(tmp_path / "o")]) == 1
-    assert inspect.main(["inspect", str(db), "--results", str(tmp_path / "none")]) == 1
+    assert cli.main(["inspect", str(db), "--results", str(res), "--out", str(tmp_path / "o")]) == 1
+    assert cli.main(["inspect", str(db), "--results", str(tmp_path / "none")]) == 1
 
 
 def test_self_inspection_from_onnx_file(tmp_path):
@@ -125,7 +128,7 @@ def test_self_inspection_from_onnx_file(tmp_path):
     res = tmp_path / "results"
     write_results(a, res)
     out = tmp_path / "out"
-    rc = inspect.main(["inspect", str(tmp_path / "m2.onnx"), "--db", str(db), "--results", str(res), "--out", str(out)])
+    rc = cli.main(["inspect", str(tmp_path / "m2.onnx"), "--db", str(db), "--results", str(res), "--out", str(out)])
     assert rc == 0
     models = pd.read_csv(out / "models.tsv", sep="\t")
     assert models["model"].iloc[0] == "toy2" and abs(models["drift"].iloc[0]) < 1e-12

@@ -1,30 +1,38 @@
+# One job for every axis (one Python start-up instead of one per axis); one report entry per table.
 rule drift:
     input:
         layers=f"{R}/stats/layers.tsv",
         hist=f"{R}/stats/hist.npz",
         basis=f"{R}/pca/basis.tsv",
     output:
-        drift=report(
-            f"{R}/drift/{{axis}}.tsv",
-            caption="../report/drift_table.rst",
-            category="Drift",
-            subcategory="{axis}",
-            labels={"axis": "{axis}", "figure": "table"},
-        ),
-        groups=report(
-            f"{R}/groups/{{axis}}.tsv",
-            caption="../report/groups_table.rst",
-            category="Drift",
-            subcategory="{axis}",
-            labels={"axis": "{axis}", "figure": "groups"},
-        ),
+        **{
+            f"drift_{a}": report(
+                f"{R}/drift/{a}.tsv",
+                caption="../report/drift_table.rst",
+                category="Drift",
+                subcategory=a,
+                labels={"axis": a, "figure": "table"},
+            )
+            for a in AXES
+        },
+        **{
+            f"groups_{a}": report(
+                f"{R}/groups/{a}.tsv",
+                caption="../report/groups_table.rst",
+                category="Drift",
+                subcategory=a,
+                labels={"axis": a, "figure": "groups"},
+            )
+            for a in AXES
+        },
     log:
-        f"{R}/logs/drift/{{axis}}.log",
+        f"{R}/logs/drift.log",
     conda:
         "../envs/filterdb.yaml"
     params:
-        axis=lambda wc: axis_config(wc.axis),
+        axes={a: axis_config(a) for a in AXES},
         eps=config["histogram"]["eps"],
+        floor=config["histogram"]["floor"],
     script:
         "../scripts/drift.py"
 

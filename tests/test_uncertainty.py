@@ -1,0 +1,164 @@
+"""Drift uncertainty: calibrated permutation p-values, bootstrap intervals, determinism."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binom
+
+from filterdb import divergence, pipeline, uncertainty
+from filterdb.axes import axes_from_config, layer_labels
+from tests.conftest import DEFAULT_AXES
+
+EDGES = np.linspace(-3.0, 3.0, 71)
+
+
+def generated_units(rng, n_models, n_groups, shift=None, bins=70):
+    """Per-model histograms (models, 9, bins) drawn from ONE distribution with model-level
+    variation; ``shift = (groups, amount)`` moves the listed groups' coefficient distributions."""
+    x = np.linspace(-3, 3, bins)
+    group = np.concatenate([np.arange(n_groups), rng.integers(0, n_groups, n_models - n_groups)])
+    counts = np.empty((n_models, 9, bins), np.int64)
+    for m in range(n_models):
+        mu = rng.normal(0, 0.15, 9)
+        if shift is not None and group[m] in shift[0]:
+            mu = mu + shift[1]
+        for c in range(9):
+            dens = np.exp(-0.5 * ((x - mu[c]) / (0.6 + 0.1 * c)) ** 2)
+            counts[m, c] = rng.multinomial(int(rng.integers(40, 400)), dens / dens.sum())
+    return counts, group
+
+
+def test_null_p_values_are_uniform():
+    """All groups share one distribution: the share of p < 0.05 is within binomial bounds."""
+    rng = np.random.default_rng(5)
+    evr = np.sort(rng.dirichlet(np.ones(9)))[::-1]
+    ps, axis_ps = [], []
+    for k in range(10):
+        counts, group = generated_units(rng, 60, 8)
+        r = uncertainty.axis_uncertainty(counts, group, list(range(8)), evr, EDGES, bootstrap_replicates=0,
+                                         permutations=199, seed=k)
+        pairs = r.null[r.null["group_a"] != uncertainty.AXIS_ROW]
+        ps.append(pairs["p"].to_numpy())
+        axis_ps.append(r.null["p"].iloc[-1])
+    p = np.concatenate(ps)
+    n = p.size  # 280 pairs (correlated within a data set: wide bounds)
+    lo, hi = binom.ppf(1e-4, n, 0.05), binom.ppf(1 - 1e-4, n, 0.05)
+    assert lo <= np.sum(p < 0.05) <= hi, (np.sum(p < 0.05), lo, hi)
+    assert 0.3 < np.mean(p) < 0.7  # roughly uniform, not piled up at either end
+    assert np.sum(np.array(axis_ps) < 0.05) <= 3
+
+
+def test_planted_shift_is_detected():
+    rng = np.random.default_rng(1)
+    evr = np.sort(rng.dirichlet(np.ones(9)))[::-1]
+    counts, group = generated_units(rng, 60, 6, shift=({0}, 0.5))
+    r = uncertainty.axis_uncertainty(counts, group, list(range(6)), evr, EDGES, bootstrap_replicates=400,
+                                     permutations=400, seed=0)
+    null = r.null.set_index(["group_a", "group_b"])
+    ci = r.ci.set_index(["group_a", "group_b"])
+    shifted = [(a, b) for a, b in null.index if "0" in (a, b) and a != uncertainty.AXIS_ROW]
+    for key in shifted:
+        assert null.loc[key, "p"] < 0.01, key
+        assert bool(null.loc[key, "significant"]), key
+        assert ci.loc[key, "lo"] > null.loc[key, "null_mean"], key  # the interval excludes the null expectation
+        assert ci.loc[key, "lo"] <= ci.loc[key, "D"] <= ci.loc[key, "hi"] or ci.loc[key, "D"] < ci.loc[key, "hi"]
+    assert null.loc[(uncertainty.AXIS_ROW, uncertainty.AXIS_ROW), "p"] < 0.01
+    others = [k for k in null.index if k not in shifted and k[0] != uncertainty.AXIS_ROW]
+    assert np.mean(null.loc[others, "p"] < 0.05) < 0.3
+    # the debiased D is D minus the expected D of random splits of that size
+    np.testing.assert_allclose(null["D_debiased"], null["D"] - null["null_mean"])
+
+
+def test_deterministic_and_batch_independent():
+    rng = np.random.default_rng(2)
+    counts, group = generated_units(rng, 30, 4)
+    evr = rng.dirichlet(np.ones(9))
+    a = uncertainty.bootstrap(counts, group, 4, evr, 50, seed=[3, 1], edges=EDGES, batch=7)
+    b = uncertainty.bootstrap(counts, group, 4, evr, 50, seed=[3, 1], edges=EDGES, batch=50)
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    c = uncertainty.permutation_null(counts, group, 4, evr, 50, seed=3, edges=EDGES, batch=9)
+    d = uncertainty.permutation_null(counts, group, 4, evr, 50, seed=3, edges=EDGES, batch=100)
+    np.testing.assert_allclose(c, d, rtol=1e-12, atol=1e-15)
+    r1 = uncertainty.axis_uncertainty(counts, group, list("abcd"), evr, EDGES, bootstrap_replicates=100, permutations=100, seed=4)
+    r2 = uncertainty.axis_uncertainty(counts, group, list("abcd"), evr, EDGES, bootstrap_replicates=100, permutations=100, seed=4)
+    pd.testing.assert_frame_equal(r1.ci, r2.ci)
+    pd.testing.assert_frame_equal(r1.null, r2.null)
+    r3 = uncertainty.axis_uncertainty(counts, group, list("abcd"), evr, EDGES, bootstrap_replicates=100, permutations=100, seed=5)
+    assert not r1.ci["lo"].equals(r3.ci["lo"])
+
+
+def test_replicates_are_resampled_drift_matrices():
+    """One bootstrap / permutation replicate equals the drift matrix of its resampled groups."""
+    rng = np.random.default_rng(3)
+    counts, group = generated_units(rng, 20, 3)
+    evr = rng.dirichlet(np.ones(9))
+    perm = uncertainty.permutation_null(counts, group, 3, evr, 1, seed=8, edges=EDGES)[0]
+    shuffled = np.random.default_rng(8).permuted(np.broadcast_to(group, (1, group.size)), axis=1)[0]
+    gc = np.stack([counts[shuffled == g].sum(axis=0) for g in range(3)])
+    np.testing.assert_allclose(perm, divergence.drift_matrix(gc, evr, edges=EDGES), rtol=1e-9, atol=1e-13)
+    ones = uncertainty.bootstrap(counts, group, 3, evr, 3, seed=0, edges=EDGES)
+    assert ones.shape == (3, 3, 3) and np.all(ones >= -1e-12)
+
+
+def test_adjust_pvalues():
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    np.testing.assert_allclose(uncertainty.adjust_pvalues(p, "holm"), [0.04, 0.09, 0.09, 0.5])
+    np.testing.assert_allclose(uncertainty.adjust_pvalues(p, "bh"), [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+    with pytest.raises(ValueError):
+        uncertainty.adjust_pvalues(p, "bonferroni")
+
+
+def test_axes_of_a_db(synth_db):
+    """Per configured axis: one row per pair in drift-matrix order; D equals the drift file's."""
+    _, path, _ = synth_db
+    a = pipeline.analyse(path, axes_from_config(DEFAULT_AXES))
+    evr = a.pca.explained_variance_ratio
+    for axis in axes_from_config(DEFAULT_AXES):
+        r = uncertainty.uncertainty_of_axis(a.db.layers, a.hist["counts"], a.hist["edges"], evr, axis,
+                                            bootstrap_replicates=20, permutations=20, seed=0)
+        d = a.drift[axis.name].set_index("group")
+        names = list(d.index)
+        assert list(r.ci.columns) == ["group_a", "group_b", "D", "lo", "hi", "B", "level"]
+        ia, ib = np.triu_indices(len(names), k=1)
+        assert list(r.ci["group_a"]) == [names[k] for k in ia] and list(r.ci["group_b"]) == [names[k] for k in ib]
+        np.testing.assert_allclose(r.ci["D"], d.to_numpy()[ia, ib], rtol=1e-12)
+        uc, ug, um = uncertainty.units(a.db.layers, a.hist["counts"], layer_labels(a.db.layers, axis), names)
+        assert uc.sum() == a.hist["counts"][layer_labels(a.db.layers, axis).isin(names).to_numpy()].sum()
+        if axis.name != "depth":  # one unit per model
+            assert len(np.unique(um)) == len(um)
+
+
+def test_dense_and_sparse_sums_agree(monkeypatch):
+    rng = np.random.default_rng(4)
+    counts, group = generated_units(rng, 40, 5)
+    evr = rng.dirichlet(np.ones(9))
+    dense = uncertainty.permutation_null(counts, group, 5, evr, 30, seed=1, edges=EDGES)
+    monkeypatch.setattr(uncertainty, "DENSE_GROUPS", 0)
+    sparse = uncertainty.permutation_null(counts, group, 5, evr, 30, seed=1, edges=EDGES)
+    np.testing.assert_array_equal(dense, sparse)
+
+
+def test_significance_heatmap_hatches_non_significant_pairs():
+    from matplotlib.patches import Rectangle
+
+    rng = np.random.default_rng(1)
+    counts, group = generated_units(rng, 40, 4, shift=({0}, 0.6))
+    r = uncertainty.axis_uncertainty(counts, group, list("abcd"), np.ones(9) / 9, EDGES, bootstrap_replicates=0,
+                                     permutations=300, seed=0)
+    fig = uncertainty.significance_heatmap(r, "t")
+    hatched = [p for p in fig.axes[0].patches if isinstance(p, Rectangle) and p.get_hatch()]
+    pairs = r.null[r.null["group_a"] != uncertainty.AXIS_ROW]
+    assert len(hatched) == 2 * int((~pairs["significant"]).sum())
+
+
+def test_triangle_and_memory_bound_do_not_change_results(monkeypatch):
+    rng = np.random.default_rng(6)
+    counts, group = generated_units(rng, 30, 5)
+    evr = rng.dirichlet(np.ones(9))
+    ia, ib = np.triu_indices(5, k=1)
+    for fn in (uncertainty.bootstrap, uncertainty.permutation_null):
+        full = fn(counts, group, 5, evr, 40, seed=2, edges=EDGES)
+        monkeypatch.setattr(uncertainty, "BATCH_ELEMENTS", 3 * 5 * 9 * 70)  # 3 replicates per batch
+        tri = fn(counts, group, 5, evr, 40, seed=2, edges=EDGES, triangle=True)
+        monkeypatch.undo()
+        np.testing.assert_allclose(tri, full[:, ia, ib], rtol=1e-12, atol=1e-15)
