@@ -19,7 +19,7 @@ from filterdb.cli import main
 from filterdb.db import open_db, read_meta
 from filterdb.ingest.build import build
 from filterdb.ingest.fetch import extract_member, fetch_archive, parse_source
-from filterdb.ingest.torch_writer import write_torch_zip
+from torch_writer import write_torch_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 COLS = ["model", "path", "Name", "Task", "Visual Category", "Training-Dataset", "Pretraining-Dataset", "licence",

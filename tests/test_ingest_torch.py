@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from filterdb.ingest import UnsafeFileError, read_model_file, read_model_layers
-from filterdb.ingest.torch_writer import TensorView, write_torch_legacy, write_torch_zip
+from torch_writer import TensorView, write_torch_legacy, write_torch_zip
 
 
 def _w(*shape, seed=0, dtype=np.float32):

@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .torch_reader import LEGACY_MAGIC
+from filterdb.ingest.torch_reader import LEGACY_MAGIC
 
 STORAGE_OF = {np.dtype("float32"): "FloatStorage", np.dtype("float64"): "DoubleStorage",
               np.dtype("float16"): "HalfStorage", np.dtype("int64"): "LongStorage",
