@@ -173,6 +173,8 @@ def build(sheet: str | os.PathLike, out: str | os.PathLike, *, append: bool = Fa
             path = None
             try:
                 path = resolve_file(row, sheet_dir, archives=archives, members=members, download=download, log=log)
+                if os.path.isdir(path):
+                    raise IngestError(f"{path}: is a directory, expected a model file")
                 if not os.path.isfile(path):
                     raise IngestError(f"{path}: no such file")
                 digest = sha256_file(path)

@@ -151,7 +151,10 @@ def read_tflite(path: str) -> ModelFile:
         return _read(path, buf)
     except IngestError:
         raise
-    except (struct.error, ValueError, IndexError, KeyError) as exc:
+    except (struct.error, IndexError) as exc:
+        raise IngestError(f"{path}: corrupt or truncated TFLite flatbuffer (an offset points outside the "
+                          f"{len(buf)}-byte file)") from None
+    except (ValueError, KeyError) as exc:
         raise IngestError(f"{path}: corrupt TFLite flatbuffer ({exc.__class__.__name__}: {exc})") from None
 
 

@@ -510,7 +510,11 @@ def _load(file, legacy=False, plain=False):
         raise
     except RecursionError:
         raise IngestError("pickle nested too deeply") from None
+    except EOFError:
+        raise IngestError("truncated pickle (the data ends inside the pickle)") from None
     except Exception as exc:
+        if "truncated" in str(exc):
+            raise IngestError("truncated pickle (the data ends inside the pickle)") from None
         raise IngestError(f"corrupt pickle ({exc.__class__.__name__}: {str(exc)[:120]})") from None
     return obj, {k: v for k, v in up.storages.items() if isinstance(v, LazyStorage)}
 
@@ -602,12 +606,12 @@ def read_torch_legacy(path: str):
                 raise IngestError(f"{path}: storage {key} listed but not used")
             head = f.read(8)
             if len(head) != 8:
-                raise IngestError(f"{path}: truncated storage data")
+                raise IngestError(f"{path}: truncated legacy PyTorch file (storage {key} ends early)")
             (numel,) = struct.unpack("<q", head)
             nbytes = numel * st.stype.itemsize
             raw = f.read(nbytes) if numel >= 0 else b""
             if numel < 0 or len(raw) != nbytes:
-                raise IngestError(f"{path}: truncated storage data")
+                raise IngestError(f"{path}: truncated legacy PyTorch file (storage {key} ends early)")
             st.raw = np.frombuffer(raw, dtype=np.uint8)
     return _finish(path, obj)
 
