@@ -20,9 +20,25 @@ __all__ = ["Conv", "IngestError", "ModelFile", "UnsafeFileError", "detect_format
 
 
 def read_model_layers(path) -> tuple[list[np.ndarray], pd.DataFrame]:
-    """The 3x3 conv layers of one model file: per-layer ``(n, 9)`` float32 arrays and a table with
-    ``conv_depth``, ``conv_depth_norm``, ``out_channels``, ``in_channels``, ``groups``,
-    ``layer_name`` and the model-level columns (used by ``filterdb inspect``)."""
+    """The 3x3 conv layers of one model file (used by ``filterdb inspect``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A model file of any supported format.
+
+    Returns
+    -------
+    (list of ndarray, DataFrame)
+        Per 3x3 layer an ``(out * in/groups, 9)`` float32 array of its kernels, and a table with one
+        row per layer: ``conv_depth``, ``conv_depth_norm``, ``out_channels``, ``in_channels``,
+        ``groups``, ``layer_name``, ... and the model-level columns repeated.
+
+    Raises
+    ------
+    IngestError
+        The file cannot be read (see :func:`read_model_file`).
+    """
     m = read_model_file(path)
     weights, layers, cols = model_layers(m)
     for k, v in cols.items():

@@ -34,16 +34,38 @@ SKIPPED_COLUMNS = ["model", "file", "reason"]
 
 
 def default_skipped_path(out: str) -> str:
+    """The skipped-models TSV next to a DB.
+
+    Parameters
+    ----------
+    out : str
+        The DB path.
+
+    Returns
+    -------
+    str
+        ``<out without extension>.skipped.tsv``.
+    """
     root, _ = os.path.splitext(out)
     return root + ".skipped.tsv"
 
 
 def default_cache() -> str:
+    """The cache folder for ``source`` rows.
+
+    Returns
+    -------
+    str
+        ``$FILTERDB_CACHE``, else ``~/.cache/filterdb``.
+    """
     return os.environ.get("FILTERDB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "filterdb")
 
 
 @dataclass
 class BuildResult:
+    """What :func:`build` did: model ids added, skipped models (``model``, ``file``, ``reason``),
+    the 3x3 layers and filters added, and the number of models in the DB afterwards."""
+
     built: list[str] = field(default_factory=list)  # model ids added
     skipped: list[dict] = field(default_factory=list)  # model, file, reason
     n_layers: int = 0

@@ -70,7 +70,20 @@ def parse_source(text: str, archive: str | None = None) -> Source:
 
 
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes (read in chunks of ``chunk`` bytes)."""
+    """Hex sha256 of a file's bytes.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    chunk : int
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):

@@ -179,7 +179,7 @@ def read_model_file(path: str | os.PathLike, fmt: str | None = None) -> ModelFil
             obj, kind = read_raw_pickle(path), "pickle"
         else:
             raise IngestError(f"{path}: not a PyTorch file (neither zip nor pickle)")
-        m = state_dict_model(obj, path, "pytorch")
+        m = state_dict_model(obj, path, fmt="pytorch")
         m.extra["container"] = kind
         return m
     if fmt == "safetensors":

@@ -21,6 +21,24 @@ CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "FusedConv", "NhwcConv"}
 
 
 def read_onnx(path: str) -> ModelFile:
+    """Read the convolutions of an ONNX model (external data is loaded from the file's folder).
+
+    Parameters
+    ----------
+    path : str
+        The ``.onnx`` file.
+
+    Returns
+    -------
+    ModelFile
+        Its ``Conv`` / ``ConvInteger`` / ``QLinearConv`` / ... nodes' weights as
+        ``(out, in/groups, kh, kw)`` float32 (quantised weights dequantised), with graph depths.
+
+    Raises
+    ------
+    IngestError
+        ``onnx`` missing, corrupt protobuf, a quantised conv without its scale.
+    """
     try:
         import onnx
         from onnx import numpy_helper

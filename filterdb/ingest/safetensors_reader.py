@@ -20,10 +20,40 @@ DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8",
 
 
 def natural_key(name: str):
+    """Sort key that orders the digit runs of ``name`` numerically (``layer2`` before ``layer10``).
+
+    Parameters
+    ----------
+    name : str
+        A tensor name.
+
+    Returns
+    -------
+    list of tuple
+        The key.
+    """
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
 
 
 def read_safetensors_dict(path: str) -> tuple[dict, dict]:
+    """The tensors and metadata of a safetensors file.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+
+    Returns
+    -------
+    (dict, dict)
+        ``name -> ndarray`` (in natural name order; BF16 as float32; dtypes without a numpy
+        equivalent left out) and the ``__metadata__`` strings.
+
+    Raises
+    ------
+    IngestError
+        Too short, implausible header length, header not JSON, tensor size not matching its shape.
+    """
     with open(path, "rb") as f:
         head = f.read(8)
         if len(head) != 8:
@@ -55,6 +85,18 @@ def read_safetensors_dict(path: str) -> tuple[dict, dict]:
 
 
 def read_safetensors(path: str) -> ModelFile:
+    """Read the convolutions of a safetensors file (a flat state dict, see :mod:`.statedict`).
+
+    Parameters
+    ----------
+    path : str
+        The file.
+
+    Returns
+    -------
+    ModelFile
+        Its 4-D ``*weight`` / ``*kernel`` tensors as ``(out, in/groups, kh, kw)`` float32, in name order.
+    """
     sd, meta = read_safetensors_dict(path)
     producer = ", ".join(f"{k}={v}" for k, v in meta.items() if k in ("format", "framework", "producer"))
-    return state_dict_model(sd, path, "safetensors", producer=producer)
+    return state_dict_model(sd, path, fmt="safetensors", producer=producer)

@@ -193,7 +193,7 @@ class LazyQTensor:
                 and len(p) >= 4:
             scales, zps = _materialise(p[1]), _materialise(p[2])
             try:
-                return dequantize(q, scales, zps, int(p[3]))
+                return dequantize(q, scales, zps, axis=int(p[3]))
             except (ValueError, TypeError) as exc:
                 raise IngestError(f"quantised tensor: {exc}") from None
         raise IngestError(f"quantised tensor with unsupported quantiser {scheme or str(p[:1])[:40]}")
@@ -405,8 +405,19 @@ class Placeholder:
 
 
 def module_state_dict(mod: Placeholder) -> OrderedDict:
-    """Flat ``dotted name -> tensor`` of a placeholder ``nn.Module`` tree, in ``state_dict()`` order
-    (own parameters, own persistent buffers, then the children recursively)."""
+    """The state dict of a placeholder ``nn.Module`` tree.
+
+    Parameters
+    ----------
+    mod : Placeholder
+        A module placeholder (:meth:`Placeholder.is_module`).
+
+    Returns
+    -------
+    OrderedDict
+        ``dotted name -> tensor`` (still lazy) in ``state_dict()`` order: own parameters, own
+        persistent buffers, then the children recursively; ``None`` entries are left out.
+    """
     out: OrderedDict = OrderedDict()
     seen: set[int] = set()
 
@@ -684,6 +695,16 @@ def _materialise(obj, memo: dict | None = None):
 
 
 def is_legacy_torch(head: bytes) -> bool:
-    """True when ``head`` (the first 14+ bytes of a file) starts a legacy PyTorch file: a protocol-2
-    pickle of the magic number (``LONG1`` opcode)."""
+    """Whether a file starts like a legacy PyTorch file.
+
+    Parameters
+    ----------
+    head : bytes
+        The file's first 14 or more bytes.
+
+    Returns
+    -------
+    bool
+        True for a protocol-2 pickle of the legacy magic number (``LONG1`` opcode).
+    """
     return head[:2] == b"\x80\x02" and head[2:4] == b"\x8a\x0a" and head[4:14] == LEGACY_MAGIC.to_bytes(10, "little")
