@@ -344,3 +344,30 @@ def test_real_torch_files(tmp_path):
     torch.save({"c.weight": q}, tmp_path / "q.pt")
     w, _ = read_model_layers(str(tmp_path / "q.pt"))
     np.testing.assert_allclose(w[0], q.dequantize().numpy().reshape(-1, 9), rtol=1e-6)
+
+
+def test_torchscript_archive(tmp_path):
+    """torch.jit.save: data.pkl holds __torch__.* objects whose tensors and submodules are attributes."""
+    w1, w2, w3 = _w(4, 3, 3, 3, seed=60), _w(4, 4, 3, 3, seed=61), _w(2, 4, 1, 1, seed=62)
+
+    def conv(w):
+        return Obj("__torch__.torch.nn.modules.conv", "Conv2d",
+                   OrderedDict([("training", False), ("weight", w), ("bias", _w(w.shape[0], seed=63))]))
+
+    body = Obj("__torch__.torch.nn.modules.container", "Sequential",
+               OrderedDict([("training", False), ("0", conv(w2)),
+                            ("1", Obj("__torch__.torch.nn.modules.activation", "ReLU", {"training": False}))]))
+    net = Obj("__torch__.model", "Net", OrderedDict([("training", False), ("head", conv(w1)), ("body", body),
+                                                     ("tail", conv(w3)), ("scale", 2)]))
+    p = tmp_path / "scripted.pt"
+    write_torch_zip(p, net, prefix="scripted")
+    with zipfile.ZipFile(p, "a") as z:
+        z.writestr("scripted/code/__torch__/model.py", "class Net(Module):\n  pass\n")
+        z.writestr("scripted/constants.pkl", b"\x80\x02).")
+    m = read_model_file(str(p))
+    assert m.extra["container"] == "torchscript-zip"
+    assert [c.name for c in m.convs] == ["head.weight", "body.0.weight", "tail.weight"]
+    w, meta = read_model_layers(str(p))
+    np.testing.assert_array_equal(w[0], w1.reshape(-1, 9))
+    np.testing.assert_array_equal(w[1], w2.reshape(-1, 9))
+    assert list(meta["conv_depth"]) == [0, 1]

@@ -173,6 +173,9 @@ def read_model_file(path: str | os.PathLike, fmt: str | None = None) -> ModelFil
             head = f.read(16)
         if head[:2] == b"PK":
             obj, kind = read_torch_zip(path), "torch-zip"
+            with zipfile.ZipFile(path) as z:
+                if any(n.split("/", 1)[-1] == "constants.pkl" or "/code/" in n for n in z.namelist()):
+                    kind = "torchscript-zip"
         elif is_legacy_torch(head):
             obj, kind = read_torch_legacy(path), "torch-legacy"
         elif head[:1] == b"\x80":

@@ -21,7 +21,7 @@ quantisation, dequantised to float32: ``(q - zero_point) * scale``). Storage typ
 Short, Char, Byte, Bool, QInt8, QUInt8, QInt32) and ``torch.UntypedStorage``; BFloat16 becomes
 float32.
 
-Whole-model pickles (``torch.save(model)``): any other class (``vdsr.Net``,
+Whole-model pickles (``torch.save(model)``, and the ``data.pkl`` of TorchScript archives): any other class (``vdsr.Net``,
 ``torch.nn.modules.conv.Conv2d``, ``argparse.Namespace``, ...) becomes an inert
 :class:`Placeholder` that only records its constructor arguments and its state (``BUILD`` /
 ``__setstate__``, list and dict items); nothing of the class is imported or run. Placeholders that
@@ -401,7 +401,11 @@ class Placeholder:
     def is_module(self) -> bool:
         """True when the recorded state looks like an ``nn.Module``'s ``__dict__``."""
         st = self.__dict__["_fdb_state"]
-        return any(isinstance(st.get(k), dict) for k in ("_parameters", "_modules"))
+        return any(isinstance(st.get(k), dict) for k in ("_parameters", "_modules")) or self.is_script_module()
+
+    def is_script_module(self) -> bool:
+        """True for a TorchScript module (class ``__torch__.*``: tensors and submodules are attributes)."""
+        return self._fdb_global.startswith("__torch__.")
 
 
 def module_state_dict(mod: Placeholder) -> OrderedDict:
@@ -417,6 +421,7 @@ def module_state_dict(mod: Placeholder) -> OrderedDict:
     OrderedDict
         ``dotted name -> tensor`` (still lazy) in ``state_dict()`` order: own parameters, own
         persistent buffers, then the children recursively; ``None`` entries are left out.
+        TorchScript modules (``__torch__.*``): tensor attributes and submodules in attribute order.
     """
     out: OrderedDict = OrderedDict()
     seen: set[int] = set()
@@ -426,6 +431,13 @@ def module_state_dict(mod: Placeholder) -> OrderedDict:
             return
         seen.add(id(m))
         st = m.__dict__["_fdb_state"]
+        if m.is_script_module():  # attributes in the scripted class's order
+            for k, v in st.items():
+                if isinstance(v, (LazyTensor, LazyQTensor)):
+                    out[prefix + str(k)] = v
+                elif isinstance(v, Placeholder) and v.is_script_module():
+                    walk(v, f"{prefix}{k}.")
+            return
         skip = st.get("_non_persistent_buffers_set") or ()
         for key in ("_parameters", "_buffers"):
             d = st.get(key)
