@@ -234,7 +234,11 @@ def _vdsr(ws, module_pid=False):
         ("residual_layer", module("torch.nn.modules.container", "Sequential", children=blocks)),
         ("output", _conv(ws[-1], bias=False))],
         extra={"act": Global("torch.nn.functional", "relu"), "device": Reduce("torch", "device", ("cpu",)),
-               "args": Obj("argparse", "Namespace", {"lr": 0.1, "arch": "vdsr"})}, module_pid=module_pid)
+               "args": Obj("argparse", "Namespace", {"lr": 0.1, "arch": "vdsr",
+                                                     "save_dir": Reduce("pathlib", "PosixPath", ("runs", "exp1")),
+                                                     "norm": Reduce("functools", "partial",
+                                                                    (Global("torch.nn", "BatchNorm2d"),))})},
+        module_pid=module_pid)
 
 
 @pytest.mark.parametrize("layout", ["zip", "legacy"])

@@ -1,8 +1,10 @@
 """Build filter DBs (published CNN-Filter-DB layout) from trained model files.
 
-Readers (one module per format): ONNX (:mod:`.onnx_reader`), PyTorch zip / legacy files through a
-restricted unpickler (:mod:`.torch_reader`), safetensors (:mod:`.safetensors_reader`), Keras HDF5 /
-.keras (:mod:`.keras_reader`), TFLite (:mod:`.tflite_reader`). :mod:`.sheet` reads a models sheet,
+Readers (one module per format): ONNX (:mod:`.onnx_reader`), PyTorch zip / legacy / TorchScript
+files, state dicts and whole-model pickles, through a restricted unpickler that executes nothing
+(:mod:`.torch_reader`), safetensors (:mod:`.safetensors_reader`), Keras 1 / 2 / 3 HDF5 and .keras
+(:mod:`.keras_reader`), TFLite (:mod:`.tflite_reader`); :mod:`.formats` picks the reader and names
+the reason when a file is not a model file it reads. :mod:`.sheet` reads / merges models sheets,
 :mod:`.fetch` gets pinned archives from PyPI, :mod:`.build` writes / appends the DB.
 """
 

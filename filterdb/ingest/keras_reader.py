@@ -99,7 +99,7 @@ def _keras1_short(short: str, bases) -> str | None:
     return tail if tail != short and tail in ("W", "b") else None
 
 
-def keras1_order(shape, dim_ordering: str | None = None, backend: str | None = None) -> tuple[str, str]:
+def keras1_order(shape, *, dim_ordering: str | None = None, backend: str | None = None) -> tuple[str, str]:
     """Axis order of a Keras 1 conv kernel ``W``.
 
     Parameters
@@ -175,7 +175,8 @@ def _convs_of_layer(lname: str, cls: str | None, weights: dict[str, np.ndarray],
         if not cls and any(k in low for k in ("deconv", "convolution1d", "conv1d", "convolution3d", "conv3d")):
             return []
         hints = hints or {}
-        order, _ = keras1_order(w1.shape, lcfg.get("dim_ordering") or hints.get("dim_ordering"), hints.get("backend"))
+        order, _ = keras1_order(w1.shape, dim_ordering=lcfg.get("dim_ordering") or hints.get("dim_ordering"),
+                                backend=hints.get("backend"))
         w = w1 if order == "th" else np.transpose(w1, (3, 2, 0, 1))
         return [Conv(name=lname, weight=np.ascontiguousarray(w, np.float32), groups=1, in_channels=int(w.shape[1]),
                      op=cls or "Convolution2D")]

@@ -329,7 +329,7 @@ DENY_MODULES = {
     "marshal", "webbrowser", "commands", "platform", "multiprocessing", "threading", "_thread", "signal",
     "asyncio", "urllib", "urllib2", "http", "httplib", "ftplib", "smtplib", "telnetlib", "requests", "pip",
     "setuptools", "distutils", "timeit", "pdb", "bdb", "trace", "profile", "cProfile", "inspect", "gc", "io",
-    "_io", "pathlib", "tempfile", "glob", "fcntl", "resource", "select", "selectors", "ssl",
+    "_io", "tempfile", "glob", "fcntl", "resource", "select", "selectors", "ssl",
     "operator", "_operator", "zipimport", "pkgutil", "site", "sysconfig", "dill", "cloudpickle",
     "joblib", "yaml", "shelve", "dbm", "sqlite3", "exec", "eval",
 }
