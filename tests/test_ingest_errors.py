@@ -46,6 +46,13 @@ def bad_models(tmp_path_factory):
         info.size = len(good)
         t.addfile(info, io.BytesIO(good))
     (d / "weights.tar").write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:  # torch.save before 0.1.10
+        for name in ("sys_info", "pickle", "tensors", "storages"):
+            info = tarfile.TarInfo(name)
+            info.size = 4
+            t.addfile(info, io.BytesIO(b"\x80\x02N."))
+    (d / "torch_0_1_9.pth").write_bytes(buf.getvalue())
     (d / "truncated.pt").write_bytes(good[: len(good) // 2])
     with zipfile.ZipFile(d / "not_torch.pth", "w") as z:
         z.writestr("notes/readme.txt", "weights are elsewhere")
@@ -69,6 +76,7 @@ CASES = {
     "gzipped.pth": "gzip-compressed data, not a model format this tool reads (decompress it first)",
     "model.pth.gz": "gzip-compressed data, not a model format this tool reads (decompress it first)",
     "weights.tar": "tar archive, not a model format this tool reads (extract the model file first)",
+    "torch_0_1_9.pth": "PyTorch tar file (torch < 0.1.10, early 2017), an old layout this tool does not read",
     "not_torch.pth": "zip archive that is neither a PyTorch file (<name>/data.pkl) nor a .keras model "
                      "(model.weights.h5); first member: notes/readme.txt",
     "login_page.pth": "HTML page, not a model file (the download returned a web page, e.g. a login or error page)",

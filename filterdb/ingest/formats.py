@@ -44,6 +44,18 @@ def _foreign(head: bytes) -> str | None:
     return None
 
 
+def _is_torch_tar(path: str) -> bool:
+    """A tar written by ``torch.save`` before 0.1.10 (members ``sys_info``, ``pickle``, ``storages``)."""
+    import tarfile
+
+    try:
+        with tarfile.open(path) as t:
+            names = set(t.getnames())
+    except (tarfile.TarError, OSError, EOFError):
+        return False
+    return {"sys_info", "pickle", "storages"} <= names
+
+
 def _is_text(head: bytes) -> bool:
     try:
         head.decode("utf-8")
@@ -90,6 +102,8 @@ def detect_format(path: str) -> str:
     if not head:
         raise IngestError(f"{path}: empty file (0 bytes), expected a model file")
     reason = _foreign(head)
+    if reason and reason.startswith("tar archive") and _is_torch_tar(path):
+        reason = "PyTorch tar file (torch < 0.1.10, early 2017), an old layout this tool does not read"
     if reason:
         raise IngestError(f"{path}: {reason}")
     ext = os.path.splitext(path)[1].lower()
