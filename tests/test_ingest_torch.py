@@ -375,3 +375,23 @@ def test_torchscript_archive(tmp_path):
     np.testing.assert_array_equal(w[0], w1.reshape(-1, 9))
     np.testing.assert_array_equal(w[1], w2.reshape(-1, 9))
     assert list(meta["conv_depth"]) == [0, 1]
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_plain_pickle_of_numpy_arrays(tmp_path, protocol):
+    """Weights converted from Caffe / Theano (2016-2018) as a pickled dict of numpy arrays; numpy is
+    not asked to unpickle anything (arrays are built from their raw bytes)."""
+    fortran = np.asfortranarray(_w(2, 4, 3, 3, seed=72)).astype(np.float64)
+    sd = {"conv1.weight": _w(4, 3, 3, 3, seed=70), "conv1.bias": _w(4, seed=71), "conv2.weight": fortran,
+          "mean": np.array([1.0, 2.0, 3.0]), "epoch": np.int64(7)}
+    p = tmp_path / f"w{protocol}.pkl"
+    p.write_bytes(pickle.dumps(sd, protocol=protocol))
+    m = read_model_file(str(p))
+    assert m.extra["container"] == "pickle" and [c.name for c in m.convs] == ["conv1.weight", "conv2.weight"]
+    w, _ = read_model_layers(str(p))
+    np.testing.assert_array_equal(w[0], sd["conv1.weight"].reshape(-1, 9))
+    np.testing.assert_array_equal(w[1], fortran.astype(np.float32).reshape(-1, 9))
+    q = tmp_path / "objects.pkl"
+    q.write_bytes(pickle.dumps({"conv.weight": np.array(["a", 1], dtype=object)}, protocol=protocol))
+    with pytest.raises(ValueError, match=r"objects\.pkl: numpy dtype 'O8' is not a plain numeric dtype"):
+        read_model_file(str(q))

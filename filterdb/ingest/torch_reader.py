@@ -21,6 +21,12 @@ quantisation, dequantised to float32: ``(q - zero_point) * scale``). Storage typ
 Short, Char, Byte, Bool, QInt8, QUInt8, QInt32) and ``torch.UntypedStorage``; BFloat16 becomes
 float32.
 
+Plain values of checkpoints: ``collections.OrderedDict`` / ``defaultdict``, builtin containers,
+``torch.Size``, ``torch`` dtypes, numpy scalars and numeric numpy arrays (built from their raw
+bytes by local stand-ins for ``numpy.dtype``, ``numpy.core.multiarray.scalar`` / ``_reconstruct``
+and ``numpy.core.numeric._frombuffer``; object arrays are not read), so bare pickles of numpy
+weights (2016-2018 conversions) are read too.
+
 Whole-model pickles (``torch.save(model)``, and the ``data.pkl`` of TorchScript archives): any other class (``vdsr.Net``,
 ``torch.nn.modules.conv.Conv2d``, ``argparse.Namespace``, ...) becomes an inert
 :class:`Placeholder` that only records its constructor arguments and its state (``BUILD`` /
@@ -268,17 +274,53 @@ class NumpyDtype:
     def __init__(self, code, align=False, copy=False):
         code = code.decode("latin1") if isinstance(code, bytes) else code
         if not isinstance(code, str) or len(code) > 4 or not code[:1].isalpha():
-            raise UnsafeFileError(f"numpy dtype {str(code)[:20]!r} is not a plain numeric dtype")
+            raise IngestError(f"numpy dtype {str(code)[:20]!r} is not a plain numeric dtype")
         try:
             self.dtype = np.dtype(code)
         except TypeError:
             raise IngestError(f"unknown numpy dtype {code!r}") from None
-        if self.dtype.kind not in "biufc":
-            raise UnsafeFileError(f"numpy dtype {code!r} is not a plain numeric dtype")
+        if self.dtype.kind not in "biufc":  # object / structured / string arrays are not read
+            raise IngestError(f"numpy dtype {code!r} is not a plain numeric dtype")
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
             self.dtype = self.dtype.newbyteorder(state[1]) if state[1] != "|" else self.dtype
+
+
+class NumpyArray:
+    """Stand-in for ``numpy.core.multiarray._reconstruct(ndarray, shape, typecode)`` + its BUILD
+    state ``(version, shape, dtype, is_fortran, raw bytes)``: a numeric array built from the bytes."""
+
+    def __init__(self, cls=None, shape=(0,), typecode=b"b"):
+        if cls is not NumpyNdarray:
+            raise UnsafeFileError("numpy _reconstruct of something other than numpy.ndarray")
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise IngestError("malformed numpy array state")
+        _, shape, dt, fortran, raw = state
+        self.array = _numpy_array(raw, dt, shape, "F" if fortran else "C")
+
+
+class NumpyNdarray:
+    """Stand-in for the ``numpy.ndarray`` class (an argument of ``_reconstruct``)."""
+
+
+def _numpy_array(raw, dtype, shape, order="C") -> np.ndarray:
+    if not isinstance(dtype, NumpyDtype):
+        raise UnsafeFileError("numpy array of an unsupported dtype")
+    raw = raw.encode("latin1") if isinstance(raw, str) else raw
+    if not isinstance(raw, (bytes, bytearray)):
+        raise IngestError("numpy array without raw data")
+    shape = tuple(int(s) for s in shape)
+    if len(raw) != int(np.prod(shape)) * dtype.dtype.itemsize:
+        raise IngestError("numpy array data of the wrong size")
+    return np.frombuffer(bytes(raw), dtype=dtype.dtype).reshape(shape, order=order).copy()
+
+
+def _numpy_frombuffer(buf, dtype, shape, order="C"):  # numpy's protocol-5 array pickles
+    return _numpy_array(buf, dtype, shape, order)
 
 
 def _numpy_scalar(dtype, data=None):
@@ -315,6 +357,11 @@ SAFE = {
     ("_codecs", "encode"): _codecs_encode,
     ("copyreg", "_reconstructor"): _reconstructor,
     ("numpy", "dtype"): NumpyDtype,
+    ("numpy", "ndarray"): NumpyNdarray,
+    ("numpy.core.multiarray", "_reconstruct"): NumpyArray,
+    ("numpy._core.multiarray", "_reconstruct"): NumpyArray,
+    ("numpy.core.numeric", "_frombuffer"): _numpy_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _numpy_frombuffer,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
     **{("builtins", n): getattr(builtins, n)
@@ -338,8 +385,7 @@ DENY_PREFIXES = ("torch.hub", "torch.jit", "torch.ops", "torch.classes", "torch.
                  "torch._dynamo", "torch.fx", "numpy.testing", "numpy.distutils", "numpy.f2py", "numpy.lib.npyio",
                  "numpy.ctypeslib")
 DENY_NAMES = {("torch", "load"), ("torch", "save"), ("torch", "compile"), ("numpy", "load"), ("numpy", "loadtxt"),
-              ("numpy", "fromfile"), ("numpy", "genfromtxt"), ("numpy", "memmap"),
-              ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+              ("numpy", "fromfile"), ("numpy", "genfromtxt"), ("numpy", "memmap")}
 
 
 def _unsafe(module: str, name: str) -> bool:
@@ -681,6 +727,10 @@ def _materialise(obj, memo: dict | None = None):
     if isinstance(obj, (LazyTensor, LazyQTensor)):
         memo[key] = out = obj.materialise()
         return out
+    if isinstance(obj, NumpyArray):
+        if obj.array is None:
+            raise IngestError("numpy array without its data")
+        return obj.array
     if isinstance(obj, Placeholder):
         if obj.is_module():
             memo[key] = out = OrderedDict()
