@@ -125,7 +125,7 @@ def detect_format(path: str) -> str:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError) as exc:
             raise IngestError(f"{path}: corrupt zip archive ({exc})") from None
         if any(n.endswith("data.pkl") and n.count("/") == 1 for n in names):
             return "torch"

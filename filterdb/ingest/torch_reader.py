@@ -47,9 +47,12 @@ from __future__ import annotations
 import _compat_pickle
 import builtins
 import io
+import math
+import os
 import pickle
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -145,6 +148,8 @@ class LazyTensor:
             raise UnsafeFileError("tensor rebuilt from something that is not a storage")
         self.storage, self.offset = storage, int(offset)
         self.size, self.stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
+        if any(s < 0 for s in self.size):
+            raise IngestError(f"tensor of storage {storage.key} has a negative size {self.size}")
         self.dtype_name = dtype_name or storage.stype.dtype_name
         if self.dtype_name is None:
             raise IngestError(f"tensor over the untyped storage {storage.key} without a dtype")
@@ -161,7 +166,7 @@ class LazyTensor:
             raise IngestError(f"storage {self.storage.key} has no data")
         el = ELEMENT_DTYPES[self.dtype_name]
         data = raw[: raw.size // el.itemsize * el.itemsize].view(el)
-        n = int(np.prod(self.size)) if self.size else 1
+        n = math.prod(self.size)
         if n == 0:
             return np.zeros(self.size, data.dtype)
         if n > 64 * max(data.size, 1):
@@ -508,9 +513,12 @@ def _fix_name(module: str, name: str) -> tuple[str, str]:
     return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """Unpickler for PyTorch files: tensors become :class:`LazyTensor` s, other classes inert
     :class:`Placeholder` s; globals that could run code are refused (see the module docstring).
+
+    Built on the pure-Python unpickler (the pickles read here hold metadata only, the tensor bytes
+    are read separately), whose errors on corrupt input are ordinary exceptions.
 
     ``plain=True``: no global at all is allowed (header pickles of legacy files).
     """
@@ -581,6 +589,8 @@ def _load(file, legacy=False, plain=False):
         raise IngestError("pickle nested too deeply") from None
     except EOFError:
         raise IngestError("truncated pickle (the data ends inside the pickle)") from None
+    except MemoryError:
+        raise IngestError("corrupt pickle (a length field asks for more memory than there is)") from None
     except Exception as exc:
         if "truncated" in str(exc):
             raise IngestError("truncated pickle (the data ends inside the pickle)") from None
@@ -610,7 +620,7 @@ def read_torch_zip(path: str):
     """
     try:
         z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError) as exc:
         raise IngestError(f"{path}: corrupt or truncated zip archive ({exc})") from None
     with z:
         names = z.namelist()
@@ -633,7 +643,9 @@ def read_torch_zip(path: str):
                 if len(raw) < st.nbytes:
                     raise IngestError(f"{path}: storage record {rec} is truncated")
                 st.raw = np.frombuffer(raw, dtype=np.uint8)[: st.nbytes]
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        except IngestError:
+            raise
+        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, zlib.error, ValueError) as exc:
             raise IngestError(f"{path}: corrupt zip archive ({exc.__class__.__name__}: {exc})") from None
     return _finish(path, obj)
 
@@ -651,6 +663,7 @@ def read_torch_legacy(path: str):
     object
         As :func:`read_torch_zip`.
     """
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
         try:
             magic = _safe_plain(f)
@@ -678,7 +691,7 @@ def read_torch_legacy(path: str):
                 raise IngestError(f"{path}: truncated legacy PyTorch file (storage {key} ends early)")
             (numel,) = struct.unpack("<q", head)
             nbytes = numel * st.stype.itemsize
-            raw = f.read(nbytes) if numel >= 0 else b""
+            raw = f.read(nbytes) if 0 <= nbytes <= size - f.tell() else b""
             if numel < 0 or len(raw) != nbytes:
                 raise IngestError(f"{path}: truncated legacy PyTorch file (storage {key} ends early)")
             st.raw = np.frombuffer(raw, dtype=np.uint8)
