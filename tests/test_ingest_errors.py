@@ -166,3 +166,44 @@ def test_fatal_sheet_errors(tmp_path, capfd, name):
     err = capfd.readouterr().err
     assert err.strip().splitlines() == [f"filterdb build: {sheet}: {SHEET_CASES[name]}"]
     assert os.listdir(tmp_path) == []  # no DB, no skipped list, no temporary file
+
+
+@pytest.mark.parametrize("base", ["good.pt", "legacy.pt", "whole_model.pt", "w.safetensors"])
+def test_mutated_files_fail_with_one_line_reasons(bad_models, tmp_path, base):
+    """300 random byte flips / cuts / insertions per file: every failure is an IngestError (one line
+    naming the file), never another exception (which `filterdb build` could only report vaguely)."""
+    import json
+    import random
+
+    from torch_writer import Tensor, module
+
+    if base == "whole_model.pt":
+        net = module("net", "Net", children=[("c", module("torch.nn.modules.conv", "Conv2d",
+                                                          [("weight", Tensor(GOOD, param="parameter"))]))])
+        write_torch_legacy(bad_models / base, net)
+    elif base == "w.safetensors":
+        hdr = json.dumps({"c.weight": {"dtype": "F32", "shape": list(GOOD.shape), "data_offsets": [0, GOOD.nbytes]}})
+        (bad_models / base).write_bytes(struct.pack("<Q", len(hdr)) + hdr.encode() + GOOD.tobytes())
+    raw = (bad_models / base).read_bytes()
+    rng = random.Random(base)
+    p = tmp_path / ("mutated" + os.path.splitext(base)[1])
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(300):
+        b = bytearray(raw)
+        for _ in range(rng.randint(1, 4)):
+            k = rng.randrange(len(b))
+            op = rng.random()
+            if op < 0.6:
+                b[k] = rng.randrange(256)
+            elif op < 0.8:
+                del b[k:k + rng.randint(1, 8)]
+            else:
+                b[k:k] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+        p.write_bytes(bytes(b))
+        try:
+            read_model_file(str(p))
+            outcomes["read"] += 1
+        except IngestError as exc:
+            assert str(exc).startswith(f"{p}: ") and "\n" not in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100  # the mutations do break files

@@ -246,6 +246,17 @@ def read_keras(path: str) -> ModelFile:
     IngestError
         Not a Keras file, or an unreadable one.
     """
+    try:
+        return _read_keras(path)
+    except IngestError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise IngestError(f"{path}: corrupt Keras file ({exc.__class__.__name__}: "
+                          f"{str(msg).splitlines()[0][:120] if str(msg) else ''})") from None
+
+
+def _read_keras(path: str) -> ModelFile:
     import h5py
 
     config = None

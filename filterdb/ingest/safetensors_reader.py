@@ -7,6 +7,7 @@ safetensors does not keep the state dict's order (writers sort tensors by dtype 
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 
@@ -68,15 +69,27 @@ def read_safetensors_dict(path: str) -> tuple[dict, dict]:
         data = f.read()
     meta = header.pop("__metadata__", None) or {}
     out = {}
+    if not isinstance(header, dict):
+        raise IngestError(f"{path}: safetensors header is not a JSON object")
     for name, info in sorted(header.items(), key=lambda kv: natural_key(kv[0])):
+        if not isinstance(info, dict):
+            raise IngestError(f"{path}: tensor {name}: malformed safetensors header entry")
         dt = info.get("dtype")
         if dt not in DTYPES:
             continue  # e.g. F8 types: not conv weights we can use
-        a, b = info["data_offsets"]
-        shape = tuple(info["shape"])
+        offs, shape = info.get("data_offsets"), info.get("shape")
+        if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(x, int) for x in offs)
+                and isinstance(shape, list) and all(isinstance(x, int) and x >= 0 for x in shape)):
+            raise IngestError(f"{path}: tensor {name}: malformed safetensors header entry (shape / data_offsets)")
+        a, b = offs
+        if not 0 <= a <= b <= len(data):
+            raise IngestError(f"{path}: tensor {name}: data_offsets {offs} outside the {len(data)} data bytes "
+                              "(truncated file?)")
+        shape = tuple(shape)
+        item = np.dtype(DTYPES[dt]).itemsize
+        if b - a != math.prod(shape) * item:
+            raise IngestError(f"{path}: tensor {name} has {(b - a) / item:g} elements, shape {shape}")
         arr = np.frombuffer(data[a:b], dtype=DTYPES[dt])
-        if arr.size != int(np.prod(shape)):
-            raise IngestError(f"{path}: tensor {name} has {arr.size} elements, shape {shape}")
         arr = arr.reshape(shape)
         if dt == "BF16":
             arr = (arr.astype(np.uint32) << 16).view(np.float32)

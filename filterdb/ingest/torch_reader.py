@@ -645,7 +645,8 @@ def read_torch_zip(path: str):
                 st.raw = np.frombuffer(raw, dtype=np.uint8)[: st.nbytes]
         except IngestError:
             raise
-        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, zlib.error, ValueError) as exc:
+        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError, zlib.error,
+                ValueError) as exc:
             raise IngestError(f"{path}: corrupt zip archive ({exc.__class__.__name__}: {exc})") from None
     return _finish(path, obj)
 
