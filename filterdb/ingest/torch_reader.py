@@ -523,7 +523,7 @@ class RestrictedUnpickler(pickle._Unpickler):
     ``plain=True``: no global at all is allowed (header pickles of legacy files).
     """
 
-    def __init__(self, file, legacy: bool = False, plain: bool = False):
+    def __init__(self, file, *, legacy: bool = False, plain: bool = False):
         super().__init__(file, encoding="latin1")
         self.legacy, self.plain = legacy, plain
         self.storages: dict[str, LazyStorage] = {}
@@ -579,7 +579,7 @@ class RestrictedUnpickler(pickle._Unpickler):
         return st
 
 
-def _load(file, legacy=False, plain=False):
+def _load(file, *, legacy=False, plain=False):
     up = RestrictedUnpickler(file, legacy=legacy, plain=plain)
     try:
         obj = up.load()
