@@ -261,3 +261,24 @@ def test_keras1_config_dim_ordering_beats_shape(tmp_path):
     # (4, 4, 3, 3) read as (kh, kw, in, out) has 4x4 kernels: not a 3x3 layer
     m = read_model_file(p)
     assert [c.kernel_size for c in m.convs] == [(3, 3), (4, 4)]
+
+
+def test_keras1_nested_container(tmp_path):
+    """A Keras 1 Sequential used as a layer: its weights sit in one group named after the container,
+    ``<inner layer>_W``; each inner layer is its own conv (weights must not overwrite each other)."""
+    a, b = _w(6, 3, 3, 3, seed=52), _w(2, 6, 3, 3, seed=53)
+    p = str(tmp_path / "nested.h5")
+    with h5py.File(p, "w") as f:
+        f.attrs["layer_names"] = [b"input_1", b"sequential_1"]
+        f.create_group("input_1").attrs["weight_names"] = []
+        g = f.create_group("sequential_1")
+        ws = {"convolution2d_1_W": a, "convolution2d_1_b": np.zeros(6, np.float32),
+              "batchnormalization_1_running_mean": np.zeros(6, np.float32), "convolution2d_2_W": b}
+        g.attrs["weight_names"] = [k.encode() for k in ws]
+        for k, v in ws.items():
+            g.create_dataset(k, data=v)
+    m = read_model_file(p)
+    assert [c.name for c in m.convs] == ["sequential_1/convolution2d_1", "sequential_1/convolution2d_2"]
+    assert m.bn_folded is False and m.depth_source == "weight_order"
+    np.testing.assert_array_equal(m.convs[0].weight, a)
+    np.testing.assert_array_equal(m.convs[1].weight, b)

@@ -87,16 +87,16 @@ KERAS1_SHORT = ("W", "b", "depthwise_kernel", "pointwise_kernel", "gamma", "beta
 KERAS1_SKIP = ("Deconvolution", "Convolution1D", "Convolution3D", "AtrousConvolution1D")
 
 
-def _keras1_short(short: str, bases) -> str | None:
-    """Keras 1 weight name ``<layer>_W`` -> ``W`` (None when it is not a Keras 1 name)."""
+def _keras1_short(short: str, bases) -> tuple[str, str] | None:
+    """Keras 1 weight name ``<layer>_W`` -> ``("W", "<layer>")`` (None when it is not a Keras 1 name)."""
     for b in bases:
         if b and short.startswith(b + "_") and short[len(b) + 1:] in KERAS1_SHORT:
-            return short[len(b) + 1:]
+            return short[len(b) + 1:], b
     for t in ("depthwise_kernel", "pointwise_kernel", "running_mean", "running_std"):
         if short.endswith("_" + t):
-            return t
+            return t, short[: -len(t) - 1]
     tail = short.rsplit("_", 1)[-1]
-    return tail if tail != short and tail in ("W", "b") else None
+    return (tail, short[: -len(tail) - 1]) if tail != short and tail in ("W", "b") else None
 
 
 def keras1_order(shape, *, dim_ordering: str | None = None, backend: str | None = None) -> tuple[str, str]:
@@ -306,7 +306,9 @@ def _read_keras(path: str) -> ModelFile:
                     k1 = None if short in ("kernel", "bias", "depthwise_kernel", "pointwise_kernel") else \
                         _keras1_short(short, (parent.rsplit("/", 1)[-1], lname))
                     if k1 is not None:
-                        short, layout = k1, "keras1"
+                        (short, owner), layout = k1, "keras1"
+                        if not parent and owner != lname:  # a nested Keras 1 container: one group per inner layer
+                            parent = owner
                     groups.setdefault(parent, {})[short] = np.asarray(g[wn][()])
                 if len(groups) > 1:
                     nested = True
