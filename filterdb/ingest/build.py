@@ -171,7 +171,8 @@ def build(sheet: str | os.PathLike, out: str | os.PathLike, *, append: bool = Fa
         new[ks] = new[ks].fillna(0).astype(np.int64)
         if appending or state["written"]:
             if appending and not state["written"]:
-                shutil.copyfile(out, target)
+                shutil.copyfile(out, target)  # needs free space for one more copy of the DB
+                shutil.copymode(out, target)
             dbmod.append_db(target, weights_all, new, layout="v1.0")
         else:
             sizes = np.array([w.shape[0] for w in weights_all], dtype=np.int64)
