@@ -19,7 +19,7 @@ from filterdb.cli import main
 from filterdb.db import open_db, read_meta
 from filterdb.ingest.build import build
 from filterdb.ingest.fetch import extract_member, fetch_archive, parse_source
-from filterdb.ingest.torch_writer import write_torch_zip
+from torch_writer import write_torch_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 COLS = ["model", "path", "Name", "Task", "Visual Category", "Training-Dataset", "Pretraining-Dataset", "licence",
@@ -252,3 +252,86 @@ def test_train_digits_script_one_epoch(tmp_path):
     assert res.built == ["digits-cnn-seed1"] and res.n_filters == 8 + 128
     meta = read_meta(tmp_path / "digits.h5").reset_index()
     assert list(meta["conv_depth_norm"]) == [0.0, 1.0] and meta["Visual Category"].iloc[0] == "handwritten digits"
+
+
+@pytest.mark.parametrize("where", ["reader", "writer"])
+def test_interrupted_append_leaves_db_unchanged(tmp_path, models, monkeypatch, where):
+    """Ctrl-C while reading the 3rd new model (2 already appended), or a write error inside the
+    append: the previous DB keeps its exact bytes, no temporary file is left, a rerun works."""
+    import filterdb.db as dbmod
+    import filterdb.ingest.build as b
+
+    d, _ = models
+    out = tmp_path / "db.h5"
+    build(_sheet(tmp_path, [_row("a", "m/a.onnx")], "s1.tsv"), str(out), log=lambda m: None)
+    before = out.read_bytes()
+    new = [_w(2, 2, 3, 3, seed=50 + k) for k in range(3)]
+    for k, wk in enumerate(new):
+        write_torch_zip(d / f"n{k}.pt", OrderedDict([("c.weight", wk)]))
+    sheet2 = _sheet(tmp_path, [_row(f"n{k}", f"m/n{k}.pt") for k in range(3)], "s2.tsv")
+    calls = []
+    if where == "reader":
+        real = b.read_model_file
+
+        def flaky(path, *a, **k):
+            calls.append(path)
+            if len(calls) == 3:
+                raise KeyboardInterrupt  # not a per-model error: stops the run
+            return real(path, *a, **k)
+
+        monkeypatch.setattr(b, "read_model_file", flaky)
+    else:
+        def disk_full(*a, **k):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(dbmod, "write_meta", disk_full)  # after the filter rows were appended
+    with pytest.raises(KeyboardInterrupt if where == "reader" else OSError):
+        build(sheet2, str(out), append=True, flush_rows=1, log=lambda m: None)
+    assert out.read_bytes() == before
+    assert not Path(str(out) + ".appending").exists()
+    if where == "reader":
+        assert len(calls) == 3
+    assert list(read_meta(out)["model"]) == ["a", "a"]
+    monkeypatch.undo()
+    res = build(sheet2, str(out), append=True, log=lambda m: None)
+    assert res.built == ["n0", "n1", "n2"] and res.db_models == 4
+    with h5py.File(out, "r") as f:
+        x = f["filters"][...]
+    np.testing.assert_array_equal(x[20:], np.concatenate([wk.reshape(-1, 9) for wk in new]))
+
+
+def test_merge_and_fetch_sheets(tmp_path, models):
+    """The workflow glue: sheets merged with paths re-anchored; source rows fetched from the cache."""
+    from filterdb.ingest.fetch import fetch_sheet
+    from filterdb.ingest.sheet import merge_sheets
+
+    d, w = models
+    (tmp_path / "sub").mkdir()
+    s1 = _sheet(tmp_path, [_row("a", "m/a.onnx")], "s1.tsv")
+    s2 = _sheet(tmp_path / "sub", [_row("b", "../m/b.pt", note="x")], "s2.tsv")
+    (tmp_path / "out").mkdir()
+    merged = merge_sheets([s1, s2], tmp_path / "out" / "all.tsv")
+    assert list(merged["path"]) == ["../m/a.onnx", "../m/b.pt"]
+    res = build(str(tmp_path / "out" / "all.tsv"), str(tmp_path / "out" / "db.h5"), log=lambda m: None)
+    assert res.built == ["a", "b"]
+    with pytest.raises(ValueError, match="model id 'a' appears more than once"):
+        merge_sheets([s1, s1], tmp_path / "out" / "dup.tsv")
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    whl = archives / "toy_pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        z.write(d / "b.pt", "toy_pkg/b.pt")
+    sha = hashlib.sha256(whl.read_bytes()).hexdigest()
+    src = tmp_path / "src.tsv"
+    pd.DataFrame([["w", "", f"pypi:toy-pkg==1.0#sha256={sha}", "toy_pkg/b.pt"],
+                  ["gone", "", "pypi:toy-pkg==9.9", "toy_pkg/b.pt"],
+                  ["local", "m/a.onnx", "", ""]], columns=["model", "path", "source", "member"]).to_csv(
+        src, sep="\t", index=False)
+    logs = []
+    df, failed = fetch_sheet(str(src), str(tmp_path / "out" / "fetched.tsv"), archives=str(archives),
+                             members=str(tmp_path / "members"), download=False, log=logs.append)
+    assert [f[0] for f in failed] == ["gone"] and "downloading is off" in failed[0][1]
+    assert list(df["path"]) == ["../members/toy_pkg-1.0-py3-none-any/toy_pkg/b.pt", "", "../m/a.onnx"]
+    assert (tmp_path / "members" / "toy_pkg-1.0-py3-none-any" / "toy_pkg" / "b.pt").read_bytes() == \
+        (d / "b.pt").read_bytes()
+    assert "2 of 3 model files ready" in logs[-1]

@@ -1,8 +1,10 @@
 """Build filter DBs (published CNN-Filter-DB layout) from trained model files.
 
-Readers (one module per format): ONNX (:mod:`.onnx_reader`), PyTorch zip / legacy files through a
-restricted unpickler (:mod:`.torch_reader`), safetensors (:mod:`.safetensors_reader`), Keras HDF5 /
-.keras (:mod:`.keras_reader`), TFLite (:mod:`.tflite_reader`). :mod:`.sheet` reads a models sheet,
+Readers (one module per format): ONNX (:mod:`.onnx_reader`), PyTorch zip / legacy / TorchScript
+files, state dicts and whole-model pickles, through a restricted unpickler that executes nothing
+(:mod:`.torch_reader`), safetensors (:mod:`.safetensors_reader`), Keras 1 / 2 / 3 HDF5 and .keras
+(:mod:`.keras_reader`), TFLite (:mod:`.tflite_reader`); :mod:`.formats` picks the reader and names
+the reason when a file is not a model file it reads. :mod:`.sheet` reads / merges models sheets,
 :mod:`.fetch` gets pinned archives from PyPI, :mod:`.build` writes / appends the DB.
 """
 
@@ -20,9 +22,25 @@ __all__ = ["Conv", "IngestError", "ModelFile", "UnsafeFileError", "detect_format
 
 
 def read_model_layers(path) -> tuple[list[np.ndarray], pd.DataFrame]:
-    """The 3x3 conv layers of one model file: per-layer ``(n, 9)`` float32 arrays and a table with
-    ``conv_depth``, ``conv_depth_norm``, ``out_channels``, ``in_channels``, ``groups``,
-    ``layer_name`` and the model-level columns (used by ``filterdb inspect``)."""
+    """The 3x3 conv layers of one model file (used by ``filterdb inspect``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A model file of any supported format.
+
+    Returns
+    -------
+    (list of ndarray, DataFrame)
+        Per 3x3 layer an ``(out * in/groups, 9)`` float32 array of its kernels, and a table with one
+        row per layer: ``conv_depth``, ``conv_depth_norm``, ``out_channels``, ``in_channels``,
+        ``groups``, ``layer_name``, ... and the model-level columns repeated.
+
+    Raises
+    ------
+    IngestError
+        The file cannot be read (see :func:`read_model_file`).
+    """
     m = read_model_file(path)
     weights, layers, cols = model_layers(m)
     for k, v in cols.items():

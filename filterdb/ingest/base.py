@@ -40,14 +40,17 @@ class Conv:
 
     @property
     def out_channels(self) -> int:
+        """Number of output channels (``weight.shape[0]``)."""
         return int(self.weight.shape[0])
 
     @property
     def kernel_size(self) -> tuple[int, int]:
+        """``(kh, kw)``."""
         return int(self.weight.shape[2]), int(self.weight.shape[3])
 
     @property
     def n_kernels(self) -> int:
+        """Number of 2-D kernels (``out * in/groups``)."""
         return int(self.weight.shape[0] * self.weight.shape[1])
 
 
@@ -65,14 +68,53 @@ class ModelFile:
 
 
 def as_float32(a) -> np.ndarray:
+    """A numeric array as contiguous float32.
+
+    Parameters
+    ----------
+    a : array_like
+        Float, int, unsigned or bool values, any shape.
+
+    Returns
+    -------
+    ndarray
+        float32, same shape.
+
+    Raises
+    ------
+    TypeError
+        For other dtypes (strings, objects, complex).
+    """
     a = np.asarray(a)
     if a.dtype.kind not in "fiub":
         raise TypeError(f"unsupported weight dtype {a.dtype}")
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-def dequantize(q: np.ndarray, scale, zero_point=None, axis: int = 0) -> np.ndarray:
-    """``(q - zero_point) * scale``, per tensor (scalar scale) or per channel along ``axis``."""
+def dequantize(q: np.ndarray, scale, zero_point=None, *, axis: int = 0) -> np.ndarray:
+    """``(q - zero_point) * scale``, per tensor (scalar scale) or per channel along ``axis``.
+
+    Parameters
+    ----------
+    q : ndarray
+        Quantised values, any shape.
+    scale : float or array_like
+        One scale, or one per index of ``q`` along ``axis``.
+    zero_point : float or array_like, optional
+        Likewise (default 0).
+    axis : int
+        The channel axis of per-channel parameters.
+
+    Returns
+    -------
+    ndarray
+        float32, the shape of ``q`` (computed in float64).
+
+    Raises
+    ------
+    ValueError
+        Per-channel parameters whose length is not that of ``axis``.
+    """
     q = np.asarray(q).astype(np.float64)
     scale = np.asarray(scale, dtype=np.float64).reshape(-1)
     zp = np.zeros(1) if zero_point is None else np.asarray(zero_point, dtype=np.float64).reshape(-1)

@@ -8,12 +8,15 @@
   weights file) are reported and skipped; existing filter rows are not rewritten
   (:func:`filterdb.db.append_db`); new ``model_id`` s continue after the largest one present;
 * the DB is written to a temporary name and renamed (:func:`filterdb.db.write_db`), so a failed
-  build never leaves a partial DB.
+  build never leaves a partial DB; ``--append`` works on a copy of the DB (``<db>.appending``)
+  that replaces the DB only when the whole run succeeded, so an interrupted append leaves the
+  previous DB readable and byte-for-byte unchanged.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 
@@ -23,7 +26,7 @@ import pandas as pd
 from .. import db as dbmod
 from .base import IngestError
 from .extract import model_layers
-from .fetch import extract_member, fetch_archive, parse_source, sha256_file
+from .fetch import resolve_file, sha256_file
 from .formats import read_model_file
 from .sheet import meta_columns, read_sheet
 
@@ -31,31 +34,43 @@ SKIPPED_COLUMNS = ["model", "file", "reason"]
 
 
 def default_skipped_path(out: str) -> str:
+    """The skipped-models TSV next to a DB.
+
+    Parameters
+    ----------
+    out : str
+        The DB path.
+
+    Returns
+    -------
+    str
+        ``<out without extension>.skipped.tsv``.
+    """
     root, _ = os.path.splitext(out)
     return root + ".skipped.tsv"
 
 
 def default_cache() -> str:
+    """The cache folder for ``source`` rows.
+
+    Returns
+    -------
+    str
+        ``$FILTERDB_CACHE``, else ``~/.cache/filterdb``.
+    """
     return os.environ.get("FILTERDB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "filterdb")
 
 
 @dataclass
 class BuildResult:
+    """What :func:`build` did: model ids added, skipped models (``model``, ``file``, ``reason``),
+    the 3x3 layers and filters added, and the number of models in the DB afterwards."""
+
     built: list[str] = field(default_factory=list)  # model ids added
     skipped: list[dict] = field(default_factory=list)  # model, file, reason
     n_layers: int = 0
     n_filters: int = 0
     db_models: int = 0  # models in the DB after the run
-
-
-def resolve_file(row: pd.Series, sheet_dir: str, archives: str, members: str, download: bool, log) -> str:
-    """Local path of a sheet row's weights file (``path``, else fetched ``source`` + ``member``)."""
-    if row["path"]:
-        p = row["path"]
-        return p if os.path.isabs(p) else os.path.normpath(os.path.join(sheet_dir, p))
-    src = parse_source(row["source"], row.get("archive", ""))
-    archive = fetch_archive(src, archives, download=download, log=log)
-    return extract_member(archive, row["member"], members)
 
 
 def _existing(out: str) -> tuple[int, set, set]:
@@ -77,13 +92,43 @@ def _fill_kernel_counts(path: str, kcols: set) -> None:
         dbmod.write_meta(meta, path)
 
 
-def build(sheet: str, out: str, append: bool = False, skipped: str | None = None, cache: str | None = None,
-          download: bool = True, log=None, archives: str | None = None, members: str | None = None,
-          flush_rows: int = 8_000_000) -> BuildResult:
+def build(sheet: str | os.PathLike, out: str | os.PathLike, *, append: bool = False, skipped: str | None = None,
+          cache: str | None = None, download: bool = True, log=None, archives: str | None = None,
+          members: str | None = None, flush_rows: int = 8_000_000) -> BuildResult:
     """Build (or extend) the DB ``out`` from the models sheet ``sheet``.
 
-    ``source`` rows: archives are kept in ``archives`` (default ``<cache>/archives``) and members
-    extracted to ``members`` (default ``<cache>/members``); ``download=False`` never calls pip.
+    Parameters
+    ----------
+    sheet : str or PathLike
+        The models sheet (see :mod:`filterdb.ingest.sheet`); relative ``path`` s are relative to it.
+    out : str or PathLike
+        The filter DB to write (HDF5, published v1.0 layout).
+    append : bool
+        Add to ``out`` when it exists (models already present are skipped); the DB is replaced
+        only when the whole run succeeds.
+    skipped : str, optional
+        TSV of skipped models (``model``, ``file``, ``reason``); default ``<out stem>.skipped.tsv``.
+    cache : str, optional
+        Cache folder for ``source`` rows (default :func:`default_cache`).
+    download : bool
+        False: never call pip (``source`` archives must be in the cache).
+    log : callable, optional
+        ``log(message)`` for progress and skipped models (default: print to stderr).
+    archives, members : str, optional
+        Archive cache (default ``<cache>/archives``) and folder of extracted members (default
+        ``<cache>/members``).
+    flush_rows : int
+        Filters are written in batches of about this many rows (bounded memory).
+
+    Returns
+    -------
+    BuildResult
+        Models built and skipped, layer and filter counts, models in the DB afterwards.
+
+    Raises
+    ------
+    IngestError
+        For a fatal sheet error (unreadable sheet, missing ``model`` column, duplicate id, ...).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     cache = cache or default_cache()
@@ -108,9 +153,10 @@ def build(sheet: str, out: str, append: bool = False, skipped: str | None = None
         res.skipped.append({"model": model, "file": file, "reason": reason})
 
     # Filters are written in batches of about `flush_rows` rows (write_db for the first batch, then
-    # append_db), so memory stays bounded. A new DB is built under a temporary name and renamed
-    # at the end; when the build fails, nothing is left at `out`.
-    target = out if appending else out + ".building"
+    # append_db), so memory stays bounded. A new DB is built under a temporary name, an append goes
+    # to a copy of the DB (made at the first batch); either is renamed to `out` at the end, so when
+    # the run fails, `out` is absent (new DB) or unchanged (append).
+    target = out + (".appending" if appending else ".building")
     state = {"written": False}
     pending = 0
     kcols: set[str] = set()
@@ -124,6 +170,9 @@ def build(sheet: str, out: str, append: bool = False, skipped: str | None = None
         kcols.update(ks)
         new[ks] = new[ks].fillna(0).astype(np.int64)
         if appending or state["written"]:
+            if appending and not state["written"]:
+                shutil.copyfile(out, target)  # needs free space for one more copy of the DB
+                shutil.copymode(out, target)
             dbmod.append_db(target, weights_all, new, layout="v1.0")
         else:
             sizes = np.array([w.shape[0] for w in weights_all], dtype=np.int64)
@@ -146,7 +195,9 @@ def build(sheet: str, out: str, append: bool = False, skipped: str | None = None
                 continue
             path = None
             try:
-                path = resolve_file(row, sheet_dir, archives, members, download, log)
+                path = resolve_file(row, sheet_dir, archives=archives, members=members, download=download, log=log)
+                if os.path.isdir(path):
+                    raise IngestError(f"{path}: is a directory, expected a model file")
                 if not os.path.isfile(path):
                     raise IngestError(f"{path}: no such file")
                 digest = sha256_file(path)
@@ -193,10 +244,9 @@ def build(sheet: str, out: str, append: bool = False, skipped: str | None = None
         flush()
         if state["written"]:
             _fill_kernel_counts(target, kcols)
-            if not appending:
-                os.replace(target, out)
+            os.replace(target, out)
     finally:
-        if not appending and os.path.exists(target):
+        if os.path.exists(target):
             os.remove(target)
     skipped = skipped or default_skipped_path(out)
     os.makedirs(os.path.dirname(os.path.abspath(skipped)), exist_ok=True)

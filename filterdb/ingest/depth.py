@@ -17,12 +17,28 @@ from typing import Hashable, Iterable, Sequence
 
 def graph_depths(nodes: Sequence[tuple[Iterable[Hashable], Iterable[Hashable], float]],
                  graph_inputs: Iterable[Hashable]) -> list[float | None]:
-    """Depth of every node of a DAG given as ``(input tensors, output tensors, weight)``.
+    """Depth of every node of a DAG.
 
     A node's depth is ``weight + max(depth of its inputs)`` over inputs that depend on a graph
     input (graph inputs have depth 0); a node none of whose inputs depends on a graph input is a
-    constant (``None``). Node order does not matter (topological order is computed); cycles raise
-    ``ValueError``.
+    constant (``None``). Node order does not matter (topological order is computed).
+
+    Parameters
+    ----------
+    nodes : sequence of (iterable, iterable, float)
+        Per node: its input tensor names, its output tensor names, its weight (levels it adds).
+    graph_inputs : iterable
+        Names of the graph's input tensors.
+
+    Returns
+    -------
+    list of float or None
+        Per node, in the order of ``nodes``.
+
+    Raises
+    ------
+    ValueError
+        The graph has a cycle.
     """
     nodes = [(list(i), list(o), w) for i, o, w in nodes]
     producer: dict = {}
@@ -66,7 +82,19 @@ def graph_depths(nodes: Sequence[tuple[Iterable[Hashable], Iterable[Hashable], f
 
 
 def conv_levels(depths: Sequence[float]) -> tuple[list[int], list[float], int]:
-    """(conv_depth, conv_depth_norm, number of levels) for the depths of all 4-D convs of a model."""
+    """Rank the depths of a model's 4-D convs.
+
+    Parameters
+    ----------
+    depths : sequence of float
+        The graph depth (or file position) of each 4-D conv of a model.
+
+    Returns
+    -------
+    (list of int, list of float, int)
+        Per conv its ``conv_depth`` (rank among the distinct depths) and ``conv_depth_norm``
+        (``conv_depth / (levels - 1)``, 0.0 for a single level), and the number of levels.
+    """
     levels = sorted(set(depths))
     rank = {d: i for i, d in enumerate(levels)}
     n = len(levels)

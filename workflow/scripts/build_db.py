@@ -1,6 +1,7 @@
 """Rule build_sample_db (and any sheets -> DB rule): ``filterdb build`` on input.sheets.
 
-The sheets are merged into output.sheet first (``path`` re-anchored to it; columns united).
+The sheets are merged into output.sheet first (:func:`filterdb.ingest.sheet.merge_sheets`: ``path``
+re-anchored to it; columns united).
 
 Writes output.db (published v1.0 layout) and output.skipped (models that could not be used, with
 the reason). Fails only when no model could be built. `source` rows without a local file are
@@ -13,10 +14,8 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 import os  # noqa: E402
 
-import pandas as pd  # noqa: E402
-
 from filterdb.ingest.build import build  # noqa: E402
-from filterdb.ingest.sheet import read_sheet  # noqa: E402
+from filterdb.ingest.sheet import merge_sheets  # noqa: E402
 
 
 def log(msg):
@@ -24,25 +23,16 @@ def log(msg):
 
 
 sheet = snakemake.output.sheet  # the merged sheet actually built (paths relative to it)
-out_dir = os.path.dirname(os.path.abspath(sheet))
-frames = []
-for s in snakemake.input.sheets:
-    df = read_sheet(s)
-    base = os.path.dirname(os.path.abspath(s))
-    df["path"] = [os.path.relpath(os.path.join(base, p), out_dir) if p else "" for p in df["path"]]
-    frames.append(df)
-pd.concat(frames, ignore_index=True).fillna("").to_csv(sheet, sep="\t", index=False)
-log(f"merged {len(frames)} sheet(s) into {sheet}")
+merge_sheets(snakemake.input.sheets, sheet)
+log(f"merged {len(snakemake.input.sheets)} sheet(s) into {sheet}")
 members = snakemake.input.get("members") or os.path.join(os.path.dirname(snakemake.output.db), "members")
 res = build(sheet, snakemake.output.db, skipped=snakemake.output.skipped,
             archives=snakemake.params.get("archives", "resources/archives"), members=members,
             download=False, log=log)
-summary = (f"{snakemake.output.db}: {len(res.built)} models, {res.n_layers} layers, {res.n_filters} filters; "
-           f"skipped {len(res.skipped)} (see {snakemake.output.skipped})")
-log(summary)
+log(f"{snakemake.output.db}: {len(res.built)} models, {res.n_layers} layers, {res.n_filters} filters; "
+    f"skipped {len(res.skipped)} (see {snakemake.output.skipped})")
 for s in res.skipped:
     print(f"build_sample_db: skipped {s['model']}: {s['file']}: {s['reason']}", file=sys.__stderr__)
 if not res.built:
-    print(f"filterdb error in rule {snakemake.rule}: no model could be built from {sheet}",
-          file=sys.__stderr__)
+    print(f"filterdb error in rule {snakemake.rule}: no model could be built from {sheet}", file=sys.__stderr__)
     sys.exit(1)
