@@ -1,4 +1,4 @@
-"""The figures of the study (analysis.md §6-§8): pure functions, arrays in, matplotlib figure out.
+"""The figures of the study (docs/method.md §6-§8): pure functions, arrays in, matplotlib figure out.
 
 Nothing here reads files. :func:`save` writes a figure byte-reproducibly (fixed SVG hash salt, no
 dates or software versions in the metadata), so the same inputs give the same SVG and PNG bytes.
