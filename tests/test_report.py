@@ -90,6 +90,35 @@ def test_report_renders_in_chromium(report):
     assert background < 0.95 and len(colours) > 50, (background, len(colours))  # not a blank page
 
 
+def _report_categories(html):
+    """The report's ``{category: {subcategory: [item paths]}}`` (embedded JSON of the report app)."""
+    import json
+
+    text = html.read_text()
+    out = {}
+    for name in CATEGORIES:
+        start = text.index(f'"{name}": {{') + len(f'"{name}": ')
+        out[name], _ = json.JSONDecoder().raw_decode(text, start)
+    return out
+
+
+def test_every_figure_is_its_own_report_item(report):
+    """Figure jobs write every axis at once, but each figure stays one item in its category and
+    subcategory (the axis, or Subset PCA)."""
+    _, html = report
+    cats = _report_categories(html)
+    for axis in AXES:
+        assert f"res/figures/ridge_{axis}.svg" in cats["Ridge plots"][axis]
+        assert f"res/ridge/{axis}.tsv" in cats["Ridge plots"][axis]
+        assert f"res/figures/drift_{axis}.svg" in cats["Drift"][axis]
+        assert f"res/figures/eigenimages_{axis}.svg" in cats["PCA"]["Subset PCA"]
+        assert f"res/pca/subsets/{axis}.tsv" in cats["PCA"]["Subset PCA"]
+    assert {f"res/figures/pca_{k}.svg" for k in ("eigenimages", "cumulative_variance", "covariance")} <= \
+        set(cats["PCA"]["Global PCA"])
+    assert "res/figures/drift_box.svg" in cats["Drift"]["All axes"]
+    assert "res/figures/density_c0_c1.svg" in sum(cats["Density"].values(), [])
+
+
 def test_report_figures_are_reproducible(report):
     """Re-running a figure rule gives the same bytes."""
     tmp, _ = report
