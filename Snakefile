@@ -20,6 +20,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/drift.smk"
+include: "workflow/rules/uncertainty.smk"
 include: "workflow/rules/quality.smk"
 include: "workflow/rules/figures.smk"
 

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .db import CATEGORY_ALIASES
-
 
 # The study's axes: the defaults of config.yaml (also used by `filterdb inspect` without a config).
 STUDY_AXES = {
@@ -102,6 +100,8 @@ def layer_labels(layers: pd.DataFrame, axis: Axis) -> pd.Series:
     """Group label of each layer on ``axis`` (object Series aligned with ``layers``; NaN = none)."""
     col = axis.column
     if col not in layers.columns:
+        from .db import CATEGORY_ALIASES  # here, not at import: filterdb.db pulls h5py
+
         for old, new in CATEGORY_ALIASES.items():
             if col == new and old in layers.columns:
                 col = old

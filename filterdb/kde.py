@@ -1,4 +1,4 @@
-"""Gaussian KDEs of coefficients from binned data (analysis.md §6).
+"""Gaussian KDEs of coefficients from binned data (docs/method.md §6).
 
 The study plotted ``KDEpy.FFTKDE(kernel="gaussian", bw="silverman").fit(c).evaluate()`` on the raw
 coefficients. At scale the raw coefficients are never held; the workflow keeps fine histograms

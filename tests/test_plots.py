@@ -189,3 +189,77 @@ def test_ridge_plot_many_groups_has_every_label():
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == names
     assert all(ax.get_xlim() == (-2, 2) for ax in fig.axes)
     assert fig.get_size_inches()[1] >= 0.3 * G
+
+
+# -- per-group results of an axis (filterdb.subsets), as the figure jobs compute them
+
+
+@pytest.mark.parametrize("axis", ["visual_category", "task", "depth", "pretrained"])
+def test_subset_pcas_match_in_memory_pca(synth_db, axis):
+    """The subset PCA from per-layer sums is the PCA of the group's peak-scaled filters."""
+    from filterdb import pca
+    from filterdb.subsets import SUBSET_COLUMNS, subset_pcas
+
+    _, path, _ = synth_db
+    a = pipeline.analyse(path, axes_from_config(DEFAULT_AXES))
+    layers = a.db.layers
+    ax = Axis.from_config(axis, DEFAULT_AXES[axis])
+    groups = list(a.groups[axis]["group"])
+    s = subset_pcas(layers, a.sums, ax, groups)
+    assert s.groups == [str(g) for g in groups]
+    assert list(s.table.columns) == SUBSET_COLUMNS
+    x = scale_filters(load_all(path)[0])
+    row_label = np.repeat(layer_labels(layers, ax).to_numpy(dtype=object), layers["n_filters"].to_numpy())
+    for k, g in enumerate(s.groups):
+        xg = x[row_label == g]
+        assert s.n[k] == len(xg) == a.groups[axis]["n_filters"].iloc[k]
+        if len(xg) < 2:
+            assert s.components[k] is None and g not in set(s.table["group"])
+            continue
+        cov = np.cov(xg, rowvar=False, ddof=1)
+        evals, evecs = np.linalg.eigh(cov)
+        order = np.argsort(evals)[::-1]
+        evals = np.clip(evals[order], 0, None)
+        ref = pca.orient(evecs[:, order].T)
+        np.testing.assert_allclose(s.explained_variance_ratio[k], evals / evals.sum(), rtol=0, atol=1e-12)
+        # components of (near-)equal eigenvalues are not unique: compare the well-separated ones
+        gap = np.abs(np.diff(evals)) > 1e-6 * evals[0]
+        sep = np.r_[gap[0], gap[:-1] & gap[1:], gap[-1]]
+        np.testing.assert_allclose(s.components[k][sep], ref[sep], rtol=0, atol=1e-8)
+        rows = s.table[s.table["group"] == g]
+        assert list(rows["component"]) == [f"c{i}" for i in range(9)] and (rows["n_filters"] == len(xg)).all()
+        np.testing.assert_array_equal(rows[[f"w{i}" for i in range(9)]].to_numpy(), s.components[k])
+
+
+def test_subset_pcas_default_groups_and_small_groups(synth_db):
+    """Without a groups list, the axis' group table decides; a group of < 2 filters has no PCA."""
+    from filterdb.subsets import subset_pcas
+
+    _, path, _ = synth_db
+    a = pipeline.analyse(path, axes_from_config({"task": DEFAULT_AXES["task"]}))
+    ax = Axis.from_config("task", DEFAULT_AXES["task"])
+    s = subset_pcas(a.db.layers, a.sums, ax)
+    assert sorted(s.groups) == sorted(str(g) for g in a.groups["task"]["group"])
+    s = subset_pcas(a.db.layers, a.sums, ax, ["no such group"])
+    assert s.n.tolist() == [0] and s.components == [None] and s.table.empty
+
+
+def test_group_ridges_are_the_kdes_of_the_groups_cells(small_db):
+    from filterdb.subsets import RIDGE_COLUMNS, group_ridges
+
+    a, coef = small_db
+    layers = a.db.layers
+    cell_of_layer, _ = pipeline.cell_table(layers, 10)
+    for axis in ("task", "depth", "pretrained"):
+        ax = Axis.from_config(axis, DEFAULT_AXES[axis])
+        groups = list(a.groups[axis]["group"])
+        r = group_ridges(layers, ax, cell_of_layer, a.hist["cell_counts"], a.hist["cell_edges"], groups)
+        counts = kde.group_cell_counts(layer_labels(layers, ax), cell_of_layer, a.hist["cell_counts"], groups)
+        grid, dens, bw = kde.group_kdes(counts, a.hist["cell_edges"])
+        np.testing.assert_array_equal(r.grid, grid)
+        np.testing.assert_array_equal(r.density, dens)
+        assert list(r.table.columns) == RIDGE_COLUMNS and len(r.table) == 9 * len(groups)
+        assert list(r.table["group"][::9]) == [str(g) for g in groups]
+        np.testing.assert_array_equal(r.table["bandwidth"].to_numpy(), bw.ravel())
+        n = r.table.groupby("group", sort=False)["n"].first()
+        assert list(n) == list(a.groups[axis]["n_filters"])  # every filter of the group, per coefficient

@@ -88,3 +88,12 @@ def test_bad_dataset_fails_with_one_clear_line(tmp_path):
     line = f"filterdb error in rule layer_table: {db}: meta lacks column 'Name', needed by the configured axes"
     assert line in res.stdout + res.stderr
     assert not (tmp_path / "res/stats/layers.tsv").exists()
+
+
+def test_figures_are_one_job_per_kind(workflow_run):
+    """Every figure kind is one job writing all axes (each figure still its own output)."""
+    tmp, db = workflow_run
+    res = run_workflow(tmp, db, tmp / "res", "--dry-run", "--quiet", "rules", targets=[])
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = dict(line.split() for line in res.stdout.splitlines() if line.startswith("fig_"))
+    assert counts == {k: "1" for k in ("fig_pca", "fig_subset_eigenimages", "fig_ridge", "fig_drift", "fig_density")}

@@ -82,6 +82,8 @@ def job_mem_mb(kind, plan_path, threads=1):
 
 
 def all_targets():
+    """Every final output: the contract tables, figure_targets(), quality_targets() and
+    uncertainty_targets()."""
     targets = [
         f"{R}/pca/basis.tsv",
         f"{R}/pca/mean.tsv",
@@ -91,9 +93,65 @@ def all_targets():
     targets += expand(f"{R}/drift/{{axis}}.tsv", axis=AXES)
     targets += expand(f"{R}/groups/{{axis}}.tsv", axis=AXES)
     targets.append(f"{R}/dataset/summary.tsv")
-    targets += globals().get("FIGURE_TARGETS", [])  # workflow/rules/figures.smk
-    targets += globals().get("QUALITY_TARGETS", [])  # workflow/rules/quality.smk
+    return targets + figure_targets() + quality_targets() + uncertainty_targets()
+
+
+# Figures (workflow/rules/figures.smk)
+FIGURES = f"{R}/figures"
+PCA_KINDS = ["cumulative_variance", "covariance", "eigenimages"]
+
+
+def density_pairs():
+    """The configured coefficient pairs of the 2-D densities, as (a, b) tuples."""
+    return [tuple(int(v) for v in p) for p in config["density"]["pairs"]]
+
+
+def figure_targets():
+    """Figures of workflow/rules/figures.smk (SVG and PNG) and their tables."""
+    ext = ["svg", "png"]
+    targets = expand(f"{FIGURES}/pca_{{kind}}.{{ext}}", kind=PCA_KINDS, ext=ext)
+    targets += expand(
+        f"{FIGURES}/{{fig}}_{{axis}}.{{ext}}",
+        fig=["eigenimages", "drift"],
+        axis=AXES,
+        ext=ext,
+    )
+    targets += expand(f"{R}/pca/subsets/{{axis}}.tsv", axis=AXES)
+    targets += expand(f"{FIGURES}/drift_box.{{ext}}", ext=ext)
+    targets += [
+        f"{FIGURES}/density_c{a}_c{b}.{e}" for a, b in density_pairs() for e in ext
+    ]
+    if config["histogram"]["fine_bins"] > 0:
+        targets += expand(f"{FIGURES}/ridge_{{axis}}.{{ext}}", axis=AXES, ext=ext)
+        targets += expand(f"{R}/ridge/{{axis}}.tsv", axis=AXES)
     return targets
+
+
+def quality_targets():
+    """Quality tables and figures of workflow/rules/quality.smk (none when quality.enabled is off)."""
+    if not config["quality"]["enabled"]:
+        return []
+    q = f"{R}/quality"
+    ext = ["svg", "png"]
+    return (
+        [f"{q}/layers.tsv", f"{q}/models.tsv", f"{q}/by_depth_bin.tsv"]
+        + expand(f"{q}/by_{{axis}}.tsv", axis=AXES)
+        + expand(f"{FIGURES}/quality_depth_profile.{{ext}}", ext=ext)
+        + expand(f"{FIGURES}/quality_{{axis}}.{{ext}}", axis=AXES, ext=ext)
+    )
+
+
+def uncertainty_targets():
+    """Drift confidence intervals, permutation nulls and their figures (workflow/rules/uncertainty.smk;
+    none unless uncertainty.enabled)."""
+    if not config["uncertainty"]["enabled"]:
+        return []
+    return (
+        [f"{R}/uncertainty/axes.tsv"]
+        + expand(f"{R}/drift/{{axis}}.ci.tsv", axis=AXES)
+        + expand(f"{R}/drift/{{axis}}.null.tsv", axis=AXES)
+        + expand(f"{R}/figures/drift_significance_{{axis}}.svg", axis=AXES)
+    )
 
 
 def depth_bins():
@@ -112,13 +170,9 @@ def quality_params():
 
 
 # The default sample DB (workflow/rules/sample.smk)
-SAMPLE = config.get("sample", {})
-DIGITS = {"train": True, "epochs": 40, "seed": 0, **SAMPLE.get("digits", {})}
-
-
 def sample_sheets():
     """The sheets merged into the sample DB: the fetched archives' sheet (+ the digits CNN)."""
     sheets = [f"{R}/sample/models.tsv"]
-    if DIGITS["train"]:
+    if config["sample"]["digits"]["train"]:
         sheets.append(f"{R}/sample/digits/models.tsv")
     return sheets

@@ -27,6 +27,7 @@ rule drift:
         },
     log:
         f"{R}/logs/drift.log",
+    priority: 10
     conda:
         "../envs/filterdb.yaml"
     params:

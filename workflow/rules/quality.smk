@@ -2,7 +2,7 @@
 # The per-layer metrics come from the `sums` pass (filterdb.accumulate.SumsPass,
 # arrays quality_* in stats/sums.npz) when quality.enabled is true. Settings: config["quality"],
 # defaults filled by validate() from workflow/schemas/config.schema.yaml. Target list:
-# QUALITY_TARGETS (added to `rule all` through all_targets() in common.smk).
+# quality_targets() in common.smk.
 
 QUALITY = config["quality"]
 QUALITY_DIR = f"{R}/quality"
@@ -31,14 +31,6 @@ for _axis in AXES:
         labels={"axis": _axis, "figure": "quality per group"},
     )
     QUALITY_GROUP_OUTPUTS[f"png_{_axis}"] = f"{R}/figures/quality_{_axis}.png"
-
-
-QUALITY_TARGETS = []
-if QUALITY["enabled"]:
-    QUALITY_TARGETS = [
-        f"{QUALITY_DIR}/layers.tsv",
-        f"{QUALITY_DIR}/models.tsv",
-    ] + [str(f) for f in QUALITY_GROUP_OUTPUTS.values()]
 
 
 rule quality_tables:

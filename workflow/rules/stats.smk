@@ -9,6 +9,7 @@ rule layer_table:
         f"{R}/logs/layer_table.log",
     benchmark:
         f"{R}/benchmarks/layer_table.tsv"
+    priority: 10
     conda:
         "../envs/filterdb.yaml"
     params:
@@ -28,6 +29,7 @@ rule shard_sums:
         f"{R}/logs/shard_sums/{{scatteritem}}.log",
     benchmark:
         f"{R}/benchmarks/shard_sums/{{scatteritem}}.tsv"
+    priority: 10
     conda:
         "../envs/filterdb.yaml"
     threads: shard_threads()
@@ -61,6 +63,7 @@ rule gather_sums:
         f"{R}/logs/gather_sums.log",
     benchmark:
         f"{R}/benchmarks/gather_sums.tsv"
+    priority: 10
     conda:
         "../envs/filterdb.yaml"
     resources:
@@ -81,6 +84,7 @@ rule shard_range:
         f"{R}/logs/shard_range/{{scatteritem}}.log",
     benchmark:
         f"{R}/benchmarks/shard_range/{{scatteritem}}.tsv"
+    priority: 10
     conda:
         "../envs/filterdb.yaml"
     threads: shard_threads()
@@ -107,6 +111,7 @@ rule gather_range:
         f"{R}/logs/gather_range.log",
     benchmark:
         f"{R}/benchmarks/gather_range.tsv"
+    priority: 10
     conda:
         "../envs/filterdb.yaml"
     resources:
@@ -128,6 +133,7 @@ rule shard_hist:
         f"{R}/logs/shard_hist/{{scatteritem}}.log",
     benchmark:
         f"{R}/benchmarks/shard_hist/{{scatteritem}}.tsv"
+    priority: 10
     conda:
         "../envs/filterdb.yaml"
     threads: shard_threads()
@@ -155,6 +161,7 @@ rule gather_hist:
         f"{R}/logs/gather_hist.log",
     benchmark:
         f"{R}/benchmarks/gather_hist.tsv"
+    priority: 10
     conda:
         "../envs/filterdb.yaml"
     resources:

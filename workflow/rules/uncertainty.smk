@@ -1,14 +1,7 @@
 # Uncertainty of the drift matrices (filterdb.uncertainty): one job for every axis.
 # Off by default (config uncertainty.enabled); the study's outputs do not depend on it.
+# Target list: uncertainty_targets() in common.smk.
 UNCERTAINTY = config["uncertainty"]
-UNCERTAINTY_TARGETS = (
-    [f"{R}/uncertainty/axes.tsv"]
-    + expand(f"{R}/drift/{{axis}}.ci.tsv", axis=AXES)
-    + expand(f"{R}/drift/{{axis}}.null.tsv", axis=AXES)
-    + expand(f"{R}/figures/drift_significance_{{axis}}.svg", axis=AXES)
-    if UNCERTAINTY["enabled"]
-    else []
-)
 
 
 rule drift_uncertainty:

@@ -1,18 +1,20 @@
-"""Drift heatmap of one axis, in the order of its drift table."""
+"""Drift figures: the heatmap of every axis (in the order of its drift table) and the box plot
+"Drift D" (one box per axis of its drift matrix's upper-triangle values)."""
 
-import pandas as pd
-
-from filterdb import plots
+from filterdb import divergence, plots, results
 from filterdb.glue import main
 
 
 def run():
-    t = pd.read_csv(snakemake.input.drift, sep="\t", keep_default_na=False, dtype={"group": str})
-    groups = t["group"].astype(str).tolist()
-    d = t.iloc[:, 1:].to_numpy(float)
-    fig = plots.drift_heatmap(d, groups, title=f"Drift D: {snakemake.wildcards.axis}")
-    plots.save_all(fig, [snakemake.output.svg, snakemake.output.png])
-    print(f"{len(groups)} groups")
+    out = snakemake.output
+    values = {}
+    for axis, path in zip(snakemake.params.axes, snakemake.input.drift):
+        groups, d = results.read_drift(path)
+        fig = plots.drift_heatmap(d, groups, title=f"Drift D: {axis}")
+        plots.save_all(fig, [getattr(out, f"svg_{axis}"), getattr(out, f"png_{axis}")])
+        values[axis] = divergence.upper_triangle(d)
+        print(f"{axis}: {len(groups)} groups")
+    plots.save_all(plots.drift_boxplot(values), [out.svg_box, out.png_box])
 
 
 main(snakemake, run)
