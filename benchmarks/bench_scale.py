@@ -32,8 +32,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -57,9 +55,25 @@ def read_once(db: str, cold: bool, direct: bool = True, spans=None) -> float:
 
 
 def snakemake(db, res, targets, cores, shards, extra=()):
-    cmd = ["snakemake", *targets, "--cores", str(cores), "-s", str(ROOT / "Snakefile"), "-d", str(res.parent),
-           "--configfile", str(ROOT / "config.yaml"), "--set-scatter", f"shards={shards}",
-           "--config", f"dataset={db}", f"results={res}", "-q", *extra]
+    cmd = [
+        "snakemake",
+        *targets,
+        "--cores",
+        str(cores),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(res.parent),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        "--set-scatter",
+        f"shards={shards}",
+        "--config",
+        f"dataset={db}",
+        f"results={res}",
+        "-q",
+        *extra,
+    ]
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
@@ -96,8 +110,10 @@ def workflow(db, n, work, cores, shards, warm_read):
     shutil.rmtree(res / "shards", ignore_errors=True)
     threads = max(1, cores // shards)
     passes_core_s = sum(jobs[k][0] * threads for k in ("shard_sums", "shard_range", "shard_hist") if k in jobs)
-    print(f"  shards={shards:<4} wall {wall:7.1f} s = {wall / warm_read:6.1f} x warm read; three passes "
-          f"{passes_core_s / n * 1e9:5.0f} ns per filter and core; shard parts on disk {parts:,.0f} MiB")
+    print(
+        f"  shards={shards:<4} wall {wall:7.1f} s = {wall / warm_read:6.1f} x warm read; three passes "
+        f"{passes_core_s / n * 1e9:5.0f} ns per filter and core; shard parts on disk {parts:,.0f} MiB"
+    )
     for kind in sorted(jobs):
         s_sum, s_max, rss, cnt = jobs[kind]
         print(f"      {kind:<13} {cnt:4d} job(s), slowest {s_max:6.1f} s, peak RSS {rss:7.0f} MiB")
@@ -136,8 +152,12 @@ def cold_passes(db, cores):
 
 
 def study(db, n, work, cores, warm_read):
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks/study_method.py"), db, *STUDY_AXES],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/study_method.py"), db, *STUDY_AXES],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     base = json.loads(r.stdout.strip().splitlines()[-1])
     res = work / "results-study"
     shutil.rmtree(res, ignore_errors=True)
@@ -152,10 +172,14 @@ def study(db, n, work, cores, warm_read):
     snakemake(db, res, targets, cores, cores, ("--configfile", str(cfg)))
     wall = time.perf_counter() - t
     rss = max(v[2] for v in job_table(res).values())
-    print(f"  study's method (float16 in memory, sklearn PCA, np.histogram, KL loops; {len(STUDY_AXES)} axes): "
-          f"{base['seconds']:.1f} s, peak {base['peak_mb']:,.0f} MiB")
-    print(f"  workflow, same axes: {wall:.1f} s, largest job {rss:,.0f} MiB: {base['seconds'] / wall:.2f} x faster "
-          f"at {rss / base['peak_mb']:.2f} of the memory")
+    print(
+        f"  study's method (float16 in memory, sklearn PCA, np.histogram, KL loops; {len(STUDY_AXES)} axes): "
+        f"{base['seconds']:.1f} s, peak {base['peak_mb']:,.0f} MiB"
+    )
+    print(
+        f"  workflow, same axes: {wall:.1f} s, largest job {rss:,.0f} MiB: {base['seconds'] / wall:.2f} x faster "
+        f"at {rss / base['peak_mb']:.2f} of the memory"
+    )
 
 
 def main() -> None:
@@ -181,8 +205,10 @@ def main() -> None:
         h5 = read_once(db, cold=False, direct=False)
         warm = min(read_once(db, cold=False) for _ in range(2))
         print(f"\n{n:,} filters ({os.path.getsize(db) / 2**30:.1f} GiB), {args.cores} cores")
-        print(f"  read once: cold {cold:.2f} s ({n / cold / 1e6:.0f} M filters/s), warm {warm:.2f} s "
-              f"({n / warm / 1e6:.0f} M filters/s; h5py {h5:.2f} s)")
+        print(
+            f"  read once: cold {cold:.2f} s ({n / cold / 1e6:.0f} M filters/s), warm {warm:.2f} s "
+            f"({n / warm / 1e6:.0f} M filters/s; h5py {h5:.2f} s)"
+        )
         best = None
         for shards in args.shards:
             wall, core_s, rss = workflow(db, n, work, args.cores, shards, warm)
@@ -190,11 +216,13 @@ def main() -> None:
         if args.cold:
             ratio = cold_passes(db, args.cores)
         per_filter = best / n
-        print(f"  projection for {PUBLISHED / 1e9:.1f} B filters: passes {PUBLISHED * per_filter / args.cores / 60:.1f} min "
-              f"on this machine ({args.cores} cores, warm), {PUBLISHED * per_filter / 32 / 60:.1f} min on 32 cores; "
-              f"from disk at this disk's speed ({n / cold / 1e6:.0f} M filters/s): "
-              f"{3 * PUBLISHED / (n / cold) / 60:.1f} min for three reads"
-              + (f" x {ratio:.2f}" if args.cold else ""))
+        print(
+            f"  projection for {PUBLISHED / 1e9:.1f} B filters: passes "
+            f"{PUBLISHED * per_filter / args.cores / 60:.1f} min "
+            f"on this machine ({args.cores} cores, warm), {PUBLISHED * per_filter / 32 / 60:.1f} min on 32 cores; "
+            f"from disk at this disk's speed ({n / cold / 1e6:.0f} M filters/s): "
+            f"{3 * PUBLISHED / (n / cold) / 60:.1f} min for three reads" + (f" x {ratio:.2f}" if args.cold else "")
+        )
         if args.study:
             study(db, n, work, args.cores, warm)
 

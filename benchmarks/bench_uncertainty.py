@@ -31,15 +31,28 @@ def main():
     rng = np.random.default_rng(0)
     edges = np.linspace(-3.0, 3.0, 71)
     evr = rng.dirichlet(np.ones(9))
-    for label, n_units, n_groups in (("task-like", args.models, 12), ("architecture-like", args.models, 100),
-                                     ("depth-like", 10 * args.models, 10)):
+    for label, n_units, n_groups in (
+        ("task-like", args.models, 12),
+        ("architecture-like", args.models, 100),
+        ("depth-like", 10 * args.models, 10),
+    ):
         counts, group = synth(rng, n_units, n_groups)
         t = time.perf_counter()
-        r = uncertainty.axis_uncertainty(counts, group, list(range(n_groups)), evr, edges,
-                                         bootstrap_replicates=args.replicates, permutations=args.replicates, seed=0)
+        r = uncertainty.axis_uncertainty(
+            counts,
+            group,
+            list(range(n_groups)),
+            evr,
+            edges,
+            bootstrap_replicates=args.replicates,
+            permutations=args.replicates,
+            seed=0,
+        )
         dt = time.perf_counter() - t
-        print(f"{label:18s} {n_units:5d} units, {n_groups:3d} groups ({len(r.ci)} pairs): "
-              f"B = P = {args.replicates}: {dt:.2f} s")
+        print(
+            f"{label:18s} {n_units:5d} units, {n_groups:3d} groups ({len(r.ci)} pairs): "
+            f"B = P = {args.replicates}: {dt:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,7 @@ sys.path.insert(0, str(ROOT))
 from filterdb.db import write_db_streaming  # noqa: E402
 
 CATS = ["natural", "faces", "medical", "text", "astronomy", "plants", "textures", "fractals"]
-TASKS = ["Classification", "Semantic Segmentation", "Detection", "GAN-Generator", "Super Resolution",
-         "Face Detection"]
+TASKS = ["Classification", "Semantic Segmentation", "Detection", "GAN-Generator", "Super Resolution", "Face Detection"]
 NAMES = ["ResNet-18", "ResNet-50", "VGG16", "UNet", "MobileNetV2", "DenseNet121", "EfficientNet-B0"]
 DATASETS = ["ImageNet1k", "CIFAR-10", "COCO", "LIDC", "Places365", "CelebA"]
 CHANNELS = np.array([16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024])
@@ -53,13 +52,24 @@ def bench_layers(n_filters: int, n_models: int, seed: int = 0) -> pd.DataFrame:
             if n <= 0:
                 break
             depth = int(levels[j])
-            rows.append({"model_id": m, "conv_depth": depth,
-                         "conv_depth_norm": depth / max(n_levels - 1, 1),
-                         "row_start": start, "row_end": start + n, "model": f"bench_{m:05d}",
-                         "Name": NAMES[m % len(NAMES)], "Task": TASKS[(m // 3) % len(TASKS)],
-                         "Visual Category": CATS[m % len(CATS)], "Training-Dataset": DATASETS[m % len(DATASETS)],
-                         "Pretraining-Dataset": "" if m % 3 else "ImageNet1k", "producer": "benchmarks.dbgen",
-                         "in_channels": cin, "out_channels": cout if n == cin * cout else np.nan})
+            rows.append(
+                {
+                    "model_id": m,
+                    "conv_depth": depth,
+                    "conv_depth_norm": depth / max(n_levels - 1, 1),
+                    "row_start": start,
+                    "row_end": start + n,
+                    "model": f"bench_{m:05d}",
+                    "Name": NAMES[m % len(NAMES)],
+                    "Task": TASKS[(m // 3) % len(TASKS)],
+                    "Visual Category": CATS[m % len(CATS)],
+                    "Training-Dataset": DATASETS[m % len(DATASETS)],
+                    "Pretraining-Dataset": "" if m % 3 else "ImageNet1k",
+                    "producer": "benchmarks.dbgen",
+                    "in_channels": cin,
+                    "out_channels": cout if n == cin * cout else np.nan,
+                }
+            )
             start += n
         m += 1
     return pd.DataFrame(rows)
@@ -102,9 +112,11 @@ def main() -> None:
     args = ap.parse_args()
     t = time.perf_counter()
     layers = write_bench_db(args.out, args.filters, args.models, args.seed)
-    print(f"{args.out}: {int(layers['row_end'].max()):,} filters, {len(layers):,} layers, "
-          f"{layers['model_id'].nunique():,} models, {Path(args.out).stat().st_size / 2**30:.2f} GiB "
-          f"in {time.perf_counter() - t:.1f} s")
+    print(
+        f"{args.out}: {int(layers['row_end'].max()):,} filters, {len(layers):,} layers, "
+        f"{layers['model_id'].nunique():,} models, {Path(args.out).stat().st_size / 2**30:.2f} GiB "
+        f"in {time.perf_counter() - t:.1f} s"
+    )
 
 
 if __name__ == "__main__":

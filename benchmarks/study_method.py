@@ -19,8 +19,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-COLUMNS = {"task": "Task", "visual_category": "Visual Category", "depth": "conv_depth_norm",
-           "architecture": "Name", "training_dataset": "Training-Dataset"}
+COLUMNS = {
+    "task": "Task",
+    "visual_category": "Visual Category",
+    "depth": "conv_depth_norm",
+    "architecture": "Name",
+    "training_dataset": "Training-Dataset",
+}
 
 
 def main() -> None:
@@ -66,8 +71,7 @@ def main() -> None:
                 d[a, b] = float(np.sum(evr * (np.sum(p * np.log(p / q), 1) + np.sum(q * np.log(q / p), 1))))
         out[ax] = float(d.max())
     hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0]
-    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": int(hwm.split()[1]) / 1024,
-                      "max_drift": out}))
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": int(hwm.split()[1]) / 1024, "max_drift": out}))
 
 
 if __name__ == "__main__":

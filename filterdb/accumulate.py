@@ -31,59 +31,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import quality
+from .results import Plan, load_part
 from .stream import DEFAULT_BLOCK_ROWS, ROW_BYTES, BlockReader, plan_blocks, plan_shards, progress
 
 PASSES = ("sums", "range", "hist")
-QUALITY_FIELDS = ["n_filters", "n_sparse", "sparsity", "variance_entropy", "variance_entropy_norm",
-                  "variance_entropy_clean", "orthogonality", "absmax", "notes"]
+QUALITY_FIELDS = [
+    "n_filters",
+    "n_sparse",
+    "sparsity",
+    "variance_entropy",
+    "variance_entropy_norm",
+    "variance_entropy_clean",
+    "orthogonality",
+    "absmax",
+    "notes",
+]
 
 
 class NonFiniteError(ValueError):
     """Filters holding NaN or Inf, with the policy ``error``."""
-
-
-@dataclass
-class Plan:
-    """What the passes need of the layer table, as plain arrays (``stats/plan.npz``).
-
-    Attributes
-    ----------
-    row_start, row_end : (L,) int64
-        Row range of each layer (end exclusive), in row order.
-    cell : (L,) int64
-        Fine-histogram cell of each layer (one per model and depth bin; -1 = none).
-    out_channels : (L,) float64
-        Output channels of each layer (NaN when unknown): orthogonality needs it.
-    n_cells : int
-    key : str
-        The filter dataset of the DB (``filters`` or ``filter``).
-    """
-
-    row_start: np.ndarray
-    row_end: np.ndarray
-    cell: np.ndarray
-    out_channels: np.ndarray
-    n_cells: int
-    key: str = "filters"
-
-    @property
-    def n_layers(self) -> int:
-        return int(self.row_start.size)
-
-    @property
-    def n_filters(self) -> np.ndarray:
-        return self.row_end - self.row_start
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"row_start": self.row_start, "row_end": self.row_end, "cell": self.cell,
-                "out_channels": self.out_channels, "n_cells": np.array(self.n_cells, np.int64),
-                "key": np.array(self.key)}
-
-    @classmethod
-    def from_arrays(cls, a) -> "Plan":
-        return cls(np.asarray(a["row_start"], np.int64), np.asarray(a["row_end"], np.int64),
-                   np.asarray(a["cell"], np.int64), np.asarray(a["out_channels"], np.float64),
-                   int(a["n_cells"]), str(a["key"]) if "key" in a else "filters")
 
 
 @dataclass
@@ -184,15 +150,30 @@ class SumsPass(_Pass):
         z1, z3 = np.zeros(0), np.zeros((0, 9, 9))
         from . import kernels  # numba: only the passes need it
 
-        kernels.sums_block(x, ls, le, pos, self.drop, self.n, self.sum, self.outer, self.nonfinite, self.first_bad,
-                           q, eps, self.absmax if q else z1, self.n_sparse if q else z1.astype(np.int64),
-                           self.n_clean if q else z1.astype(np.int64), self.g_all if q else z3,
-                           self.g_clean if q else z3)
+        kernels.sums_block(
+            x,
+            ls,
+            le,
+            pos,
+            self.drop,
+            self.n,
+            self.sum,
+            self.outer,
+            self.nonfinite,
+            self.first_bad,
+            q,
+            eps,
+            self.absmax if q else z1,
+            self.n_sparse if q else z1.astype(np.int64),
+            self.n_clean if q else z1.astype(np.int64),
+            self.g_all if q else z3,
+            self.g_clean if q else z3,
+        )
         if q:
             out = self.plan.out_channels[self.lo + pos]
             for j in np.flatnonzero(np.isfinite(out)):
                 p = int(pos[j])
-                w = x[ls[j]:le[j]]
+                w = x[ls[j] : le[j]]
                 if self.drop and self.nonfinite[p]:
                     w = w[np.isfinite(w).all(axis=1)]
                 if quality.orthogonality_note(w.shape[0], out[j]) == 0:
@@ -209,13 +190,22 @@ class SumsPass(_Pass):
         raise NonFiniteError(
             f"filter row {row} ({name}) holds NaN or Inf; {int(self.nonfinite.sum())} such filters in "
             f"{int((self.nonfinite > 0).sum())} layers of this shard. Fix the DB, or set "
-            f"stream.nonfinite: drop to leave them out (counted in stats/sums.npz 'nonfinite')")
+            f"stream.nonfinite: drop to leave them out (counted in stats/sums.npz 'nonfinite')"
+        )
 
     def arrays(self):
         out = {"n": self.n, "sum": self.sum, "outer": self.outer, "nonfinite": self.nonfinite}
         if self.quality:
-            q = quality_from_moments(self.n, self.absmax, self.n_sparse, self.n_clean, self.g_all,
-                                     self.g_clean, self.ortho, self.plan.out_channels[self.lo:self.hi])
+            q = quality_from_moments(
+                self.n,
+                self.absmax,
+                self.n_sparse,
+                self.n_clean,
+                self.g_all,
+                self.g_clean,
+                self.ortho,
+                self.plan.out_channels[self.lo : self.hi],
+            )
             out.update({f"quality_{f}": q[f] for f in QUALITY_FIELDS})
         return out
 
@@ -253,11 +243,17 @@ def quality_from_moments(n, absmax, n_sparse, n_clean, g_all, g_clean, ortho, ou
         norm = np.where((t > 0) & ~np.isnan(h), h / np.where(t > 0, t, 1.0), np.nan)
         sparsity = np.where(n > 0, n_sparse / np.maximum(n, 1), np.nan)
     no_ortho = (notes & (quality.NOTE_NO_OUT | quality.NOTE_NOT_MULTIPLE | quality.NOTE_ONE_OUT)) != 0
-    return {"n_filters": n, "n_sparse": np.asarray(n_sparse, np.int64), "sparsity": sparsity,
-            "variance_entropy": h, "variance_entropy_norm": norm,
-            "variance_entropy_clean": _entropies(g_clean, np.asarray(n_clean, np.int64)),
-            "orthogonality": np.where(no_ortho, np.nan, ortho), "absmax": np.where(n > 0, absmax, np.nan),
-            "notes": notes}
+    return {
+        "n_filters": n,
+        "n_sparse": np.asarray(n_sparse, np.int64),
+        "sparsity": sparsity,
+        "variance_entropy": h,
+        "variance_entropy_norm": norm,
+        "variance_entropy_clean": _entropies(g_clean, np.asarray(n_clean, np.int64)),
+        "orthogonality": np.where(no_ortho, np.nan, ortho),
+        "absmax": np.where(n > 0, absmax, np.nan),
+        "notes": notes,
+    }
 
 
 def _entropies(g: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -317,8 +313,9 @@ class HistPass(_Pass):
         self.pairs = np.array(settings.density_pairs, np.int64).reshape(-1, 2)
         self.dbins = int(settings.density_bins)
         self.dlo, self.dhi = (float(v) for v in settings.density_extent)
-        self.dens = [np.zeros((self.pairs.shape[0], self.dbins, self.dbins), np.uint32)
-                     for _ in range(max(1, settings.threads))]
+        self.dens = [
+            np.zeros((self.pairs.shape[0], self.dbins, self.dbins), np.uint32) for _ in range(max(1, settings.threads))
+        ]
 
     def split(self, first, end, threads):
         pos = np.arange(first, end)
@@ -332,9 +329,25 @@ class HistPass(_Pass):
         ls, le = self._bounds(a, pos)
         from . import kernels
 
-        kernels.hist_block(x, ls, le, pos, self.drop, self.mean, self.comps, self.edges, self.counts,
-                           self.lcell[pos], self.fedges, self.cell_counts, self.pairs, self.dlo, self.dhi,
-                           self.dbins, self.dens[tid])
+        kernels.hist_block(
+            x,
+            ls,
+            le,
+            pos,
+            self.drop,
+            self.mean,
+            self.comps,
+            self.edges,
+            self.counts,
+            self.lcell[pos],
+            self.fedges,
+            self.cell_counts,
+            self.pairs,
+            self.dlo,
+            self.dhi,
+            self.dbins,
+            self.dens[tid],
+        )
 
     def arrays(self):
         dens = self.dens[0].astype(np.int64)
@@ -342,11 +355,17 @@ class HistPass(_Pass):
             dens += d
         out = {"counts": self.counts, "total__edges": self.edges}
         if self.cell_counts.shape[0] or self.s.fine_bins > 0:
-            out.update({"part__cell": self.cells, "part__cell_counts": self.cell_counts,
-                        "total__cell_edges": self.fedges})
+            out.update(
+                {"part__cell": self.cells, "part__cell_counts": self.cell_counts, "total__cell_edges": self.fedges}
+            )
         if self.pairs.shape[0]:
-            out.update({"total__density": dens, "total__density_pairs": self.pairs,
-                        "total__density_edges": np.linspace(self.dlo, self.dhi, self.dbins + 1)})
+            out.update(
+                {
+                    "total__density": dens,
+                    "total__density_pairs": self.pairs,
+                    "total__density_edges": np.linspace(self.dlo, self.dhi, self.dbins + 1),
+                }
+            )
         return out
 
 
@@ -366,8 +385,9 @@ def make_pass(kind: str, plan: Plan, lo: int, hi: int, settings: PassSettings, *
     raise ValueError(f"unknown pass {kind!r}: expected one of {PASSES}")
 
 
-def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", reader: BlockReader | None = None,
-             layer_names=None) -> dict[str, np.ndarray]:
+def run_pass(
+    path: str, key: str, pas: _Pass, desc: str = "pass", reader: BlockReader | None = None, layer_names=None
+) -> dict[str, np.ndarray]:
     """Stream the rows of the pass's layers once and return its arrays plus ``layer``.
 
     Parameters
@@ -399,7 +419,7 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", reader: BlockR
             if pool is None or len(parts) == 1:
                 pas.block(x, a, parts[0], 0)
             else:
-                list(pool.map(lambda tp: pas.block(x, a, tp[1], tp[0]), enumerate(parts)))
+                list(pool.map(pas.block, [x] * len(parts), [a] * len(parts), parts, range(len(parts))))
             if bar is not None:
                 bar.update(b - a)
     finally:
@@ -416,8 +436,11 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", reader: BlockR
     out = {"layer": np.arange(lo, hi, dtype=np.int64)}
     out.update(pas.arrays())
     dt = time.perf_counter() - t0
-    print(f"{desc}: {hi - lo} layers, {total} filters in {dt:.2f} s "
-          f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {threads} thread(s), read: {rd.mode})", file=sys.stderr)
+    print(
+        f"{desc}: {hi - lo} layers, {total} filters in {dt:.2f} s "
+        f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {threads} thread(s), read: {rd.mode})",
+        file=sys.stderr,
+    )
     return out
 
 
@@ -432,8 +455,19 @@ def _blas_limit(n: int):
     return threadpool_limits(limits=n, user_api="blas")
 
 
-def run_shard(db_path: str, key: str, plan: Plan, kind: str, *, shard: int = 0, shards: int = 1,
-              settings: PassSettings | None = None, basis=None, edges=None, layer_names=None) -> dict[str, np.ndarray]:
+def run_shard(
+    db_path: str,
+    key: str,
+    plan: Plan,
+    kind: str,
+    *,
+    shard: int = 0,
+    shards: int = 1,
+    settings: PassSettings | None = None,
+    basis=None,
+    edges=None,
+    layer_names=None,
+) -> dict[str, np.ndarray]:
     """One pass over the layers of shard ``shard`` of ``shards``: the part's arrays.
 
     Parameters
@@ -472,7 +506,6 @@ def gather_parts(part_paths: list, n_layers: int, n_cells: int = 0, cell_hist_pa
     -------
     dict of gathered arrays (names without the ``total__`` prefix).
     """
-    from .results import load_part
 
     out: dict[str, np.ndarray] = {}
     seen = np.zeros(n_layers, np.int64)
@@ -490,8 +523,11 @@ def gather_parts(part_paths: list, n_layers: int, n_cells: int = 0, cell_hist_pa
             if name == "part__cell_counts":
                 if cells is None:
                     shape = (n_cells,) + arr.shape[1:]
-                    cells = np.zeros(shape, np.uint32) if cell_hist_path is None else \
-                        np.lib.format.open_memmap(str(cell_hist_path), mode="w+", dtype=np.uint32, shape=shape)
+                    cells = (
+                        np.zeros(shape, np.uint32)
+                        if cell_hist_path is None
+                        else np.lib.format.open_memmap(str(cell_hist_path), mode="w+", dtype=np.uint32, shape=shape)
+                    )
                 ids = part["part__cell"]
                 if ids.size and (ids.min() < 0 or ids.max() >= n_cells):
                     raise ValueError(f"{path}: cell ids outside 0..{n_cells - 1}")
@@ -513,8 +549,10 @@ def gather_parts(part_paths: list, n_layers: int, n_cells: int = 0, cell_hist_pa
         part.close()
     if not np.all(seen == 1):
         bad = np.flatnonzero(seen != 1)
-        raise ValueError(f"shards cover layer {int(bad[0])} {int(seen[bad[0]])} times; each of the "
-                         f"{n_layers} layers must be covered once ({bad.size} layers wrong)")
+        raise ValueError(
+            f"shards cover layer {int(bad[0])} {int(seen[bad[0]])} times; each of the "
+            f"{n_layers} layers must be covered once ({bad.size} layers wrong)"
+        )
     if cells is not None:
         if cell_hist_path is None:
             out["cell_counts"] = cells
@@ -543,9 +581,18 @@ def coefficient_range(cmin: np.ndarray, cmax: np.ndarray) -> tuple[float, float]
     return float(np.min(cmin)), float(np.max(cmax))
 
 
-def estimate_mem_mb(kind: str, plan: Plan, *, shards: int = 1, threads: int = 1,
-                    block_rows: int = DEFAULT_BLOCK_ROWS, bins: int = 70, fine_bins: int = 0,
-                    density_pairs: int = 0, density_bins: int = 512) -> int:
+def estimate_mem_mb(
+    kind: str,
+    plan: Plan,
+    *,
+    shards: int = 1,
+    threads: int = 1,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    bins: int = 70,
+    fine_bins: int = 0,
+    density_pairs: int = 0,
+    density_bins: int = 512,
+) -> int:
     """Peak memory (MB, with a safety margin) of one job of ``kind`` on ``plan``.
 
     ``kind`` is ``shard_sums``, ``shard_range``, ``shard_hist``, ``gather_sums``, ``gather_range``
@@ -555,13 +602,12 @@ def estimate_mem_mb(kind: str, plan: Plan, *, shards: int = 1, threads: int = 1,
     histograms. The largest shard is assumed for every shard.
     """
     base = 300.0  # Python, numpy, numba, h5py
-    per_layer = {"sums": 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81), "range": 8 * 18,
-                 "hist": 4 * 9 * bins}
+    per_layer = {"sums": 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81), "range": 8 * 18, "hist": 4 * 9 * bins}
     p = kind.split("_", 1)[1]
     n_f = plan.n_filters
     L = plan.n_layers
     fine = 4 * 9 * fine_bins
-    dens = 8 * density_pairs * density_bins ** 2
+    dens = 8 * density_pairs * density_bins**2
     if kind.startswith("shard"):
         bounds = plan_shards(n_f, shards)
         k = max((hi - lo for lo, hi in bounds), default=0)

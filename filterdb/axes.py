@@ -1,4 +1,4 @@
-"""Axes: groupings of conv layers (analysis.md §5).
+"""Axes: groupings of conv layers (docs/method.md §5).
 
 An axis is configured as a mapping (see ``config.yaml``):
 
@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
 
 # The study's axes: the defaults of config.yaml (also used by `filterdb inspect` without a config).
 STUDY_AXES = {
@@ -58,7 +57,7 @@ class Axis:
             raise ValueError(f"axis {self.name!r}: order {self.order!r} is not one of mean_drift, natural")
 
     @classmethod
-    def from_config(cls, name: str, cfg: dict) -> "Axis":
+    def from_config(cls, name: str, cfg: dict) -> Axis:
         known = {"column", "kind", "bins", "relabel", "fold", "order", "min_models", "min_filters"}
         extra = set(cfg) - known
         if extra:
@@ -77,8 +76,10 @@ def required_columns(axes: list[Axis]) -> list[str]:
 
 def depth_bin_labels(bins: int) -> list[str]:
     edges = np.linspace(0.0, 1.0, bins + 1)
-    return [("[" if k == 0 else "(") + f"{edges[k]:.{_digits(bins)}f}, {edges[k + 1]:.{_digits(bins)}f}]"
-            for k in range(bins)]
+    return [
+        ("[" if k == 0 else "(") + f"{edges[k]:.{_digits(bins)}f}, {edges[k + 1]:.{_digits(bins)}f}]"
+        for k in range(bins)
+    ]
 
 
 def _digits(bins: int) -> int:
@@ -112,8 +113,9 @@ def layer_labels(layers: pd.DataFrame, axis: Axis) -> pd.Series:
     values = layers[col]
     if axis.kind == "binned":
         x = pd.to_numeric(values, errors="coerce")
-        cut = pd.cut(x, bins=np.linspace(0.0, 1.0, axis.bins + 1), include_lowest=True,
-                     labels=depth_bin_labels(axis.bins))
+        cut = pd.cut(
+            x, bins=np.linspace(0.0, 1.0, axis.bins + 1), include_lowest=True, labels=depth_bin_labels(axis.bins)
+        )
         return cut.astype(object).where(cut.notna(), np.nan)
     if axis.kind == "present":
         return pd.Series(["no" if _empty(v) else "yes" for v in values], index=layers.index, dtype=object)
@@ -138,10 +140,14 @@ def group_table(layers: pd.DataFrame, labels: pd.Series, axis: Axis) -> pd.DataF
     Groups below ``min_models`` / ``min_filters`` are dropped. Rows in label order (natural order
     for binned axes, alphabetical otherwise; the drift matrix applies its own ordering).
     """
-    df = pd.DataFrame({"group": labels, "model_id": layers["model_id"].to_numpy(),
-                       "n_filters": layers["n_filters"].to_numpy()}).dropna(subset=["group"])
-    g = df.groupby("group", sort=False).agg(n_models=("model_id", "nunique"), n_layers=("model_id", "size"),
-                                            n_filters=("n_filters", "sum")).reset_index()
+    df = pd.DataFrame(
+        {"group": labels, "model_id": layers["model_id"].to_numpy(), "n_filters": layers["n_filters"].to_numpy()}
+    ).dropna(subset=["group"])
+    g = (
+        df.groupby("group", sort=False)
+        .agg(n_models=("model_id", "nunique"), n_layers=("model_id", "size"), n_filters=("n_filters", "sum"))
+        .reset_index()
+    )
     if axis.kind == "binned":
         order = {lab: k for k, lab in enumerate(depth_bin_labels(axis.bins))}
         g = g.sort_values("group", key=lambda s: s.map(order))

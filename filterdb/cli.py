@@ -11,27 +11,39 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def add_build_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "build", help="build a filter DB (published v1.0 layout) from a sheet of trained model files",
+        "build",
+        help="build a filter DB (published v1.0 layout) from a sheet of trained model files",
         description="Read every model of a models sheet (ONNX, PyTorch, safetensors, Keras HDF5, TFLite), "
-                    "keep its 3x3 conv kernels and write a filter DB in the published CNN-Filter-DB layout. "
-                    "Models that cannot be read are reported and listed in the skipped TSV; the exit code "
-                    "is non-zero only when no model could be built.")
-    p.add_argument("sheet", help="models sheet (TSV: model, path or source+member, Name, Task, Visual Category, "
-                                 "Training-Dataset, Pretraining-Dataset, licence, extra columns)")
+        "keep its 3x3 conv kernels and write a filter DB in the published CNN-Filter-DB layout. "
+        "Models that cannot be read are reported and listed in the skipped TSV; the exit code "
+        "is non-zero only when no model could be built.",
+    )
+    p.add_argument(
+        "sheet",
+        help="models sheet (TSV: model, path or source+member, Name, Task, Visual Category, "
+        "Training-Dataset, Pretraining-Dataset, licence, extra columns)",
+    )
     p.add_argument("-o", "--output", required=True, help="filter DB to write (HDF5)")
-    p.add_argument("--append", action="store_true",
-                   help="add to an existing DB; models already present (same id or same file hash) are skipped")
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add to an existing DB; models already present (same id or same file hash) are skipped",
+    )
     p.add_argument("--skipped", default=None, help="TSV of skipped models and reasons (default: <DB stem>.skipped.tsv)")
-    p.add_argument("--cache", default=None,
-                   help="folder for downloaded archives and extracted members of 'source' rows "
-                        "(default: $FILTERDB_CACHE or ~/.cache/filterdb)")
-    p.add_argument("--no-download", action="store_true",
-                   help="never download: 'source' rows must already be in the cache")
+    p.add_argument(
+        "--cache",
+        default=None,
+        help="folder for downloaded archives and extracted members of 'source' rows "
+        "(default: $FILTERDB_CACHE or ~/.cache/filterdb)",
+    )
+    p.add_argument(
+        "--no-download", action="store_true", help="never download: 'source' rows must already be in the cache"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only skipped models and the summary")
     p.set_defaults(func=run_build)
     return p
@@ -44,12 +56,21 @@ def run_build(args: argparse.Namespace) -> int:
         if not args.quiet or msg.startswith("skipped"):
             print(msg, file=sys.stderr)
 
-    res = build(args.sheet, args.output, append=args.append, skipped=args.skipped, cache=args.cache,
-                download=not args.no_download, log=log)
+    res = build(
+        args.sheet,
+        args.output,
+        append=args.append,
+        skipped=args.skipped,
+        cache=args.cache,
+        download=not args.no_download,
+        log=log,
+    )
     skipped = args.skipped or default_skipped_path(args.output)
-    print(f"{args.output}: added {len(res.built)} models, {res.n_layers} layers, {res.n_filters} filters; "
-          f"skipped {len(res.skipped)} (listed in {skipped})" +
-          (f"; {res.db_models} models in the DB" if res.db_models else ""))
+    print(
+        f"{args.output}: added {len(res.built)} models, {res.n_layers} layers, {res.n_filters} filters; "
+        f"skipped {len(res.skipped)} (listed in {skipped})"
+        + (f"; {res.db_models} models in the DB" if res.db_models else "")
+    )
     if not res.built and not (args.append and res.db_models):
         print(f"filterdb build: no model could be built from {args.sheet}", file=sys.stderr)
         return 1
@@ -64,18 +85,28 @@ INSPECT_DESCRIPTION = "``filterdb inspect``: one model against an analysed DB."
 def add_inspect_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``inspect`` on an argparse ``subparsers`` object (``func`` = :func:`run_inspect`)."""
     p = subparsers.add_parser(
-        "inspect", help="one model against an analysed DB: filter quality, drift, nearest models",
-        description=INSPECT_DESCRIPTION)
-    p.add_argument("model_file", help="model file (a filter DB in the published layout, or any format "
-                                      "filterdb.ingest reads)")
+        "inspect",
+        help="one model against an analysed DB: filter quality, drift, nearest models",
+        description=INSPECT_DESCRIPTION,
+    )
+    p.add_argument(
+        "model_file", help="model file (a filter DB in the published layout, or any format filterdb.ingest reads)"
+    )
     p.add_argument("--db", help="the analysed filter DB (only checked against the results; its filters are not read)")
     p.add_argument("--results", default="results", help="results folder of the analysed DB (default: results)")
     p.add_argument("--stats", default=None, help="stats folder (default: RESULTS/stats)")
     p.add_argument("--model", default=None, help="model to take when MODEL_FILE is a DB holding several")
-    p.add_argument("--config", default=None, help="workflow config for axes and quality thresholds "
-                                                   "(default: ./config.yaml if present, else the study's axes)")
-    p.add_argument("--out", default=None, help="folder for layers.tsv, groups.tsv, models.tsv, summary.json "
-                                               "(default: RESULTS/inspect/MODEL)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="workflow config for axes and quality thresholds "
+        "(default: ./config.yaml if present, else the study's axes)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for layers.tsv, groups.tsv, models.tsv, summary.json (default: RESULTS/inspect/MODEL)",
+    )
     p.add_argument("--top", type=int, default=5, help="nearest models to print (default 5)")
     p.set_defaults(func=run_inspect)
     return p
@@ -101,8 +132,13 @@ def inspect_settings(config: str | None) -> dict:
     path = config or ("config.yaml" if os.path.exists("config.yaml") else None)
     cfg = load_config(path)
     q, h = cfg["quality"], cfg["histogram"]
-    return {"axes": axes_from_config(cfg.get("axes") or STUDY_AXES), "eps": float(q["eps"]),
-            "thresholds": dict(q["thresholds"]), "hist_eps": float(h["eps"]), "floor": str(h["floor"])}
+    return {
+        "axes": axes_from_config(cfg.get("axes") or STUDY_AXES),
+        "eps": float(q["eps"]),
+        "thresholds": dict(q["thresholds"]),
+        "hist_eps": float(h["eps"]),
+        "floor": str(h["floor"]),
+    }
 
 
 def run_inspect(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """Read and write filter DBs in the published CNN-Filter-DB layout.
 
-Layout (see ``shared/spec/published-format.md``):
+Layout (see ``docs/method.md``, appendix on the published file layouts):
 
 * one float32 HDF5 dataset ``filters`` (or ``filter``) of shape ``(N, 9)`` or ``(N, 3, 3)``;
   the row number is the filter id;
@@ -14,9 +14,8 @@ Layout (see ``shared/spec/published-format.md``):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterable, Sequence
 
 import h5py
 import numpy as np
@@ -108,8 +107,7 @@ def parse_filter_ids(value, path: str = "", row: int = 0) -> tuple[int, int]:
     return start, start + int(ids.size)
 
 
-def layer_table(meta: pd.DataFrame, n_rows: int, path: str = "",
-                required_columns: Iterable[str] = ()) -> pd.DataFrame:
+def layer_table(meta: pd.DataFrame, n_rows: int, path: str = "", required_columns: Iterable[str] = ()) -> pd.DataFrame:
     """Validate ``meta`` against the filter array and return the per-layer table.
 
     The result has one row per layer, sorted by ``row_start`` and renumbered ``layer`` 0..L-1, the
@@ -125,7 +123,9 @@ def layer_table(meta: pd.DataFrame, n_rows: int, path: str = "",
         df = df.reset_index()
     elif not set(INDEX_NAMES) <= set(df.columns):
         missing = [n for n in INDEX_NAMES if n not in names and n not in df.columns]
-        raise DBError(f"{path}: meta lacks {', '.join(missing)} (expected index (model_id, conv_depth, conv_depth_norm))")
+        raise DBError(
+            f"{path}: meta lacks {', '.join(missing)} (expected index (model_id, conv_depth, conv_depth_norm))"
+        )
     else:
         df = df.reset_index(drop=True)
     for old, new in CATEGORY_ALIASES.items():
@@ -133,16 +133,19 @@ def layer_table(meta: pd.DataFrame, n_rows: int, path: str = "",
             df[new] = df[old]
     missing = [c for c in required_columns if c not in df.columns]
     if missing:
-        raise DBError(f"{path}: meta lacks column {missing[0]!r}, needed by the configured axes"
-                      + (f" (also missing: {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else ""))
+        raise DBError(
+            f"{path}: meta lacks column {missing[0]!r}, needed by the configured axes"
+            + (f" (also missing: {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else "")
+        )
     ranges = [parse_filter_ids(v, path, i) for i, v in enumerate(df["filter_ids"].to_numpy())]
     start = np.array([r[0] for r in ranges], dtype=np.int64)
     end = np.array([r[1] for r in ranges], dtype=np.int64)
     bad = np.flatnonzero((start < 0) | (end > n_rows))
     if bad.size:
         i = int(bad[0])
-        raise DBError(f"{path}: meta row {i} filter_ids {start[i]}..{end[i] - 1} lie outside the filter array "
-                      f"of {n_rows} rows")
+        raise DBError(
+            f"{path}: meta row {i} filter_ids {start[i]}..{end[i] - 1} lie outside the filter array of {n_rows} rows"
+        )
     df = df.drop(columns=["filter_ids"])
     df.insert(0, "row_end", end)
     df.insert(0, "row_start", start)
@@ -152,8 +155,10 @@ def layer_table(meta: pd.DataFrame, n_rows: int, path: str = "",
     overlap = np.flatnonzero(s[1:] < e[:-1])
     if overlap.size:
         i = int(overlap[0])
-        raise DBError(f"{path}: meta rows {df['meta_row'][i]} and {df['meta_row'][i + 1]} have overlapping "
-                      f"filter_ids ({s[i]}..{e[i] - 1} and {s[i + 1]}..{e[i + 1] - 1})")
+        raise DBError(
+            f"{path}: meta rows {df['meta_row'][i]} and {df['meta_row'][i + 1]} have overlapping "
+            f"filter_ids ({s[i]}..{e[i] - 1} and {s[i + 1]}..{e[i + 1] - 1})"
+        )
     df.insert(0, "layer", np.arange(len(df)))
     df.insert(3, "n_filters", e - s)
     df["conv_depth"] = pd.to_numeric(df["conv_depth"])
@@ -213,8 +218,9 @@ def _meta_frame(layers: pd.DataFrame, layout: str) -> pd.DataFrame:
         meta["filter_ids"] = [f"{int(a)}:{int(b) - 1}" for a, b in zip(meta["row_start"], meta["row_end"])]
     else:
         raise ValueError(f"unknown layout {layout!r}: expected 'v0.1' or 'v1.0'")
-    meta = meta.drop(columns=[c for c in ("row_start", "row_end", "layer", "n_filters", "meta_row")
-                              if c in meta.columns])
+    meta = meta.drop(
+        columns=[c for c in ("row_start", "row_end", "layer", "n_filters", "meta_row") if c in meta.columns]
+    )
     return meta.set_index(INDEX_NAMES)
 
 
@@ -228,8 +234,14 @@ def write_meta(meta: pd.DataFrame, path: str, mode: str = "a") -> None:
         meta.to_hdf(path, key="meta", mode=mode, format="fixed")
 
 
-def write_db(path: str | os.PathLike, filters: np.ndarray | Sequence[np.ndarray], layers: pd.DataFrame,
-             layout: str = "v1.0", shape3x3: bool = False, chunk_rows: int = 65536) -> None:
+def write_db(
+    path: str | os.PathLike,
+    filters: np.ndarray | Sequence[np.ndarray],
+    layers: pd.DataFrame,
+    layout: str = "v1.0",
+    shape3x3: bool = False,
+    chunk_rows: int = 65536,
+) -> None:
     """Write a DB in the published layout.
 
     ``filters`` is an ``(N, 9)`` array (rows as numbered by ``row_start``/``row_end``) or a
@@ -238,15 +250,21 @@ def write_db(path: str | os.PathLike, filters: np.ndarray | Sequence[np.ndarray]
     """
     if isinstance(filters, np.ndarray):
         rows = filters.reshape(-1, 9)
-        make = lambda row: rows[int(row["row_start"]):int(row["row_end"])]  # noqa: E731
+        make = lambda row: rows[int(row["row_start"]) : int(row["row_end"])]  # noqa: E731
     else:
         it = iter(filters)
         make = lambda row: next(it)  # noqa: E731
     write_db_streaming(path, layers, make, layout, shape3x3, chunk_rows)
 
 
-def write_db_streaming(path: str | os.PathLike, layers: pd.DataFrame, make_filters, layout: str = "v1.0",
-                       shape3x3: bool = False, chunk_rows: int = 65536) -> None:
+def write_db_streaming(
+    path: str | os.PathLike,
+    layers: pd.DataFrame,
+    make_filters,
+    layout: str = "v1.0",
+    shape3x3: bool = False,
+    chunk_rows: int = 65536,
+) -> None:
     """Write a DB whose layer filters come from ``make_filters(row)`` one layer at a time, in the
     order of ``layers`` (bounded memory). The file is written to a temporary name and renamed at the
     end, so a failure never leaves a partial DB behind; the filter dataset is resizable (appends)."""
@@ -256,8 +274,13 @@ def write_db_streaming(path: str | os.PathLike, layers: pd.DataFrame, make_filte
     shape = (n, 3, 3) if shape3x3 else (n, 9)
     try:
         with h5py.File(tmp, "w") as f:
-            ds = f.create_dataset("filters", shape=shape, maxshape=(None,) + shape[1:], dtype="float32",
-                                  chunks=(min(max(n, 1), chunk_rows),) + shape[1:])
+            ds = f.create_dataset(
+                "filters",
+                shape=shape,
+                maxshape=(None,) + shape[1:],
+                dtype="float32",
+                chunks=(min(max(n, 1), chunk_rows),) + shape[1:],
+            )
             for _, row in layers.iterrows():
                 a, b = int(row["row_start"]), int(row["row_end"])
                 ds[a:b] = np.asarray(make_filters(row), dtype=np.float32).reshape((b - a,) + shape[1:])
@@ -268,8 +291,9 @@ def write_db_streaming(path: str | os.PathLike, layers: pd.DataFrame, make_filte
             os.remove(tmp)
 
 
-def append_db(path: str | os.PathLike, new_filters: Sequence[np.ndarray], new_layers: pd.DataFrame,
-              layout: str | None = None) -> None:
+def append_db(
+    path: str | os.PathLike, new_filters: Sequence[np.ndarray], new_layers: pd.DataFrame, layout: str | None = None
+) -> None:
     """Append layers to an existing DB without rewriting its filter rows.
 
     ``new_layers`` holds the meta columns for the new layers (row ranges are assigned here, after
@@ -293,7 +317,7 @@ def append_db(path: str | os.PathLike, new_filters: Sequence[np.ndarray], new_la
         ds.resize(total, axis=0)
         for a, w in zip(starts, new_filters):
             w = np.asarray(w, dtype=np.float32)
-            ds[int(a):int(a) + w.size // 9] = w.reshape((w.size // 9,) + ds.shape[1:])
+            ds[int(a) : int(a) + w.size // 9] = w.reshape((w.size // 9,) + ds.shape[1:])
     old = db.layers.sort_values("meta_row").drop(columns=["meta_row"])
     both = pd.concat([old, add], ignore_index=True)
     meta = _meta_frame(both, layout)

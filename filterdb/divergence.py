@@ -38,8 +38,9 @@ def bin_widths(edges: np.ndarray) -> np.ndarray:
     return np.diff(np.asarray(edges, dtype=np.float64))
 
 
-def probabilities(counts: np.ndarray, eps: float = EPS, floor: str = "density",
-                  edges: np.ndarray | None = None) -> np.ndarray:
+def probabilities(
+    counts: np.ndarray, eps: float = EPS, floor: str = "density", edges: np.ndarray | None = None
+) -> np.ndarray:
     """Histogram counts → floored, renormalised distributions (docs/method.md §4).
 
     Parameters
@@ -107,12 +108,13 @@ def drift_to(p: np.ndarray, qs: np.ndarray, evr: np.ndarray, chunk: int = 256) -
     qs = np.asarray(qs)
     out = np.empty(qs.shape[0])
     for a in range(0, qs.shape[0], chunk):
-        out[a:a + chunk] = drift(p, qs[a:a + chunk], evr)
+        out[a : a + chunk] = drift(p, qs[a : a + chunk], evr)
     return out
 
 
-def drift_matrix(group_counts: np.ndarray, evr: np.ndarray, eps: float = EPS, floor: str = "density",
-                 edges: np.ndarray | None = None) -> np.ndarray:
+def drift_matrix(
+    group_counts: np.ndarray, evr: np.ndarray, eps: float = EPS, floor: str = "density", edges: np.ndarray | None = None
+) -> np.ndarray:
     """The drift matrix of one axis.
 
     Parameters
@@ -131,7 +133,7 @@ def drift_matrix(group_counts: np.ndarray, evr: np.ndarray, eps: float = EPS, fl
     g = p.shape[0]
     d = np.zeros((g, g))
     for a in range(g):
-        d[a, a + 1:] = drift_to(p[a], p[a + 1:], evr)
+        d[a, a + 1 :] = drift_to(p[a], p[a + 1 :], evr)
     iu = np.triu_indices(g, k=1)
     d[(iu[1], iu[0])] = d[iu]
     return d

@@ -9,8 +9,8 @@ holding the model), without re-reading the DB's filters:
    (``{results}/pca/basis.tsv``, ``mean.tsv``, ``range.tsv``; bins = the edges of
    ``{results}/stats/hist.npz``); coefficients outside the DB's range are counted and reported
    (numpy's histogram leaves them out);
-3. the drift D (evr-weighted symmetric KL, :func:`filterdb.divergence.drift`, docs/method.md §4) to every group of every axis
-   (group histograms = sums of the DB's per-layer histograms ``counts`` (L, 9, bins)) and to every
+3. the drift D (evr-weighted symmetric KL, :func:`filterdb.divergence.drift`, docs/method.md §4) to every
+   group of every axis (group histograms = sums of the DB's per-layer histograms ``counts`` (L, 9, bins)) and to every
    DB model, giving the nearest models;
 4. a verdict: degeneration flags, and whether the model's distance to its nearest DB model is
    typical, compared with the DB models' own nearest-neighbour drifts (percentile).
@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -90,8 +90,7 @@ def _read_db_model(path: str, model: str | None) -> ModelLayers:
     ids = layers["model_id"].astype(str)
     if model is None:
         if names.nunique() != 1:
-            raise ValueError(f"{path} holds {names.nunique()} models; choose one with --model "
-                             f"(e.g. {names.iloc[0]!r})")
+            raise ValueError(f"{path} holds {names.nunique()} models; choose one with --model (e.g. {names.iloc[0]!r})")
         sel = layers
     else:
         mask = (names == str(model)) | (ids == str(model))
@@ -113,14 +112,18 @@ def _ingest(path: str) -> ModelLayers:
     try:
         from . import ingest
     except ImportError:
-        raise ValueError(f"{path}: not a filter DB, and model-file reading (filterdb.ingest) is not "
-                         "installed in this version") from None
+        raise ValueError(
+            f"{path}: not a filter DB, and model-file reading (filterdb.ingest) is not installed in this version"
+        ) from None
     reader = getattr(ingest, "read_model_layers", None)
     if reader is None:
         raise ValueError(f"{path}: filterdb.ingest has no read_model_layers(path)")
     weights, meta = reader(path)
-    return ModelLayers(name=Path(path).stem, weights=[np.asarray(w, np.float32).reshape(-1, 9) for w in weights],
-                       meta=pd.DataFrame(meta).reset_index(drop=True))
+    return ModelLayers(
+        name=Path(path).stem,
+        weights=[np.asarray(w, np.float32).reshape(-1, 9) for w in weights],
+        meta=pd.DataFrame(meta).reset_index(drop=True),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,8 +143,9 @@ class Reference:
     range: tuple[float, float]
 
 
-def load_reference(results_dir: str | os.PathLike, stats_dir: str | os.PathLike | None = None,
-                   db: str | None = None) -> Reference:
+def load_reference(
+    results_dir: str | os.PathLike, stats_dir: str | os.PathLike | None = None, db: str | None = None
+) -> Reference:
     """What ``inspect`` needs of an analysed DB, read through :mod:`filterdb.results`.
 
     Parameters
@@ -177,18 +181,33 @@ def load_reference(results_dir: str | os.PathLike, stats_dir: str | os.PathLike 
 
         _, n = filter_shape(db)
         if int(layers["row_end"].max()) > n:
-            raise ValueError(f"{db}: {n} filter rows, but {layers_path} reaches row {int(layers['row_end'].max())}; "
-                             "the results belong to another DB")
-    return Reference(layers=layers, counts=counts, edges=edges, mean=mean, components=comps, evr=evr,
-                     range=results.read_range(paths.range))
+            raise ValueError(
+                f"{db}: {n} filter rows, but {layers_path} reaches row {int(layers['row_end'].max())}; "
+                "the results belong to another DB"
+            )
+    return Reference(
+        layers=layers,
+        counts=counts,
+        edges=edges,
+        mean=mean,
+        components=comps,
+        evr=evr,
+        range=results.read_range(paths.range),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Computations
 
 
-def drift_row(counts: np.ndarray, others: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS,
-              floor: str = "density", edges: np.ndarray | None = None) -> np.ndarray:
+def drift_row(
+    counts: np.ndarray,
+    others: np.ndarray,
+    evr: np.ndarray,
+    eps: float = divergence.EPS,
+    floor: str = "density",
+    edges: np.ndarray | None = None,
+) -> np.ndarray:
     """``D(model, g)`` for every ``g`` of ``others``: the first row of
     :func:`filterdb.divergence.drift_matrix` of ``[counts] + others``, without the G x G matrix.
 
@@ -228,16 +247,29 @@ def model_histograms(layers: pd.DataFrame, counts: np.ndarray) -> tuple[pd.DataF
     uniq, inv = np.unique(mid, return_inverse=True)
     out = np.zeros((uniq.size,) + counts.shape[1:], np.int64)
     np.add.at(out, inv, counts)
-    name = layers.groupby("model_id", sort=True)["model"].first() if "model" in layers else \
-        pd.Series(uniq.astype(str), index=uniq)
-    tab = pd.DataFrame({"model_id": uniq, "model": name.loc[uniq].astype(str).to_numpy(),
-                        "n_layers": np.bincount(inv), "n_filters": np.bincount(inv, layers["n_filters"].to_numpy())
-                        .astype(np.int64)})
+    name = (
+        layers.groupby("model_id", sort=True)["model"].first()
+        if "model" in layers
+        else pd.Series(uniq.astype(str), index=uniq)
+    )
+    tab = pd.DataFrame(
+        {
+            "model_id": uniq,
+            "model": name.loc[uniq].astype(str).to_numpy(),
+            "n_layers": np.bincount(inv),
+            "n_filters": np.bincount(inv, layers["n_filters"].to_numpy()).astype(np.int64),
+        }
+    )
     return tab, out
 
 
-def nearest_neighbour_drifts(model_counts: np.ndarray, evr: np.ndarray, eps: float = divergence.EPS,
-                             floor: str = "density", edges: np.ndarray | None = None) -> np.ndarray:
+def nearest_neighbour_drifts(
+    model_counts: np.ndarray,
+    evr: np.ndarray,
+    eps: float = divergence.EPS,
+    floor: str = "density",
+    edges: np.ndarray | None = None,
+) -> np.ndarray:
     """For each DB model the drift to its nearest other model.
 
     Parameters
@@ -266,19 +298,25 @@ def nearest_neighbour_drifts(model_counts: np.ndarray, evr: np.ndarray, eps: flo
 @dataclass
 class Inspection:
     name: str
-    layers: pd.DataFrame       # layer quality
-    model: pd.Series           # model quality row
-    counts: np.ndarray         # (9, bins)
-    outside: int               # coefficient values outside the DB's range
-    groups: pd.DataFrame       # axis, group, drift, n_models, n_filters, member
-    models: pd.DataFrame       # DB models by drift
-    nn_percentile: float       # where the nearest-model drift lies among the DB's nn drifts
+    layers: pd.DataFrame  # layer quality
+    model: pd.Series  # model quality row
+    counts: np.ndarray  # (9, bins)
+    outside: int  # coefficient values outside the DB's range
+    groups: pd.DataFrame  # axis, group, drift, n_models, n_filters, member
+    models: pd.DataFrame  # DB models by drift
+    nn_percentile: float  # where the nearest-model drift lies among the DB's nn drifts
     verdict: list = field(default_factory=list)
 
 
-def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: float | None = None,
-                  thresholds: dict | None = None, hist_eps: float | None = None,
-                  floor: str | None = None) -> Inspection:
+def inspect_model(
+    m: ModelLayers,
+    ref: Reference,
+    axes: Sequence[Axis],
+    eps: float | None = None,
+    thresholds: dict | None = None,
+    hist_eps: float | None = None,
+    floor: str | None = None,
+) -> Inspection:
     """Quality, histograms, drift to every axis group and every DB model, and a verdict.
 
     Parameters
@@ -339,8 +377,16 @@ def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: flo
         d = drift_row(counts, gc, ref.evr, hist_eps, floor, ref.edges) if names else np.zeros(0)
         own = set(lt[axis.name].dropna().astype(str)) if axis.name in lt else set()
         for k, g in enumerate(names):
-            rows.append({"axis": axis.name, "group": g, "drift": d[k], "n_models": int(gt["n_models"].iloc[k]),
-                         "n_filters": int(gt["n_filters"].iloc[k]), "member": str(g) in own})
+            rows.append(
+                {
+                    "axis": axis.name,
+                    "group": g,
+                    "drift": d[k],
+                    "n_models": int(gt["n_models"].iloc[k]),
+                    "n_filters": int(gt["n_filters"].iloc[k]),
+                    "member": str(g) in own,
+                }
+            )
     groups = pd.DataFrame(rows, columns=["axis", "group", "drift", "n_models", "n_filters", "member"])
     if len(groups):
         groups["rank"] = groups.groupby("axis")["drift"].rank(method="first").astype(int)
@@ -355,8 +401,9 @@ def inspect_model(m: ModelLayers, ref: Reference, axes: Sequence[Axis], eps: flo
     ok = nn[~np.isnan(nn)]
     pct = float(100.0 * np.mean(ok < best)) if ok.size else math.nan
 
-    out = Inspection(name=m.name, layers=lt, model=mq, counts=counts, outside=outside, groups=groups,
-                     models=mtab, nn_percentile=pct)
+    out = Inspection(
+        name=m.name, layers=lt, model=mq, counts=counts, outside=outside, groups=groups, models=mtab, nn_percentile=pct
+    )
     out.verdict = _verdict(out)
     return out
 
@@ -370,21 +417,28 @@ def _verdict(r: Inspection) -> list[str]:
     flags = [f for f in quality.FLAGS if bool(r.model[f])]
     n_deg = int(r.layers["degenerated"].sum())
     if flags:
-        lines.append(f"DEGENERATED: {', '.join(f.replace('_', ' ') for f in flags)} "
-                     f"({n_deg} of {len(r.layers)} layers degenerated)")
+        lines.append(
+            f"DEGENERATED: {', '.join(f.replace('_', ' ') for f in flags)} "
+            f"({n_deg} of {len(r.layers)} layers degenerated)"
+        )
     else:
         lines.append(f"filters look healthy ({n_deg} of {len(r.layers)} layers degenerated)")
-    lines.append(f"mean sparsity {r.model['sparsity']:.3f}, normalised variance entropy "
-                 f"{r.model['variance_entropy_norm']:.3f} (healthy ~0.9, random >= 1), orthogonality "
-                 f"{r.model['orthogonality']:.3f}")
+    lines.append(
+        f"mean sparsity {r.model['sparsity']:.3f}, normalised variance entropy "
+        f"{r.model['variance_entropy_norm']:.3f} (healthy ~0.9, random >= 1), orthogonality "
+        f"{r.model['orthogonality']:.3f}"
+    )
     if r.outside:
         lines.append(f"{r.outside} coefficient values lie outside the DB's range and are not in the histograms")
     if len(r.models):
         top = r.models.iloc[0]
-        typical = "typical" if not math.isnan(r.nn_percentile) and r.nn_percentile <= ATYPICAL_PERCENTILE \
-            else "ATYPICAL"
-        lines.append(f"nearest DB model: {top['model']} (D = {top['drift']:.4g}); {typical}: "
-                     f"{r.nn_percentile:.0f}% of DB models are nearer to their own nearest neighbour")
+        typical = (
+            "typical" if not math.isnan(r.nn_percentile) and r.nn_percentile <= ATYPICAL_PERCENTILE else "ATYPICAL"
+        )
+        lines.append(
+            f"nearest DB model: {top['model']} (D = {top['drift']:.4g}); {typical}: "
+            f"{r.nn_percentile:.0f}% of DB models are nearer to their own nearest neighbour"
+        )
     for axis, g in r.groups.groupby("axis", sort=False):
         best = g.iloc[0]
         lines.append(f"{axis}: nearest group {best['group']!r} (D = {best['drift']:.4g})")
@@ -419,10 +473,14 @@ def write_outputs(r: Inspection, out: str | os.PathLike) -> None:
         "model": r.name,
         "quality": {k: plain(v) for k, v in r.model.items()},
         "coefficients_outside_range": r.outside,
-        "nearest_models": [{"model": str(row.model), "drift": plain(row.drift)} for row in r.models.head(10).itertuples()],
+        "nearest_models": [
+            {"model": str(row.model), "drift": plain(row.drift)} for row in r.models.head(10).itertuples()
+        ],
         "nearest_neighbour_percentile": plain(r.nn_percentile),
-        "nearest_groups": {a: {"group": str(g.iloc[0]["group"]), "drift": plain(g.iloc[0]["drift"])}
-                           for a, g in r.groups.groupby("axis", sort=False)},
+        "nearest_groups": {
+            a: {"group": str(g.iloc[0]["group"]), "drift": plain(g.iloc[0]["drift"])}
+            for a, g in r.groups.groupby("axis", sort=False)
+        },
         "verdict": r.verdict,
     }
     text = json.dumps(summary, indent=2, sort_keys=False) + "\n"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -102,8 +102,9 @@ def kde_grid(edges: np.ndarray, bw: float) -> np.ndarray:
     return e[0] + h * (k + 0.5)
 
 
-def binned_kde(counts: np.ndarray, edges: np.ndarray, bw: float | None = None,
-               grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def binned_kde(
+    counts: np.ndarray, edges: np.ndarray, bw: float | None = None, grid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Gaussian KDE (KDEpy FFTKDE) of the points summarised by ``counts`` over ``edges``.
 
     Returns ``(grid, density, bw)``; the density integrates to 1 over the grid (up to the
@@ -151,8 +152,7 @@ def group_kdes(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.nd
     return grid, dens, bws
 
 
-def group_cell_counts(labels, cell_of_layer: np.ndarray, cell_counts: np.ndarray,
-                      groups: Sequence[str]) -> np.ndarray:
+def group_cell_counts(labels, cell_of_layer: np.ndarray, cell_counts: np.ndarray, groups: Sequence[str]) -> np.ndarray:
     """Fine histograms ``(G, 9, bins)`` of the groups of an axis, summed from their cells.
 
     ``labels``: group label of each layer (:func:`filterdb.axes.layer_labels`; NaN = no group);
@@ -170,8 +170,10 @@ def group_cell_counts(labels, cell_of_layer: np.ndarray, cell_counts: np.ndarray
     for c, g in zip(cell, lab):
         g = None if g is None else str(g)
         if seen[c] and owner[c] != g:
-            raise ValueError(f"cell {c} holds layers of groups {owner[c]!r} and {g!r}: this axis is not a union "
-                             "of (model, depth bin) cells, so its ridge plot cannot come from the fine histograms")
+            raise ValueError(
+                f"cell {c} holds layers of groups {owner[c]!r} and {g!r}: this axis is not a union "
+                "of (model, depth bin) cells, so its ridge plot cannot come from the fine histograms"
+            )
         owner[c], seen[c] = g, True
     index = {str(g): k for k, g in enumerate(groups)}
     out = np.zeros((len(groups),) + cell_counts.shape[1:], dtype=np.int64)

@@ -364,13 +364,14 @@ if HAVE_NUMBA:
         return absmax, n - n_clean, n_clean
 
     @numba.njit(cache=True, nogil=True)
-    def sums_block(x, ls, le, lp, drop, n, s1, s2, nonfinite, first_bad, quality, eps, absmax, n_sparse,
-                   n_clean, g_all, g_clean):
+    def sums_block(
+        x, ls, le, lp, drop, n, s1, s2, nonfinite, first_bad, quality, eps, absmax, n_sparse, n_clean, g_all, g_clean
+    ):
         """Per layer: count, sum and outer-product sum of the peak-scaled filters (float64; row r of
         every batch is added to partial sum r, and the ``BATCH`` partial sums are added in order at
-        the end of the layer: a fixed order per layer); rows with NaN/Inf are counted (``nonfinite``, first one in ``first_bad``) and, with
-        ``drop``, left out. With ``quality``: the moments of :func:`layer_moments` on the unscaled
-        filters, computed while the layer is in cache."""
+        the end of the layer: a fixed order per layer); rows with NaN/Inf are counted (``nonfinite``,
+        first one in ``first_bad``) and, with ``drop``, left out. With ``quality``: the moments of
+        :func:`layer_moments` on the unscaled filters, computed while the layer is in cache."""
         pk = np.empty(BATCH)
         ok = np.empty(BATCH, np.bool_)
         T = np.empty((9, BATCH))
@@ -422,7 +423,7 @@ if HAVE_NUMBA:
                     ab += 1
             if quality and le[k] > ls[k]:
                 if bad == 0 or not drop:
-                    am, ns, nc = _layer_moments_batched(x[ls[k]:le[k]], eps, g_all[p], g_clean[p])
+                    am, ns, nc = _layer_moments_batched(x[ls[k] : le[k]], eps, g_all[p], g_clean[p])
                 else:  # leave the rows holding NaN/Inf out
                     w = np.empty((le[k] - ls[k] - bad, 9), x.dtype)
                     nn = 0
@@ -475,8 +476,9 @@ if HAVE_NUMBA:
                     cmax[p, i] = hi
 
     @numba.njit(cache=True, nogil=True)
-    def hist_block(x, ls, le, lp, drop, mean, comps, edges, counts, lcell, fedges, fcounts,
-                   pairs, dlo, dhi, dbins, dens):
+    def hist_block(
+        x, ls, le, lp, drop, mean, comps, edges, counts, lcell, fedges, fcounts, pairs, dlo, dhi, dbins, dens
+    ):
         """Per layer: coarse coefficient histograms ``counts[p, i, :]`` over ``edges``; per cell
         (``lcell[k]``, -1 = none): fine histograms over ``fedges``; and the 2-D histograms of the
         coefficient ``pairs`` over ``[dlo, dhi)^2`` with ``dbins`` bins (fast-histogram's rule:

@@ -1,4 +1,4 @@
-"""PCA from additive sums (analysis.md §2, §3).
+"""PCA from additive sums (docs/method.md §2, §3).
 
 For a set of scaled filters with count ``n``, sum ``s`` (9,) and outer-product sum ``S`` (9, 9):
 ``mean = s / n`` and ``cov = (S - n mean mean^T) / (n - 1)`` (ddof 1, as sklearn's PCA).

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from . import divergence
-from .accumulate import PassSettings, Plan, coefficient_range, gather_parts, run_shard
+from .accumulate import PassSettings, coefficient_range, gather_parts, run_shard
 from .axes import Axis, group_table, layer_labels
 from .db import FilterDB, open_db
 from .histogram import uniform_edges
 from .pca import PCA, pca_of_layers
+from .results import Plan
 from .stream import DEFAULT_BLOCK_ROWS
 
 PASSES = ("sums", "range", "hist")
@@ -38,10 +39,18 @@ def cell_table(layers: pd.DataFrame, depth_bins: int = 10) -> tuple[np.ndarray, 
         ``cell``, ``model_id``, ``depth_bin`` (label as on the depth axis), ``n_layers``, ``n_filters``.
     """
     depth = layer_labels(layers, Axis(name="depth", column="conv_depth_norm", kind="binned", bins=depth_bins))
-    key = pd.DataFrame({"model_id": layers["model_id"].to_numpy(), "depth_bin": depth.fillna("").to_numpy(),
-                        "n_filters": layers["n_filters"].to_numpy()})
-    cells = key.groupby(["model_id", "depth_bin"], sort=True).agg(
-        n_layers=("n_filters", "size"), n_filters=("n_filters", "sum")).reset_index()
+    key = pd.DataFrame(
+        {
+            "model_id": layers["model_id"].to_numpy(),
+            "depth_bin": depth.fillna("").to_numpy(),
+            "n_filters": layers["n_filters"].to_numpy(),
+        }
+    )
+    cells = (
+        key.groupby(["model_id", "depth_bin"], sort=True)
+        .agg(n_layers=("n_filters", "size"), n_filters=("n_filters", "sum"))
+        .reset_index()
+    )
     cells.insert(0, "cell", np.arange(len(cells)))
     idx = pd.MultiIndex.from_frame(cells[["model_id", "depth_bin"]])
     cell_of_layer = idx.get_indexer(pd.MultiIndex.from_frame(key[["model_id", "depth_bin"]]))
@@ -49,13 +58,21 @@ def cell_table(layers: pd.DataFrame, depth_bins: int = 10) -> tuple[np.ndarray, 
 
 
 def make_plan(layers: pd.DataFrame, depth_bins: int = 10, key: str = "filters") -> tuple[Plan, pd.DataFrame]:
-    """The arrays the passes need (:class:`filterdb.accumulate.Plan`) and the cell table."""
+    """The arrays the passes need (:class:`filterdb.results.Plan`) and the cell table."""
     cell_of_layer, cells = cell_table(layers, depth_bins)
-    out = layers["out_channels"].to_numpy(np.float64) if "out_channels" in layers.columns \
+    out = (
+        layers["out_channels"].to_numpy(np.float64)
+        if "out_channels" in layers.columns
         else np.full(len(layers), np.nan)
-    plan = Plan(row_start=layers["row_start"].to_numpy(np.int64), row_end=layers["row_end"].to_numpy(np.int64),
-                cell=cell_of_layer.astype(np.int64), out_channels=np.asarray(out, np.float64), n_cells=len(cells),
-                key=key)
+    )
+    plan = Plan(
+        row_start=layers["row_start"].to_numpy(np.int64),
+        row_end=layers["row_end"].to_numpy(np.int64),
+        cell=cell_of_layer.astype(np.int64),
+        out_channels=np.asarray(out, np.float64),
+        n_cells=len(cells),
+        key=key,
+    )
     return plan, cells
 
 
@@ -70,9 +87,15 @@ def global_pca(sums: dict[str, np.ndarray]) -> PCA:
     return pca_of_layers(sums["n"], sums["sum"], sums["outer"])
 
 
-def axis_result(layers: pd.DataFrame, counts: np.ndarray, evr: np.ndarray, axis: Axis,
-                eps: float = divergence.EPS, floor: str = "density",
-                edges: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def axis_result(
+    layers: pd.DataFrame,
+    counts: np.ndarray,
+    evr: np.ndarray,
+    axis: Axis,
+    eps: float = divergence.EPS,
+    floor: str = "density",
+    edges: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(groups table, drift table) of one axis from the per-layer histograms.
 
     ``floor`` (``histogram.floor``: ``density``, the study, or ``probability``) and ``edges`` (the
@@ -105,10 +128,23 @@ class Analysis:
     cells: pd.DataFrame | None = None
 
 
-def analyse(path: str, axes: list[Axis], *, shards: int = 1, bins: int = 70, eps: float = divergence.EPS,
-            block_rows: int = DEFAULT_BLOCK_ROWS, quality: dict | None = None, progress: bool = False,
-            fine_bins: int = 0, depth_bins: int = 10, density: dict | None = None, threads: int = 1,
-            precision: str = "float32", nonfinite: str = "error") -> Analysis:
+def analyse(
+    path: str,
+    axes: list[Axis],
+    *,
+    shards: int = 1,
+    bins: int = 70,
+    eps: float = divergence.EPS,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    quality: dict | None = None,
+    progress: bool = False,
+    fine_bins: int = 0,
+    depth_bins: int = 10,
+    density: dict | None = None,
+    threads: int = 1,
+    precision: str = "float32",
+    nonfinite: str = "error",
+) -> Analysis:
     """Run the whole analysis in this process with ``shards`` shards (run one after the other).
 
     Parameters
@@ -133,16 +169,25 @@ def analyse(path: str, axes: list[Axis], *, shards: int = 1, bins: int = 70, eps
     layers = db.layers
     plan, cell_tab = make_plan(layers, depth_bins, db.key)
     d = dict(density or {})
-    settings = PassSettings(block_rows=block_rows, threads=threads, precision=precision, nonfinite=nonfinite,
-                            quality_eps=None if quality is None else float(quality.get("eps", 0.01)),
-                            fine_bins=int(fine_bins), density_pairs=[tuple(p) for p in d.get("pairs", [])],
-                            density_bins=int(d.get("bins", 512)), density_extent=tuple(d.get("extent", (-3.3, 3.3))),
-                            progress=progress)
+    settings = PassSettings(
+        block_rows=block_rows,
+        threads=threads,
+        precision=precision,
+        nonfinite=nonfinite,
+        quality_eps=None if quality is None else float(quality.get("eps", 0.01)),
+        fine_bins=int(fine_bins),
+        density_pairs=[tuple(p) for p in d.get("pairs", [])],
+        density_bins=int(d.get("bins", 512)),
+        density_extent=tuple(d.get("extent", (-3.3, 3.3))),
+        progress=progress,
+    )
     names = layer_namer(layers)
 
     def run(kind, **kw):
-        parts = [run_shard(db.path, db.key, plan, kind, shard=k, shards=shards, settings=settings,
-                           layer_names=names, **kw) for k in range(shards)]
+        parts = [
+            run_shard(db.path, db.key, plan, kind, shard=k, shards=shards, settings=settings, layer_names=names, **kw)
+            for k in range(shards)
+        ]
         return gather_parts(parts, plan.n_layers, plan.n_cells)
 
     sums = run("sums")
@@ -153,7 +198,7 @@ def analyse(path: str, axes: list[Axis], *, shards: int = 1, bins: int = 70, eps
     hist = run("hist", basis=(p.mean, p.components), edges=edges)
     out = Analysis(db=db, sums=sums, pca=p, range=(lo, hi), hist=hist, cells=cell_tab)
     for axis in axes:
-        out.groups[axis.name], out.drift[axis.name] = axis_result(layers, hist["counts"],
-                                                                  p.explained_variance_ratio, axis, eps,
-                                                                  edges=hist["edges"])
+        out.groups[axis.name], out.drift[axis.name] = axis_result(
+            layers, hist["counts"], p.explained_variance_ratio, axis, eps, edges=hist["edges"]
+        )
     return out

@@ -10,8 +10,8 @@ colorcet ``fire``; densities on a log scale from 1e-5 to 1 of the maximum count.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -116,8 +116,7 @@ def pixel_covariance(cov: np.ndarray, title: str = "Covariance of the scaled fil
     m = float(np.abs(cov).max()) or 1.0
     im = ax.imshow(cov, cmap="seismic", vmin=-m, vmax=m)
     for (r, c), v in np.ndenumerate(cov):
-        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                color="white" if abs(v) > 0.6 * m else "black")
+        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if abs(v) > 0.6 * m else "black")
     ax.set_xticks(range(9), PIXELS)
     ax.set_yticks(range(9), PIXELS)
     ax.set_title(title)
@@ -147,9 +146,13 @@ def eigenimages(components: np.ndarray, evr: np.ndarray, title: str = "Global PC
 
 
 @_styled
-def eigenimage_grid(groups: Sequence[str], components: Sequence[np.ndarray | None],
-                    evr: Sequence[np.ndarray | None], n_filters: Sequence[int] | None = None,
-                    title: str = "") -> Figure:
+def eigenimage_grid(
+    groups: Sequence[str],
+    components: Sequence[np.ndarray | None],
+    evr: Sequence[np.ndarray | None],
+    n_filters: Sequence[int] | None = None,
+    title: str = "",
+) -> Figure:
     """Subset-PCA eigenimages: one row per group (``components[g]`` (9, 9) or None when the group
     has too few filters for a PCA), one column per component, each titled with its ratio.
 
@@ -169,7 +172,7 @@ def eigenimage_grid(groups: Sequence[str], components: Sequence[np.ndarray | Non
             continue
         for k in range(9):
             left = k * sx
-            img[top:top + 3, left:left + 3] = np.asarray(components[g][k]).reshape(3, 3)
+            img[top : top + 3, left : left + 3] = np.asarray(components[g][k]).reshape(3, 3)
             ax.text(left + 1, top - 0.6, f"c{k}  {evr[g][k]:.1%}", fontsize=7, ha="center", va="bottom")
             x0, x1, y0, y1 = left - 0.5, left + 2.5, top - 0.5, top + 2.5
             frame_x += [x0, x1, x1, x0, x0, np.nan]
@@ -197,9 +200,17 @@ def eigenimage_grid(groups: Sequence[str], components: Sequence[np.ndarray | Non
 
 
 @_styled
-def ridge_plot(grid: np.ndarray, density: np.ndarray, groups: Sequence[str], xlim: tuple[float, float],
-               overlap: float = 0.6, scale: str = "column", title: str = "", points: int = 512,
-               rasterized: bool = True) -> Figure:
+def ridge_plot(
+    grid: np.ndarray,
+    density: np.ndarray,
+    groups: Sequence[str],
+    xlim: tuple[float, float],
+    overlap: float = 0.6,
+    scale: str = "column",
+    title: str = "",
+    points: int = 512,
+    rasterized: bool = True,
+) -> Figure:
     """Ridge plot: rows = groups, columns = coefficients c0..c8, every panel on ``xlim``.
 
     ``density`` is ``(G, 9, X)`` on ``grid`` (X,). Curves are scaled to a height of ``1 + overlap``
@@ -227,8 +238,17 @@ def ridge_plot(grid: np.ndarray, density: np.ndarray, groups: Sequence[str], xli
             m = (y.max() if scale == "panel" else col_max) if y.size else 0.0
             yy = y / m * height if m > 0 else np.zeros_like(y)
             base = G - 1 - g  # first group on top
-            ax.fill_between(x, base, base + yy, facecolor=colors[g], alpha=0.85, edgecolor="black", lw=0.5,
-                            zorder=g, rasterized=rasterized)
+            ax.fill_between(
+                x,
+                base,
+                base + yy,
+                facecolor=colors[g],
+                alpha=0.85,
+                edgecolor="black",
+                lw=0.5,
+                zorder=g,
+                rasterized=rasterized,
+            )
         ax.set_xlim(*xlim)
         ax.set_ylim(-0.1, G - 1 + height + 0.1)
         ax.set_title(COMPONENTS[i])
@@ -236,8 +256,7 @@ def ridge_plot(grid: np.ndarray, density: np.ndarray, groups: Sequence[str], xli
         ax.tick_params(axis="y", length=0)
         for side in ("left", "right", "top"):
             ax.spines[side].set_visible(False)
-    axes[0].set_yticks(np.arange(G - 1, -1, -1) + 0.25, [str(g) for g in groups],
-                       fontsize=8 if G <= 16 else 6)
+    axes[0].set_yticks(np.arange(G - 1, -1, -1) + 0.25, [str(g) for g in groups], fontsize=8 if G <= 16 else 6)
     if title:
         fig.suptitle(title)
     return fig
@@ -248,8 +267,9 @@ def ridge_plot(grid: np.ndarray, density: np.ndarray, groups: Sequence[str], xli
 
 
 @_styled
-def drift_heatmap(d: np.ndarray, groups: Sequence[str], annotate: bool | None = None,
-                  title: str = "", vmax: float | None = None) -> Figure:
+def drift_heatmap(
+    d: np.ndarray, groups: Sequence[str], annotate: bool | None = None, title: str = "", vmax: float | None = None
+) -> Figure:
     """Drift matrix as a heatmap (colorcet ``fire``), rows/columns in the given order; values
     printed when ``annotate`` (default: at most ``ANNOTATE_MAX`` groups)."""
     d = np.asarray(d, dtype=np.float64)
@@ -267,8 +287,15 @@ def drift_heatmap(d: np.ndarray, groups: Sequence[str], annotate: bool | None = 
     ax.set_yticks(range(G), labels, fontsize=fs)
     if annotate:
         for (r, c), v in np.ndenumerate(d):
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7 if G <= 8 else 6,
-                    color="black" if v > 0.55 * vmax else "white")
+            ax.text(
+                c,
+                r,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7 if G <= 8 else 6,
+                color="black" if v > 0.55 * vmax else "white",
+            )
     fig.colorbar(im, ax=ax, shrink=0.8, label="drift D")
     if title:
         ax.set_title(title)
@@ -284,9 +311,15 @@ def drift_boxplot(values: Mapping[str, np.ndarray], title: str = "Drift D") -> F
     fig = _figure(max(4.0, 0.8 * len(names) + 1.5), 3.4)
     ax = fig.add_subplot()
     pos = [k + 1 for k, v in enumerate(data) if v.size]
-    ax.boxplot([v for v in data if v.size], positions=pos, showmeans=True, widths=0.6,
-               meanprops={"marker": "^", "markerfacecolor": "C3", "markeredgecolor": "C3"},
-               medianprops={"color": "black"}, flierprops={"markersize": 3})
+    ax.boxplot(
+        [v for v in data if v.size],
+        positions=pos,
+        showmeans=True,
+        widths=0.6,
+        meanprops={"marker": "^", "markerfacecolor": "C3", "markeredgecolor": "C3"},
+        medianprops={"color": "black"},
+        flierprops={"markersize": 3},
+    )
     ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
     ax.set_xlim(0.4, len(names) + 0.6)
     ax.set_ylabel("drift D")
@@ -300,8 +333,9 @@ def drift_boxplot(values: Mapping[str, np.ndarray], title: str = "Drift D") -> F
 
 
 @_styled
-def density_image(counts: np.ndarray, edges: np.ndarray, pair: tuple[int, int],
-                  vmin: float = DENSITY_VMIN, title: str = "") -> Figure:
+def density_image(
+    counts: np.ndarray, edges: np.ndarray, pair: tuple[int, int], vmin: float = DENSITY_VMIN, title: str = ""
+) -> Figure:
     """2-D density of a coefficient pair: ``counts`` (bins, bins) with the first index the first
     coefficient (fast_histogram convention) over ``edges`` on both coefficients, divided by its
     maximum, on a log colour scale ``[vmin, 1]`` (colorcet ``fire``); empty cells (and anything
@@ -315,8 +349,15 @@ def density_image(counts: np.ndarray, edges: np.ndarray, pair: tuple[int, int],
     ax = fig.add_subplot()
     fire = _fire()
     cmap = fire.with_extremes(under=fire(0.0), bad=fire(0.0))
-    im = ax.imshow(rel.T, origin="lower", extent=(e[0], e[-1], e[0], e[-1]), cmap=cmap,
-                   norm=LogNorm(vmin=vmin, vmax=1.0), interpolation="nearest", aspect="equal")
+    im = ax.imshow(
+        rel.T,
+        origin="lower",
+        extent=(e[0], e[-1], e[0], e[-1]),
+        cmap=cmap,
+        norm=LogNorm(vmin=vmin, vmax=1.0),
+        interpolation="nearest",
+        aspect="equal",
+    )
     ax.set_xlabel(f"c{pair[0]}")
     ax.set_ylabel(f"c{pair[1]}")
     fig.colorbar(im, ax=ax, shrink=0.85, label="count / max count")
@@ -328,8 +369,12 @@ def density_image(counts: np.ndarray, edges: np.ndarray, pair: tuple[int, int],
 # Filter quality (docs/method.md §9)
 
 #: (column of the quality layer table, panel title) of the quality figures, left to right.
-QUALITY_FIGURE_METRICS = [("sparsity", "sparsity"), ("variance_entropy_norm", "variance entropy (norm.)"),
-                          ("variance_entropy_clean", "variance entropy (clean)"), ("orthogonality", "orthogonality")]
+QUALITY_FIGURE_METRICS = [
+    ("sparsity", "sparsity"),
+    ("variance_entropy_norm", "variance entropy (norm.)"),
+    ("variance_entropy_clean", "variance entropy (clean)"),
+    ("orthogonality", "orthogonality"),
+]
 
 
 def _threshold_lines(line, metric: str, t: Mapping) -> None:
@@ -397,8 +442,9 @@ def quality_depth_figure(layer_table, bins: int | None = None, thresholds: Mappi
 
 
 @_styled
-def quality_group_figure(layer_table, column: str, order: Sequence | None = None,
-                         thresholds: Mapping | None = None, max_groups: int = 40) -> Figure:
+def quality_group_figure(
+    layer_table, column: str, order: Sequence | None = None, thresholds: Mapping | None = None, max_groups: int = 40
+) -> Figure:
     """Each quality metric per group of one label column.
 
     Per group: box plot of the layers' metric values (no fliers) and the filter-weighted mean as a
@@ -446,11 +492,62 @@ def quality_group_figure(layer_table, column: str, order: Sequence | None = None
             means.append(weighted_mean(sub[m], sub["n_filters"]))
         nonempty = [k for k, d in enumerate(data) if d.size]
         if nonempty:
-            ax.boxplot([data[k] for k in nonempty], positions=y[nonempty], widths=0.6,
-                       showfliers=False, manage_ticks=False, **_horizontal())
+            ax.boxplot(
+                [data[k] for k in nonempty],
+                positions=y[nonempty],
+                widths=0.6,
+                showfliers=False,
+                manage_ticks=False,
+                **_horizontal(),
+            )
         ax.plot(means, y, "D", color="C3", markersize=3)
         _threshold_lines(ax.axvline, m, t)
         ax.set_title(title)
     axs[0].set_yticks(y, [str(g) for g in groups])
     axs[0].invert_yaxis()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Uncertainty of drift (filterdb.uncertainty)
+
+
+def significance_heatmap(r, title: str = ""):
+    """The drift heatmap of :func:`drift_heatmap` with the pairs that are NOT
+    significant (corrected permutation p >= alpha) hatched.
+
+    Parameters
+    ----------
+    r : filterdb.uncertainty.AxisUncertainty
+        From :func:`filterdb.uncertainty.axis_uncertainty` (permutations > 0).
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from .uncertainty import AXIS_ROW
+
+    names = list(r.groups)
+    g = len(names)
+    pos = {n: k for k, n in enumerate(names)}
+    d = np.zeros((g, g))
+    sig = np.ones((g, g), bool)
+    pairs = r.null[r.null["group_a"] != AXIS_ROW]
+    for row in pairs.itertuples(index=False):
+        a, b = pos[row.group_a], pos[row.group_b]
+        d[a, b] = d[b, a] = row.D
+        sig[a, b] = sig[b, a] = bool(row.significant)
+    fig = drift_heatmap(d, names)
+    ax = fig.axes[0]
+    from matplotlib.patches import Rectangle
+
+    rr, cc = np.nonzero(~sig)
+    for r_, c_ in zip(rr, cc):
+        ax.add_patch(Rectangle((c_ - 0.5, r_ - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#9a9a9a", linewidth=0))
+    corr = str(r.null["correction"].iloc[0]) if len(r.null) else ""
+    ax.set_title(
+        (title + "\n" if title else "") + f"hatched: not significant ({corr}-corrected permutation test)",
+        fontsize=8 if title else None,
+    )
     return fig

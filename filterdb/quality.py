@@ -82,10 +82,10 @@ DEFAULT_EPS = 0.01
 
 #: Degeneration thresholds (config ``quality.thresholds``; the study publishes none).
 DEFAULT_THRESHOLDS = {
-    "sparse": 0.5,          # layer sparse when sparsity >= this (half its filters dead)
-    "low_diversity": 0.5,   # layer low-diversity when variance_entropy_norm < this (healthy ~0.9)
-    "random_like": 1.0,     # layer random-like when variance_entropy_norm >= this (random layers reach 1)
-    "model_share": 0.5,     # model flagged when at least this share of its layers carry the flag
+    "sparse": 0.5,  # layer sparse when sparsity >= this (half its filters dead)
+    "low_diversity": 0.5,  # layer low-diversity when variance_entropy_norm < this (healthy ~0.9)
+    "random_like": 1.0,  # layer random-like when variance_entropy_norm >= this (random layers reach 1)
+    "model_share": 0.5,  # model flagged when at least this share of its layers carry the flag
 }
 
 
@@ -165,7 +165,7 @@ def centred_gram(W: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
     mean = W.sum(axis=0, dtype=np.float64) / max(W.shape[0], 1)
     G = np.zeros((9, 9))
     for a in range(0, W.shape[0], chunk_rows):
-        c = W[a:a + chunk_rows].astype(np.float64) - mean
+        c = W[a : a + chunk_rows].astype(np.float64) - mean
         G += c.T @ c
     return (G + G.T) / 2.0
 
@@ -332,7 +332,7 @@ def orthogonality(W: np.ndarray, out_channels, block: int = 1024) -> float:
     U = np.divide(U, norm[:, None], out=np.zeros_like(U), where=norm[:, None] > 0)
     total = 0.0
     for a in range(0, out, block):
-        g = U[a:a + block] @ U.T
+        g = U[a : a + block] @ U.T
         idx = np.arange(a, min(a + block, out))
         g[idx - a, idx] -= 1.0
         total += float(np.abs(g).sum())
@@ -367,8 +367,9 @@ def orthogonality_note(n: int, out_channels) -> int:
     return 0
 
 
-def _layer_result(W: np.ndarray, out_channels, n_sparse: int, n_clean: int, absmax: float,
-                  entropy: float, entropy_clean: float) -> dict:
+def _layer_result(
+    W: np.ndarray, out_channels, n_sparse: int, n_clean: int, absmax: float, entropy: float, entropy_clean: float
+) -> dict:
     """The result dict of :func:`layer_quality` from its computed pieces (notes, normalised
     entropy and orthogonality derived here, the same way for both implementations)."""
     n = W.shape[0]
@@ -423,8 +424,9 @@ def layer_quality(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EPS) ->
     n = W.shape[0]
     mask = sparse_mask(W, eps)
     absmax = float(np.max(np.abs(W))) if n else math.nan
-    return _layer_result(W, out_channels, int(mask.sum()), int((~mask).sum()), absmax,
-                         variance_entropy(W), variance_entropy(W[~mask]))
+    return _layer_result(
+        W, out_channels, int(mask.sum()), int((~mask).sum()), absmax, variance_entropy(W), variance_entropy(W[~mask])
+    )
 
 
 def note_text(bits: int) -> str:
@@ -478,5 +480,6 @@ def layer_quality_fast(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EP
     if not HAVE_NUMBA or n == 0:
         return layer_quality(W, out_channels, eps)
     absmax, n_sparse, n_clean, g_all, g_clean = layer_moments(W, eps)
-    return _layer_result(W, out_channels, n_sparse, n_clean, absmax,
-                         _entropy_from_gram(g_all, n), _entropy_from_gram(g_clean, n_clean))
+    return _layer_result(
+        W, out_channels, n_sparse, n_clean, absmax, _entropy_from_gram(g_all, n), _entropy_from_gram(g_clean, n_clean)
+    )

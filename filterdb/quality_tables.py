@@ -17,7 +17,7 @@ Tables (``R`` = the results folder)::
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,8 +46,9 @@ def quality_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """
     out = {k[8:]: np.asarray(v) for k, v in arrays.items() if k.startswith("quality_")}
     if not out:
-        raise KeyError("the stats file holds no quality arrays: enable quality (config quality.enabled) "
-                       "and re-run the sums pass")
+        raise KeyError(
+            "the stats file holds no quality arrays: enable quality (config quality.enabled) and re-run the sums pass"
+        )
     return out
 
 
@@ -101,14 +102,17 @@ def layer_flags(table: pd.DataFrame, thresholds: Mapping | None = None) -> pd.Da
     s = table["sparsity"].to_numpy(np.float64)
     e = table["variance_entropy_norm"].to_numpy(np.float64)
     with np.errstate(invalid="ignore"):
-        f = pd.DataFrame({"sparse": s >= t["sparse"], "low_diversity": e < t["low_diversity"],
-                          "random_like": e >= t["random_like"]}, index=table.index)
+        f = pd.DataFrame(
+            {"sparse": s >= t["sparse"], "low_diversity": e < t["low_diversity"], "random_like": e >= t["random_like"]},
+            index=table.index,
+        )
     f["degenerated"] = f[FLAGS].any(axis=1)
     return f
 
 
-def layer_quality_table(layers: pd.DataFrame, arrays: Mapping[str, np.ndarray], axes: Sequence = (),
-                        thresholds: Mapping | None = None) -> pd.DataFrame:
+def layer_quality_table(
+    layers: pd.DataFrame, arrays: Mapping[str, np.ndarray], axes: Sequence = (), thresholds: Mapping | None = None
+) -> pd.DataFrame:
     """``quality/layers.tsv``: the metrics and flags of every layer.
 
     Parameters
@@ -134,8 +138,12 @@ def layer_quality_table(layers: pd.DataFrame, arrays: Mapping[str, np.ndarray], 
     q = quality_arrays(arrays) if any(k.startswith("quality_") for k in arrays) else dict(arrays)
     if len(q["sparsity"]) != len(layers):
         raise ValueError(f"quality arrays cover {len(q['sparsity'])} layers, the layer table {len(layers)}")
-    df = pd.DataFrame({"layer": layers["layer"].to_numpy() if "layer" in layers else np.arange(len(layers)),
-                       "model_id": layers["model_id"].to_numpy()})
+    df = pd.DataFrame(
+        {
+            "layer": layers["layer"].to_numpy() if "layer" in layers else np.arange(len(layers)),
+            "model_id": layers["model_id"].to_numpy(),
+        }
+    )
     df["model"] = layers["model"].to_numpy() if "model" in layers else layers["model_id"].astype(str).to_numpy()
     df["conv_depth"] = layers["conv_depth"].to_numpy()
     df["conv_depth_norm"] = layers["conv_depth_norm"].to_numpy()
@@ -144,7 +152,9 @@ def layer_quality_table(layers: pd.DataFrame, arrays: Mapping[str, np.ndarray], 
     reserved = set(df.columns) | {"n_filters", "n_sparse", "absmax", "notes", "degenerated"} | set(METRICS) | set(FLAGS)
     for axis in axes:
         if axis.name in reserved:
-            raise ValueError(f"axis name {axis.name!r} clashes with a column of the quality layer table; rename the axis")
+            raise ValueError(
+                f"axis name {axis.name!r} clashes with a column of the quality layer table; rename the axis"
+            )
         df[axis.name] = layer_labels(layers, axis).to_numpy()
     df["n_filters"] = np.asarray(q["n_filters"], np.int64)
     df["n_sparse"] = np.asarray(q["n_sparse"], np.int64)
@@ -195,8 +205,9 @@ def weighted_mean(values: pd.Series, weights: pd.Series) -> float:
 def _summaries(table: pd.DataFrame, keys: list[str], thresholds: Mapping | None = None) -> pd.DataFrame:
     """Per group of ``keys``: counts, filter-weighted means of the metrics, shares of flagged layers
     and of filters in degenerated layers (layer flags recomputed with ``thresholds``)."""
-    table = pd.concat([table.drop(columns=[c for c in FLAGS + ["degenerated"] if c in table]),
-                       layer_flags(table, thresholds)], axis=1)
+    table = pd.concat(
+        [table.drop(columns=[c for c in FLAGS + ["degenerated"] if c in table]), layer_flags(table, thresholds)], axis=1
+    )
     rows = []
     for key, g in table.groupby(keys, sort=True, dropna=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -210,8 +221,13 @@ def _summaries(table: pd.DataFrame, keys: list[str], thresholds: Mapping | None 
             r[f"share_{f}_layers"] = float(g[f].mean())
         r["share_degenerated_filters"] = float(g.loc[g["degenerated"], "n_filters"].sum() / max(r["n_filters"], 1))
         rows.append(r)
-    cols = keys + ["n_models", "n_layers", "n_filters"] + METRICS + \
-        [f"share_{f}_layers" for f in FLAGS + ["degenerated"]] + ["share_degenerated_filters"]
+    cols = (
+        keys
+        + ["n_models", "n_layers", "n_filters"]
+        + METRICS
+        + [f"share_{f}_layers" for f in FLAGS + ["degenerated"]]
+        + ["share_degenerated_filters"]
+    )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -240,19 +256,23 @@ def model_quality_table(layer_table: pd.DataFrame, thresholds: Mapping | None = 
     share = t["model_share"]
     with np.errstate(invalid="ignore"):
         s["sparse"] = (s["share_sparse_layers"] >= share) | (s["sparsity"] >= t["sparse"])
-        s["low_diversity"] = (s["share_low_diversity_layers"] >= share) | \
-            (s["variance_entropy_norm"] < t["low_diversity"])
-        s["random_like"] = (s["share_random_like_layers"] >= share) | \
-            (s["variance_entropy_norm"] >= t["random_like"])
+        s["low_diversity"] = (s["share_low_diversity_layers"] >= share) | (
+            s["variance_entropy_norm"] < t["low_diversity"]
+        )
+        s["random_like"] = (s["share_random_like_layers"] >= share) | (s["variance_entropy_norm"] >= t["random_like"])
     s["n_flags"] = s[FLAGS].sum(axis=1).astype(int)
     s["degenerated"] = s["n_flags"] > 0
-    s = s.sort_values(["n_flags", "share_degenerated_layers", "share_degenerated_filters", "model"],
-                      ascending=[False, False, False, True], kind="stable")
+    s = s.sort_values(
+        ["n_flags", "share_degenerated_layers", "share_degenerated_filters", "model"],
+        ascending=[False, False, False, True],
+        kind="stable",
+    )
     return s.reset_index(drop=True)
 
 
-def group_quality_table(layer_table: pd.DataFrame, column: str, order: Sequence | None = None,
-                        thresholds: Mapping | None = None) -> pd.DataFrame:
+def group_quality_table(
+    layer_table: pd.DataFrame, column: str, order: Sequence | None = None, thresholds: Mapping | None = None
+) -> pd.DataFrame:
     """``quality/by_{axis}.tsv``: the quality of every group of one label column.
 
     Parameters

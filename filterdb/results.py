@@ -24,9 +24,9 @@ Layout (``R`` = the results folder)::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from .pca import COMPONENTS, PIXELS
 
 #: Number format of every float column in a TSV: enough digits to round-trip a float64.
 FLOAT_FORMAT = "%.17g"
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -104,6 +105,61 @@ class Paths:
 
     def groups(self, axis: str) -> Path:
         return self.root / "groups" / f"{axis}.tsv"
+
+
+@dataclass
+class Plan:
+    """What the passes need of the layer table, as plain arrays (``stats/plan.npz``, written by the
+    ``layer_table`` rule).
+
+    Attributes
+    ----------
+    row_start, row_end : (L,) int64
+        Row range of each layer (end exclusive), in row order.
+    cell : (L,) int64
+        Fine-histogram cell of each layer (one per model and depth bin; -1 = none).
+    out_channels : (L,) float64
+        Output channels of each layer (NaN when unknown): orthogonality needs it.
+    n_cells : int
+    key : str
+        The filter dataset of the DB (``filters`` or ``filter``).
+    """
+
+    row_start: np.ndarray
+    row_end: np.ndarray
+    cell: np.ndarray
+    out_channels: np.ndarray
+    n_cells: int
+    key: str = "filters"
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.row_start.size)
+
+    @property
+    def n_filters(self) -> np.ndarray:
+        return self.row_end - self.row_start
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "row_start": self.row_start,
+            "row_end": self.row_end,
+            "cell": self.cell,
+            "out_channels": self.out_channels,
+            "n_cells": np.array(self.n_cells, np.int64),
+            "key": np.array(self.key),
+        }
+
+    @classmethod
+    def from_arrays(cls, a) -> Plan:
+        return cls(
+            np.asarray(a["row_start"], np.int64),
+            np.asarray(a["row_end"], np.int64),
+            np.asarray(a["cell"], np.int64),
+            np.asarray(a["out_channels"], np.float64),
+            int(a["n_cells"]),
+            str(a["key"]) if "key" in a else "filters",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,10 +277,8 @@ def load_part(path):
     return np.load(path, allow_pickle=False)
 
 
-def load_plan(path):
-    """``stats/plan.npz`` as a :class:`filterdb.accumulate.Plan`."""
-    from .accumulate import Plan
-
+def load_plan(path) -> Plan:
+    """``stats/plan.npz`` as a :class:`Plan`."""
     return Plan.from_arrays(load_npz(path))
 
 
@@ -300,8 +354,7 @@ def read_evr(basis_path) -> np.ndarray:
 
 def write_range(path, lo: float, hi: float) -> None:
     """``pca/range.tsv``: columns ``min``, ``max`` (one row)."""
-    atomic_write(path, lambda tmp: Path(tmp).write_text(
-        f"min\tmax\n{FLOAT_FORMAT % lo}\t{FLOAT_FORMAT % hi}\n"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(f"min\tmax\n{FLOAT_FORMAT % lo}\t{FLOAT_FORMAT % hi}\n"))
 
 
 def read_range(path) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Peak scaling of filters (analysis.md §1) and PCA coefficients (§2)."""
+"""Peak scaling of filters (docs/method.md §1) and PCA coefficients (§2)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,8 @@ def schema_path() -> Path:
         raise FileNotFoundError(
             f"config schema not found at {path}: filterdb reads its configuration defaults from the "
             f"repository's workflow/schemas/config.schema.yaml (install the repository editable, "
-            f"pip install -e ., or set {SCHEMA_ENV} to the schema file)")
+            f"pip install -e ., or set {SCHEMA_ENV} to the schema file)"
+        )
     return path
 
 

@@ -23,7 +23,7 @@ import queue
 import re
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -68,8 +68,9 @@ def parse_scatteritem(item: str) -> tuple[int, int]:
     return int(m.group(1)) - 1, int(m.group(2))
 
 
-def plan_blocks(row_start: np.ndarray, row_end: np.ndarray, block_rows: int = DEFAULT_BLOCK_ROWS
-                ) -> list[tuple[int, int, int, int]]:
+def plan_blocks(
+    row_start: np.ndarray, row_end: np.ndarray, block_rows: int = DEFAULT_BLOCK_ROWS
+) -> list[tuple[int, int, int, int]]:
     """Group consecutive layers into read blocks.
 
     Parameters
@@ -107,8 +108,14 @@ def _direct_spans(ds) -> tuple[str, object] | None:
     Returns ``("contiguous", offset)`` or ``("chunked", (chunk_rows, offsets))`` where
     ``offsets[k]`` is the file offset of chunk ``k`` (-1 when not allocated).
     """
-    if ds.dtype != np.dtype("<f4") or ds.compression is not None or ds.shuffle or ds.fletcher32 \
-            or ds.scaleoffset is not None or ds.external:
+    if (
+        ds.dtype != np.dtype("<f4")
+        or ds.compression is not None
+        or ds.shuffle
+        or ds.fletcher32
+        or ds.scaleoffset is not None
+        or ds.external
+    ):
         return None
     if ds.id.get_create_plist().get_nfilters():
         return None
@@ -198,7 +205,7 @@ class BlockReader:
 
     def read(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """Rows ``[a, b)`` as a float32 ``(b - a, 9)`` array (written into ``out`` when given)."""
-        out = np.empty((b - a, 9), np.float32) if out is None else out[:b - a]
+        out = np.empty((b - a, 9), np.float32) if out is None else out[: b - a]
         if b > a:
             if self._spans is None:
                 self._read_h5py(a, b, out)
@@ -230,10 +237,11 @@ class BlockReader:
                 k2 += 1
                 c_end = min((k2 + 1) * rows, b)
             if offsets[k] < 0:  # never written: HDF5's fill value (0)
-                out[r - a:c_end - a] = 0.0
+                out[r - a : c_end - a] = 0.0
             else:
-                self._pread(mv[(r - a) * ROW_BYTES:(c_end - a) * ROW_BYTES],
-                            int(offsets[k]) + (r - k * rows) * ROW_BYTES)
+                self._pread(
+                    mv[(r - a) * ROW_BYTES : (c_end - a) * ROW_BYTES], int(offsets[k]) + (r - k * rows) * ROW_BYTES
+                )
             r = c_end
 
     def blocks(self, spans: list[tuple[int, int]], prefetch: int = 1) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
@@ -299,5 +307,6 @@ def progress(total: int, desc: str):
     """A tqdm bar on stderr (the rule's log), updated at most every 5 s."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="filters", unit_scale=True, file=sys.stderr,
-                mininterval=5.0, smoothing=0.1)
+    return tqdm(
+        total=total, desc=desc, unit="filters", unit_scale=True, file=sys.stderr, mininterval=5.0, smoothing=0.1
+    )

@@ -7,8 +7,8 @@ only (no h5py, no numba).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,7 @@ SUBSET_COLUMNS = ["group", "n_filters", "component", "explained_variance", "expl
 RIDGE_COLUMNS = ["group", "coefficient", "n", "bandwidth"]
 
 
-def _group_names(layers: pd.DataFrame, labels: pd.Series, axis: Axis,
-                 groups: Sequence[str] | None) -> list[str]:
+def _group_names(layers: pd.DataFrame, labels: pd.Series, axis: Axis, groups: Sequence[str] | None) -> list[str]:
     if groups is None:
         groups = group_table(layers, labels, axis)["group"]
     return [str(g) for g in groups]
@@ -60,8 +59,9 @@ class SubsetPCAs:
     table: pd.DataFrame
 
 
-def subset_pcas(layers: pd.DataFrame, sums: dict[str, np.ndarray], axis: Axis,
-                groups: Sequence[str] | None = None) -> SubsetPCAs:
+def subset_pcas(
+    layers: pd.DataFrame, sums: dict[str, np.ndarray], axis: Axis, groups: Sequence[str] | None = None
+) -> SubsetPCAs:
     """Exact PCA of the peak-scaled filters of each group of ``axis``, from per-layer sums.
 
     Parameters
@@ -129,8 +129,14 @@ class GroupRidges:
     table: pd.DataFrame
 
 
-def group_ridges(layers: pd.DataFrame, axis: Axis, cell_of_layer: np.ndarray, cell_counts: np.ndarray,
-                 cell_edges: np.ndarray, groups: Sequence[str] | None = None) -> GroupRidges:
+def group_ridges(
+    layers: pd.DataFrame,
+    axis: Axis,
+    cell_of_layer: np.ndarray,
+    cell_counts: np.ndarray,
+    cell_edges: np.ndarray,
+    groups: Sequence[str] | None = None,
+) -> GroupRidges:
     """Gaussian KDEs (binned Silverman bandwidth) of c0..c8 per group, from fine cell histograms.
 
     Parameters
@@ -159,7 +165,12 @@ def group_ridges(layers: pd.DataFrame, axis: Axis, cell_of_layer: np.ndarray, ce
     counts = kde.group_cell_counts(labels, cell_of_layer, cell_counts, names)
     grid, dens, bw = kde.group_kdes(counts, cell_edges)
     n = counts.sum(axis=-1)
-    table = pd.DataFrame({"group": np.repeat(np.asarray(names, dtype=object), 9),
-                          "coefficient": [f"c{i}" for i in range(9)] * len(names),
-                          "n": n.ravel(), "bandwidth": bw.ravel()})
+    table = pd.DataFrame(
+        {
+            "group": np.repeat(np.asarray(names, dtype=object), 9),
+            "coefficient": [f"c{i}" for i in range(9)] * len(names),
+            "n": n.ravel(),
+            "bandwidth": bw.ravel(),
+        }
+    )
     return GroupRidges(names, grid, dens, table)

@@ -15,8 +15,14 @@ import pandas as pd
 from .db import write_db_streaming
 
 CATEGORIES = ["natural", "medical ct", "faces", "text", "astronomy", "plants"]
-TASKS = ["Classification", "Semantic Segmentation", "Instance Segmentation", "Detection",
-         "GAN-Generator", "Super Resolution"]
+TASKS = [
+    "Classification",
+    "Semantic Segmentation",
+    "Instance Segmentation",
+    "Detection",
+    "GAN-Generator",
+    "Super Resolution",
+]
 NAMES = ["ResNet-18", "VGG11", "UNet", "MobileNetV2", "DenseNet"]
 DATASETS = ["ImageNet1k", "CIFAR-10", "LIDC", "COCO", "Places365"]
 
@@ -24,8 +30,12 @@ _GAUSS = np.array([1, 2, 1, 2, 4, 2, 1, 2, 1], np.float32) / 4.0
 _EDGE = np.array([-1, 0, 1, -2, 0, 2, -1, 0, 1], np.float32) / 2.0
 
 
-def synth_layers(n_models: int = 12, layers_per_model: tuple[int, int] = (3, 8),
-                 channels: tuple[int, ...] = (4, 8, 16), seed: int = 0) -> pd.DataFrame:
+def synth_layers(
+    n_models: int = 12,
+    layers_per_model: tuple[int, int] = (3, 8),
+    channels: tuple[int, ...] = (4, 8, 16),
+    seed: int = 0,
+) -> pd.DataFrame:
     """The layer table of a synthetic DB (row ranges, index triple and meta columns)."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -45,14 +55,24 @@ def synth_layers(n_models: int = 12, layers_per_model: tuple[int, int] = (3, 8),
             cout = int(rng.choice(channels))
             n = cin * cout
             depth = int(np.searchsorted(uniq, levels[k]))
-            rows.append({
-                "model_id": m, "conv_depth": depth, "conv_depth_norm": depth / (n_levels - 1),
-                "row_start": start, "row_end": start + n,
-                "model": f"synthetic_{m:03d}", "Name": NAMES[m % len(NAMES)], "Task": task,
-                "Visual Category": cat, "Training-Dataset": DATASETS[m % len(DATASETS)],
-                "Pretraining-Dataset": pre, "producer": "filterdb.synth",
-                "in_channels": cin, "out_channels": cout,
-            })
+            rows.append(
+                {
+                    "model_id": m,
+                    "conv_depth": depth,
+                    "conv_depth_norm": depth / (n_levels - 1),
+                    "row_start": start,
+                    "row_end": start + n,
+                    "model": f"synthetic_{m:03d}",
+                    "Name": NAMES[m % len(NAMES)],
+                    "Task": task,
+                    "Visual Category": cat,
+                    "Training-Dataset": DATASETS[m % len(DATASETS)],
+                    "Pretraining-Dataset": pre,
+                    "producer": "filterdb.synth",
+                    "in_channels": cin,
+                    "out_channels": cout,
+                }
+            )
             start += n
     return pd.DataFrame(rows)
 
@@ -72,8 +92,9 @@ def synth_filters(row: pd.Series, seed: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def write_synth_db(path: str | os.PathLike, layout: str = "v1.0", shape3x3: bool = False,
-                   seed: int = 0, **kwargs) -> pd.DataFrame:
+def write_synth_db(
+    path: str | os.PathLike, layout: str = "v1.0", shape3x3: bool = False, seed: int = 0, **kwargs
+) -> pd.DataFrame:
     """Write a synthetic DB; returns its layer table. Filters are written layer by layer."""
     layers = synth_layers(seed=seed, **kwargs)
     write_db_streaming(path, layers, lambda row: synth_filters(row, seed), layout, shape3x3)

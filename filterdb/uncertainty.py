@@ -53,7 +53,9 @@ AXIS_ROW = "(all pairs)"
 # Units
 
 
-def units(layers: pd.DataFrame, counts: np.ndarray, labels: pd.Series, groups: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def units(
+    layers: pd.DataFrame, counts: np.ndarray, labels: pd.Series, groups: list
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sum per-layer histograms into (model, group) units.
 
     Parameters
@@ -74,8 +76,9 @@ def units(layers: pd.DataFrame, counts: np.ndarray, labels: pd.Series, groups: l
     """
     lab = labels.to_numpy(dtype=object)
     gidx = {str(g): k for k, g in enumerate(groups)}
-    g_of_layer = np.array([gidx.get(str(v), -1) if not (isinstance(v, float) and np.isnan(v)) else -1 for v in lab],
-                          dtype=np.int64)
+    g_of_layer = np.array(
+        [gidx.get(str(v), -1) if not (isinstance(v, float) and np.isnan(v)) else -1 for v in lab], dtype=np.int64
+    )
     keep = np.flatnonzero(g_of_layer >= 0)
     ids, mcode = np.unique(layers["model_id"].to_numpy()[keep], return_inverse=True)
     code = mcode.astype(np.int64) * len(groups) + g_of_layer[keep]
@@ -127,18 +130,28 @@ BATCH_ELEMENTS = 20_000_000
 def _store(out: np.ndarray, a: int, m: np.ndarray, triangle: bool) -> None:
     if triangle:
         ia, ib = np.triu_indices(m.shape[-1], k=1)
-        out[a:a + m.shape[0]] = m[:, ia, ib]
+        out[a : a + m.shape[0]] = m[:, ia, ib]
     else:
-        out[a:a + m.shape[0]] = m
+        out[a : a + m.shape[0]] = m
 
 
 def _output(replicates: int, n_groups: int, triangle: bool) -> np.ndarray:
     return np.empty((replicates, n_groups * (n_groups - 1) // 2) if triangle else (replicates, n_groups, n_groups))
 
 
-def bootstrap(unit_counts: np.ndarray, unit_group: np.ndarray, n_groups: int, evr: np.ndarray,
-              replicates: int = 1000, seed=0, eps: float = divergence.EPS, floor: str = "density",
-              edges: np.ndarray | None = None, batch: int = 100, triangle: bool = False) -> np.ndarray:
+def bootstrap(
+    unit_counts: np.ndarray,
+    unit_group: np.ndarray,
+    n_groups: int,
+    evr: np.ndarray,
+    replicates: int = 1000,
+    seed=0,
+    eps: float = divergence.EPS,
+    floor: str = "density",
+    edges: np.ndarray | None = None,
+    batch: int = 100,
+    triangle: bool = False,
+) -> np.ndarray:
     """Model-level bootstrap of the drift matrix: units resampled with replacement within groups.
 
     Parameters
@@ -177,14 +190,24 @@ def bootstrap(unit_counts: np.ndarray, unit_group: np.ndarray, n_groups: int, ev
         r = min(batch, replicates - a)
         gc = np.empty((r, n_groups, flat.shape[1]))
         for g, m in enumerate(members):  # (r, n_g) multinomial weights @ (n_g, K): one BLAS product per group
-            np.matmul(draws[g][a:a + r].astype(np.float64), flat[m], out=gc[:, g])
+            np.matmul(draws[g][a : a + r].astype(np.float64), flat[m], out=gc[:, g])
         _store(out, a, _matrices(gc.reshape((r, n_groups) + shape), evr, eps, floor, edges), triangle)
     return out
 
 
-def permutation_null(unit_counts: np.ndarray, unit_group: np.ndarray, n_groups: int, evr: np.ndarray,
-                     replicates: int = 1000, seed=0, eps: float = divergence.EPS, floor: str = "density",
-                     edges: np.ndarray | None = None, batch: int = 100, triangle: bool = False) -> np.ndarray:
+def permutation_null(
+    unit_counts: np.ndarray,
+    unit_group: np.ndarray,
+    n_groups: int,
+    evr: np.ndarray,
+    replicates: int = 1000,
+    seed=0,
+    eps: float = divergence.EPS,
+    floor: str = "density",
+    edges: np.ndarray | None = None,
+    batch: int = 100,
+    triangle: bool = False,
+) -> np.ndarray:
     """Drift matrices with the group labels shuffled over all units (group sizes kept).
 
     Parameters
@@ -205,7 +228,7 @@ def permutation_null(unit_counts: np.ndarray, unit_group: np.ndarray, n_groups: 
     batch = _batch(batch, n_groups, flat.shape[1])
     for a in range(0, replicates, batch):
         r = min(batch, replicates - a)
-        gc = _label_sums(perms[a:a + r], flat, n_groups)
+        gc = _label_sums(perms[a : a + r], flat, n_groups)
         _store(out, a, _matrices(gc.reshape((r, n_groups) + shape), evr, eps, floor, edges), triangle)
     return out
 
@@ -249,15 +272,28 @@ def adjust_pvalues(p: np.ndarray, method: str = "holm") -> np.ndarray:
 class AxisUncertainty:
     """Uncertainty tables of one axis."""
 
-    ci: pd.DataFrame    # group_a, group_b, D, lo, hi, B, level
-    null: pd.DataFrame  # group_a, group_b, n_a, n_b, D, null_mean, D_debiased, p, p_adjusted, significant, P, correction
+    ci: pd.DataFrame  # group_a, group_b, D, lo, hi, B, level
+    null: (
+        pd.DataFrame
+    )  # group_a, group_b, n_a, n_b, D, null_mean, D_debiased, p, p_adjusted, significant, P, correction
     groups: list = None  # the G group labels, in matrix order
 
 
-def axis_uncertainty(unit_counts: np.ndarray, unit_group: np.ndarray, groups: list, evr: np.ndarray,
-                     edges: np.ndarray | None = None, eps: float = divergence.EPS, floor: str = "density",
-                     bootstrap_replicates: int = 1000, permutations: int = 1000, level: float = 0.95,
-                     correction: str = "holm", alpha: float = 0.05, seed=0) -> AxisUncertainty:
+def axis_uncertainty(
+    unit_counts: np.ndarray,
+    unit_group: np.ndarray,
+    groups: list,
+    evr: np.ndarray,
+    edges: np.ndarray | None = None,
+    eps: float = divergence.EPS,
+    floor: str = "density",
+    bootstrap_replicates: int = 1000,
+    permutations: int = 1000,
+    level: float = 0.95,
+    correction: str = "holm",
+    alpha: float = 0.05,
+    seed=0,
+) -> AxisUncertainty:
     """Bootstrap intervals, permutation p-values and sample-size bias for one axis.
 
     Parameters
@@ -292,8 +328,9 @@ def axis_uncertainty(unit_counts: np.ndarray, unit_group: np.ndarray, groups: li
     ug = np.asarray(unit_group, np.int64)
     n = np.bincount(ug, minlength=g)
     seed = list(np.atleast_1d(seed))
-    d = divergence.drift_matrix(np.stack([np.asarray(unit_counts)[ug == k].sum(axis=0) for k in range(g)]),
-                                evr, eps, floor, edges)
+    d = divergence.drift_matrix(
+        np.stack([np.asarray(unit_counts)[ug == k].sum(axis=0) for k in range(g)]), evr, eps, floor, edges
+    )
     ia, ib = np.triu_indices(g, k=1)
     obs = d[ia, ib]
     names = [str(x) for x in groups]
@@ -302,8 +339,17 @@ def axis_uncertainty(unit_counts: np.ndarray, unit_group: np.ndarray, groups: li
     if bootstrap_replicates > 0 and g > 1:
         bs = bootstrap(unit_counts, ug, g, evr, bootstrap_replicates, seed + [0], triangle=True, **kw)
         lo, hi = np.quantile(bs, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    ci = pd.DataFrame({"group_a": [names[k] for k in ia], "group_b": [names[k] for k in ib], "D": obs,
-                       "lo": lo, "hi": hi, "B": int(bootstrap_replicates), "level": float(level)})
+    ci = pd.DataFrame(
+        {
+            "group_a": [names[k] for k in ia],
+            "group_b": [names[k] for k in ib],
+            "D": obs,
+            "lo": lo,
+            "hi": hi,
+            "B": int(bootstrap_replicates),
+            "level": float(level),
+        }
+    )
     stat = obs.mean() if obs.size else np.nan
     if permutations > 0 and g > 1:
         nd = permutation_null(unit_counts, ug, g, evr, permutations, seed + [1], triangle=True, **kw)  # (P, pairs)
@@ -316,13 +362,34 @@ def axis_uncertainty(unit_counts: np.ndarray, unit_group: np.ndarray, groups: li
         null_mean = p = np.full(ia.size, np.nan)
         p_axis = axis_null = np.nan
     p_adj = adjust_pvalues(p, correction) if not np.isnan(p).any() else p
-    null = pd.DataFrame({"group_a": ci["group_a"], "group_b": ci["group_b"], "n_a": n[ia], "n_b": n[ib],
-                         "D": obs, "null_mean": null_mean, "D_debiased": obs - null_mean, "p": p,
-                         "p_adjusted": p_adj, "significant": p_adj < alpha})
-    axis_row = pd.DataFrame({"group_a": [AXIS_ROW], "group_b": [AXIS_ROW], "n_a": [int(n.sum())],
-                             "n_b": [int(n.sum())], "D": [stat], "null_mean": [axis_null],
-                             "D_debiased": [stat - axis_null], "p": [p_axis], "p_adjusted": [p_axis],
-                             "significant": [bool(p_axis < alpha)]})
+    null = pd.DataFrame(
+        {
+            "group_a": ci["group_a"],
+            "group_b": ci["group_b"],
+            "n_a": n[ia],
+            "n_b": n[ib],
+            "D": obs,
+            "null_mean": null_mean,
+            "D_debiased": obs - null_mean,
+            "p": p,
+            "p_adjusted": p_adj,
+            "significant": p_adj < alpha,
+        }
+    )
+    axis_row = pd.DataFrame(
+        {
+            "group_a": [AXIS_ROW],
+            "group_b": [AXIS_ROW],
+            "n_a": [int(n.sum())],
+            "n_b": [int(n.sum())],
+            "D": [stat],
+            "null_mean": [axis_null],
+            "D_debiased": [stat - axis_null],
+            "p": [p_axis],
+            "p_adjusted": [p_axis],
+            "significant": [bool(p_axis < alpha)],
+        }
+    )
     null = pd.concat([null, axis_row], ignore_index=True)
     null["P"] = int(permutations)
     null["correction"] = correction
@@ -335,8 +402,16 @@ def axis_seed(seed: int, axis: str) -> list[int]:
     return [int(seed), zlib.crc32(axis.encode())]
 
 
-def uncertainty_of_axis(layers: pd.DataFrame, counts: np.ndarray, edges: np.ndarray, evr: np.ndarray, axis,
-                        eps: float = divergence.EPS, floor: str = "density", **options) -> AxisUncertainty:
+def uncertainty_of_axis(
+    layers: pd.DataFrame,
+    counts: np.ndarray,
+    edges: np.ndarray,
+    evr: np.ndarray,
+    axis,
+    eps: float = divergence.EPS,
+    floor: str = "density",
+    **options,
+) -> AxisUncertainty:
     """:func:`axis_uncertainty` of one configured axis, groups in the order of its drift matrix.
 
     Parameters
@@ -362,47 +437,3 @@ def uncertainty_of_axis(layers: pd.DataFrame, counts: np.ndarray, edges: np.ndar
     options = dict(options)
     options["seed"] = axis_seed(options.get("seed", 0), axis.name)
     return axis_uncertainty(uc, ug, names, evr, edges, eps, floor, **options)
-
-
-# ---------------------------------------------------------------------------------------------
-# Figure
-
-
-def significance_heatmap(r: AxisUncertainty, title: str = ""):
-    """The drift heatmap of :func:`filterdb.plots.drift_heatmap` with the pairs that are NOT
-    significant (corrected permutation p >= alpha) hatched.
-
-    Parameters
-    ----------
-    r : AxisUncertainty
-        From :func:`axis_uncertainty` (permutations > 0).
-    title : str
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    from . import plots
-
-    names = list(r.groups)
-    g = len(names)
-    pos = {n: k for k, n in enumerate(names)}
-    d = np.zeros((g, g))
-    sig = np.ones((g, g), bool)
-    pairs = r.null[r.null["group_a"] != AXIS_ROW]
-    for row in pairs.itertuples(index=False):
-        a, b = pos[row.group_a], pos[row.group_b]
-        d[a, b] = d[b, a] = row.D
-        sig[a, b] = sig[b, a] = bool(row.significant)
-    fig = plots.drift_heatmap(d, names)
-    ax = fig.axes[0]
-    from matplotlib.patches import Rectangle
-
-    rr, cc = np.nonzero(~sig)
-    for r_, c_ in zip(rr, cc):
-        ax.add_patch(Rectangle((c_ - 0.5, r_ - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#9a9a9a",
-                               linewidth=0))
-    corr = str(r.null["correction"].iloc[0]) if len(r.null) else ""
-    ax.set_title((title + "\n" if title else "") + f"hatched: not significant ({corr}-corrected permutation test)",
-                 fontsize=8 if title else None)
-    return fig

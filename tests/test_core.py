@@ -44,8 +44,14 @@ def plain_labels(meta):
     task = meta["Task"].map(lambda t: "Segmentation" if "Segmentation" in t else t)
     depth = pd.cut(meta["conv_depth_norm"], bins=np.linspace(0, 1, 11), include_lowest=True)
     pre = meta["Pretraining-Dataset"].map(lambda v: "yes" if isinstance(v, str) and v.strip() else "no")
-    return {"visual_category": cat.astype(str), "task": task, "depth": depth,
-            "architecture": meta["Name"], "training_dataset": meta["Training-Dataset"], "pretrained": pre}
+    return {
+        "visual_category": cat.astype(str),
+        "task": task,
+        "depth": depth,
+        "architecture": meta["Name"],
+        "training_dataset": meta["Training-Dataset"],
+        "pretrained": pre,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +102,9 @@ def test_drift_equals_plain_recomputation(analysed):
             dists[g] = p
         for g in groups:
             for h in groups:
-                want = sum(evr[c] * (entropy(dists[g][c], dists[h][c]) + entropy(dists[h][c], dists[g][c]))
-                           for c in range(9))
+                want = sum(
+                    evr[c] * (entropy(dists[g][c], dists[h][c]) + entropy(dists[h][c], dists[g][c])) for c in range(9)
+                )
                 got = table.set_index("group").loc[g, h]
                 assert got == pytest.approx(want, rel=1e-9, abs=1e-12), (axis, g, h)
         d = table.set_index("group")[groups].to_numpy()
@@ -121,12 +128,22 @@ def test_probability_floor_option(analysed):
     q = gc / gc.sum(axis=-1, keepdims=True)
     q[q == 0] = EPS32
     q = q / q.sum(axis=-1, keepdims=True)
-    want = np.array([[sum(evr[c] * (entropy(q[i, c], q[j, c]) + entropy(q[j, c], q[i, c])) for c in range(9))
-                      for j in range(len(gc))] for i in range(len(gc))])
+    want = np.array(
+        [
+            [
+                sum(evr[c] * (entropy(q[i, c], q[j, c]) + entropy(q[j, c], q[i, c])) for c in range(9))
+                for j in range(len(gc))
+            ]
+            for i in range(len(gc))
+        ]
+    )
     np.testing.assert_allclose(prob.iloc[:, 1:].to_numpy(np.float64), want, rtol=1e-9, atol=1e-12)
     if (a.hist["counts"] == 0).any():
-        assert not np.allclose(prob.iloc[:, 1:].to_numpy(np.float64), dens.set_index("group").loc[
-            prob["group"], list(prob["group"])].to_numpy(), rtol=1e-6)
+        assert not np.allclose(
+            prob.iloc[:, 1:].to_numpy(np.float64),
+            dens.set_index("group").loc[prob["group"], list(prob["group"])].to_numpy(),
+            rtol=1e-6,
+        )
     with pytest.raises(ValueError, match="floor"):
         pipeline.axis_result(a.db.layers, a.hist["counts"], evr, axis, floor="counts")
 

@@ -10,9 +10,16 @@ from filterdb.db import DBError, open_db, parse_filter_ids, write_db
 
 def _meta(ids, **cols):
     n = len(ids)
-    df = pd.DataFrame({"model_id": np.zeros(n, int), "conv_depth": np.arange(n),
-                       "conv_depth_norm": np.linspace(0, 1, n), "filter_ids": ids,
-                       "Task": ["Classification"] * n, **cols})
+    df = pd.DataFrame(
+        {
+            "model_id": np.zeros(n, int),
+            "conv_depth": np.arange(n),
+            "conv_depth_norm": np.linspace(0, 1, n),
+            "filter_ids": ids,
+            "Task": ["Classification"] * n,
+            **cols,
+        }
+    )
     return df.set_index(["model_id", "conv_depth", "conv_depth_norm"])
 
 
@@ -24,8 +31,13 @@ def _write(path, n_rows, meta, key="filters", shape=None):
 
 def test_v01_list_ids_and_filter_key_and_3x3(tmp_path):
     p = tmp_path / "a.h5"
-    _write(p, 10, _meta([list(range(0, 4)), list(range(4, 10))], Datatype=["natural", "formula"]),
-           key="filter", shape=(10, 3, 3))
+    _write(
+        p,
+        10,
+        _meta([list(range(0, 4)), list(range(4, 10))], Datatype=["natural", "formula"]),
+        key="filter",
+        shape=(10, 3, 3),
+    )
     db = open_db(p, ["Visual Category", "Task"])
     assert db.key == "filter" and db.n_rows == 10
     assert db.layers[["row_start", "row_end", "n_filters"]].values.tolist() == [[0, 4, 4], [4, 10, 6]]
@@ -43,12 +55,15 @@ def test_v10_inclusive_ranges_non_unique_index_unsorted(tmp_path):
     assert db.layers["meta_row"].tolist() == [1, 0]
 
 
-@pytest.mark.parametrize("ids,needle", [
-    (["0:4", "5:12"], "lie outside the filter array of 10 rows"),
-    (["0:5", "5:9"], "overlapping filter_ids"),
-    (["0-4", "5:9"], "is not of the form 'start:end'"),
-    ([[0, 1, 3], [4, 5]], "not one contiguous ascending run"),
-])
+@pytest.mark.parametrize(
+    "ids,needle",
+    [
+        (["0:4", "5:12"], "lie outside the filter array of 10 rows"),
+        (["0:5", "5:9"], "overlapping filter_ids"),
+        (["0-4", "5:9"], "is not of the form 'start:end'"),
+        ([[0, 1, 3], [4, 5]], "not one contiguous ascending run"),
+    ],
+)
 def test_bad_filter_ids(tmp_path, ids, needle):
     p = tmp_path / "c.h5"
     _write(p, 10, _meta(ids))
@@ -91,8 +106,16 @@ def test_missing_meta_and_not_hdf5(tmp_path):
 def test_write_roundtrip_both_layouts(tmp_path):
     rng = np.random.default_rng(0)
     w = rng.standard_normal((7, 9)).astype(np.float32)
-    layers = pd.DataFrame({"model_id": [0, 0], "conv_depth": [0, 1], "conv_depth_norm": [0.0, 1.0],
-                           "row_start": [0, 3], "row_end": [3, 7], "Task": ["a", "b"]})
+    layers = pd.DataFrame(
+        {
+            "model_id": [0, 0],
+            "conv_depth": [0, 1],
+            "conv_depth_norm": [0.0, 1.0],
+            "row_start": [0, 3],
+            "row_end": [3, 7],
+            "Task": ["a", "b"],
+        }
+    )
     for layout in ("v0.1", "v1.0"):
         p = tmp_path / f"{layout}.h5"
         write_db(p, w, layers, layout=layout)

@@ -24,8 +24,9 @@ pytestmark = [
 
 def test_default_run_gives_drift_over_real_models(tmp_path):
     res = tmp_path / "res"
-    targets = [str(res / f"{kind}/{axis}.tsv") for kind in ("drift", "groups")
-               for axis in ("visual_category", "task", "depth")] + [str(res / "quality/models.tsv")]
+    targets = [
+        str(res / f"{kind}/{axis}.tsv") for kind in ("drift", "groups") for axis in ("visual_category", "task", "depth")
+    ] + [str(res / "quality/models.tsv")]
     cmd = ["snakemake", *targets, "--cores", "2", "--config", f"results={res}", f"dataset={res}/sample/sample.h5"]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]

@@ -14,16 +14,25 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from torch_writer import write_torch_zip
 
 from filterdb.cli import main
 from filterdb.db import open_db, read_meta
 from filterdb.ingest.build import build
 from filterdb.ingest.fetch import extract_member, fetch_archive, parse_source
-from torch_writer import write_torch_zip
 
 ROOT = Path(__file__).resolve().parents[1]
-COLS = ["model", "path", "Name", "Task", "Visual Category", "Training-Dataset", "Pretraining-Dataset", "licence",
-        "note"]
+COLS = [
+    "model",
+    "path",
+    "Name",
+    "Task",
+    "Visual Category",
+    "Training-Dataset",
+    "Pretraining-Dataset",
+    "licence",
+    "note",
+]
 
 
 def _w(*shape, seed=0):
@@ -35,14 +44,22 @@ def _onnx_model(path, seed=0):
     from onnx import TensorProto, helper, numpy_helper
 
     w1, w2 = _w(4, 2, 3, 3, seed=seed), _w(3, 4, 3, 3, seed=seed + 1)
-    nodes = [helper.make_node("Conv", ["X", "W1"], ["a"], name="c1", pads=[1, 1, 1, 1]),
-             helper.make_node("BatchNormalization", ["a", "s", "b", "m", "v"], ["bn"]),
-             helper.make_node("Conv", ["bn", "W2"], ["y"], name="c2", pads=[1, 1, 1, 1])]
+    nodes = [
+        helper.make_node("Conv", ["X", "W1"], ["a"], name="c1", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["a", "s", "b", "m", "v"], ["bn"]),
+        helper.make_node("Conv", ["bn", "W2"], ["y"], name="c2", pads=[1, 1, 1, 1]),
+    ]
     ones = np.ones(4, np.float32)
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                          initializer=[numpy_helper.from_array(v, k) for k, v in
-                                       {"W1": w1, "W2": w2, "s": ones, "b": ones * 0, "m": ones * 0, "v": ones}.items()])
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[
+            numpy_helper.from_array(v, k)
+            for k, v in {"W1": w1, "W2": w2, "s": ones, "b": ones * 0, "m": ones * 0, "v": ones}.items()
+        ],
+    )
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     return w1, w2
 
@@ -76,9 +93,17 @@ def models(tmp_path):
 
 def test_build_sheet_layout_and_skipped(tmp_path, models, capsys):
     d, w = models
-    sheet = _sheet(tmp_path, [_row("a", "m/a.onnx", note="first"), _row("bad", "m/c.txt"),
-                              _row("b", "m/b.pt", task="Semantic Segmentation", cat="medical"),
-                              _row("nolayer", "m/d.pt"), _row("pw", "m/e.pt"), _row("gone", "m/missing.onnx")])
+    sheet = _sheet(
+        tmp_path,
+        [
+            _row("a", "m/a.onnx", note="first"),
+            _row("bad", "m/c.txt"),
+            _row("b", "m/b.pt", task="Semantic Segmentation", cat="medical"),
+            _row("nolayer", "m/d.pt"),
+            _row("pw", "m/e.pt"),
+            _row("gone", "m/missing.onnx"),
+        ],
+    )
     out = tmp_path / "db.h5"
     assert main(["build", sheet, "-o", str(out)]) == 0
     err = capsys.readouterr().err
@@ -110,8 +135,19 @@ def test_build_sheet_layout_and_skipped(tmp_path, models, capsys):
     assert list(m["(3, 3) filters"]) == [20, 20, 6] and list(m["(1, 1) filters"]) == [0, 0, 10]
     assert m["3x3_filter_share"].iloc[2] == pytest.approx(6 / 16)
     assert m["content_sha256"].iloc[0] == hashlib.sha256((d / "a.onnx").read_bytes()).hexdigest()
-    for c in ["Name", "Task", "Visual Category", "Training-Dataset", "Pretraining-Dataset", "licence", "layer_name",
-              "groups", "total_filters", "producer", "file"]:
+    for c in [
+        "Name",
+        "Task",
+        "Visual Category",
+        "Training-Dataset",
+        "Pretraining-Dataset",
+        "licence",
+        "layer_name",
+        "groups",
+        "total_filters",
+        "producer",
+        "file",
+    ]:
         assert c in m.columns
     db = open_db(out)  # the project's reader accepts it
     assert db.n_rows == 26
@@ -124,9 +160,16 @@ def test_append_skips_duplicates_and_continues_ids(tmp_path, models, capsys):
     with h5py.File(out, "r") as f:
         first = f["filters"][...]
     shutil.copy(d / "b.pt", d / "b_copy.pt")
-    sheet2 = _sheet(tmp_path, [_row("a", "m/b.pt"),  # same id, other file
-                               _row("a2", "m/a.onnx"),  # same content
-                               _row("b", "m/b.pt"), _row("b-again", "m/b_copy.pt")], "s2.tsv")
+    sheet2 = _sheet(
+        tmp_path,
+        [
+            _row("a", "m/b.pt"),  # same id, other file
+            _row("a2", "m/a.onnx"),  # same content
+            _row("b", "m/b.pt"),
+            _row("b-again", "m/b_copy.pt"),
+        ],
+        "s2.tsv",
+    )
     assert main(["build", sheet2, "-o", str(out), "--append", "--skipped", str(tmp_path / "sk.tsv")]) == 0
     err = capsys.readouterr().err
     assert "skipped a: m/b.pt: already in the DB (same model id)" in err.replace(str(d), "m")
@@ -174,13 +217,16 @@ def test_source_rows_from_cached_archives(tmp_path, models):
     with tarfile.open(sdist, "w:gz") as t:
         t.add(d / "b.pt", "toy-sdist-2.0/weights/b.pt")
     sha = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (whl, sdist)}
-    rows = [["w", f"pypi:toy-pkg==1.0#sha256={sha[whl]}", "toy_pkg/models/a.onnx", "Toy", "Classification", "x"],
-            ["s", f"pypi:toy-sdist==2.0#sha256={sha[sdist]}", "toy-sdist-2.0/weights/b.pt", "Toy", "Classification", "y"],
-            ["bad-sha", "pypi:toy-pkg==1.0#sha256=" + "0" * 64, "toy_pkg/models/a.onnx", "Toy", "Classification", "x"],
-            ["no-member", f"pypi:toy-pkg==1.0#sha256={sha[whl]}", "toy_pkg/nope.onnx", "Toy", "Classification", "x"]]
+    rows = [
+        ["w", f"pypi:toy-pkg==1.0#sha256={sha[whl]}", "toy_pkg/models/a.onnx", "Toy", "Classification", "x"],
+        ["s", f"pypi:toy-sdist==2.0#sha256={sha[sdist]}", "toy-sdist-2.0/weights/b.pt", "Toy", "Classification", "y"],
+        ["bad-sha", "pypi:toy-pkg==1.0#sha256=" + "0" * 64, "toy_pkg/models/a.onnx", "Toy", "Classification", "x"],
+        ["no-member", f"pypi:toy-pkg==1.0#sha256={sha[whl]}", "toy_pkg/nope.onnx", "Toy", "Classification", "x"],
+    ]
     sheet = tmp_path / "src.tsv"
     pd.DataFrame(rows, columns=["model", "source", "member", "Name", "Task", "Visual Category"]).to_csv(
-        sheet, sep="\t", index=False)
+        sheet, sep="\t", index=False
+    )
     res = build(str(sheet), str(tmp_path / "db.h5"), cache=str(cache), download=False, log=lambda m: None)
     assert res.built == ["w", "s"]
     reasons = {s["model"]: s["reason"] for s in res.skipped}
@@ -191,7 +237,9 @@ def test_source_rows_from_cached_archives(tmp_path, models):
 
 
 def test_fetch_helpers(tmp_path):
-    s = parse_source("pypi:mediapipe==0.10.21#sha256=" + "a" * 64, "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl")
+    s = parse_source(
+        "pypi:mediapipe==0.10.21#sha256=" + "a" * 64, "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
+    )
     assert (s.name, s.version, s.sha256) == ("mediapipe", "0.10.21", "a" * 64)
     from filterdb.ingest.fetch import _pip_flags
 
@@ -281,6 +329,7 @@ def test_interrupted_append_leaves_db_unchanged(tmp_path, models, monkeypatch, w
 
         monkeypatch.setattr(b, "read_model_file", flaky)
     else:
+
         def disk_full(*a, **k):
             raise OSError(28, "No space left on device")
 
@@ -323,15 +372,26 @@ def test_merge_and_fetch_sheets(tmp_path, models):
         z.write(d / "b.pt", "toy_pkg/b.pt")
     sha = hashlib.sha256(whl.read_bytes()).hexdigest()
     src = tmp_path / "src.tsv"
-    pd.DataFrame([["w", "", f"pypi:toy-pkg==1.0#sha256={sha}", "toy_pkg/b.pt"],
-                  ["gone", "", "pypi:toy-pkg==9.9", "toy_pkg/b.pt"],
-                  ["local", "m/a.onnx", "", ""]], columns=["model", "path", "source", "member"]).to_csv(
-        src, sep="\t", index=False)
+    pd.DataFrame(
+        [
+            ["w", "", f"pypi:toy-pkg==1.0#sha256={sha}", "toy_pkg/b.pt"],
+            ["gone", "", "pypi:toy-pkg==9.9", "toy_pkg/b.pt"],
+            ["local", "m/a.onnx", "", ""],
+        ],
+        columns=["model", "path", "source", "member"],
+    ).to_csv(src, sep="\t", index=False)
     logs = []
-    df, failed = fetch_sheet(str(src), str(tmp_path / "out" / "fetched.tsv"), archives=str(archives),
-                             members=str(tmp_path / "members"), download=False, log=logs.append)
+    df, failed = fetch_sheet(
+        str(src),
+        str(tmp_path / "out" / "fetched.tsv"),
+        archives=str(archives),
+        members=str(tmp_path / "members"),
+        download=False,
+        log=logs.append,
+    )
     assert [f[0] for f in failed] == ["gone"] and "downloading is off" in failed[0][1]
     assert list(df["path"]) == ["../members/toy_pkg-1.0-py3-none-any/toy_pkg/b.pt", "", "../m/a.onnx"]
-    assert (tmp_path / "members" / "toy_pkg-1.0-py3-none-any" / "toy_pkg" / "b.pt").read_bytes() == \
-        (d / "b.pt").read_bytes()
+    assert (tmp_path / "members" / "toy_pkg-1.0-py3-none-any" / "toy_pkg" / "b.pt").read_bytes() == (
+        d / "b.pt"
+    ).read_bytes()
     assert "2 of 3 model files ready" in logs[-1]

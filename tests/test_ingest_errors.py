@@ -20,11 +20,11 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from torch_writer import write_torch_legacy, write_torch_zip
 
 from filterdb.cli import main
 from filterdb.db import read_meta
 from filterdb.ingest import IngestError, read_model_file
-from torch_writer import write_torch_legacy, write_torch_zip
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bad_models"
 EXPECTED = "expected ONNX, PyTorch, safetensors, Keras HDF5 / .keras or TFLite"
@@ -78,7 +78,7 @@ CASES = {
     "weights.tar": "tar archive, not a model format this tool reads (extract the model file first)",
     "torch_0_1_9.pth": "PyTorch tar file (torch < 0.1.10, early 2017), an old layout this tool does not read",
     "not_torch.pth": "zip archive that is neither a PyTorch file (<name>/data.pkl) nor a .keras model "
-                     "(model.weights.h5); first member: notes/readme.txt",
+    "(model.weights.h5); first member: notes/readme.txt",
     "login_page.pth": "HTML page, not a model file (the download returned a web page, e.g. a login or error page)",
     "lfs_pointer.onnx": "Git LFS pointer file, not the model weights (fetch the LFS object, e.g. `git lfs pull`)",
     "readme.pt": f"unsupported or unrecognised model format (a text file; {EXPECTED})",
@@ -178,8 +178,11 @@ def test_mutated_files_fail_with_one_line_reasons(bad_models, tmp_path, base):
     from torch_writer import Tensor, module
 
     if base == "whole_model.pt":
-        net = module("net", "Net", children=[("c", module("torch.nn.modules.conv", "Conv2d",
-                                                          [("weight", Tensor(GOOD, param="parameter"))]))])
+        net = module(
+            "net",
+            "Net",
+            children=[("c", module("torch.nn.modules.conv", "Conv2d", [("weight", Tensor(GOOD, param="parameter"))]))],
+        )
         write_torch_legacy(bad_models / base, net)
     elif base == "w.safetensors":
         hdr = json.dumps({"c.weight": {"dtype": "F32", "shape": list(GOOD.shape), "data_offsets": [0, GOOD.nbytes]}})
@@ -196,7 +199,7 @@ def test_mutated_files_fail_with_one_line_reasons(bad_models, tmp_path, base):
             if op < 0.6:
                 b[k] = rng.randrange(256)
             elif op < 0.8:
-                del b[k:k + rng.randint(1, 8)]
+                del b[k : k + rng.randint(1, 8)]
             else:
                 b[k:k] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
         p.write_bytes(bytes(b))

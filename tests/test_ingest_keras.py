@@ -23,10 +23,13 @@ def _layer(cls, name, inbound, **cfg):
     return {"class_name": cls, "name": name, "config": {"name": name, **cfg}, "inbound_nodes": inbound}
 
 
-K = {"conv_a": _w(3, 3, 2, 4, seed=1),  # Conv2D (kh, kw, in, out)
-     "dw": _w(3, 3, 2, 2, seed=2),  # DepthwiseConv2D (kh, kw, in, mult)
-     "sep_dw": _w(3, 3, 4, 1, seed=3), "sep_pw": _w(1, 1, 4, 4, seed=4),
-     "conv_out": _w(1, 1, 4, 3, seed=5)}
+K = {
+    "conv_a": _w(3, 3, 2, 4, seed=1),  # Conv2D (kh, kw, in, out)
+    "dw": _w(3, 3, 2, 2, seed=2),  # DepthwiseConv2D (kh, kw, in, mult)
+    "sep_dw": _w(3, 3, 4, 1, seed=3),
+    "sep_pw": _w(1, 1, 4, 4, seed=4),
+    "conv_out": _w(1, 1, 4, 3, seed=5),
+}
 
 
 def write_keras2(path):
@@ -40,11 +43,15 @@ def write_keras2(path):
         _layer("Conv2D", "conv_out", _inb("add")),
     ]
     cfg = {"class_name": "Model", "config": {"name": "toy", "layers": layers}}
-    weights = {"input_1": {}, "conv_a": {"kernel:0": K["conv_a"], "bias:0": np.zeros(4, np.float32)},
-               "bn": {"gamma:0": np.ones(4, np.float32), "moving_mean:0": np.zeros(4, np.float32)},
-               "sep": {"depthwise_kernel:0": K["sep_dw"], "pointwise_kernel:0": K["sep_pw"]},
-               "dw": {"depthwise_kernel:0": K["dw"]}, "add": {},
-               "conv_out": {"kernel:0": K["conv_out"]}}
+    weights = {
+        "input_1": {},
+        "conv_a": {"kernel:0": K["conv_a"], "bias:0": np.zeros(4, np.float32)},
+        "bn": {"gamma:0": np.ones(4, np.float32), "moving_mean:0": np.zeros(4, np.float32)},
+        "sep": {"depthwise_kernel:0": K["sep_dw"], "pointwise_kernel:0": K["sep_pw"]},
+        "dw": {"depthwise_kernel:0": K["dw"]},
+        "add": {},
+        "conv_out": {"kernel:0": K["conv_out"]},
+    }
     with h5py.File(path, "w") as f:
         f.attrs["model_config"] = json.dumps(cfg).encode()
         f.attrs["keras_version"] = b"2.0.5"
@@ -84,20 +91,27 @@ def test_keras3_weights_layout_without_config(tmp_path):
     p = str(tmp_path / "model.weights.h5")
     with h5py.File(p, "w") as f:
         lay = f.create_group("layers")
-        for name, vs in {"conv2d": [K["conv_a"], np.zeros(4, np.float32)],
-                         "depthwise_conv2d": [K["dw"]],
-                         "separable_conv2d": [K["sep_dw"], K["sep_pw"], np.zeros(4, np.float32)],
-                         "conv2d_1": [K["conv_out"]],
-                         "conv2d_transpose": [_w(3, 3, 4, 4)],
-                         "dense": [_w(4, 2)]}.items():
+        for name, vs in {
+            "conv2d": [K["conv_a"], np.zeros(4, np.float32)],
+            "depthwise_conv2d": [K["dw"]],
+            "separable_conv2d": [K["sep_dw"], K["sep_pw"], np.zeros(4, np.float32)],
+            "conv2d_1": [K["conv_out"]],
+            "conv2d_transpose": [_w(3, 3, 4, 4)],
+            "dense": [_w(4, 2)],
+        }.items():
             g = lay.create_group(name).create_group("vars")
             for i, v in enumerate(vs):
                 g.create_dataset(str(i), data=v)
         f.create_group("vars")
     m = read_model_file(p)
     assert m.depth_source == "weight_order"
-    assert [c.name for c in m.convs] == ["conv2d", "conv2d_1", "depthwise_conv2d",
-                                         "separable_conv2d/depthwise", "separable_conv2d/pointwise"]
+    assert [c.name for c in m.convs] == [
+        "conv2d",
+        "conv2d_1",
+        "depthwise_conv2d",
+        "separable_conv2d/depthwise",
+        "separable_conv2d/pointwise",
+    ]
     w, meta = read_model_layers(p)
     assert list(meta["conv_depth"]) == [0, 2, 3]
     assert list(meta["conv_depth_norm"]) == pytest.approx([0, 0.5, 0.75])
@@ -110,11 +124,18 @@ def test_dot_keras_zip_sequential(tmp_path):
         lay = f.create_group("layers")
         lay.create_group("c1").create_group("vars").create_dataset("0", data=K["conv_a"])
         lay.create_group("c2").create_group("vars").create_dataset("0", data=_w(3, 3, 4, 2, seed=9))
-    cfg = {"class_name": "Sequential", "config": {"name": "s", "layers": [
-        {"class_name": "InputLayer", "config": {"name": "in"}},
-        {"class_name": "Conv2D", "config": {"name": "c1"}},
-        {"class_name": "ReLU", "config": {"name": "r"}},
-        {"class_name": "Conv2D", "config": {"name": "c2"}}]}}
+    cfg = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "s",
+            "layers": [
+                {"class_name": "InputLayer", "config": {"name": "in"}},
+                {"class_name": "Conv2D", "config": {"name": "c1"}},
+                {"class_name": "ReLU", "config": {"name": "r"}},
+                {"class_name": "Conv2D", "config": {"name": "c2"}},
+            ],
+        },
+    }
     p = tmp_path / "m.keras"
     with zipfile.ZipFile(p, "w") as z:
         z.writestr("config.json", json.dumps(cfg))
@@ -137,6 +158,7 @@ def test_hdf5_that_is_not_keras(tmp_path):
 
 # ---- Keras 1 (2016-2017): <layer>/<layer>_W (+ _b), Theano or TensorFlow kernel order ---------------
 
+
 def _write_k1_layers(root, layers, suffix=""):
     """Keras 1 ``save_weights_to_hdf5_group``: layer_names, one group per layer, ``<layer>_<w>`` datasets."""
     root.attrs["layer_names"] = [n.encode() for n in layers]
@@ -154,20 +176,30 @@ def _k1_layer(cls, name, **cfg):
 def test_keras1_full_model_theano_sequential(tmp_path):
     """Keras 1.2 model.save(), Theano dim ordering: kernels (out, in, kh, kw) kept as stored."""
     w1, w2, w3 = _w(8, 3, 3, 3, seed=40), _w(16, 8, 3, 3, seed=41), _w(4, 16, 1, 1, seed=42)
-    layers = {"convolution2d_1": {"W": w1, "b": np.zeros(8, np.float32)},
-              "activation_1": {},
-              "batchnormalization_1": {"gamma": np.ones(8, np.float32), "beta": np.zeros(8, np.float32),
-                                       "running_mean": np.zeros(8, np.float32), "running_std": np.ones(8, np.float32)},
-              "convolution2d_2": {"W": w2, "b": np.zeros(16, np.float32)},
-              "convolution1d_1": {"W": _w(3, 1, 16, 4, seed=43)},  # Keras 1 Conv1D kernels are 4-D: not read
-              "convolution2d_3": {"W": w3}}
-    cfg = {"class_name": "Sequential", "config": [
-        _k1_layer("Convolution2D", "convolution2d_1", nb_filter=8, nb_row=3, nb_col=3, dim_ordering="th"),
-        _k1_layer("Activation", "activation_1", activation="relu"),
-        _k1_layer("BatchNormalization", "batchnormalization_1", axis=1),
-        _k1_layer("Convolution2D", "convolution2d_2", nb_filter=16, nb_row=3, nb_col=3, dim_ordering="th"),
-        _k1_layer("Convolution1D", "convolution1d_1"),
-        _k1_layer("Convolution2D", "convolution2d_3", nb_filter=4, nb_row=1, nb_col=1, dim_ordering="th")]}
+    layers = {
+        "convolution2d_1": {"W": w1, "b": np.zeros(8, np.float32)},
+        "activation_1": {},
+        "batchnormalization_1": {
+            "gamma": np.ones(8, np.float32),
+            "beta": np.zeros(8, np.float32),
+            "running_mean": np.zeros(8, np.float32),
+            "running_std": np.ones(8, np.float32),
+        },
+        "convolution2d_2": {"W": w2, "b": np.zeros(16, np.float32)},
+        "convolution1d_1": {"W": _w(3, 1, 16, 4, seed=43)},  # Keras 1 Conv1D kernels are 4-D: not read
+        "convolution2d_3": {"W": w3},
+    }
+    cfg = {
+        "class_name": "Sequential",
+        "config": [
+            _k1_layer("Convolution2D", "convolution2d_1", nb_filter=8, nb_row=3, nb_col=3, dim_ordering="th"),
+            _k1_layer("Activation", "activation_1", activation="relu"),
+            _k1_layer("BatchNormalization", "batchnormalization_1", axis=1),
+            _k1_layer("Convolution2D", "convolution2d_2", nb_filter=16, nb_row=3, nb_col=3, dim_ordering="th"),
+            _k1_layer("Convolution1D", "convolution1d_1"),
+            _k1_layer("Convolution2D", "convolution2d_3", nb_filter=4, nb_row=1, nb_col=1, dim_ordering="th"),
+        ],
+    }
     p = str(tmp_path / "weights.best.hdf5")
     with h5py.File(p, "w") as f:
         f.attrs["keras_version"] = b"1.2.2"
@@ -188,21 +220,41 @@ def test_keras1_full_model_theano_sequential(tmp_path):
 def test_keras1_full_model_tensorflow_functional(tmp_path):
     """Keras 1 functional Model with TF dim ordering (kh, kw, in, out) and ``:0`` weight names."""
     a, b = _w(3, 3, 3, 6, seed=44), _w(3, 3, 6, 2, seed=45)
-    cfg = {"class_name": "Model", "config": {"name": "m", "layers": [
-        {"class_name": "InputLayer", "name": "input_1", "config": {"name": "input_1"}, "inbound_nodes": []},
-        {"class_name": "Convolution2D", "name": "conv_a", "config": {"name": "conv_a", "dim_ordering": "tf"},
-         "inbound_nodes": [[["input_1", 0, 0]]]},
-        {"class_name": "AtrousConvolution2D", "name": "conv_b", "config": {"name": "conv_b", "dim_ordering": "tf"},
-         "inbound_nodes": [[["conv_a", 0, 0]]]}]}}
+    cfg = {
+        "class_name": "Model",
+        "config": {
+            "name": "m",
+            "layers": [
+                {"class_name": "InputLayer", "name": "input_1", "config": {"name": "input_1"}, "inbound_nodes": []},
+                {
+                    "class_name": "Convolution2D",
+                    "name": "conv_a",
+                    "config": {"name": "conv_a", "dim_ordering": "tf"},
+                    "inbound_nodes": [[["input_1", 0, 0]]],
+                },
+                {
+                    "class_name": "AtrousConvolution2D",
+                    "name": "conv_b",
+                    "config": {"name": "conv_b", "dim_ordering": "tf"},
+                    "inbound_nodes": [[["conv_a", 0, 0]]],
+                },
+            ],
+        },
+    }
     p = str(tmp_path / "m.h5")
     with h5py.File(p, "w") as f:
         f.attrs["keras_version"] = b"1.1.0"
         f.attrs["model_config"] = json.dumps(cfg).encode()
-        _write_k1_layers(f.create_group("model_weights"), {"input_1": {}, "conv_a": {"W": a, "b": np.zeros(6)},
-                                                           "conv_b": {"W": b}}, suffix=":0")
+        _write_k1_layers(
+            f.create_group("model_weights"),
+            {"input_1": {}, "conv_a": {"W": a, "b": np.zeros(6)}, "conv_b": {"W": b}},
+            suffix=":0",
+        )
     w, meta = read_model_layers(p)
-    assert list(meta["layer_name"]) == ["conv_a", "conv_b"] and list(meta["op"]) == ["Convolution2D",
-                                                                                      "AtrousConvolution2D"]
+    assert list(meta["layer_name"]) == ["conv_a", "conv_b"] and list(meta["op"]) == [
+        "Convolution2D",
+        "AtrousConvolution2D",
+    ]
     # (kh, kw, in, out) -> (out, in, kh, kw): kernel [o, i] is a[:, :, i, o]
     want = np.stack([a[:, :, i, o].ravel() for o in range(6) for i in range(3)])
     np.testing.assert_array_equal(w[0], want)
@@ -213,14 +265,24 @@ def test_keras1_full_model_tensorflow_functional(tmp_path):
 def test_keras1_save_weights_top_level_shape_rule(tmp_path, order):
     """save_weights: only layer_names at the top level (no keras_version, no config): the order of each
     kernel comes from its shape; depth follows layer_names (not the HDF5 group order)."""
-    ks = {"zeta_conv": _w(32, 3, 3, 3, seed=46), "alpha_conv": _w(16, 32, 3, 3, seed=47),
-          "mid_conv": _w(2, 16, 5, 5, seed=48)}  # stored (out, in, kh, kw)
+    ks = {
+        "zeta_conv": _w(32, 3, 3, 3, seed=46),
+        "alpha_conv": _w(16, 32, 3, 3, seed=47),
+        "mid_conv": _w(2, 16, 5, 5, seed=48),
+    }  # stored (out, in, kh, kw)
     stored = ks if order == "th" else {k: np.transpose(v, (2, 3, 1, 0)) for k, v in ks.items()}
     p = str(tmp_path / "w.h5")
     with h5py.File(p, "w") as f:
-        _write_k1_layers(f, {"zeta_conv": {"W": stored["zeta_conv"], "b": np.zeros(32, np.float32)},
-                             "dropout_1": {}, "alpha_conv": {"W": stored["alpha_conv"]},
-                             "mid_conv": {"W": stored["mid_conv"]}, "dense_1": {"W": _w(16, 10), "b": _w(10)}})
+        _write_k1_layers(
+            f,
+            {
+                "zeta_conv": {"W": stored["zeta_conv"], "b": np.zeros(32, np.float32)},
+                "dropout_1": {},
+                "alpha_conv": {"W": stored["alpha_conv"]},
+                "mid_conv": {"W": stored["mid_conv"]},
+                "dense_1": {"W": _w(16, 10), "b": _w(10)},
+            },
+        )
         assert list(f.attrs) == ["layer_names"]
     m = read_model_file(p)
     assert m.depth_source == "weight_order" and m.extra["keras_layout"] == "keras1" and m.producer == ""
@@ -249,8 +311,11 @@ def test_keras1_config_dim_ordering_beats_shape(tmp_path):
     """image_dim_ordering in the config decides even where the shape rule would say otherwise."""
     k = _w(3, 3, 8, 4, seed=50)  # stored TF order; shape rule alone would also say tf
     k_th = _w(4, 4, 3, 3, seed=51)  # square in both pairs: the shape cannot tell; config says tf
-    cfg = {"class_name": "Sequential", "image_dim_ordering": "tf", "config": [
-        _k1_layer("Convolution2D", "c1"), _k1_layer("Convolution2D", "c2")]}
+    cfg = {
+        "class_name": "Sequential",
+        "image_dim_ordering": "tf",
+        "config": [_k1_layer("Convolution2D", "c1"), _k1_layer("Convolution2D", "c2")],
+    }
     p = str(tmp_path / "c.h5")
     with h5py.File(p, "w") as f:
         f.attrs["model_config"] = json.dumps(cfg).encode()
@@ -272,8 +337,12 @@ def test_keras1_nested_container(tmp_path):
         f.attrs["layer_names"] = [b"input_1", b"sequential_1"]
         f.create_group("input_1").attrs["weight_names"] = []
         g = f.create_group("sequential_1")
-        ws = {"convolution2d_1_W": a, "convolution2d_1_b": np.zeros(6, np.float32),
-              "batchnormalization_1_running_mean": np.zeros(6, np.float32), "convolution2d_2_W": b}
+        ws = {
+            "convolution2d_1_W": a,
+            "convolution2d_1_b": np.zeros(6, np.float32),
+            "batchnormalization_1_running_mean": np.zeros(6, np.float32),
+            "convolution2d_2_W": b,
+        }
         g.attrs["weight_names"] = [k.encode() for k in ws]
         for k, v in ws.items():
             g.create_dataset(k, data=v)

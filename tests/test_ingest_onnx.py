@@ -12,9 +12,12 @@ from filterdb.ingest import read_model_file, read_model_layers  # noqa: E402
 
 def _save(tmp_path, nodes, inits, name="m.onnx", inp="X", cin=2):
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info(inp, TensorProto.FLOAT, [1, cin, 8, 8])],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(inp, TensorProto.FLOAT, [1, cin, 8, 8])],
         [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="unit-test")
     p = tmp_path / name
     onnx.save(model, str(p))
@@ -29,12 +32,14 @@ def test_branchy_graph_longest_path_depth(tmp_path):
     # X -> A(3x3) -> Relu -> B(3x3) --\
     # X -> C(1x1) -------------------- Add -> D(3x3)
     wa, wb, wc, wd = _w(4, 2, 3, 3, seed=1), _w(4, 4, 3, 3, seed=2), _w(4, 2, 1, 1, seed=3), _w(3, 4, 3, 3, seed=4)
-    nodes = [helper.make_node("Conv", ["X", "WA"], ["a"], name="A", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["a"], ["r"]),
-             helper.make_node("Conv", ["r", "WB"], ["b"], name="B", pads=[1, 1, 1, 1]),
-             helper.make_node("Conv", ["X", "WC"], ["c"], name="C"),
-             helper.make_node("Add", ["b", "c"], ["s"]),
-             helper.make_node("Conv", ["s", "WD"], ["d"], name="D", pads=[1, 1, 1, 1])]
+    nodes = [
+        helper.make_node("Conv", ["X", "WA"], ["a"], name="A", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Conv", ["r", "WB"], ["b"], name="B", pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["X", "WC"], ["c"], name="C"),
+        helper.make_node("Add", ["b", "c"], ["s"]),
+        helper.make_node("Conv", ["s", "WD"], ["d"], name="D", pads=[1, 1, 1, 1]),
+    ]
     p = _save(tmp_path, nodes, {"WA": wa, "WB": wb, "WC": wc, "WD": wd})
     m = read_model_file(p)
     assert m.format == "onnx" and m.depth_source == "graph" and m.producer.startswith("unit-test")
@@ -55,10 +60,12 @@ def test_branchy_graph_longest_path_depth(tmp_path):
 def test_grouped_identity_and_constant_weights(tmp_path):
     wg = _w(4, 1, 3, 3, seed=5)  # depthwise: group = 4
     wk = _w(2, 4, 3, 3, seed=6)
-    nodes = [helper.make_node("Conv", ["X", "WGi"], ["a"], name="dw", group=4, pads=[1, 1, 1, 1]),
-             helper.make_node("Identity", ["WG"], ["WGi"]),
-             helper.make_node("Constant", [], ["WK"], value=numpy_helper.from_array(wk, "wk")),
-             helper.make_node("Conv", ["a", "WK"], ["b"], name="k", pads=[1, 1, 1, 1])]
+    nodes = [
+        helper.make_node("Conv", ["X", "WGi"], ["a"], name="dw", group=4, pads=[1, 1, 1, 1]),
+        helper.make_node("Identity", ["WG"], ["WGi"]),
+        helper.make_node("Constant", [], ["WK"], value=numpy_helper.from_array(wk, "wk")),
+        helper.make_node("Conv", ["a", "WK"], ["b"], name="k", pads=[1, 1, 1, 1]),
+    ]
     # topological order does not matter for the reader
     p = _save(tmp_path, nodes, {"WG": wg}, cin=4)
     w, meta = read_model_layers(p)
@@ -74,12 +81,17 @@ def test_dequantize_linear_per_channel_and_per_tensor(tmp_path):
     scale = np.array([0.5, 0.25], np.float32)
     zp = np.array([1, -2], np.int8)
     q2 = np.random.default_rng(8).integers(0, 255, size=(3, 2, 3, 3)).astype(np.uint8)
-    nodes = [helper.make_node("DequantizeLinear", ["Q", "S", "Z"], ["W"], axis=0),
-             helper.make_node("Conv", ["X", "W"], ["a"], name="pc", pads=[1, 1, 1, 1]),
-             helper.make_node("DequantizeLinear", ["Q2", "S2", "Z2"], ["W2"]),
-             helper.make_node("Conv", ["a", "W2"], ["b"], name="pt", pads=[1, 1, 1, 1])]
-    p = _save(tmp_path, nodes, {"Q": q, "S": scale, "Z": zp, "Q2": q2, "S2": np.array(0.1, np.float32),
-                                "Z2": np.array(128, np.uint8)})
+    nodes = [
+        helper.make_node("DequantizeLinear", ["Q", "S", "Z"], ["W"], axis=0),
+        helper.make_node("Conv", ["X", "W"], ["a"], name="pc", pads=[1, 1, 1, 1]),
+        helper.make_node("DequantizeLinear", ["Q2", "S2", "Z2"], ["W2"]),
+        helper.make_node("Conv", ["a", "W2"], ["b"], name="pt", pads=[1, 1, 1, 1]),
+    ]
+    p = _save(
+        tmp_path,
+        nodes,
+        {"Q": q, "S": scale, "Z": zp, "Q2": q2, "S2": np.array(0.1, np.float32), "Z2": np.array(128, np.uint8)},
+    )
     w, meta = read_model_layers(p)
     want = (q.astype(np.float64) - zp.reshape(-1, 1, 1, 1)) * scale.reshape(-1, 1, 1, 1)
     np.testing.assert_allclose(w[0], want.reshape(-1, 9), rtol=1e-6)
@@ -89,12 +101,22 @@ def test_dequantize_linear_per_channel_and_per_tensor(tmp_path):
 
 def test_conv_integer_with_scale_initialiser(tmp_path):
     q = np.random.default_rng(9).integers(0, 255, size=(2, 2, 3, 3)).astype(np.uint8)
-    nodes = [helper.make_node("QuantizeLinear", ["X", "xs", "xz"], ["Xq"]),
-             helper.make_node("ConvInteger", ["Xq", "w_quantized", "xz", "w_zero_point"], ["y"], name="ci"),
-             helper.make_node("Cast", ["y"], ["yf"], to=TensorProto.FLOAT)]
-    p = _save(tmp_path, nodes, {"w_quantized": q, "w_scale": np.array(0.02, np.float32),
-                                "w_zero_point": np.array(120, np.uint8), "xs": np.array(0.1, np.float32),
-                                "xz": np.array(0, np.uint8)})
+    nodes = [
+        helper.make_node("QuantizeLinear", ["X", "xs", "xz"], ["Xq"]),
+        helper.make_node("ConvInteger", ["Xq", "w_quantized", "xz", "w_zero_point"], ["y"], name="ci"),
+        helper.make_node("Cast", ["y"], ["yf"], to=TensorProto.FLOAT),
+    ]
+    p = _save(
+        tmp_path,
+        nodes,
+        {
+            "w_quantized": q,
+            "w_scale": np.array(0.02, np.float32),
+            "w_zero_point": np.array(120, np.uint8),
+            "xs": np.array(0.1, np.float32),
+            "xz": np.array(0, np.uint8),
+        },
+    )
     w, meta = read_model_layers(p)
     np.testing.assert_allclose(w[0], ((q.astype(np.float64) - 120) * 0.02).reshape(-1, 9), rtol=1e-5, atol=1e-6)
     assert meta["op"].iloc[0] == "ConvInteger"
@@ -102,8 +124,10 @@ def test_conv_integer_with_scale_initialiser(tmp_path):
 
 def test_conv_integer_without_scale_is_an_error(tmp_path):
     q = np.zeros((2, 2, 3, 3), np.uint8)
-    nodes = [helper.make_node("QuantizeLinear", ["X", "xs", "xz"], ["Xq"]),
-             helper.make_node("ConvInteger", ["Xq", "wq"], ["y"], name="ci")]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["X", "xs", "xz"], ["Xq"]),
+        helper.make_node("ConvInteger", ["Xq", "wq"], ["y"], name="ci"),
+    ]
     p = _save(tmp_path, nodes, {"wq": q, "xs": np.array(0.1, np.float32), "xz": np.array(0, np.uint8)})
     with pytest.raises(ValueError, match=r"m\.onnx: ConvInteger node ci has no scale"):
         read_model_file(p)
@@ -119,5 +143,7 @@ def test_single_level_model_norm_is_zero(tmp_path):
 def test_not_onnx(tmp_path):
     p = tmp_path / "junk.onnx"
     p.write_bytes(b"\x08\x07garbage" * 5)
-    with pytest.raises(ValueError, match=r"junk\.onnx: corrupt or truncated ONNX file \(not a valid onnx\.ModelProto protobuf\)"):
+    with pytest.raises(
+        ValueError, match=r"junk\.onnx: corrupt or truncated ONNX file \(not a valid onnx\.ModelProto protobuf\)"
+    ):
         read_model_file(str(p))

@@ -32,11 +32,16 @@ def test_safetensors_order_dtypes(tmp_path):
     w0, w2, w10 = (rng.standard_normal(s).astype(np.float32) for s in [(4, 2, 3, 3), (4, 4, 1, 1), (2, 4, 3, 3)])
     bf = w10.view(np.uint32) >> 16  # bf16 = upper half of float32
     p = str(tmp_path / "m.safetensors")
-    write_safetensors(p, {"features.10.weight": ("BF16", bf.astype("<u2").tobytes(), w10.shape),
-                          "features.0.weight": _f32(w0),
-                          "features.2.weight": _f32(w2),
-                          "features.1.running_mean": _f32(np.zeros(4, np.float32))},
-                      metadata={"format": "pt"})
+    write_safetensors(
+        p,
+        {
+            "features.10.weight": ("BF16", bf.astype("<u2").tobytes(), w10.shape),
+            "features.0.weight": _f32(w0),
+            "features.2.weight": _f32(w2),
+            "features.1.running_mean": _f32(np.zeros(4, np.float32)),
+        },
+        metadata={"format": "pt"},
+    )
     m = read_model_file(p)
     assert m.format == "safetensors" and m.producer == "format=pt" and m.bn_folded is False
     assert [c.name for c in m.convs] == ["features.0.weight", "features.2.weight", "features.10.weight"]

@@ -83,7 +83,12 @@ class TFLiteWriter:
             b.PrependUOffsetTRelativeSlot(1, i_off, 0)
             b.PrependUOffsetTRelativeSlot(2, o_off, 0)
             op_offs.append(b.EndObject())
-        tv, iv, ov, opv = _vec(b, t_offs, "offset"), _vec(b, inputs, "i32"), _vec(b, outputs, "i32"), _vec(b, op_offs, "offset")
+        tv, iv, ov, opv = (
+            _vec(b, t_offs, "offset"),
+            _vec(b, inputs, "i32"),
+            _vec(b, outputs, "i32"),
+            _vec(b, op_offs, "offset"),
+        )
         b.StartObject(5)
         b.PrependUOffsetTRelativeSlot(0, tv, 0)
         b.PrependUOffsetTRelativeSlot(1, iv, 0)
@@ -191,5 +196,8 @@ def test_tflite_conv_depthwise_int8_fp16_sparse(tmp_path):
 def test_not_tflite(tmp_path):
     p = tmp_path / "bad.tflite"
     p.write_bytes(b"\x10\x00\x00\x00TFL3" + b"\xff" * 8)
-    with pytest.raises(ValueError, match=r"bad\.tflite: corrupt or truncated TFLite flatbuffer \(an offset points outside the 16-byte file\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"bad\.tflite: corrupt or truncated TFLite flatbuffer \(an offset points outside the 16-byte file\)",
+    ):
         read_model_file(str(p))

@@ -9,10 +9,9 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from torch_writer import Global, Obj, QTensor, Reduce, Tensor, TensorView, module, write_torch_legacy, write_torch_zip
 
 from filterdb.ingest import UnsafeFileError, read_model_file, read_model_layers
-from torch_writer import (Global, Obj, QTensor, Reduce, Tensor, TensorView, module, write_torch_legacy,
-                          write_torch_zip)
 
 WRITERS = {"zip": write_torch_zip, "legacy": write_torch_legacy}
 
@@ -22,17 +21,19 @@ def _w(*shape, seed=0, dtype=np.float32):
 
 
 def _state_dict():
-    return OrderedDict([
-        ("module.conv1.weight_g", np.abs(_w(4, 1, 1, 1, seed=1)) + 0.5),
-        ("module.conv1.weight_v", _w(4, 2, 3, 3, seed=2)),
-        ("module.conv1.bias", _w(4, seed=3)),
-        ("module.bn1.weight", _w(4, seed=4)),
-        ("module.bn1.running_mean", _w(4, seed=5)),
-        ("module.bn1.num_batches_tracked", np.array(7, np.int64)),
-        ("module.proj.weight", _w(6, 4, 1, 1, seed=6)),
-        ("module.conv2.weight", _w(5, 6, 3, 3, seed=7, dtype=np.float16)),
-        ("module.fc.weight", _w(10, 5, seed=8)),
-    ])
+    return OrderedDict(
+        [
+            ("module.conv1.weight_g", np.abs(_w(4, 1, 1, 1, seed=1)) + 0.5),
+            ("module.conv1.weight_v", _w(4, 2, 3, 3, seed=2)),
+            ("module.conv1.bias", _w(4, seed=3)),
+            ("module.bn1.weight", _w(4, seed=4)),
+            ("module.bn1.running_mean", _w(4, seed=5)),
+            ("module.bn1.num_batches_tracked", np.array(7, np.int64)),
+            ("module.proj.weight", _w(6, 4, 1, 1, seed=6)),
+            ("module.conv2.weight", _w(5, 6, 3, 3, seed=7, dtype=np.float16)),
+            ("module.fc.weight", _w(10, 5, seed=8)),
+        ]
+    )
 
 
 def _weight_norm(g, v):
@@ -135,8 +136,16 @@ def test_no_state_dict(tmp_path):
 
 # ---- old PyTorch files: every rebuild function, storage type and container -----------------------
 
-REBUILDS = [("v1", None), ("v2", None), ("v3", None), ("v2", "parameter"), ("v2", "parameter_with_state"),
-            ("v1", "legacy_parameter"), ("v2", "from_type_v2"), ("v3", "from_type_v2")]
+REBUILDS = [
+    ("v1", None),
+    ("v2", None),
+    ("v3", None),
+    ("v2", "parameter"),
+    ("v2", "parameter_with_state"),
+    ("v1", "legacy_parameter"),
+    ("v2", "from_type_v2"),
+    ("v3", "from_type_v2"),
+]
 
 
 @pytest.mark.parametrize("layout", ["zip", "legacy"])
@@ -144,9 +153,16 @@ REBUILDS = [("v1", None), ("v2", None), ("v3", None), ("v2", "parameter"), ("v2"
 def test_rebuild_functions(tmp_path, layout, rebuild, param):
     a, b = _w(4, 3, 3, 3, seed=11), _w(2, 4, 3, 3, seed=12)
     p = str(tmp_path / "old.pth")
-    WRITERS[layout](p, OrderedDict([("features.0.weight", Tensor(a, rebuild, param)),
-                                    ("features.0.bias", Tensor(_w(4, seed=13), rebuild, param)),
-                                    ("features.2.weight", Tensor(b, rebuild, param, storage_module="torch"))]))
+    WRITERS[layout](
+        p,
+        OrderedDict(
+            [
+                ("features.0.weight", Tensor(a, rebuild, param)),
+                ("features.0.bias", Tensor(_w(4, seed=13), rebuild, param)),
+                ("features.2.weight", Tensor(b, rebuild, param, storage_module="torch")),
+            ]
+        ),
+    )
     w, meta = read_model_layers(p)
     assert list(meta["layer_name"]) == ["features.0.weight", "features.2.weight"]
     np.testing.assert_array_equal(w[0], a.reshape(-1, 9))
@@ -160,9 +176,17 @@ def test_storage_dtypes_and_cuda_storages(tmp_path, layout):
     exact = (np.arange(-36, 36, dtype=np.float32) / 8).reshape(4, 2, 3, 3)  # exactly representable in bf16
     bits = (exact.view(np.uint32) >> 16).astype(np.uint16)
     p = str(tmp_path / "dt.pt")
-    WRITERS[layout](p, OrderedDict([("a.weight", f64), ("b.weight", Tensor(f16, storage_module="torch.cuda")),
-                                    ("c.weight", Tensor(bits, dtype_name="bfloat16")),
-                                    ("d.weight", Tensor(bits, rebuild="v3", dtype_name="bfloat16"))]))
+    WRITERS[layout](
+        p,
+        OrderedDict(
+            [
+                ("a.weight", f64),
+                ("b.weight", Tensor(f16, storage_module="torch.cuda")),
+                ("c.weight", Tensor(bits, dtype_name="bfloat16")),
+                ("d.weight", Tensor(bits, rebuild="v3", dtype_name="bfloat16")),
+            ]
+        ),
+    )
     w, meta = read_model_layers(p)
     assert list(meta["layer_name"]) == ["a.weight", "b.weight", "c.weight", "d.weight"]
     np.testing.assert_array_equal(w[0], f64.astype(np.float32).reshape(-1, 9))
@@ -181,9 +205,17 @@ def test_quantised_tensors_are_dequantised(tmp_path, layout):
     q3 = rng.integers(0, 256, (2, 3, 3, 3)).astype(np.uint8)
     fscale, fzp = np.array([0.1, 0.2]), np.array([-1.5, 2.0])
     p = str(tmp_path / "q.pt")
-    WRITERS[layout](p, OrderedDict([("conv1.weight", QTensor(q1, 0.02, 3)), ("conv1.scale", np.array(1.0)),
-                                    ("conv2.weight", QTensor(q2, scales, zps, axis=0)),
-                                    ("conv3.weight", QTensor(q3, fscale, fzp, axis=0, float_qparams=True))]))
+    WRITERS[layout](
+        p,
+        OrderedDict(
+            [
+                ("conv1.weight", QTensor(q1, 0.02, 3)),
+                ("conv1.scale", np.array(1.0)),
+                ("conv2.weight", QTensor(q2, scales, zps, axis=0)),
+                ("conv3.weight", QTensor(q3, fscale, fzp, axis=0, float_qparams=True)),
+            ]
+        ),
+    )
     w, meta = read_model_layers(p)
     assert list(meta["layer_name"]) == ["conv1.weight", "conv2.weight", "conv3.weight"]
     want1 = (q1.astype(np.float64) - 3) * 0.02
@@ -197,11 +229,13 @@ def test_quantised_tensors_are_dequantised(tmp_path, layout):
 def test_legacy_storage_view(tmp_path):
     """torch <= 0.3 storage views: ('storage', type, root key, location, root size, (view key, offset, size))."""
     root = np.arange(40, dtype=np.float32)
-    pkl = (b"\x80\x02}(X\x08\x00\x00\x00c.weightctorch._utils\n_rebuild_tensor\n("
-           b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ\x28\x00\x00\x00"
-           b"(X\x03\x00\x00\x00v17J\x04\x00\x00\x00J\x12\x00\x00\x00ttQ"
-           b"J\x00\x00\x00\x00(J\x02\x00\x00\x00J\x01\x00\x00\x00J\x03\x00\x00\x00J\x03\x00\x00\x00t"
-           b"(J\x09\x00\x00\x00J\x09\x00\x00\x00J\x03\x00\x00\x00J\x01\x00\x00\x00ttRu.")
+    pkl = (
+        b"\x80\x02}(X\x08\x00\x00\x00c.weightctorch._utils\n_rebuild_tensor\n("
+        b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ\x28\x00\x00\x00"
+        b"(X\x03\x00\x00\x00v17J\x04\x00\x00\x00J\x12\x00\x00\x00ttQ"
+        b"J\x00\x00\x00\x00(J\x02\x00\x00\x00J\x01\x00\x00\x00J\x03\x00\x00\x00J\x03\x00\x00\x00t"
+        b"(J\x09\x00\x00\x00J\x09\x00\x00\x00J\x03\x00\x00\x00J\x01\x00\x00\x00ttRu."
+    )
     head = b"".join(pickle.dumps(o, protocol=2) for o in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}))
     p = tmp_path / "view.pt"
     p.write_bytes(head + pkl + pickle.dumps(["0"], protocol=2) + np.int64(40).tobytes() + root.tobytes())
@@ -211,34 +245,69 @@ def test_legacy_storage_view(tmp_path):
 
 # ---- whole-model pickles (torch.save(model)) --------------------------------------------------------
 
+
 def _conv(w, bias=True, cls="Conv2d", **kw):
     bias_t = Tensor(_w(w.shape[0], seed=99), param="parameter") if bias else None
     params = [("weight", Tensor(w, param="parameter")), ("bias", bias_t)]
-    return module("torch.nn.modules.conv", cls, params, extra={"in_channels": w.shape[1], "kernel_size": (3, 3),
-                                                               "padding_mode": "zeros", **kw})
+    return module(
+        "torch.nn.modules.conv",
+        cls,
+        params,
+        extra={"in_channels": w.shape[1], "kernel_size": (3, 3), "padding_mode": "zeros", **kw},
+    )
 
 
 def _vdsr(ws, module_pid=False):
     """VDSR-like: Net(input conv, residual_layer = Sequential(Conv_ReLU_Block(conv, relu) ...), output conv)."""
     relu = module("torch.nn.modules.activation", "ReLU", extra={"inplace": True})
-    blocks = [(str(i), module("vdsr", "Conv_ReLU_Block", children=[("conv", _conv(w, bias=False)), ("relu", relu)],
-                              module_pid=module_pid))
-              for i, w in enumerate(ws[1:-1])]
-    bn = module("torch.nn.modules.batchnorm", "BatchNorm2d",
-                [("weight", Tensor(np.ones(4, np.float32), param="parameter"))],
-                [("running_mean", np.zeros(4, np.float32)), ("num_batches_tracked", np.array(3, np.int64)),
-                 ("cached_weight", np.zeros((4, 4, 3, 3), np.float32))],
-                extra={"_non_persistent_buffers_set": Reduce("__builtin__", "set", (["cached_weight"],))})
-    return module("vdsr", "Net", children=[
-        ("input", _conv(ws[0], bias=False)), ("bn", bn),
-        ("residual_layer", module("torch.nn.modules.container", "Sequential", children=blocks)),
-        ("output", _conv(ws[-1], bias=False))],
-        extra={"act": Global("torch.nn.functional", "relu"), "device": Reduce("torch", "device", ("cpu",)),
-               "args": Obj("argparse", "Namespace", {"lr": 0.1, "arch": "vdsr",
-                                                     "save_dir": Reduce("pathlib", "PosixPath", ("runs", "exp1")),
-                                                     "norm": Reduce("functools", "partial",
-                                                                    (Global("torch.nn", "BatchNorm2d"),))})},
-        module_pid=module_pid)
+    blocks = [
+        (
+            str(i),
+            module(
+                "vdsr",
+                "Conv_ReLU_Block",
+                children=[("conv", _conv(w, bias=False)), ("relu", relu)],
+                module_pid=module_pid,
+            ),
+        )
+        for i, w in enumerate(ws[1:-1])
+    ]
+    bn = module(
+        "torch.nn.modules.batchnorm",
+        "BatchNorm2d",
+        [("weight", Tensor(np.ones(4, np.float32), param="parameter"))],
+        [
+            ("running_mean", np.zeros(4, np.float32)),
+            ("num_batches_tracked", np.array(3, np.int64)),
+            ("cached_weight", np.zeros((4, 4, 3, 3), np.float32)),
+        ],
+        extra={"_non_persistent_buffers_set": Reduce("__builtin__", "set", (["cached_weight"],))},
+    )
+    return module(
+        "vdsr",
+        "Net",
+        children=[
+            ("input", _conv(ws[0], bias=False)),
+            ("bn", bn),
+            ("residual_layer", module("torch.nn.modules.container", "Sequential", children=blocks)),
+            ("output", _conv(ws[-1], bias=False)),
+        ],
+        extra={
+            "act": Global("torch.nn.functional", "relu"),
+            "device": Reduce("torch", "device", ("cpu",)),
+            "args": Obj(
+                "argparse",
+                "Namespace",
+                {
+                    "lr": 0.1,
+                    "arch": "vdsr",
+                    "save_dir": Reduce("pathlib", "PosixPath", ("runs", "exp1")),
+                    "norm": Reduce("functools", "partial", (Global("torch.nn", "BatchNorm2d"),)),
+                },
+            ),
+        },
+        module_pid=module_pid,
+    )
 
 
 @pytest.mark.parametrize("layout", ["zip", "legacy"])
@@ -248,8 +317,9 @@ def test_whole_model_pickle(tmp_path, layout, wrap):
     net = _vdsr(ws, module_pid=layout == "legacy")
     obj = {"model": net, "epoch": 50, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}}
     if wrap == "dataparallel":
-        obj = module("torch.nn.parallel.data_parallel", "DataParallel", children=[("module", net)],
-                     extra={"device_ids": [0]})
+        obj = module(
+            "torch.nn.parallel.data_parallel", "DataParallel", children=[("module", net)], extra={"device_ids": [0]}
+        )
     elif wrap == "model":
         obj = net
     p = str(tmp_path / "model_epoch_50.pth")
@@ -266,9 +336,20 @@ def test_whole_model_pickle(tmp_path, layout, wrap):
 
 
 @pytest.mark.parametrize("layout", ["zip", "legacy"])
-@pytest.mark.parametrize("glob", [("os", "system"), ("posix", "system"), ("builtins", "eval"), ("__builtin__", "eval"),
-                                  ("subprocess", "Popen"), ("builtins", "getattr"), ("torch", "load"),
-                                  ("torch.hub", "load"), ("numpy.testing._private.utils", "runstring")])
+@pytest.mark.parametrize(
+    "glob",
+    [
+        ("os", "system"),
+        ("posix", "system"),
+        ("builtins", "eval"),
+        ("__builtin__", "eval"),
+        ("subprocess", "Popen"),
+        ("builtins", "getattr"),
+        ("torch", "load"),
+        ("torch.hub", "load"),
+        ("numpy.testing._private.utils", "runstring"),
+    ],
+)
 def test_whole_model_with_malicious_global_is_refused(tmp_path, layout, glob):
     marker = tmp_path / "pwned"
     net = _vdsr([_w(4, 1, 3, 3), _w(1, 4, 3, 3)], module_pid=layout == "legacy")
@@ -276,8 +357,9 @@ def test_whole_model_with_malicious_global_is_refused(tmp_path, layout, glob):
     p = str(tmp_path / "evil_model.pth")
     WRITERS[layout](p, net)
     shown = {"__builtin__": "builtins"}.get(glob[0], glob[0])
-    with pytest.raises(UnsafeFileError,
-                       match=rf"evil_model\.pth: pickle refers to {shown}\.{glob[1]}, which could run code"):
+    with pytest.raises(
+        UnsafeFileError, match=rf"evil_model\.pth: pickle refers to {shown}\.{glob[1]}, which could run code"
+    ):
         read_model_file(p)
     assert not marker.exists()
 
@@ -332,10 +414,14 @@ def test_real_torch_files(tmp_path):
     nn = torch.nn
     net = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 3, 3, bias=False))
     want = [net[0].weight.detach().numpy().copy(), net[3].weight.detach().numpy().copy()]
-    cases = {"sd_zip.pt": (net.state_dict(), True), "sd_legacy.pt": (net.state_dict(), False),
-             "model_zip.pt": (net, True), "model_legacy.pt": (net, False),
-             "half.pt": ({k: v.half() for k, v in net.state_dict().items()}, True),
-             "bf16.pt": ({k: v.bfloat16() for k, v in net.state_dict().items()}, True)}
+    cases = {
+        "sd_zip.pt": (net.state_dict(), True),
+        "sd_legacy.pt": (net.state_dict(), False),
+        "model_zip.pt": (net, True),
+        "model_legacy.pt": (net, False),
+        "half.pt": ({k: v.half() for k, v in net.state_dict().items()}, True),
+        "bf16.pt": ({k: v.bfloat16() for k, v in net.state_dict().items()}, True),
+    }
     for fn, (obj, zipped) in cases.items():
         torch.save(obj, tmp_path / fn, _use_new_zipfile_serialization=zipped)
         w, meta = read_model_layers(str(tmp_path / fn))
@@ -343,8 +429,9 @@ def test_real_torch_files(tmp_path):
         tol = {"half.pt": 1e-3, "bf16.pt": 1e-2}.get(fn, 0)
         for got, ref in zip(w, want):
             np.testing.assert_allclose(got, ref.reshape(-1, 9), atol=tol, rtol=tol)
-    q = torch.quantize_per_channel(net[0].weight.detach(), torch.tensor([0.01, 0.02, 0.03, 0.04]),
-                                   torch.tensor([0, 1, 2, 3]), 0, torch.qint8)
+    q = torch.quantize_per_channel(
+        net[0].weight.detach(), torch.tensor([0.01, 0.02, 0.03, 0.04]), torch.tensor([0, 1, 2, 3]), 0, torch.qint8
+    )
     torch.save({"c.weight": q}, tmp_path / "q.pt")
     w, _ = read_model_layers(str(tmp_path / "q.pt"))
     np.testing.assert_allclose(w[0], q.dequantize().numpy().reshape(-1, 9), rtol=1e-6)
@@ -355,14 +442,28 @@ def test_torchscript_archive(tmp_path):
     w1, w2, w3 = _w(4, 3, 3, 3, seed=60), _w(4, 4, 3, 3, seed=61), _w(2, 4, 1, 1, seed=62)
 
     def conv(w):
-        return Obj("__torch__.torch.nn.modules.conv", "Conv2d",
-                   OrderedDict([("training", False), ("weight", w), ("bias", _w(w.shape[0], seed=63))]))
+        return Obj(
+            "__torch__.torch.nn.modules.conv",
+            "Conv2d",
+            OrderedDict([("training", False), ("weight", w), ("bias", _w(w.shape[0], seed=63))]),
+        )
 
-    body = Obj("__torch__.torch.nn.modules.container", "Sequential",
-               OrderedDict([("training", False), ("0", conv(w2)),
-                            ("1", Obj("__torch__.torch.nn.modules.activation", "ReLU", {"training": False}))]))
-    net = Obj("__torch__.model", "Net", OrderedDict([("training", False), ("head", conv(w1)), ("body", body),
-                                                     ("tail", conv(w3)), ("scale", 2)]))
+    body = Obj(
+        "__torch__.torch.nn.modules.container",
+        "Sequential",
+        OrderedDict(
+            [
+                ("training", False),
+                ("0", conv(w2)),
+                ("1", Obj("__torch__.torch.nn.modules.activation", "ReLU", {"training": False})),
+            ]
+        ),
+    )
+    net = Obj(
+        "__torch__.model",
+        "Net",
+        OrderedDict([("training", False), ("head", conv(w1)), ("body", body), ("tail", conv(w3)), ("scale", 2)]),
+    )
     p = tmp_path / "scripted.pt"
     write_torch_zip(p, net, prefix="scripted")
     with zipfile.ZipFile(p, "a") as z:
@@ -382,8 +483,13 @@ def test_plain_pickle_of_numpy_arrays(tmp_path, protocol):
     """Weights converted from Caffe / Theano (2016-2018) as a pickled dict of numpy arrays; numpy is
     not asked to unpickle anything (arrays are built from their raw bytes)."""
     fortran = np.asfortranarray(_w(2, 4, 3, 3, seed=72)).astype(np.float64)
-    sd = {"conv1.weight": _w(4, 3, 3, 3, seed=70), "conv1.bias": _w(4, seed=71), "conv2.weight": fortran,
-          "mean": np.array([1.0, 2.0, 3.0]), "epoch": np.int64(7)}
+    sd = {
+        "conv1.weight": _w(4, 3, 3, 3, seed=70),
+        "conv1.bias": _w(4, seed=71),
+        "conv2.weight": fortran,
+        "mean": np.array([1.0, 2.0, 3.0]),
+        "epoch": np.int64(7),
+    }
     p = tmp_path / f"w{protocol}.pkl"
     p.write_bytes(pickle.dumps(sd, protocol=protocol))
     m = read_model_file(str(p))

@@ -88,8 +88,9 @@ def test_drift_row_is_drift_matrix_row(analysed):
     edges = a.hist["edges"]
     for floor in ("density", "probability"):
         d = divergence.drift_matrix(groups, evr, floor=floor, edges=edges)
-        np.testing.assert_allclose(inspect.drift_row(groups[0], groups[1:], evr, floor=floor, edges=edges), d[0, 1:],
-                                   rtol=1e-13, atol=0)
+        np.testing.assert_allclose(
+            inspect.drift_row(groups[0], groups[1:], evr, floor=floor, edges=edges), d[0, 1:], rtol=1e-13, atol=0
+        )
 
 
 def test_group_drift_matches_pipeline(analysed, tmp_path):

@@ -41,8 +41,12 @@ def small_db(tmp_path_factory):
     """A DB small enough to hold in memory, analysed with fine histograms."""
     path = tmp_path_factory.mktemp("plots_db") / "dataset.h5"
     write_synth_db(path, layout="v1.0", seed=5, n_models=8)
-    a = pipeline.analyse(str(path), axes_from_config(DEFAULT_AXES), fine_bins=1024,
-                         density={"pairs": [[0, 1]], "bins": 128, "extent": [-3.3, 3.3]})
+    a = pipeline.analyse(
+        str(path),
+        axes_from_config(DEFAULT_AXES),
+        fine_bins=1024,
+        density={"pairs": [[0, 1]], "bins": 128, "extent": [-3.3, 3.3]},
+    )
     x, _ = load_all(path)
     coef = (scale_filters(x) - a.pca.mean) @ a.pca.components.T
     return a, coef
@@ -89,8 +93,11 @@ def test_binned_kde_matches_fftkde_on_raw_points(small_db, axis):
 def test_binned_silverman_and_percentiles(dist):
     rng = np.random.default_rng(0)
     n = 20000
-    x = {"normal": rng.normal(0.1, 0.5, n), "laplace": rng.laplace(0, 0.3, n),
-         "bimodal": np.r_[rng.normal(-1, 0.2, n // 2), rng.normal(0.8, 0.4, n // 2)]}[dist]
+    x = {
+        "normal": rng.normal(0.1, 0.5, n),
+        "laplace": rng.laplace(0, 0.3, n),
+        "bimodal": np.r_[rng.normal(-1, 0.2, n // 2), rng.normal(0.8, 0.4, n // 2)],
+    }[dist]
     edges = np.linspace(x.min(), x.max(), 1025)
     counts = np.histogram(x, edges)[0]
     h = edges[1] - edges[0]
@@ -180,8 +187,9 @@ def test_ridge_plot_many_groups_has_every_label():
     rng = np.random.default_rng(2)
     G = 18
     edges = np.linspace(-2, 2, 257)
-    counts = np.stack([[np.histogram(rng.normal(0, 0.3 + 0.02 * g, 500), edges)[0] for _ in range(9)]
-                       for g in range(G)])
+    counts = np.stack(
+        [[np.histogram(rng.normal(0, 0.3 + 0.02 * g, 500), edges)[0] for _ in range(9)] for g in range(G)]
+    )
     grid, dens, _ = kde.group_kdes(counts, edges)
     names = [f"group number {g}" for g in range(G)]
     fig = plots.ridge_plot(grid, dens, names, (-2, 2))

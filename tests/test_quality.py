@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import entropy
 
 from filterdb import pipeline, quality, quality_tables
-from filterdb.axes import axes_from_config
 from filterdb.accumulate import QUALITY_FIELDS
+from filterdb.axes import axes_from_config
 from filterdb.synth import write_synth_db
 from tests.conftest import DEFAULT_AXES
 
@@ -34,7 +34,7 @@ def ref_entropy(W):
     if n < 2:
         return math.nan
     s = np.linalg.svd(W - W.mean(axis=0), compute_uv=False)
-    v = s ** 2 / (n - 1)
+    v = s**2 / (n - 1)
     if v.sum() == 0:
         return 0.0
     return float(entropy(v, base=10))
@@ -111,10 +111,10 @@ def test_metrics_match_plain(name):
 
 
 def test_threshold_and_bounds():
-    n = np.array([3, 9, 64, 512, 2 ** 20])
+    n = np.array([3, 9, 64, 512, 2**20])
     np.testing.assert_allclose(quality.entropy_threshold(n), ref_threshold(n), rtol=0, atol=1e-15)
     assert quality.entropy_threshold(2) < 0 and quality.entropy_threshold(3) > 0
-    assert abs(quality.entropy_threshold(2 ** 30) - np.log10(9)) < 0.01
+    assert abs(quality.entropy_threshold(2**30) - np.log10(9)) < 0.01
     assert abs(quality.variance_entropy(np.vstack([np.eye(9), -np.eye(9)])) - np.log10(9)) < 1e-12
 
 
@@ -127,8 +127,12 @@ def test_conventions_and_notes():
     assert math.isnan(one["variance_entropy"]) and math.isnan(one["variance_entropy_norm"])
     assert one["notes"] & quality.NOTE_FEW_FILTERS and one["notes"] & quality.NOTE_ONE_OUT
     W = LAYERS["iid"][0]
-    for out, bit in [(None, quality.NOTE_NO_OUT), (float("nan"), quality.NOTE_NO_OUT),
-                     (pd.NA, quality.NOTE_NO_OUT), (5, quality.NOTE_NOT_MULTIPLE)]:
+    for out, bit in [
+        (None, quality.NOTE_NO_OUT),
+        (float("nan"), quality.NOTE_NO_OUT),
+        (pd.NA, quality.NOTE_NO_OUT),
+        (5, quality.NOTE_NOT_MULTIPLE),
+    ]:
         q = quality.layer_quality(W, out)
         assert math.isnan(q["orthogonality"]) and q["notes"] & bit
         assert "orthogonality" in quality.note_text(q["notes"])
@@ -152,8 +156,9 @@ def table_from(layers_w, model_of, outs):
     qs = []
     for i, (w, m, o) in enumerate(zip(layers_w, model_of, outs)):
         qs.append(quality.layer_quality_fast(w, o, 0.01))
-        rows.append({"layer": i, "model_id": m, "model": f"m{m}", "conv_depth": i, "conv_depth_norm": 0.5,
-                     "out_channels": o})
+        rows.append(
+            {"layer": i, "model_id": m, "model": f"m{m}", "conv_depth": i, "conv_depth_norm": 0.5, "out_channels": o}
+        )
     layers = pd.DataFrame(rows)
     return quality_tables.layer_quality_table(layers, {f: np.array([q[f] for q in qs]) for f in QUALITY_FIELDS})
 
@@ -164,7 +169,7 @@ def test_flags():
     rank1 = np.outer(r.standard_normal(512), r.standard_normal(9))
     half = r.standard_normal((512, 9))
     half[:256] = 0
-    trained = [r.standard_normal((256, 9)) @ np.diag([3, 2, 1.5, 1, .5, .3, .2, .1, .05]) for _ in range(3)]
+    trained = [r.standard_normal((256, 9)) @ np.diag([3, 2, 1.5, 1, 0.5, 0.3, 0.2, 0.1, 0.05]) for _ in range(3)]
     layers_w = random_model + [rank1, half] + trained
     model_of = [0, 0, 0, 1, 1, 2, 2, 2]
     outs = [32, 32, 32, 16, 16, 16, 16, 16]
@@ -209,7 +214,7 @@ def test_pipeline_matches_direct(small_db, shards):
     with h5py.File(path, "r") as f:
         X = f["filters"][...].reshape(-1, 9)
     for i, row in layers.iterrows():
-        W = X[row["row_start"]:row["row_end"]]
+        W = X[row["row_start"] : row["row_end"]]
         ref = quality.layer_quality(W, row["out_channels"], 0.01)
         assert q["n_filters"][i] == W.shape[0]
         assert close(q["sparsity"][i], ref_sparsity(W))
@@ -245,6 +250,7 @@ def test_no_out_channels_column(small_db):
 
 def test_figures_deterministic(small_db, tmp_path):
     from filterdb import plots
+
     path, _ = small_db
     a = pipeline.analyse(path, axes_from_config(DEFAULT_AXES), quality={"eps": 0.01})
     lt = quality_tables.layer_quality_table(a.db.layers, a.sums, axes_from_config(DEFAULT_AXES))

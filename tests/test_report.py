@@ -16,31 +16,64 @@ from tests.conftest import DEFAULT_AXES
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake")
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
-                 if p and Path(p).exists()), None)
-pytestmark = [pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake not installed"),
-              pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")]
+CHROMIUM = next(
+    (
+        p
+        for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
+        if p and Path(p).exists()
+    ),
+    None,
+)
+pytestmark = [
+    pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake not installed"),
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed"),
+]
 
 # every figure: one job per figure kind writes the figures of all axes, each its own report item
 AXES = tuple(DEFAULT_AXES)
-TARGETS = [f"res/figures/{f}.svg" for f in ("pca_eigenimages", "pca_cumulative_variance", "pca_covariance",
-                                             "drift_box", "density_c0_c1")]
+TARGETS = [
+    f"res/figures/{f}.svg"
+    for f in ("pca_eigenimages", "pca_cumulative_variance", "pca_covariance", "drift_box", "density_c0_c1")
+]
 TARGETS += [f"res/figures/{k}_{a}.svg" for k in ("ridge", "drift", "eigenimages") for a in AXES]
 CATEGORIES = ["PCA", "Drift", "Ridge plots", "Density"]
 
 
 def snakemake(tmp, *options):
     """Make ``TARGETS`` in ``tmp`` from ``tmp/dataset.h5`` (targets first: some options take lists)."""
-    cmd = [SNAKEMAKE, *TARGETS, *options, "--cores", "2", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp),
-           "--configfile", str(ROOT / "config.yaml"),
-           "--config", f"dataset={tmp / 'dataset.h5'}", "results=res"]
+    cmd = [
+        SNAKEMAKE,
+        *TARGETS,
+        *options,
+        "--cores",
+        "2",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        "--config",
+        f"dataset={tmp / 'dataset.h5'}",
+        "results=res",
+    ]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
 def chromium(tmp, *args):
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-quic", f"--user-data-dir={tmp / 'chromium-profile'}", *args]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        f"--user-data-dir={tmp / 'chromium-profile'}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
@@ -113,8 +146,9 @@ def test_every_figure_is_its_own_report_item(report):
         assert f"res/figures/drift_{axis}.svg" in cats["Drift"][axis]
         assert f"res/figures/eigenimages_{axis}.svg" in cats["PCA"]["Subset PCA"]
         assert f"res/pca/subsets/{axis}.tsv" in cats["PCA"]["Subset PCA"]
-    assert {f"res/figures/pca_{k}.svg" for k in ("eigenimages", "cumulative_variance", "covariance")} <= \
-        set(cats["PCA"]["Global PCA"])
+    assert {f"res/figures/pca_{k}.svg" for k in ("eigenimages", "cumulative_variance", "covariance")} <= set(
+        cats["PCA"]["Global PCA"]
+    )
     assert "res/figures/drift_box.svg" in cats["Drift"]["All axes"]
     assert "res/figures/density_c0_c1.svg" in sum(cats["Density"].values(), [])
 
@@ -132,7 +166,8 @@ def test_report_figures_are_reproducible(report):
 
 
 def test_lint_clean_for_figure_rules():
-    res = subprocess.run([SNAKEMAKE, "--lint", "-s", str(ROOT / "Snakefile")], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        [SNAKEMAKE, "--lint", "-s", str(ROOT / "Snakefile")], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     out = res.stdout + res.stderr
     assert "figures.smk" not in out, out[-3000:]

@@ -35,9 +35,9 @@ def reference_sums(sc, lanes=kernels.BATCH):
     l1 = np.zeros((lanes, 9))
     l2 = np.zeros((lanes, 9, 9))
     for b0 in range(0, sc.shape[0], lanes):
-        rows = sc[b0:b0 + lanes]
-        l1[:len(rows)] += rows
-        l2[:len(rows)] += rows[:, :, None] * rows[:, None, :]
+        rows = sc[b0 : b0 + lanes]
+        l1[: len(rows)] += rows
+        l2[: len(rows)] += rows[:, :, None] * rows[:, None, :]
     s1, s2 = np.zeros(9), np.zeros((9, 9))
     for r in range(lanes):
         s1 += l1[r]
@@ -52,10 +52,11 @@ def test_sums_block_equals_numpy():
     k = ls.size
     n, s1, s2 = np.zeros(k, np.int64), np.zeros((k, 9)), np.zeros((k, 9, 9))
     z = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 9, 9)), np.zeros((0, 9, 9)))
-    kernels.sums_block(x, ls, le, np.arange(k), False, n, s1, s2, np.zeros(k, np.int64), np.zeros(k, np.int64),
-                       False, 0.01, *z)
+    kernels.sums_block(
+        x, ls, le, np.arange(k), False, n, s1, s2, np.zeros(k, np.int64), np.zeros(k, np.int64), False, 0.01, *z
+    )
     for j in range(k):
-        sc = scaling.scale_filters(x[ls[j]:le[j]])
+        sc = scaling.scale_filters(x[ls[j] : le[j]])
         r1, r2 = reference_sums(sc)
         assert n[j] == le[j] - ls[j]
         assert np.array_equal(s1[j], r1)
@@ -84,8 +85,9 @@ def test_range_and_hist_blocks_bit_identical_to_numpy():
     fcounts = np.zeros((3, 9, 1024), np.uint32)
     pairs = np.array([[0, 1], [2, 5]], np.int64)
     dens = np.zeros((2, 64, 64), np.uint32)
-    kernels.hist_block(x, ls, le, np.arange(k), False, mean, comps, edges, counts, cell, fedges, fcounts,
-                       pairs, -1.5, 1.5, 64, dens)
+    kernels.hist_block(
+        x, ls, le, np.arange(k), False, mean, comps, edges, counts, cell, fedges, fcounts, pairs, -1.5, 1.5, 64, dens
+    )
     ref_f = np.zeros((3, 9, 1024), np.int64)
     ref_d = np.zeros((2, 64, 64))
     for j in range(k):
@@ -109,9 +111,25 @@ def test_hist_block_values_on_bin_edges():
     x[:, 0] = np.where(np.abs(x[:, 0]) > 1, 1.0, x[:, 0])
     ls, le = np.array([0], np.int64), np.array([vals.size], np.int64)
     counts = np.zeros((1, 9, 20), np.uint32)
-    kernels.hist_block(x, ls, le, np.zeros(1, np.int64), False, np.zeros(9), np.eye(9), edges, counts,
-                       np.array([-1], np.int64), np.zeros(1), np.zeros((0, 9, 0), np.uint32),
-                       np.zeros((0, 2), np.int64), -1.0, 1.0, 4, np.zeros((0, 4, 4), np.uint32))
+    kernels.hist_block(
+        x,
+        ls,
+        le,
+        np.zeros(1, np.int64),
+        False,
+        np.zeros(9),
+        np.eye(9),
+        edges,
+        counts,
+        np.array([-1], np.int64),
+        np.zeros(1),
+        np.zeros((0, 9, 0), np.uint32),
+        np.zeros((0, 2), np.int64),
+        -1.0,
+        1.0,
+        4,
+        np.zeros((0, 4, 4), np.uint32),
+    )
     sc = scaling.scale_filters(x)
     for i in range(9):
         assert np.array_equal(counts[0, i], np.histogram(sc[:, i], bins=edges)[0])
@@ -130,8 +148,13 @@ def test_identical_for_any_shards_threads_blocks(many_layers_db):
     kw = dict(quality={"eps": 0.01}, fine_bins=256, density={"pairs": [[0, 1]], "bins": 64, "extent": (-3.3, 3.3)})
     ref = pipeline.analyse(path, axes, shards=1, **kw)
     assert len(layers) < 256  # more shards than layers: empty shards
-    runs = [dict(shards=4), dict(shards=64), dict(shards=256), dict(shards=3, threads=2, block_rows=50),
-            dict(shards=1, threads=2)]
+    runs = [
+        dict(shards=4),
+        dict(shards=64),
+        dict(shards=256),
+        dict(shards=3, threads=2, block_rows=50),
+        dict(shards=1, threads=2),
+    ]
     for r in runs:
         a = pipeline.analyse(path, axes, **r, **kw)
         for name in ("sums", "hist"):
@@ -183,8 +206,12 @@ def test_nonfinite_error_names_row_and_drop_counts(tmp_path):
 def test_direct_reader_equals_h5py(tmp_path):
     rng = np.random.default_rng(3)
     data = rng.standard_normal((10_000, 9)).astype(np.float32)
-    cases = {"contig": dict(), "chunked": dict(chunks=(999, 9)), "gzip": dict(chunks=(512, 9), compression="gzip"),
-             "3x3": dict(chunks=(700, 3, 3))}
+    cases = {
+        "contig": dict(),
+        "chunked": dict(chunks=(999, 9)),
+        "gzip": dict(chunks=(512, 9), compression="gzip"),
+        "3x3": dict(chunks=(700, 3, 3)),
+    }
     for name, kw in cases.items():
         p = tmp_path / f"{name}.h5"
         with h5py.File(p, "w") as f:
@@ -235,14 +262,24 @@ def test_gather_memory_does_not_grow_with_shards(tmp_path):
         d.mkdir()
         files = []
         for k in range(shards):
-            part = run_shard(str(path), "filters", plan, "hist", shard=k, shards=shards, settings=st,
-                             basis=(a.pca.mean, a.pca.components), edges=edges)
+            part = run_shard(
+                str(path),
+                "filters",
+                plan,
+                "hist",
+                shard=k,
+                shards=shards,
+                settings=st,
+                basis=(a.pca.mean, a.pca.components),
+                edges=edges,
+            )
             f = d / f"{k}.npz"
             np.savez(f, **part)
             files.append(str(f))
         arg = json.dumps([files, plan.n_layers, plan.n_cells, str(d / "cells.npy")])
-        res = subprocess.run([sys.executable, "-c", GATHER_SCRIPT, arg], capture_output=True, text=True,
-                             cwd=ROOT, check=True)
+        res = subprocess.run(
+            [sys.executable, "-c", GATHER_SCRIPT, arg], capture_output=True, text=True, cwd=ROOT, check=True
+        )
         out = json.loads(res.stdout.strip().splitlines()[-1])
         assert out["counts"] == 9 * int(layers["n_filters"].sum())
         gathered = np.load(d / "cells.npy")

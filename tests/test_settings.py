@@ -31,8 +31,13 @@ def test_schema_defaults_equal_config_yaml():
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     pairs = defaults_and_values(schema, config)
     assert len(pairs) >= 15  # the check does reach into the nested sections
-    assert {p for p, _, _ in pairs} >= {"/histogram/eps", "/histogram/floor", "/histogram/bins", "/quality/eps",
-                                        "/quality/thresholds/sparse"}
+    assert {p for p, _, _ in pairs} >= {
+        "/histogram/eps",
+        "/histogram/floor",
+        "/histogram/bins",
+        "/quality/eps",
+        "/quality/thresholds/sparse",
+    }
     bad = [(p, d, v) for p, d, v in pairs if d != v]
     assert not bad, f"schema default != config.yaml value: {bad}"
 

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.skipif(not HAVE or os.geteuid() != 0, reason="needs roo
 @pytest.fixture
 def cluster(tmp_path):
     state = tmp_path / "slurm"
-    up = subprocess.run(["bash", str(ROOT / "tests/cluster/slurm-up.sh"), str(state)], capture_output=True,
-                        text=True, timeout=120)
+    up = subprocess.run(
+        ["bash", str(ROOT / "tests/cluster/slurm-up.sh"), str(state)], capture_output=True, text=True, timeout=120
+    )
     assert up.returncode == 0, up.stderr
     yield state
     subprocess.run(["bash", str(ROOT / "tests/cluster/slurm-down.sh"), str(state)], timeout=60)
@@ -37,9 +38,26 @@ def test_workflow_on_slurm(cluster, tmp_path):
     db = tmp_path / "dataset.h5"
     write_synth_db(db, layout="v1.0", seed=5, n_models=6)
     res = tmp_path / "res"
-    cmd = ["timeout", "-s", "INT", "900", "snakemake", "--profile", str(ROOT / "profiles/slurm-local"),
-           "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(ROOT / "config.yaml"),
-           "--config", f"dataset={db}", f"results={res}", "--", "all"]
+    cmd = [
+        "timeout",
+        "-s",
+        "INT",
+        "900",
+        "snakemake",
+        "--profile",
+        str(ROOT / "profiles/slurm-local"),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        "--config",
+        f"dataset={db}",
+        f"results={res}",
+        "--",
+        "all",
+    ]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1000)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     assert "slurm" in (run.stdout + run.stderr).lower()

@@ -10,8 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-RESTRUCTURE = pytest.mark.xfail(strict=False, reason="enabled after the restructure")
-
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -23,14 +21,12 @@ def test_ruff_check_clean():
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
 
 
-@RESTRUCTURE
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed")
 def test_ruff_format_clean():
     res = _run(["ruff", "format", "--check", "--no-cache", "."])
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
 
 
-@RESTRUCTURE
 @pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter not installed")
 def test_import_layers_kept():
     # lint-imports puts the working directory first on sys.path, so this checkout's package is

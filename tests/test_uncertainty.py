@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binom
 
-from filterdb import divergence, pipeline, uncertainty
+from filterdb import divergence, pipeline, plots, uncertainty
 from filterdb.axes import axes_from_config, layer_labels
 from tests.conftest import DEFAULT_AXES
 
@@ -35,8 +35,9 @@ def test_null_p_values_are_uniform():
     ps, axis_ps = [], []
     for k in range(10):
         counts, group = generated_units(rng, 60, 8)
-        r = uncertainty.axis_uncertainty(counts, group, list(range(8)), evr, EDGES, bootstrap_replicates=0,
-                                         permutations=199, seed=k)
+        r = uncertainty.axis_uncertainty(
+            counts, group, list(range(8)), evr, EDGES, bootstrap_replicates=0, permutations=199, seed=k
+        )
         pairs = r.null[r.null["group_a"] != uncertainty.AXIS_ROW]
         ps.append(pairs["p"].to_numpy())
         axis_ps.append(r.null["p"].iloc[-1])
@@ -52,8 +53,9 @@ def test_planted_shift_is_detected():
     rng = np.random.default_rng(1)
     evr = np.sort(rng.dirichlet(np.ones(9)))[::-1]
     counts, group = generated_units(rng, 60, 6, shift=({0}, 0.5))
-    r = uncertainty.axis_uncertainty(counts, group, list(range(6)), evr, EDGES, bootstrap_replicates=400,
-                                     permutations=400, seed=0)
+    r = uncertainty.axis_uncertainty(
+        counts, group, list(range(6)), evr, EDGES, bootstrap_replicates=400, permutations=400, seed=0
+    )
     null = r.null.set_index(["group_a", "group_b"])
     ci = r.ci.set_index(["group_a", "group_b"])
     shifted = [(a, b) for a, b in null.index if "0" in (a, b) and a != uncertainty.AXIS_ROW]
@@ -79,11 +81,17 @@ def test_deterministic_and_batch_independent():
     c = uncertainty.permutation_null(counts, group, 4, evr, 50, seed=3, edges=EDGES, batch=9)
     d = uncertainty.permutation_null(counts, group, 4, evr, 50, seed=3, edges=EDGES, batch=100)
     np.testing.assert_allclose(c, d, rtol=1e-12, atol=1e-15)
-    r1 = uncertainty.axis_uncertainty(counts, group, list("abcd"), evr, EDGES, bootstrap_replicates=100, permutations=100, seed=4)
-    r2 = uncertainty.axis_uncertainty(counts, group, list("abcd"), evr, EDGES, bootstrap_replicates=100, permutations=100, seed=4)
+    r1 = uncertainty.axis_uncertainty(
+        counts, group, list("abcd"), evr, EDGES, bootstrap_replicates=100, permutations=100, seed=4
+    )
+    r2 = uncertainty.axis_uncertainty(
+        counts, group, list("abcd"), evr, EDGES, bootstrap_replicates=100, permutations=100, seed=4
+    )
     pd.testing.assert_frame_equal(r1.ci, r2.ci)
     pd.testing.assert_frame_equal(r1.null, r2.null)
-    r3 = uncertainty.axis_uncertainty(counts, group, list("abcd"), evr, EDGES, bootstrap_replicates=100, permutations=100, seed=5)
+    r3 = uncertainty.axis_uncertainty(
+        counts, group, list("abcd"), evr, EDGES, bootstrap_replicates=100, permutations=100, seed=5
+    )
     assert not r1.ci["lo"].equals(r3.ci["lo"])
 
 
@@ -114,8 +122,9 @@ def test_axes_of_a_db(synth_db):
     a = pipeline.analyse(path, axes_from_config(DEFAULT_AXES))
     evr = a.pca.explained_variance_ratio
     for axis in axes_from_config(DEFAULT_AXES):
-        r = uncertainty.uncertainty_of_axis(a.db.layers, a.hist["counts"], a.hist["edges"], evr, axis,
-                                            bootstrap_replicates=20, permutations=20, seed=0)
+        r = uncertainty.uncertainty_of_axis(
+            a.db.layers, a.hist["counts"], a.hist["edges"], evr, axis, bootstrap_replicates=20, permutations=20, seed=0
+        )
         d = a.drift[axis.name].set_index("group")
         names = list(d.index)
         assert list(r.ci.columns) == ["group_a", "group_b", "D", "lo", "hi", "B", "level"]
@@ -143,9 +152,10 @@ def test_significance_heatmap_hatches_non_significant_pairs():
 
     rng = np.random.default_rng(1)
     counts, group = generated_units(rng, 40, 4, shift=({0}, 0.6))
-    r = uncertainty.axis_uncertainty(counts, group, list("abcd"), np.ones(9) / 9, EDGES, bootstrap_replicates=0,
-                                     permutations=300, seed=0)
-    fig = uncertainty.significance_heatmap(r, "t")
+    r = uncertainty.axis_uncertainty(
+        counts, group, list("abcd"), np.ones(9) / 9, EDGES, bootstrap_replicates=0, permutations=300, seed=0
+    )
+    fig = plots.significance_heatmap(r, "t")
     hatched = [p for p in fig.axes[0].patches if isinstance(p, Rectangle) and p.get_hatch()]
     pairs = r.null[r.null["group_a"] != uncertainty.AXIS_ROW]
     assert len(hatched) == 2 * int((~pairs["significant"]).sum())

@@ -54,13 +54,28 @@ def test_uncertainty_rule(tmp_path):
     axes_tab = pd.read_csv(tmp_path / "res/uncertainty/axes.tsv", sep="\t")
     assert list(axes_tab["axis"]) == list(DEFAULT_AXES)
     for axis in axes_from_config(DEFAULT_AXES):
-        want = uncertainty.uncertainty_of_axis(a.db.layers, a.hist["counts"], a.hist["edges"],
-                                               a.pca.explained_variance_ratio, axis, bootstrap_replicates=50,
-                                               permutations=60, seed=3)
-        ci = pd.read_csv(tmp_path / f"res/drift/{axis.name}.ci.tsv", sep="\t", keep_default_na=False,
-                         dtype={"group_a": str, "group_b": str})
-        null = pd.read_csv(tmp_path / f"res/drift/{axis.name}.null.tsv", sep="\t", keep_default_na=False,
-                           dtype={"group_a": str, "group_b": str})
+        want = uncertainty.uncertainty_of_axis(
+            a.db.layers,
+            a.hist["counts"],
+            a.hist["edges"],
+            a.pca.explained_variance_ratio,
+            axis,
+            bootstrap_replicates=50,
+            permutations=60,
+            seed=3,
+        )
+        ci = pd.read_csv(
+            tmp_path / f"res/drift/{axis.name}.ci.tsv",
+            sep="\t",
+            keep_default_na=False,
+            dtype={"group_a": str, "group_b": str},
+        )
+        null = pd.read_csv(
+            tmp_path / f"res/drift/{axis.name}.null.tsv",
+            sep="\t",
+            keep_default_na=False,
+            dtype={"group_a": str, "group_b": str},
+        )
         assert list(ci["group_a"]) == list(want.ci["group_a"])
         for col in ("D", "lo", "hi"):
             np.testing.assert_allclose(ci[col], want.ci[col], rtol=1e-9)

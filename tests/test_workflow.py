@@ -1,9 +1,7 @@
 """End to end: the Snakemake workflow on small generated DBs, checked against the library."""
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +18,30 @@ SNAKEMAKE = shutil.which("snakemake")
 pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake not installed")
 
 
-CONTRACT = ["pca/basis.tsv", "pca/mean.tsv", "pca/range.tsv", "stats/hist.npz"] + \
-    [f"{kind}/{axis}.tsv" for kind in ("drift", "groups") for axis in DEFAULT_AXES]
+CONTRACT = ["pca/basis.tsv", "pca/mean.tsv", "pca/range.tsv", "stats/hist.npz"] + [
+    f"{kind}/{axis}.tsv" for kind in ("drift", "groups") for axis in DEFAULT_AXES
+]
 
 
 def run_workflow(tmp, dataset, results, *extra, targets=None):
     """Run the workflow; by default only the contract files (figures have their own tests)."""
     targets = [str(Path(results) / t) for t in CONTRACT] if targets is None else targets
-    cmd = [SNAKEMAKE, *targets, "--cores", "2", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp),
-           "--configfile", str(ROOT / "config.yaml"),
-           "--config", f"dataset={dataset}", f"results={results}", *extra]
+    cmd = [
+        SNAKEMAKE,
+        *targets,
+        "--cores",
+        "2",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        "--config",
+        f"dataset={dataset}",
+        f"results={results}",
+        *extra,
+    ]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
@@ -48,8 +60,9 @@ def test_contract_files_match_library(workflow_run):
     res = tmp / "res"
     a = pipeline.analyse(str(db), axes_from_config(DEFAULT_AXES))
     basis = pd.read_csv(res / "pca/basis.tsv", sep="\t")
-    assert list(basis.columns) == ["component", "explained_variance", "explained_variance_ratio"] + \
-        [f"w{i}" for i in range(9)]
+    assert list(basis.columns) == ["component", "explained_variance", "explained_variance_ratio"] + [
+        f"w{i}" for i in range(9)
+    ]
     assert list(basis["component"]) == [f"c{i}" for i in range(9)]
     np.testing.assert_allclose(basis[[f"w{i}" for i in range(9)]].to_numpy(), a.pca.components, rtol=0, atol=1e-15)
     np.testing.assert_allclose(basis["explained_variance_ratio"], a.pca.explained_variance_ratio, rtol=1e-15)

@@ -33,23 +33,47 @@ import numpy as np
 
 from filterdb.ingest.torch_reader import LEGACY_MAGIC
 
-STORAGE_OF = {np.dtype("float32"): "FloatStorage", np.dtype("float64"): "DoubleStorage",
-              np.dtype("float16"): "HalfStorage", np.dtype("int64"): "LongStorage",
-              np.dtype("int32"): "IntStorage", np.dtype("int16"): "ShortStorage", np.dtype("int8"): "CharStorage",
-              np.dtype("uint8"): "ByteStorage", np.dtype("bool"): "BoolStorage"}
-DTYPE_NAME_OF = {np.dtype("float32"): "float32", np.dtype("float64"): "float64", np.dtype("float16"): "float16",
-                 np.dtype("int64"): "int64", np.dtype("int32"): "int32", np.dtype("int16"): "int16",
-                 np.dtype("int8"): "int8", np.dtype("uint8"): "uint8", np.dtype("bool"): "bool",
-                 np.dtype("uint16"): "uint16"}
-STORAGE_OF_NAME = {"bfloat16": "BFloat16Storage", "qint8": "QInt8Storage", "quint8": "QUInt8Storage",
-                   "qint32": "QInt32Storage"}
+STORAGE_OF = {
+    np.dtype("float32"): "FloatStorage",
+    np.dtype("float64"): "DoubleStorage",
+    np.dtype("float16"): "HalfStorage",
+    np.dtype("int64"): "LongStorage",
+    np.dtype("int32"): "IntStorage",
+    np.dtype("int16"): "ShortStorage",
+    np.dtype("int8"): "CharStorage",
+    np.dtype("uint8"): "ByteStorage",
+    np.dtype("bool"): "BoolStorage",
+}
+DTYPE_NAME_OF = {
+    np.dtype("float32"): "float32",
+    np.dtype("float64"): "float64",
+    np.dtype("float16"): "float16",
+    np.dtype("int64"): "int64",
+    np.dtype("int32"): "int32",
+    np.dtype("int16"): "int16",
+    np.dtype("int8"): "int8",
+    np.dtype("uint8"): "uint8",
+    np.dtype("bool"): "bool",
+    np.dtype("uint16"): "uint16",
+}
+STORAGE_OF_NAME = {
+    "bfloat16": "BFloat16Storage",
+    "qint8": "QInt8Storage",
+    "quint8": "QUInt8Storage",
+    "qint32": "QInt32Storage",
+}
 
 
 class TensorView:
     """A tensor as an explicit view (offset, shape, strides in elements) into a 1-D storage."""
 
     def __init__(self, storage: np.ndarray, offset: int, shape, stride):
-        self.storage, self.offset, self.shape, self.stride = np.ascontiguousarray(storage).ravel(), offset, shape, stride
+        self.storage, self.offset, self.shape, self.stride = (
+            np.ascontiguousarray(storage).ravel(),
+            offset,
+            shape,
+            stride,
+        )
 
 
 class Tensor:
@@ -96,11 +120,20 @@ class Global:
 def module(cls_module, cls_name, params=(), buffers=(), children=(), extra=None, module_pid=False):
     """An ``nn.Module`` as ``torch.save(model)`` pickles it: NEWOBJ of its class, BUILD of its ``__dict__``
     (``training``, ``_parameters``, ``_buffers``, ``_modules``, hooks, ...)."""
-    state = OrderedDict([("training", True), ("_parameters", OrderedDict(params)), ("_buffers", OrderedDict(buffers)),
-                         ("_non_persistent_buffers_set", Reduce("builtins", "set", ([],))),
-                         ("_backward_hooks", OrderedDict()), ("_forward_hooks", OrderedDict()),
-                         ("_forward_pre_hooks", OrderedDict()), ("_state_dict_hooks", OrderedDict()),
-                         ("_load_state_dict_pre_hooks", OrderedDict()), ("_modules", OrderedDict(children))])
+    state = OrderedDict(
+        [
+            ("training", True),
+            ("_parameters", OrderedDict(params)),
+            ("_buffers", OrderedDict(buffers)),
+            ("_non_persistent_buffers_set", Reduce("builtins", "set", ([],))),
+            ("_backward_hooks", OrderedDict()),
+            ("_forward_hooks", OrderedDict()),
+            ("_forward_pre_hooks", OrderedDict()),
+            ("_state_dict_hooks", OrderedDict()),
+            ("_load_state_dict_pre_hooks", OrderedDict()),
+            ("_modules", OrderedDict(children)),
+        ]
+    )
     state.update(extra or {})
     return Obj(cls_module, cls_name, state, module_pid=module_pid)
 
@@ -153,7 +186,7 @@ class _Emitter:
         if isinstance(v, bool):
             return self.w(b"\x88" if v else b"\x89")
         if isinstance(v, int):
-            if -(2 ** 31) <= v < 2 ** 31:
+            if -(2**31) <= v < 2**31:
                 return self.w(b"J" + struct.pack("<i", v))
             raw = v.to_bytes((v.bit_length() + 8) // 8, "little", signed=True)
             return self.w(b"\x8a" + bytes([len(raw)]) + raw)
@@ -221,7 +254,9 @@ class _Emitter:
             self.glob("torch", t.dtype_name)
 
     def _rebuild_fn(self, t: Tensor):
-        self.glob("torch._utils", {"v1": "_rebuild_tensor", "v2": "_rebuild_tensor_v2", "v3": "_rebuild_tensor_v3"}[t.rebuild])
+        self.glob(
+            "torch._utils", {"v1": "_rebuild_tensor", "v2": "_rebuild_tensor_v2", "v3": "_rebuild_tensor_v3"}[t.rebuild]
+        )
 
     def tensor(self, t: Tensor, offset: int = 0, shape=None, stride=None):
         if t.param == "from_type_v2":  # _rebuild_from_type_v2(func, type, args, state)
@@ -236,7 +271,9 @@ class _Emitter:
             self.w(b"tR")
             return
         if t.param in ("parameter", "parameter_with_state"):
-            self.glob("torch._utils", "_rebuild_parameter" + ("_with_state" if t.param == "parameter_with_state" else ""))
+            self.glob(
+                "torch._utils", "_rebuild_parameter" + ("_with_state" if t.param == "parameter_with_state" else "")
+            )
             self.w(b"(")
         elif t.param == "legacy_parameter":
             self.glob("torch.nn.parameter", "Parameter")
@@ -311,8 +348,11 @@ def write_torch_legacy(path, obj) -> None:
     with open(path, "wb") as f:
         f.write(_plain_pickle(LEGACY_MAGIC))
         f.write(_plain_pickle(1001))
-        f.write(_plain_pickle({"protocol_version": 1001, "little_endian": True,
-                               "type_sizes": {"short": 2, "int": 4, "long": 4}}))
+        f.write(
+            _plain_pickle(
+                {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
+            )
+        )
         f.write(pkl)
         f.write(_plain_pickle([k for k, _, _ in e.storages]))
         for _, raw, numel in e.storages:

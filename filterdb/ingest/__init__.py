@@ -17,8 +17,16 @@ from .base import Conv, IngestError, ModelFile, UnsafeFileError
 from .extract import model_layers
 from .formats import detect_format, read_model_file
 
-__all__ = ["Conv", "IngestError", "ModelFile", "UnsafeFileError", "detect_format", "read_model_file",
-           "model_layers", "read_model_layers"]
+__all__ = [
+    "Conv",
+    "IngestError",
+    "ModelFile",
+    "UnsafeFileError",
+    "detect_format",
+    "read_model_file",
+    "model_layers",
+    "read_model_layers",
+]
 
 
 def read_model_layers(path) -> tuple[list[np.ndarray], pd.DataFrame]:

@@ -123,8 +123,9 @@ def dequantize(q: np.ndarray, scale, zero_point=None, *, axis: int = 0) -> np.nd
     axis = axis % q.ndim
     n = q.shape[axis]
     if scale.size not in (1, n) or zp.size not in (1, n):
-        raise ValueError(f"per-channel scale/zero point of size {scale.size}/{zp.size} do not match "
-                         f"axis {axis} of length {n}")
+        raise ValueError(
+            f"per-channel scale/zero point of size {scale.size}/{zp.size} do not match axis {axis} of length {n}"
+        )
     shape = [1] * q.ndim
     shape[axis] = -1
     return ((q - zp.reshape(shape)) * scale.reshape(shape)).astype(np.float32)

@@ -85,16 +85,29 @@ def _existing(out: str) -> tuple[int, set, set]:
 def _fill_kernel_counts(path: str, kcols: set) -> None:
     """Kernel-size count columns that appeared in later batches / appends: 0 for the other models."""
     meta = dbmod.read_meta(path)
-    missing = [c for c in kcols | {c for c in meta.columns if c.startswith("(") and c.endswith(" filters")}
-               if c in meta.columns and meta[c].isna().any()]
+    missing = [
+        c
+        for c in kcols | {c for c in meta.columns if c.startswith("(") and c.endswith(" filters")}
+        if c in meta.columns and meta[c].isna().any()
+    ]
     if missing:
         meta[missing] = meta[missing].fillna(0).astype(np.int64)
         dbmod.write_meta(meta, path)
 
 
-def build(sheet: str | os.PathLike, out: str | os.PathLike, *, append: bool = False, skipped: str | None = None,
-          cache: str | None = None, download: bool = True, log=None, archives: str | None = None,
-          members: str | None = None, flush_rows: int = 8_000_000) -> BuildResult:
+def build(
+    sheet: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    append: bool = False,
+    skipped: str | None = None,
+    cache: str | None = None,
+    download: bool = True,
+    log=None,
+    archives: str | None = None,
+    members: str | None = None,
+    flush_rows: int = 8_000_000,
+) -> BuildResult:
     """Build (or extend) the DB ``out`` from the models sheet ``sheet``.
 
     Parameters
@@ -209,14 +222,22 @@ def build(sheet: str | os.PathLike, out: str | os.PathLike, *, append: bool = Fa
             except IngestError as exc:
                 file = path or where
                 msg = str(exc)
-                skip(mid, file, msg[len(file) + 2:] if msg.startswith(file + ": ") else msg)
+                skip(mid, file, msg[len(file) + 2 :] if msg.startswith(file + ": ") else msg)
                 continue
             except Exception as exc:  # a reader bug or an odd file: report it, go on
-                skip(mid, path or where, f"cannot read ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+                skip(
+                    mid,
+                    path or where,
+                    f"cannot read ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                )
                 continue
             if not weights:
                 kinds = sorted({f"{c.kernel_size[0]}x{c.kernel_size[1]}" for c in m.convs})
-                skip(mid, path, "no 3x3 conv" + (f" (conv kernels: {', '.join(kinds)})" if kinds else " (no 4-D conv found)"))
+                skip(
+                    mid,
+                    path,
+                    "no 3x3 conv" + (f" (conv kernels: {', '.join(kinds)})" if kinds else " (no 4-D conv found)"),
+                )
                 continue
             t = layers.copy()
             t.insert(0, "model_id", next_id)
@@ -234,8 +255,10 @@ def build(sheet: str | os.PathLike, out: str | os.PathLike, *, append: bool = Fa
             n = sum(w.shape[0] for w in weights)
             res.n_layers += len(t)
             res.n_filters += n
-            log(f"read {mid}: {m.format}, {len(t)} 3x3 conv layers, {n} filters, "
-                f"{model_cols['conv_levels']} conv levels ({m.depth_source})")
+            log(
+                f"read {mid}: {m.format}, {len(t)} 3x3 conv layers, {n} filters, "
+                f"{model_cols['conv_levels']} conv levels ({m.depth_source})"
+            )
             next_id += 1
             pending += n
             if pending >= flush_rows:

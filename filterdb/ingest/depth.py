@@ -12,11 +12,12 @@
 
 from __future__ import annotations
 
-from typing import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 
-def graph_depths(nodes: Sequence[tuple[Iterable[Hashable], Iterable[Hashable], float]],
-                 graph_inputs: Iterable[Hashable]) -> list[float | None]:
+def graph_depths(
+    nodes: Sequence[tuple[Iterable[Hashable], Iterable[Hashable], float]], graph_inputs: Iterable[Hashable]
+) -> list[float | None]:
     """Depth of every node of a DAG.
 
     A node's depth is ``weight + max(depth of its inputs)`` over inputs that depend on a graph

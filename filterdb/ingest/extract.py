@@ -37,8 +37,7 @@ def kernel_columns(m: ModelFile) -> dict:
     for c in m.convs:
         counts[c.kernel_size] += c.n_kernels
     total = sum(counts.values())
-    out = {"total_filters": int(total),
-           "3x3_filter_share": float(counts.get((3, 3), 0) / total) if total else 0.0}
+    out = {"total_filters": int(total), "3x3_filter_share": float(counts.get((3, 3), 0) / total) if total else 0.0}
     for k in sorted(counts):
         out[f"({k[0]}, {k[1]}) filters"] = int(counts[k])
     return out
@@ -67,12 +66,26 @@ def model_layers(m: ModelFile) -> tuple[list[np.ndarray], pd.DataFrame, dict]:
         if c.kernel_size != (3, 3):
             continue
         weights.append(np.ascontiguousarray(c.weight.reshape(-1, 9), dtype=np.float32))
-        rows.append({"conv_depth": int(cd[i]), "conv_depth_norm": float(norm[i]), "layer_name": c.name,
-                     "layer_id": i, "in_channels": int(c.in_channels), "out_channels": int(c.out_channels),
-                     "groups": int(c.groups), "op": c.op, "graph_depth": float(depths[i])})
-    model_cols = {"format": m.format, "depth_source": m.depth_source,
-                  "bn_folded": bool(m.bn_folded) if m.bn_folded is not None else None,
-                  "producer": m.producer, "conv_levels": int(n_levels)}
+        rows.append(
+            {
+                "conv_depth": int(cd[i]),
+                "conv_depth_norm": float(norm[i]),
+                "layer_name": c.name,
+                "layer_id": i,
+                "in_channels": int(c.in_channels),
+                "out_channels": int(c.out_channels),
+                "groups": int(c.groups),
+                "op": c.op,
+                "graph_depth": float(depths[i]),
+            }
+        )
+    model_cols = {
+        "format": m.format,
+        "depth_source": m.depth_source,
+        "bn_folded": bool(m.bn_folded) if m.bn_folded is not None else None,
+        "producer": m.producer,
+        "conv_levels": int(n_levels),
+    }
     model_cols.update(m.extra)
     model_cols.update(kernel_columns(m))
     return weights, pd.DataFrame(rows), model_cols

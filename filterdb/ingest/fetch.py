@@ -27,8 +27,10 @@ import pandas as pd
 from .base import IngestError
 from .sheet import read_sheet
 
-SOURCE_RE = re.compile(r"^pypi:(?P<name>[A-Za-z0-9_.\-]+)==(?P<version>[A-Za-z0-9_.+!\-]+)"
-                       r"(?:#sha256=(?P<sha>[0-9a-fA-F]{64}))?$")
+SOURCE_RE = re.compile(
+    r"^pypi:(?P<name>[A-Za-z0-9_.\-]+)==(?P<version>[A-Za-z0-9_.+!\-]+)"
+    r"(?:#sha256=(?P<sha>[0-9a-fA-F]{64}))?$"
+)
 
 
 @dataclass
@@ -118,8 +120,9 @@ def _cached(src: Source, cache_dir: str) -> str | None:
     for fn in sorted(os.listdir(cache_dir)):
         if src.archive and fn != src.archive:
             continue
-        if not fn.lower().startswith(_norm(src.name) + "-" + src.version.lower()) and \
-                not _norm(fn).startswith(_norm(src.name) + "_" + _norm(src.version)):
+        if not fn.lower().startswith(_norm(src.name) + "-" + src.version.lower()) and not _norm(fn).startswith(
+            _norm(src.name) + "_" + _norm(src.version)
+        ):
             continue
         p = os.path.join(cache_dir, fn)
         if src.sha256 is None or sha256_file(p) == src.sha256:
@@ -158,8 +161,19 @@ def fetch_archive(src: Source, cache_dir: str, *, download: bool = True, log=pri
         raise IngestError(f"{src}: archive not in {cache_dir} and downloading is off")
     os.makedirs(cache_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".dl-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--quiet", *_pip_flags(src), "-d", tmp, f"{src.name}=={src.version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            *_pip_flags(src),
+            "-d",
+            tmp,
+            f"{src.name}=={src.version}",
+        ]
         log(f"downloading {src} ...")
         res = subprocess.run(cmd, capture_output=True, text=True)
         files = os.listdir(tmp)
@@ -275,8 +289,9 @@ def resolve_file(row, sheet_dir: str, *, archives: str, members: str, download: 
     return extract_member(archive, row["member"], members)
 
 
-def fetch_sheet(sheet: str, out_sheet: str, *, archives: str, members: str, download: bool = True,
-                log=print) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+def fetch_sheet(
+    sheet: str, out_sheet: str, *, archives: str, members: str, download: bool = True, log=print
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Fetch the weights files of a models sheet and write a sheet pointing at them.
 
     Every ``source`` + ``member`` row is fetched (:func:`fetch_archive`, :func:`extract_member`); the

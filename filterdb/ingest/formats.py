@@ -132,8 +132,10 @@ def detect_format(path: str) -> str:
         if "model.weights.h5" in names:
             return "keras"
         first = f"; first member: {names[0]}" if names else "; it is empty"
-        raise IngestError(f"{path}: zip archive that is neither a PyTorch file (<name>/data.pkl) nor a .keras "
-                          f"model (model.weights.h5){first}")
+        raise IngestError(
+            f"{path}: zip archive that is neither a PyTorch file (<name>/data.pkl) nor a .keras "
+            f"model (model.weights.h5){first}"
+        )
     if head[:1] == b"\x80":
         return "torch"  # legacy torch file or a bare pickle: the restricted unpickler decides
     if len(head) >= 9 and head[8:9] == b"{":

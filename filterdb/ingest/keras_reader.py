@@ -90,8 +90,8 @@ KERAS1_SKIP = ("Deconvolution", "Convolution1D", "Convolution3D", "AtrousConvolu
 def _keras1_short(short: str, bases) -> tuple[str, str] | None:
     """Keras 1 weight name ``<layer>_W`` -> ``("W", "<layer>")`` (None when it is not a Keras 1 name)."""
     for b in bases:
-        if b and short.startswith(b + "_") and short[len(b) + 1:] in KERAS1_SHORT:
-            return short[len(b) + 1:], b
+        if b and short.startswith(b + "_") and short[len(b) + 1 :] in KERAS1_SHORT:
+            return short[len(b) + 1 :], b
     for t in ("depthwise_kernel", "pointwise_kernel", "running_mean", "running_std"):
         if short.endswith("_" + t):
             return t, short[: -len(t) - 1]
@@ -142,8 +142,9 @@ def _config_dim_ordering(config) -> str | None:
     return seen.pop() if len(seen) == 1 and seen <= {"th", "tf"} else None
 
 
-def _convs_of_layer(lname: str, cls: str | None, weights: dict[str, np.ndarray], lcfg: dict,
-                    hints: dict | None = None) -> list[Conv]:
+def _convs_of_layer(
+    lname: str, cls: str | None, weights: dict[str, np.ndarray], lcfg: dict, hints: dict | None = None
+) -> list[Conv]:
     """Conv(s) of one Keras layer.
 
     Parameters
@@ -175,30 +176,59 @@ def _convs_of_layer(lname: str, cls: str | None, weights: dict[str, np.ndarray],
         if not cls and any(k in low for k in ("deconv", "convolution1d", "conv1d", "convolution3d", "conv3d")):
             return []
         hints = hints or {}
-        order, _ = keras1_order(w1.shape, dim_ordering=lcfg.get("dim_ordering") or hints.get("dim_ordering"),
-                                backend=hints.get("backend"))
+        order, _ = keras1_order(
+            w1.shape, dim_ordering=lcfg.get("dim_ordering") or hints.get("dim_ordering"), backend=hints.get("backend")
+        )
         w = w1 if order == "th" else np.transpose(w1, (3, 2, 0, 1))
-        return [Conv(name=lname, weight=np.ascontiguousarray(w, np.float32), groups=1, in_channels=int(w.shape[1]),
-                     op=cls or "Convolution2D")]
+        return [
+            Conv(
+                name=lname,
+                weight=np.ascontiguousarray(w, np.float32),
+                groups=1,
+                in_channels=int(w.shape[1]),
+                op=cls or "Convolution2D",
+            )
+        ]
     dw = weights.get("depthwise_kernel")
     if dw is not None and dw.ndim == 4:
         kh, kw, cin, mult = dw.shape
         w = np.transpose(dw, (2, 3, 0, 1)).reshape(cin * mult, 1, kh, kw)
         name = lname + ("/depthwise" if "pointwise_kernel" in weights else "")
-        convs.append(Conv(name=name, weight=np.ascontiguousarray(w, np.float32), groups=int(cin),
-                          in_channels=int(cin), op="DepthwiseConv2D"))
+        convs.append(
+            Conv(
+                name=name,
+                weight=np.ascontiguousarray(w, np.float32),
+                groups=int(cin),
+                in_channels=int(cin),
+                op="DepthwiseConv2D",
+            )
+        )
         pw = weights.get("pointwise_kernel")
         if pw is not None and pw.ndim == 4:
             w = np.transpose(pw, (3, 2, 0, 1))
-            convs.append(Conv(name=lname + "/pointwise", weight=np.ascontiguousarray(w, np.float32), groups=1,
-                              in_channels=int(w.shape[1]), op="SeparableConv2D.pointwise"))
+            convs.append(
+                Conv(
+                    name=lname + "/pointwise",
+                    weight=np.ascontiguousarray(w, np.float32),
+                    groups=1,
+                    in_channels=int(w.shape[1]),
+                    op="SeparableConv2D.pointwise",
+                )
+            )
         return convs
     k = weights.get("kernel")
     if k is not None and k.ndim == 4:
         groups = int(lcfg.get("groups", 1) or 1)
         w = np.transpose(k, (3, 2, 0, 1))
-        convs.append(Conv(name=lname, weight=np.ascontiguousarray(w, np.float32), groups=groups,
-                          in_channels=int(w.shape[1]) * groups, op=cls or "Conv2D"))
+        convs.append(
+            Conv(
+                name=lname,
+                weight=np.ascontiguousarray(w, np.float32),
+                groups=groups,
+                in_channels=int(w.shape[1]) * groups,
+                op=cls or "Conv2D",
+            )
+        )
     return convs
 
 
@@ -252,8 +282,10 @@ def read_keras(path: str) -> ModelFile:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        raise IngestError(f"{path}: corrupt Keras file ({exc.__class__.__name__}: "
-                          f"{str(msg).splitlines()[0][:120] if str(msg) else ''})") from None
+        raise IngestError(
+            f"{path}: corrupt Keras file ({exc.__class__.__name__}: "
+            f"{str(msg).splitlines()[0][:120] if str(msg) else ''})"
+        ) from None
 
 
 def _read_keras(path: str) -> ModelFile:
@@ -288,8 +320,10 @@ def _read_keras(path: str) -> ModelFile:
         layer_cfg = {_layer_name(lay): lay for lay in _layers_of(config)} if config else {}
         records: list[tuple[str, str | None, dict]] = []  # (layer name, class, short-name weights)
         nested = False
-        hints = {"dim_ordering": _config_dim_ordering(config),
-                 "backend": _s(f.attrs["backend"]) if "backend" in f.attrs else None}
+        hints = {
+            "dim_ordering": _config_dim_ordering(config),
+            "backend": _s(f.attrs["backend"]) if "backend" in f.attrs else None,
+        }
         if "model_weights" in f or "layer_names" in f.attrs:
             layout = "keras2"
             root = f["model_weights"] if "model_weights" in f else f
@@ -303,8 +337,11 @@ def _read_keras(path: str) -> ModelFile:
                 for wn in (_s(x) for x in g.attrs.get("weight_names", [])):
                     parent, _, short = wn.rpartition("/")
                     short = short.split(":")[0]
-                    k1 = None if short in ("kernel", "bias", "depthwise_kernel", "pointwise_kernel") else \
-                        _keras1_short(short, (parent.rsplit("/", 1)[-1], lname))
+                    k1 = (
+                        None
+                        if short in ("kernel", "bias", "depthwise_kernel", "pointwise_kernel")
+                        else _keras1_short(short, (parent.rsplit("/", 1)[-1], lname))
+                    )
                     if k1 is not None:
                         (short, owner), layout = k1, "keras1"
                         if not parent and owner != lname:  # a nested Keras 1 container: one group per inner layer
@@ -345,9 +382,9 @@ def _read_keras(path: str) -> ModelFile:
                 records.sort(key=lambda r: order.get(r[0], len(order)))
         else:
             raise IngestError(f"{path}: HDF5 file is not a Keras model (no model_weights, layer_names or layers)")
-        bn = any(("moving_mean" in ws) or ("running_mean" in ws) or (cls == "BatchNormalization")
-                 for _, cls, ws in records) or any(
-            lay.get("class_name") == "BatchNormalization" for lay in layer_cfg.values())
+        bn = any(
+            ("moving_mean" in ws) or ("running_mean" in ws) or (cls == "BatchNormalization") for _, cls, ws in records
+        ) or any(lay.get("class_name") == "BatchNormalization" for lay in layer_cfg.values())
         convs_by_layer: list[tuple[str, list[Conv]]] = []
         for lname, cls, ws in records:
             lc = layer_cfg.get(lname, {}).get("config", {})
@@ -392,5 +429,12 @@ def _read_keras(path: str) -> ModelFile:
         for i, c in enumerate(convs):
             c.depth = float(i)
     extra = {"keras_layout": layout}
-    return ModelFile(path=path, format="keras", convs=convs, depth_source=depth_source, bn_folded=not bn,
-                     producer=producer, extra=extra)
+    return ModelFile(
+        path=path,
+        format="keras",
+        convs=convs,
+        depth_source=depth_source,
+        bn_folded=not bn,
+        producer=producer,
+        extra=extra,
+    )

@@ -52,9 +52,12 @@ def read_onnx(path: str) -> ModelFile:
             load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
     except Exception as exc:  # protobuf DecodeError, missing external data, ...
         if exc.__class__.__name__ == "DecodeError":
-            raise IngestError(f"{path}: corrupt or truncated ONNX file (not a valid onnx.ModelProto protobuf)") from None
-        raise IngestError(f"{path}: cannot parse as ONNX ({exc.__class__.__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise IngestError(
+                f"{path}: corrupt or truncated ONNX file (not a valid onnx.ModelProto protobuf)"
+            ) from None
+        raise IngestError(
+            f"{path}: cannot parse as ONNX ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     if not model.ir_version and not model.graph.node and not model.graph.initializer:
         raise IngestError(f"{path}: not an ONNX model (the protobuf has no ir_version and an empty graph)")
     g = model.graph
@@ -133,16 +136,28 @@ def read_onnx(path: str) -> ModelFile:
             z = const(node.input[3]) if len(node.input) > 3 and node.input[3] else None
             s = scale_for(wname)
             if s is None:
-                raise IngestError(f"{path}: ConvInteger node {node.name or k} has no scale initialiser "
-                                  f"'{wname}_scale' for its quantised weight")
+                raise IngestError(
+                    f"{path}: ConvInteger node {node.name or k} has no scale initialiser "
+                    f"'{wname}_scale' for its quantised weight"
+                )
             w = dequantize(q, s, z, axis=0)
         else:
             w = const(node.input[1]) if len(node.input) > 1 else None
         if w is None or np.ndim(w) != 4:
             continue  # weight computed at run time, or not a 2-D conv
         w = np.ascontiguousarray(w, dtype=np.float32)
-        convs_at.append((k, Conv(name=node.name or node.output[0], weight=w, groups=group,
-                                 in_channels=int(w.shape[1]) * group, op=node.op_type)))
+        convs_at.append(
+            (
+                k,
+                Conv(
+                    name=node.name or node.output[0],
+                    weight=w,
+                    groups=group,
+                    in_channels=int(w.shape[1]) * group,
+                    op=node.op_type,
+                ),
+            )
+        )
     init_names = set(inits)
     inputs = [i.name for i in g.input if i.name not in init_names]
     depths = graph_depths([(list(n.input), list(n.output), 1) for n in g.node], inputs)
@@ -150,7 +165,16 @@ def read_onnx(path: str) -> ModelFile:
         c.depth = depths[k] if depths[k] is not None else 0.0
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     producer_name = " ".join(x for x in (model.producer_name, model.producer_version) if x)
-    extra = {"op_set": int(opset) if opset is not None else -1,
-             "depth": int(max((d for d in depths if d is not None), default=0))}
-    return ModelFile(path=path, format="onnx", convs=[c for _, c in convs_at], depth_source="graph",
-                     bn_folded="BatchNormalization" not in ops, producer=producer_name, extra=extra)
+    extra = {
+        "op_set": int(opset) if opset is not None else -1,
+        "depth": int(max((d for d in depths if d is not None), default=0)),
+    }
+    return ModelFile(
+        path=path,
+        format="onnx",
+        convs=[c for _, c in convs_at],
+        depth_source="graph",
+        bn_folded="BatchNormalization" not in ops,
+        producer=producer_name,
+        extra=extra,
+    )

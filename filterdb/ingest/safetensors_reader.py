@@ -16,8 +16,21 @@ import numpy as np
 from .base import IngestError, ModelFile
 from .statedict import state_dict_model
 
-DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
-          "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?", "U16": "<u2", "U32": "<u4", "U64": "<u8"}
+DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
+    "U16": "<u2",
+    "U32": "<u4",
+    "U64": "<u8",
+}
 
 
 def natural_key(name: str):
@@ -78,13 +91,19 @@ def read_safetensors_dict(path: str) -> tuple[dict, dict]:
         if dt not in DTYPES:
             continue  # e.g. F8 types: not conv weights we can use
         offs, shape = info.get("data_offsets"), info.get("shape")
-        if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(x, int) for x in offs)
-                and isinstance(shape, list) and all(isinstance(x, int) and x >= 0 for x in shape)):
+        if not (
+            isinstance(offs, list)
+            and len(offs) == 2
+            and all(isinstance(x, int) for x in offs)
+            and isinstance(shape, list)
+            and all(isinstance(x, int) and x >= 0 for x in shape)
+        ):
             raise IngestError(f"{path}: tensor {name}: malformed safetensors header entry (shape / data_offsets)")
         a, b = offs
         if not 0 <= a <= b <= len(data):
-            raise IngestError(f"{path}: tensor {name}: data_offsets {offs} outside the {len(data)} data bytes "
-                              "(truncated file?)")
+            raise IngestError(
+                f"{path}: tensor {name}: data_offsets {offs} outside the {len(data)} data bytes (truncated file?)"
+            )
         shape = tuple(shape)
         item = np.dtype(DTYPES[dt]).itemsize
         if b - a != math.prod(shape) * item:

@@ -94,8 +94,11 @@ def meta_columns(df: pd.DataFrame) -> list[str]:
         (kept as provenance; ``path`` is replaced by the DB's ``file`` column).
     """
     extras = [c for c in df.columns if c not in DESCRIPTIVE and c != "path"]
-    return DESCRIPTIVE + [c for c in extras if c not in ("source", "member", "archive")] + \
-        [c for c in ("source", "member", "archive") if c in df.columns]
+    return (
+        DESCRIPTIVE
+        + [c for c in extras if c not in ("source", "member", "archive")]
+        + [c for c in ("source", "member", "archive") if c in df.columns]
+    )
 
 
 def merge_sheets(sheets, out: str | os.PathLike) -> pd.DataFrame:

@@ -20,8 +20,7 @@ import numpy as np
 
 from .base import Conv, IngestError, ModelFile
 
-CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "params", "weights",
-                   "ema", "state")
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "params", "weights", "ema", "state")
 
 
 def _has_tensors(d) -> bool:
@@ -65,7 +64,7 @@ def find_state_dict(obj, path: str) -> Mapping:
 
 def _strip(name: str) -> str:
     while name.startswith("module."):
-        name = name[len("module."):]
+        name = name[len("module.") :]
     return name
 
 
@@ -88,8 +87,10 @@ def merge_weight_norm(sd: Mapping) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, v in items:
         g = gname = vname = None
-        for gs, vs, ws in (("weight_g", "weight_v", "weight"),
-                           ("parametrizations.weight.original0", "parametrizations.weight.original1", "weight")):
+        for gs, vs, ws in (
+            ("weight_g", "weight_v", "weight"),
+            ("parametrizations.weight.original0", "parametrizations.weight.original1", "weight"),
+        ):
             if name.endswith(gs) or name.endswith(vs):
                 base = name[: -len(gs)] if name.endswith(gs) else name[: -len(vs)]
                 gname, vname = base + gs, base + vs
@@ -137,10 +138,18 @@ def state_dict_model(sd_obj, path: str, *, fmt: str, producer: str = "") -> Mode
     for name, v in sd.items():
         last = name.rsplit(".", 1)[-1]
         if v.ndim == 4 and v.dtype.kind == "f" and (last.endswith("weight") or last.endswith("kernel")):
-            convs.append(Conv(name=name, weight=np.ascontiguousarray(v, dtype=np.float32), groups=0,
-                              in_channels=int(v.shape[1]), op="state_dict"))
+            convs.append(
+                Conv(
+                    name=name,
+                    weight=np.ascontiguousarray(v, dtype=np.float32),
+                    groups=0,
+                    in_channels=int(v.shape[1]),
+                    op="state_dict",
+                )
+            )
     for i, c in enumerate(convs):
         c.depth = float(i)
     bn = any(k.endswith("running_mean") for k in sd)
-    return ModelFile(path=path, format=fmt, convs=convs, depth_source="weight_order", bn_folded=not bn,
-                     producer=producer)
+    return ModelFile(
+        path=path, format=fmt, convs=convs, depth_source="weight_order", bn_folded=not bn, producer=producer
+    )

@@ -22,8 +22,20 @@ from .base import Conv, IngestError, ModelFile, dequantize
 from .depth import graph_depths
 
 CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, DENSIFY = 3, 4, 6, 124
-TENSOR_DTYPES = {0: "<f4", 1: "<f2", 2: "<i4", 3: "u1", 4: "<i8", 6: "?", 7: "<i2", 9: "i1", 10: "<f8",
-                 12: "<u8", 15: "<u4", 16: "<u2"}
+TENSOR_DTYPES = {
+    0: "<f4",
+    1: "<f2",
+    2: "<i4",
+    3: "u1",
+    4: "<i8",
+    6: "?",
+    7: "<i2",
+    9: "i1",
+    10: "<f8",
+    12: "<u8",
+    15: "<u4",
+    16: "<u2",
+}
 QUANTISED = {3, 7, 9}
 
 
@@ -69,7 +81,7 @@ class Table:
             return np.zeros(0, dtype)
         return np.frombuffer(self.buf, dtype=dtype, count=n, offset=start)
 
-    def tables(self, field: int) -> list["Table"]:
+    def tables(self, field: int) -> list[Table]:
         """Vector field ``field`` of tables (empty when absent)."""
         start, n = self._vec(field)
         if start is None:
@@ -83,7 +95,7 @@ class Table:
     def string(self, field: int) -> str:
         """String field ``field`` ("" when absent)."""
         start, n = self._vec(field)
-        return "" if start is None else bytes(self.buf[start:start + n]).decode("utf-8", "replace")
+        return "" if start is None else bytes(self.buf[start : start + n]).decode("utf-8", "replace")
 
 
 def _densify(values: np.ndarray, shape: tuple, sp: Table) -> np.ndarray:
@@ -99,6 +111,7 @@ def _densify(values: np.ndarray, shape: tuple, sp: Table) -> np.ndarray:
         if fmt == 0:
             meta.append((0, d.scalar(1, "i"), None, None))
         else:
+
             def arr(type_field, val_field):
                 t = d.scalar(type_field, "B")
                 tab = d.table(val_field)
@@ -106,6 +119,7 @@ def _densify(values: np.ndarray, shape: tuple, sp: Table) -> np.ndarray:
                 if tab is None or dt is None:
                     raise ValueError("bad sparse index vector")
                 return tab.vector(0, dt).astype(np.int64)
+
             meta.append((1, 0, arr(2, 3), arr(4, 5)))
     # size of each block dim (dims n..n+k-1) = dense_size of its traversal level
     level_of = {dim: lvl for lvl, dim in enumerate(order)}
@@ -176,9 +190,10 @@ def read_tflite(path: str) -> ModelFile:
         return _read(path, buf)
     except IngestError:
         raise
-    except (struct.error, IndexError) as exc:
-        raise IngestError(f"{path}: corrupt or truncated TFLite flatbuffer (an offset points outside the "
-                          f"{len(buf)}-byte file)") from None
+    except (struct.error, IndexError):
+        raise IngestError(
+            f"{path}: corrupt or truncated TFLite flatbuffer (an offset points outside the {len(buf)}-byte file)"
+        ) from None
     except (ValueError, KeyError) as exc:
         raise IngestError(f"{path}: corrupt TFLite flatbuffer ({exc.__class__.__name__}: {exc})") from None
 
@@ -276,23 +291,41 @@ def _read(path: str, buf: bytes) -> ModelFile:
             wt = np.transpose(w, (0, 3, 1, 2))
             per_group = wt.shape[1]
             groups = cin // per_group if cin and cin % per_group == 0 else 1
-            conv = Conv(name=name, weight=np.ascontiguousarray(wt, np.float32), groups=groups,
-                        in_channels=per_group * groups, op="CONV_2D")
+            conv = Conv(
+                name=name,
+                weight=np.ascontiguousarray(wt, np.float32),
+                groups=groups,
+                in_channels=per_group * groups,
+                op="CONV_2D",
+            )
         else:
             wt = np.transpose(w, (3, 0, 1, 2))  # (out, 1, kh, kw)
             cout = wt.shape[0]
             if not cin:
                 mult = max(1, op.table(4).scalar(3, "i", 1)) if op.table(4) is not None else 1
                 cin = cout // mult
-            conv = Conv(name=name, weight=np.ascontiguousarray(wt, np.float32), groups=cin,
-                        in_channels=cin, op="DEPTHWISE_CONV_2D")
+            conv = Conv(
+                name=name,
+                weight=np.ascontiguousarray(wt, np.float32),
+                groups=cin,
+                in_channels=cin,
+                op="DEPTHWISE_CONV_2D",
+            )
         convs_at.append((k, conv))
-    nodes = [([int(x) for x in op.vector(1, "<i4") if x >= 0], [int(x) for x in op.vector(2, "<i4")], 1)
-             for op in ops]
+    nodes = [([int(x) for x in op.vector(1, "<i4") if x >= 0], [int(x) for x in op.vector(2, "<i4")], 1) for op in ops]
     depths = graph_depths(nodes, graph_inputs)
     for k, c in convs_at:
         c.depth = depths[k] if depths[k] is not None else 0.0
-    extra = {"depth": int(max((d for d in depths if d is not None), default=0)),
-             "tflite_version": int(model.scalar(0, "I", 0))}
-    return ModelFile(path=path, format="tflite", convs=[c for _, c in convs_at], depth_source="graph",
-                     bn_folded=True, producer=model.string(3), extra=extra)
+    extra = {
+        "depth": int(max((d for d in depths if d is not None), default=0)),
+        "tflite_version": int(model.scalar(0, "I", 0)),
+    }
+    return ModelFile(
+        path=path,
+        format="tflite",
+        convs=[c for _, c in convs_at],
+        depth_source="graph",
+        bn_folded=True,
+        producer=model.string(3),
+        extra=extra,
+    )

@@ -27,8 +27,8 @@ bytes by local stand-ins for ``numpy.dtype``, ``numpy.core.multiarray.scalar`` /
 and ``numpy.core.numeric._frombuffer``; object arrays are not read), so bare pickles of numpy
 weights (2016-2018 conversions) are read too.
 
-Whole-model pickles (``torch.save(model)``, and the ``data.pkl`` of TorchScript archives): any other class (``vdsr.Net``,
-``torch.nn.modules.conv.Conv2d``, ``argparse.Namespace``, ...) becomes an inert
+Whole-model pickles (``torch.save(model)``, and the ``data.pkl`` of TorchScript archives): any other
+class (``vdsr.Net``, ``torch.nn.modules.conv.Conv2d``, ``argparse.Namespace``, ...) becomes an inert
 :class:`Placeholder` that only records its constructor arguments and its state (``BUILD`` /
 ``__setstate__``, list and dict items); nothing of the class is imported or run. Placeholders that
 look like ``nn.Module`` s (state with ``_parameters`` / ``_buffers`` / ``_modules``) are flattened to
@@ -63,26 +63,61 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 #: numpy dtype of the stored elements for each torch dtype name (bfloat16 is read as its bits)
 ELEMENT_DTYPES = {
-    "float32": np.dtype("<f4"), "float64": np.dtype("<f8"), "float16": np.dtype("<f2"),
-    "bfloat16": np.dtype("<u2"), "int64": np.dtype("<i8"), "int32": np.dtype("<i4"),
-    "int16": np.dtype("<i2"), "int8": np.dtype("i1"), "uint8": np.dtype("u1"), "bool": np.dtype("?"),
-    "uint16": np.dtype("<u2"), "uint32": np.dtype("<u4"), "uint64": np.dtype("<u8"),
-    "complex64": np.dtype("<c8"), "complex128": np.dtype("<c16"),
-    "qint8": np.dtype("i1"), "quint8": np.dtype("u1"), "qint32": np.dtype("<i4"),
+    "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "float16": np.dtype("<f2"),
+    "bfloat16": np.dtype("<u2"),
+    "int64": np.dtype("<i8"),
+    "int32": np.dtype("<i4"),
+    "int16": np.dtype("<i2"),
+    "int8": np.dtype("i1"),
+    "uint8": np.dtype("u1"),
+    "bool": np.dtype("?"),
+    "uint16": np.dtype("<u2"),
+    "uint32": np.dtype("<u4"),
+    "uint64": np.dtype("<u8"),
+    "complex64": np.dtype("<c8"),
+    "complex128": np.dtype("<c16"),
+    "qint8": np.dtype("i1"),
+    "quint8": np.dtype("u1"),
+    "qint32": np.dtype("<i4"),
 }
-DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
-                 "short": "int16", "cfloat": "complex64", "cdouble": "complex128"}
+DTYPE_ALIASES = {
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "long": "int64",
+    "int": "int32",
+    "short": "int16",
+    "cfloat": "complex64",
+    "cdouble": "complex128",
+}
 #: typed storage class -> torch dtype name (None: untyped, bytes)
 STORAGE_TYPES = {
-    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16",
-    "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
-    "ComplexFloatStorage": "complex64", "ComplexDoubleStorage": "complex128",
-    "QInt8Storage": "qint8", "QUInt8Storage": "quint8", "QInt32Storage": "qint32",
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+    "QInt8Storage": "qint8",
+    "QUInt8Storage": "quint8",
+    "QInt32Storage": "qint32",
     "UntypedStorage": None,
 }
-QSCHEMES = ("per_tensor_affine", "per_channel_affine", "per_channel_affine_float_qparams",
-            "per_tensor_symmetric", "per_channel_symmetric")
+QSCHEMES = (
+    "per_tensor_affine",
+    "per_channel_affine",
+    "per_channel_affine_float_qparams",
+    "per_tensor_symmetric",
+    "per_channel_symmetric",
+)
 
 
 class StorageType:
@@ -137,7 +172,7 @@ class StorageView:
         if r is None:
             return None
         it = self.stype.itemsize
-        return r[self.offset * it:(self.offset + self.size) * it]
+        return r[self.offset * it : (self.offset + self.size) * it]
 
 
 class LazyTensor:
@@ -176,8 +211,9 @@ class LazyTensor:
         last = self.offset + sum((s - 1) * st for s, st in zip(self.size, self.stride))
         if self.offset < 0 or last >= data.size or any(st < 0 for st in self.stride):
             raise IngestError(f"tensor view outside its storage {self.storage.key}")
-        arr = np.lib.stride_tricks.as_strided(data[self.offset:], shape=self.size,
-                                              strides=[st * data.itemsize for st in self.stride])
+        arr = np.lib.stride_tricks.as_strided(
+            data[self.offset :], shape=self.size, strides=[st * data.itemsize for st in self.stride]
+        )
         arr = np.array(arr)  # copy
         if self.dtype_name == "bfloat16":
             arr = (arr.astype(np.uint32) << 16).view(np.float32)
@@ -200,8 +236,10 @@ class LazyQTensor:
         scheme = p[0].name if p and isinstance(p[0], QScheme) else None
         if scheme in ("per_tensor_affine", "per_tensor_symmetric") and len(p) >= 3:
             return dequantize(q, float(p[1]), float(p[2]))
-        if scheme in ("per_channel_affine", "per_channel_affine_float_qparams", "per_channel_symmetric") \
-                and len(p) >= 4:
+        if (
+            scheme in ("per_channel_affine", "per_channel_affine_float_qparams", "per_channel_symmetric")
+            and len(p) >= 4
+        ):
             scales, zps = _materialise(p[1]), _materialise(p[2])
             try:
                 return dequantize(q, scales, zps, axis=int(p[3]))
@@ -214,20 +252,19 @@ def _rebuild_tensor(storage, storage_offset, size, stride):
     return LazyTensor(storage, storage_offset, size, stride)
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
-                       metadata=None):
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     return LazyTensor(storage, storage_offset, size, stride)
 
 
-def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
-                       dtype=None, metadata=None):
+def _rebuild_tensor_v3(
+    storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, dtype=None, metadata=None
+):
     if not isinstance(dtype, TorchDtype):
         raise UnsafeFileError("_rebuild_tensor_v3 without a torch dtype")
     return LazyTensor(storage, storage_offset, size, stride, dtype.name)
 
 
-def _rebuild_qtensor(storage, storage_offset, size, stride, quantizer_params, requires_grad=False,
-                     backward_hooks=None):
+def _rebuild_qtensor(storage, storage_offset, size, stride, quantizer_params, requires_grad=False, backward_hooks=None):
     return LazyQTensor(LazyTensor(storage, storage_offset, size, stride), quantizer_params)
 
 
@@ -369,28 +406,133 @@ SAFE = {
     ("numpy._core.numeric", "_frombuffer"): _numpy_frombuffer,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
-    **{("builtins", n): getattr(builtins, n)
-       for n in ("set", "frozenset", "list", "dict", "tuple", "int", "float", "complex", "str", "bytes", "bytearray",
-                 "bool", "slice", "range", "object")},
+    **{
+        ("builtins", n): getattr(builtins, n)
+        for n in (
+            "set",
+            "frozenset",
+            "list",
+            "dict",
+            "tuple",
+            "int",
+            "float",
+            "complex",
+            "str",
+            "bytes",
+            "bytearray",
+            "bool",
+            "slice",
+            "range",
+            "object",
+        )
+    },
 }
 
 #: modules whose globals are refused outright (code execution, processes, files, network, loaders)
 DENY_MODULES = {
-    "os", "posix", "nt", "posixpath", "ntpath", "subprocess", "_posixsubprocess", "sys", "builtins", "shutil",
-    "socket", "importlib", "runpy", "code", "codeop", "pty", "ctypes", "cffi", "pickle", "_pickle", "cPickle",
-    "marshal", "webbrowser", "commands", "platform", "multiprocessing", "threading", "_thread", "signal",
-    "asyncio", "urllib", "urllib2", "http", "httplib", "ftplib", "smtplib", "telnetlib", "requests", "pip",
-    "setuptools", "distutils", "timeit", "pdb", "bdb", "trace", "profile", "cProfile", "inspect", "gc", "io",
-    "_io", "tempfile", "glob", "fcntl", "resource", "select", "selectors", "ssl",
-    "operator", "_operator", "zipimport", "pkgutil", "site", "sysconfig", "dill", "cloudpickle",
-    "joblib", "yaml", "shelve", "dbm", "sqlite3", "exec", "eval",
+    "os",
+    "posix",
+    "nt",
+    "posixpath",
+    "ntpath",
+    "subprocess",
+    "_posixsubprocess",
+    "sys",
+    "builtins",
+    "shutil",
+    "socket",
+    "importlib",
+    "runpy",
+    "code",
+    "codeop",
+    "pty",
+    "ctypes",
+    "cffi",
+    "pickle",
+    "_pickle",
+    "cPickle",
+    "marshal",
+    "webbrowser",
+    "commands",
+    "platform",
+    "multiprocessing",
+    "threading",
+    "_thread",
+    "signal",
+    "asyncio",
+    "urllib",
+    "urllib2",
+    "http",
+    "httplib",
+    "ftplib",
+    "smtplib",
+    "telnetlib",
+    "requests",
+    "pip",
+    "setuptools",
+    "distutils",
+    "timeit",
+    "pdb",
+    "bdb",
+    "trace",
+    "profile",
+    "cProfile",
+    "inspect",
+    "gc",
+    "io",
+    "_io",
+    "tempfile",
+    "glob",
+    "fcntl",
+    "resource",
+    "select",
+    "selectors",
+    "ssl",
+    "operator",
+    "_operator",
+    "zipimport",
+    "pkgutil",
+    "site",
+    "sysconfig",
+    "dill",
+    "cloudpickle",
+    "joblib",
+    "yaml",
+    "shelve",
+    "dbm",
+    "sqlite3",
+    "exec",
+    "eval",
 }
-DENY_PREFIXES = ("torch.hub", "torch.jit", "torch.ops", "torch.classes", "torch.package", "torch.serialization",
-                 "torch.utils.cpp_extension", "torch.distributed", "torch.multiprocessing", "torch.storage",
-                 "torch._dynamo", "torch.fx", "numpy.testing", "numpy.distutils", "numpy.f2py", "numpy.lib.npyio",
-                 "numpy.ctypeslib")
-DENY_NAMES = {("torch", "load"), ("torch", "save"), ("torch", "compile"), ("numpy", "load"), ("numpy", "loadtxt"),
-              ("numpy", "fromfile"), ("numpy", "genfromtxt"), ("numpy", "memmap")}
+DENY_PREFIXES = (
+    "torch.hub",
+    "torch.jit",
+    "torch.ops",
+    "torch.classes",
+    "torch.package",
+    "torch.serialization",
+    "torch.utils.cpp_extension",
+    "torch.distributed",
+    "torch.multiprocessing",
+    "torch.storage",
+    "torch._dynamo",
+    "torch.fx",
+    "numpy.testing",
+    "numpy.distutils",
+    "numpy.f2py",
+    "numpy.lib.npyio",
+    "numpy.ctypeslib",
+)
+DENY_NAMES = {
+    ("torch", "load"),
+    ("torch", "save"),
+    ("torch", "compile"),
+    ("numpy", "load"),
+    ("numpy", "loadtxt"),
+    ("numpy", "fromfile"),
+    ("numpy", "genfromtxt"),
+    ("numpy", "memmap"),
+}
 
 
 def _unsafe(module: str, name: str) -> bool:
@@ -401,8 +543,11 @@ def _unsafe(module: str, name: str) -> bool:
         return True
     if module == "types" and name != "SimpleNamespace":  # FunctionType, CodeType, ...
         return True
-    return top == "torch" and module.startswith("torch._C") and any(s in name.lower() for s in ("load", "import",
-                                                                                                   "compile"))
+    return (
+        top == "torch"
+        and module.startswith("torch._C")
+        and any(s in name.lower() for s in ("load", "import", "compile"))
+    )
 
 
 class Placeholder:
@@ -543,13 +688,18 @@ class RestrictedUnpickler(pickle._Unpickler):
         if module == "torch" and name in QSCHEMES:
             return QScheme(name)
         if _unsafe(module, name):
-            raise UnsafeFileError(f"pickle refers to {module}.{name}, which could run code "
-                                  "(only tensors, containers and inert stand-ins of model classes are read; "
-                                  "nothing was executed)")
+            raise UnsafeFileError(
+                f"pickle refers to {module}.{name}, which could run code "
+                "(only tensors, containers and inert stand-ins of model classes are read; "
+                "nothing was executed)"
+            )
         cls = self.classes.get((module, name))
         if cls is None:
-            cls = self.classes[(module, name)] = type(name.rsplit(".", 1)[-1] or "Placeholder", (Placeholder,),
-                                                      {"_fdb_global": f"{module}.{name}", "__module__": __name__})
+            cls = self.classes[(module, name)] = type(
+                name.rsplit(".", 1)[-1] or "Placeholder",
+                (Placeholder,),
+                {"_fdb_global": f"{module}.{name}", "__module__": __name__},
+            )
         return cls
 
     def persistent_load(self, pid):
@@ -645,8 +795,15 @@ def read_torch_zip(path: str):
                 st.raw = np.frombuffer(raw, dtype=np.uint8)[: st.nbytes]
         except IngestError:
             raise
-        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError, zlib.error,
-                ValueError) as exc:
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            OSError,
+            NotImplementedError,
+            RuntimeError,
+            zlib.error,
+            ValueError,
+        ) as exc:
             raise IngestError(f"{path}: corrupt zip archive ({exc.__class__.__name__}: {exc})") from None
     return _finish(path, obj)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a one-node SLURM cluster on this machine (no systemd), as in shared/spec/slurm-local.md.
+# Start a one-node SLURM cluster on this machine (no systemd) for the workflow tests.
 # Needs root and Debian's slurmctld slurmd slurm-client munge (installed by `install.sh --test`).
 # Usage: slurm-up.sh STATE_DIR    (stop with slurm-down.sh STATE_DIR)
 set -euo pipefail

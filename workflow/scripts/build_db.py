@@ -26,11 +26,19 @@ sheet = snakemake.output.sheet  # the merged sheet actually built (paths relativ
 merge_sheets(snakemake.input.sheets, sheet)
 log(f"merged {len(snakemake.input.sheets)} sheet(s) into {sheet}")
 members = snakemake.input.get("members") or os.path.join(os.path.dirname(snakemake.output.db), "members")
-res = build(sheet, snakemake.output.db, skipped=snakemake.output.skipped,
-            archives=snakemake.params.get("archives", "resources/archives"), members=members,
-            download=False, log=log)
-log(f"{snakemake.output.db}: {len(res.built)} models, {res.n_layers} layers, {res.n_filters} filters; "
-    f"skipped {len(res.skipped)} (see {snakemake.output.skipped})")
+res = build(
+    sheet,
+    snakemake.output.db,
+    skipped=snakemake.output.skipped,
+    archives=snakemake.params.get("archives", "resources/archives"),
+    members=members,
+    download=False,
+    log=log,
+)
+log(
+    f"{snakemake.output.db}: {len(res.built)} models, {res.n_layers} layers, {res.n_filters} filters; "
+    f"skipped {len(res.skipped)} (see {snakemake.output.skipped})"
+)
 for s in res.skipped:
     print(f"build_sample_db: skipped {s['model']}: {s['file']}: {s['reason']}", file=sys.__stderr__)
 if not res.built:

@@ -12,8 +12,7 @@ def run():
     evr = results.read_evr(inp.basis)
     for name, cfg in params.axes.items():
         axis = Axis.from_config(name, dict(cfg))
-        groups, drift = pipeline.axis_result(layers, hist["counts"], evr, axis, params.eps, params.floor,
-                                             hist["edges"])
+        groups, drift = pipeline.axis_result(layers, hist["counts"], evr, axis, params.eps, params.floor, hist["edges"])
         results.write_tsv(groups, out[f"groups_{name}"], floats=False)
         results.write_tsv(drift, out[f"drift_{name}"])
         print(f"axis {name}: {len(groups)} groups")

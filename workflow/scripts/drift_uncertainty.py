@@ -20,19 +20,42 @@ def run():
         t = time.perf_counter()
         axis = Axis.from_config(name, dict(cfg))
         r = uncertainty.uncertainty_of_axis(
-            layers, hist["counts"], hist["edges"], evr, axis, params.eps, params.floor,
-            bootstrap_replicates=opt["bootstrap"], permutations=opt["permutations"], level=opt["level"],
-            correction=opt["correction"], alpha=opt["alpha"], seed=opt["seed"])
+            layers,
+            hist["counts"],
+            hist["edges"],
+            evr,
+            axis,
+            params.eps,
+            params.floor,
+            bootstrap_replicates=opt["bootstrap"],
+            permutations=opt["permutations"],
+            level=opt["level"],
+            correction=opt["correction"],
+            alpha=opt["alpha"],
+            seed=opt["seed"],
+        )
         results.write_tsv(r.ci, out[f"ci_{name}"])
         results.write_tsv(r.null, out[f"null_{name}"])
-        plots.save_all(uncertainty.significance_heatmap(r, title=f"Drift D: {name}"), [out[f"fig_{name}"]])
+        plots.save_all(plots.significance_heatmap(r, title=f"Drift D: {name}"), [out[f"fig_{name}"]])
         pairs = r.null[r.null["group_a"] != uncertainty.AXIS_ROW]
         ax = r.null.iloc[-1]
-        rows.append({"axis": name, "n_groups": len(r.groups),
-                     "n_units": int(ax["n_a"]), "mean_D": ax["D"], "null_mean": ax["null_mean"],
-                     "mean_D_debiased": ax["D_debiased"], "p": ax["p"], "significant": bool(ax["significant"]),
-                     "pairs": len(pairs), "pairs_significant": int(pairs["significant"].sum()),
-                     "B": opt["bootstrap"], "P": opt["permutations"], "correction": opt["correction"]})
+        rows.append(
+            {
+                "axis": name,
+                "n_groups": len(r.groups),
+                "n_units": int(ax["n_a"]),
+                "mean_D": ax["D"],
+                "null_mean": ax["null_mean"],
+                "mean_D_debiased": ax["D_debiased"],
+                "p": ax["p"],
+                "significant": bool(ax["significant"]),
+                "pairs": len(pairs),
+                "pairs_significant": int(pairs["significant"].sum()),
+                "B": opt["bootstrap"],
+                "P": opt["permutations"],
+                "correction": opt["correction"],
+            }
+        )
         print(f"axis {name}: {len(pairs)} pairs, axis p = {ax['p']:.3g} ({time.perf_counter() - t:.1f} s)")
     results.write_tsv(pd.DataFrame(rows), out.axes)
 

@@ -18,7 +18,12 @@ def log(msg):
     print(msg, file=sys.stderr)
 
 
-_, failed = fetch_sheet(snakemake.input.sheet, snakemake.output.sheet, archives=snakemake.params.archives,
-                        members=snakemake.output.members, log=log)
+_, failed = fetch_sheet(
+    snakemake.input.sheet,
+    snakemake.output.sheet,
+    archives=snakemake.params.archives,
+    members=snakemake.output.members,
+    log=log,
+)
 for model, reason in failed:
     print(f"fetch_sample: {model}: {reason}", file=sys.__stderr__)

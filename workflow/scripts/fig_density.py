@@ -14,8 +14,12 @@ def run():
         if (a, b) not in have:
             raise ValueError(f"{snakemake.input.hist} has no density of (c{a}, c{b}); its pairs: {have}")
         counts = hist["density"][have.index((a, b))]
-        fig = plots.density_image(counts, hist["density_edges"], (a, b),
-                                  title=f"Density of (c{a}, c{b}), {int(counts.sum()):,} filters in view")
+        fig = plots.density_image(
+            counts,
+            hist["density_edges"],
+            (a, b),
+            title=f"Density of (c{a}, c{b}), {int(counts.sum()):,} filters in view",
+        )
         plots.save_all(fig, [getattr(out, f"svg_c{a}_c{b}"), getattr(out, f"png_c{a}_c{b}")])
 
 

@@ -16,14 +16,23 @@ def run():
     lo, hi = results.read_range(inp.range)
     cell_of_layer = results.load_plan(inp.plan).cell
     if cell_of_layer.size and cell_of_layer.max() >= cell_counts.shape[0]:
-        raise ValueError(f"{inp.cell_hist}: {cell_counts.shape[0]} cells, but the layer plan needs {cell_of_layer.max() + 1}")
+        raise ValueError(
+            f"{inp.cell_hist}: {cell_counts.shape[0]} cells, but the layer plan needs {cell_of_layer.max() + 1}"
+        )
     for (name, cfg), groups_path in zip(params.axes.items(), inp.groups):
         axis = Axis.from_config(name, dict(cfg))
         groups = results.read_groups(groups_path)["group"].tolist()
         r = group_ridges(layers, axis, cell_of_layer, cell_counts, hist["cell_edges"], groups)
         results.write_tsv(r.table, getattr(out, f"table_{name}"))
-        fig = plots.ridge_plot(r.grid, r.density, r.groups, (lo, hi), overlap=params.overlap, scale=params.scale,
-                               title=f"Coefficient distributions per group: {name}")
+        fig = plots.ridge_plot(
+            r.grid,
+            r.density,
+            r.groups,
+            (lo, hi),
+            overlap=params.overlap,
+            scale=params.scale,
+            title=f"Coefficient distributions per group: {name}",
+        )
         plots.save_all(fig, [getattr(out, f"svg_{name}"), getattr(out, f"png_{name}")])
         print(f"axis {name}: {len(r.groups)} groups, grid of {r.grid.size} points")
 

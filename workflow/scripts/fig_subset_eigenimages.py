@@ -15,8 +15,9 @@ def run():
         groups = results.read_groups(groups_path)["group"].tolist()
         s = subset_pcas(layers, sums, axis, groups)
         results.write_tsv(s.table, getattr(out, f"table_{name}"))
-        fig = plots.eigenimage_grid(s.groups, s.components, s.explained_variance_ratio, s.n,
-                                    title=f"Subset PCA per group: {name}")
+        fig = plots.eigenimage_grid(
+            s.groups, s.components, s.explained_variance_ratio, s.n, title=f"Subset PCA per group: {name}"
+        )
         plots.save_all(fig, [getattr(out, f"svg_{name}"), getattr(out, f"png_{name}")])
         print(f"axis {name}: {len(s.groups)} groups, {sum(c is not None for c in s.components)} PCAs")
 

@@ -9,8 +9,10 @@ def run():
     results.write_layers(db.layers, snakemake.output.layers)
     results.save_npz(snakemake.output.plan, plan.arrays())
     results.write_tsv(cells, snakemake.output.cells, floats=False)
-    print(f"{db.path}: dataset '{db.key}', {db.n_rows} rows, {len(db.layers)} layers, "
-          f"{db.layers['model_id'].nunique()} models, {len(cells)} fine-histogram cells")
+    print(
+        f"{db.path}: dataset '{db.key}', {db.n_rows} rows, {len(db.layers)} layers, "
+        f"{db.layers['model_id'].nunique()} models, {len(cells)} fine-histogram cells"
+    )
 
 
 main(snakemake, run)

@@ -18,8 +18,10 @@ def tables(p, inp, out):
     write_tsv(table, out.layers)
     models = qt.model_quality_table(table, thresholds)
     write_tsv(models, out.models)
-    print(f"{len(table)} layers, {int(table['degenerated'].sum())} degenerated; "
-          f"{len(models)} models, {int(models['degenerated'].sum())} flagged")
+    print(
+        f"{len(table)} layers, {int(table['degenerated'].sum())} degenerated; "
+        f"{len(models)} models, {int(models['degenerated'].sum())} flagged"
+    )
 
 
 def groups(p, inp, out):
@@ -35,15 +37,15 @@ def groups(p, inp, out):
         order = depth_bin_labels(axis.bins) if axis.kind == "binned" else None
         g = qt.group_quality_table(table, axis.name, order, thresholds)
         write_tsv(g, out[f"table_{name}"])
-        plots.save_all(plots.quality_group_figure(table, axis.name, order, thresholds),
-                       [out[f"svg_{name}"], out[f"png_{name}"]])
+        plots.save_all(
+            plots.quality_group_figure(table, axis.name, order, thresholds), [out[f"svg_{name}"], out[f"png_{name}"]]
+        )
         print(f"{name}: {len(g)} groups")
     labels, order = qt.depth_labels(table, p.depth_bins)
     binned = table.assign(depth_bin=labels.to_numpy())
     g = qt.group_quality_table(binned, "depth_bin", order, thresholds)
     write_tsv(g, out.profile_table)
-    plots.save_all(plots.quality_depth_figure(binned, p.depth_bins, thresholds),
-                   [out.profile_svg, out.profile_png])
+    plots.save_all(plots.quality_depth_figure(binned, p.depth_bins, thresholds), [out.profile_svg, out.profile_png])
     print(f"depth profile: {len(g)} depth bins")
 
 

@@ -13,18 +13,33 @@ def run():
     plan = results.load_plan(inp.plan)
     d = dict(p.density)
     settings = PassSettings(
-        block_rows=p.stream["block_rows"], threads=snakemake.threads, precision=p.stream["precision"],
-        nonfinite=p.stream["nonfinite"], quality_eps=(p.quality or {}).get("eps"), fine_bins=p.fine_bins,
-        density_pairs=[tuple(v) for v in d.get("pairs", [])], density_bins=d.get("bins", 512),
-        density_extent=tuple(d.get("extent", (-3.3, 3.3))))
+        block_rows=p.stream["block_rows"],
+        threads=snakemake.threads,
+        precision=p.stream["precision"],
+        nonfinite=p.stream["nonfinite"],
+        quality_eps=(p.quality or {}).get("eps"),
+        fine_bins=p.fine_bins,
+        density_pairs=[tuple(v) for v in d.get("pairs", [])],
+        density_bins=d.get("bins", 512),
+        density_extent=tuple(d.get("extent", (-3.3, 3.3))),
+    )
     kw = {}
     if p.kind != "sums":
         mean, comps, _ = results.read_basis(inp.basis, inp.mean)
         kw["basis"] = (mean, comps)
     if p.kind == "hist":
         kw["edges"] = uniform_edges(*results.read_range(inp.range), p.bins)
-    out = run_shard(inp.db, plan.key, plan, p.kind, shard=shard, shards=shards, settings=settings,
-                    layer_names=lambda g: results.describe_layer(inp.layers, g), **kw)
+    out = run_shard(
+        inp.db,
+        plan.key,
+        plan,
+        p.kind,
+        shard=shard,
+        shards=shards,
+        settings=settings,
+        layer_names=lambda g: results.describe_layer(inp.layers, g),
+        **kw,
+    )
     results.save_npz(snakemake.output.part, out)
 
 

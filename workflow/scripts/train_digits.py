@@ -42,7 +42,7 @@ def _conv_back(dy, p, w, xshape):
     dxp = np.zeros((n, c, h + 2, wd + 2))
     for i in range(3):
         for j in range(3):
-            dxp[:, :, i:i + h, j:j + wd] += dp[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+            dxp[:, :, i : i + h, j : j + wd] += dp[:, :, :, :, i, j].transpose(0, 3, 1, 2)
     return dxp[:, :, 1:-1, 1:-1], dw, db
 
 
@@ -73,9 +73,14 @@ def train(epochs=40, seed=0, batch=64, lr=0.01, log=print):
     perm = rng.permutation(len(y))
     n_test = len(y) // 5
     te, tr = perm[:n_test], perm[n_test:]
-    params = {"w1": rng.normal(0, np.sqrt(2 / 9), (8, 1, 3, 3)), "b1": np.zeros(8),
-              "w2": rng.normal(0, np.sqrt(2 / 72), (16, 8, 3, 3)), "b2": np.zeros(16),
-              "w3": rng.normal(0, np.sqrt(1 / 16), (10, 16)), "b3": np.zeros(10)}
+    params = {
+        "w1": rng.normal(0, np.sqrt(2 / 9), (8, 1, 3, 3)),
+        "b1": np.zeros(8),
+        "w2": rng.normal(0, np.sqrt(2 / 72), (16, 8, 3, 3)),
+        "b2": np.zeros(16),
+        "w3": rng.normal(0, np.sqrt(1 / 16), (10, 16)),
+        "b3": np.zeros(10),
+    }
     m = {k: np.zeros_like(v) for k, v in params.items()}
     v = {k: np.zeros_like(v) for k, v in params.items()}
     t = 0
@@ -91,7 +96,7 @@ def train(epochs=40, seed=0, batch=64, lr=0.01, log=print):
     for ep in range(epochs):
         order = rng.permutation(tr)
         for s in range(0, len(order), batch):
-            idx = order[s:s + batch]
+            idx = order[s : s + batch]
             logits, (xb, h1, p1, a1, h2, p2, a2, g) = forward(x[idx])
             z = logits - logits.max(1, keepdims=True)
             prob = np.exp(z) / np.exp(z).sum(1, keepdims=True)
@@ -109,7 +114,7 @@ def train(epochs=40, seed=0, batch=64, lr=0.01, log=print):
             for k in params:
                 m[k] = 0.9 * m[k] + 0.1 * grads[k]
                 v[k] = 0.999 * v[k] + 0.001 * grads[k] ** 2
-                params[k] -= lr * (m[k] / (1 - 0.9 ** t)) / (np.sqrt(v[k] / (1 - 0.999 ** t)) + 1e-8)
+                params[k] -= lr * (m[k] / (1 - 0.9**t)) / (np.sqrt(v[k] / (1 - 0.999**t)) + 1e-8)
         if ep % 10 == 9 or ep == epochs - 1:
             acc = (forward(x[te])[0].argmax(1) == y[te]).mean()
             log(f"epoch {ep + 1}: test accuracy {acc:.3f}")
@@ -122,27 +127,44 @@ def write_onnx(params, path, meta):
     from onnx import TensorProto, helper, numpy_helper
 
     f32 = {k: np.asarray(v, np.float32) for k, v in params.items()}
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["h1"], name="conv1", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["h1"], ["a1"]),
-             helper.make_node("Conv", ["a1", "w2", "b2"], ["h2"], name="conv2", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["h2"], ["a2"]),
-             helper.make_node("GlobalAveragePool", ["a2"], ["g"]),
-             helper.make_node("Flatten", ["g"], ["gf"]),
-             helper.make_node("Gemm", ["gf", "w3", "b3"], ["logits"], transB=1)]
-    graph = helper.make_graph(nodes, "digits_cnn",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
-                              initializer=[numpy_helper.from_array(v, k) for k, v in f32.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                              producer_name="filterdb train_digits.py (numpy)")
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["h1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["h1"], ["a1"]),
+        helper.make_node("Conv", ["a1", "w2", "b2"], ["h2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["h2"], ["a2"]),
+        helper.make_node("GlobalAveragePool", ["a2"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["gf"]),
+        helper.make_node("Gemm", ["gf", "w3", "b3"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "digits_cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in f32.items()],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="filterdb train_digits.py (numpy)"
+    )
     for k, val in meta.items():
         model.metadata_props.add(key=k, value=str(val))
     onnx.checker.check_model(model)
     onnx.save(model, path)
 
 
-SHEET_HEADER = ["model", "path", "Name", "Task", "Visual Category", "Training-Dataset", "Pretraining-Dataset",
-                "licence", "test_accuracy", "seed", "epochs"]
+SHEET_HEADER = [
+    "model",
+    "path",
+    "Name",
+    "Task",
+    "Visual Category",
+    "Training-Dataset",
+    "Pretraining-Dataset",
+    "licence",
+    "test_accuracy",
+    "seed",
+    "epochs",
+]
 
 
 def run(out_onnx, out_sheet, epochs=40, seed=0, log=print):
@@ -150,9 +172,19 @@ def run(out_onnx, out_sheet, epochs=40, seed=0, log=print):
     os.makedirs(os.path.dirname(os.path.abspath(out_onnx)), exist_ok=True)
     write_onnx(params, out_onnx, {"test_accuracy": f"{acc:.4f}", "seed": seed, "epochs": epochs})
     rel = os.path.relpath(os.path.abspath(out_onnx), os.path.dirname(os.path.abspath(out_sheet)))
-    row = [f"digits-cnn-seed{seed}", rel, "digits CNN (2x conv3x3)", "Classification", "handwritten digits",
-           "sklearn digits (UCI optical recognition of handwritten digits)", "",
-           "MIT (weights); data CC BY 4.0", f"{acc:.4f}", str(seed), str(epochs)]
+    row = [
+        f"digits-cnn-seed{seed}",
+        rel,
+        "digits CNN (2x conv3x3)",
+        "Classification",
+        "handwritten digits",
+        "sklearn digits (UCI optical recognition of handwritten digits)",
+        "",
+        "MIT (weights); data CC BY 4.0",
+        f"{acc:.4f}",
+        str(seed),
+        str(epochs),
+    ]
     with open(out_sheet, "w") as f:
         f.write("\t".join(SHEET_HEADER) + "\n" + "\t".join(row) + "\n")
     log(f"wrote {out_onnx} (test accuracy {acc:.3f}) and {out_sheet}")
@@ -160,8 +192,13 @@ def run(out_onnx, out_sheet, epochs=40, seed=0, log=print):
 
 if "snakemake" in globals():
     p = snakemake.params  # noqa: F821
-    run(snakemake.output.model, snakemake.output.sheet, epochs=int(p.epochs), seed=int(p.seed),  # noqa: F821
-        log=lambda msg: print(msg, file=sys.stderr))
+    run(
+        snakemake.output.model,
+        snakemake.output.sheet,
+        epochs=int(p.epochs),
+        seed=int(p.seed),  # noqa: F821
+        log=lambda msg: print(msg, file=sys.stderr),
+    )
 elif __name__ == "__main__":
     a = sys.argv[1:]
     run(a[0], a[1], epochs=int(a[2]) if len(a) > 2 else 40, seed=int(a[3]) if len(a) > 3 else 0)
