@@ -82,8 +82,20 @@ def snakemake(db, res, targets, cores, shards, extra=()):
 
 
 def job_table(res: Path):
-    """Snakemake benchmark files: {job kind: (seconds summed, seconds max, max_rss MB)}."""
+    """{job kind: [seconds summed, seconds max, peak RSS MiB, jobs]}: seconds from Snakemake's
+    benchmark files, peak memory from the "peak memory of this job" line every job writes to its
+    log (filterdb.glue; Snakemake's own max_rss misses short jobs)."""
     out = {}
+    for p in glob.glob(str(res / "logs" / "**" / "*.log"), recursive=True):
+        rel = os.path.relpath(p, res / "logs")
+        kind = rel.split(os.sep)[0].removesuffix(".log")
+        for line in open(p, errors="replace"):
+            a = out.setdefault(kind, [0.0, 0.0, 0.0, 0, 0.0])
+            if line.startswith("peak memory of this job:"):
+                a[2] = max(a[2], float(line.split(":")[1].split()[0]))
+            elif " filters in " in line and "thread(s)" in line:  # the pass's own time (filterdb.accumulate)
+                secs = float(line.split(" filters in ")[1].split()[0])
+                a[4] += secs * int(line.split(" thread(s)")[0].rsplit(", ", 1)[1])
     for p in glob.glob(str(res / "benchmarks" / "**" / "*.tsv"), recursive=True):
         rel = os.path.relpath(p, res / "benchmarks")
         kind = rel.split(os.sep)[0].removesuffix(".tsv")
@@ -91,13 +103,12 @@ def job_table(res: Path):
             head = fh.readline().rstrip("\n").split("\t")
             vals = fh.readline().rstrip("\n").split("\t")
         row = dict(zip(head, vals))
-        s, rss = float(row["s"]), float(row["max_rss"]) if row["max_rss"] not in ("", "NA", "-") else float("nan")
-        a = out.setdefault(kind, [0.0, 0.0, 0.0, 0])
+        s = float(row["s"])
+        a = out.setdefault(kind, [0.0, 0.0, 0.0, 0, 0.0])
         a[0] += s
         a[1] = max(a[1], s)
-        a[2] = max(a[2], rss)
         a[3] += 1
-    return out
+    return {k: v for k, v in out.items() if v[3]}
 
 
 def workflow(db, n, work, cores, shards, warm_read):
@@ -109,15 +120,21 @@ def workflow(db, n, work, cores, shards, warm_read):
     parts = sum(f.stat().st_size for f in (res / "shards").rglob("*.npz")) / 2**20
     shutil.rmtree(res / "shards", ignore_errors=True)
     threads = max(1, cores // shards)
-    passes_core_s = sum(jobs[k][0] * threads for k in ("shard_sums", "shard_range", "shard_hist") if k in jobs)
+    kinds = ("shard_sums", "shard_range", "shard_hist")
+    passes_core_s = sum(jobs[k][0] * threads for k in kinds if k in jobs)
+    compute_core_s = sum(jobs[k][4] for k in kinds if k in jobs)
     print(
         f"  shards={shards:<4} wall {wall:7.1f} s = {wall / warm_read:6.1f} x warm read; three passes "
-        f"{passes_core_s / n * 1e9:5.0f} ns per filter and core; shard parts on disk {parts:,.0f} MiB"
+        f"{passes_core_s / n * 1e9:5.0f} ns per filter and core as jobs (start-up included), "
+        f"{compute_core_s / n * 1e9:5.0f} inside the passes; shard parts on disk {parts:,.0f} MiB"
     )
+    for k in kinds:
+        if k in jobs:
+            print(f"      {k}: {jobs[k][4] / n * 1e9:5.0f} ns per filter and core inside the pass")
     for kind in sorted(jobs):
-        s_sum, s_max, rss, cnt = jobs[kind]
+        s_sum, s_max, rss, cnt, _ = jobs[kind]
         print(f"      {kind:<13} {cnt:4d} job(s), slowest {s_max:6.1f} s, peak RSS {rss:7.0f} MiB")
-    return wall, passes_core_s, max(v[2] for v in jobs.values())
+    return wall, compute_core_s, max(v[2] for v in jobs.values())
 
 
 def cold_passes(db, cores):
@@ -180,6 +197,32 @@ def study(db, n, work, cores, warm_read):
         f"  workflow, same axes: {wall:.1f} s, largest job {rss:,.0f} MiB: {base['seconds'] / wall:.2f} x faster "
         f"at {rss / base['peak_mb']:.2f} of the memory"
     )
+    r = subprocess.run(
+        [sys.executable, "-c", LIBRARY_RUN, db, str(cores), json.dumps(full["axes"])],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    lib = json.loads(r.stdout.strip().splitlines()[-1])
+    print(
+        f"  library, same axes (filterdb.pipeline.analyse in one process, {cores} threads): {lib['seconds']:.1f} s, "
+        f"peak {lib['peak_mb']:,.0f} MiB: {base['seconds'] / lib['seconds']:.2f} x faster at "
+        f"{lib['peak_mb'] / base['peak_mb']:.2f} of the memory"
+    )
+
+
+LIBRARY_RUN = """
+import json, sys, time
+from filterdb import pipeline
+from filterdb.axes import axes_from_config
+from filterdb.glue import peak_rss_mb
+db, threads, axes = sys.argv[1], int(sys.argv[2]), axes_from_config(json.loads(sys.argv[3]))
+pipeline.analyse(db, axes, threads=threads, quality={"eps": 0.01})  # numba cache, page cache
+t = time.perf_counter()
+pipeline.analyse(db, axes, threads=threads, quality={"eps": 0.01})
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak_rss_mb()}))
+"""
 
 
 def main() -> None:
@@ -215,7 +258,7 @@ def main() -> None:
             best = min(best or core_s, core_s)
         if args.cold:
             ratio = cold_passes(db, args.cores)
-        per_filter = best / n
+        per_filter = best / n  # core-seconds per filter inside the passes (start-up excluded)
         print(
             f"  projection for {PUBLISHED / 1e9:.1f} B filters: passes "
             f"{PUBLISHED * per_filter / args.cores / 60:.1f} min "

@@ -1,0 +1,41 @@
+"""filterdb: streaming, exact analysis of trained 3x3 convolution filters (CNN-Filter-DB study).
+
+The public API, by layer (docs/method.md has the math; README "Development" the layering):
+
+* I/O: :mod:`filterdb.db` (``open_db``, ``layer_table``, ``write_db``), :mod:`filterdb.ingest`
+  (``build``: filter DBs from model files)
+* math: :mod:`filterdb.scaling`, :mod:`filterdb.histogram`, :mod:`filterdb.pca`,
+  :mod:`filterdb.divergence` (``drift``, ``drift_matrix``), :mod:`filterdb.axes`,
+  :mod:`filterdb.quality`, :mod:`filterdb.kde`
+* results layout: :mod:`filterdb.results` (``Paths``, readers, writers, ``Plan``)
+* passes: :mod:`filterdb.stream` (``BlockReader``), :mod:`filterdb.accumulate` (``run_shard``,
+  ``gather_parts``, ``PassSettings``)
+* steps: :mod:`filterdb.pipeline` (``analyse``: the whole analysis in one process)
+* analyses and figures: :mod:`filterdb.uncertainty`, :mod:`filterdb.subsets`, :mod:`filterdb.plots`,
+  :mod:`filterdb.inspect`
+
+Submodules are imported on use (``from filterdb import pipeline``), so that importing the package
+stays cheap for the workflow's small jobs.
+"""
+
+__all__ = [
+    "accumulate",
+    "axes",
+    "db",
+    "divergence",
+    "histogram",
+    "ingest",
+    "inspect",
+    "kde",
+    "pca",
+    "pipeline",
+    "plots",
+    "quality",
+    "quality_tables",
+    "results",
+    "scaling",
+    "settings",
+    "stream",
+    "subsets",
+    "uncertainty",
+]

@@ -112,6 +112,12 @@ class _Pass:
         cut = np.searchsorted(np.cumsum(w), np.arange(1, threads) * w.sum() / threads)
         return [p for p in np.split(pos, cut) if p.size]
 
+    def begin_block(self, first: int, end: int) -> None:
+        """Called before layers ``first..end-1`` (local positions) are processed."""
+
+    def end_block(self, first: int, end: int) -> None:
+        """Called after layers ``first..end-1`` are processed."""
+
     def block(self, x: np.ndarray, a: int, pos: np.ndarray, tid: int) -> None:
         raise NotImplementedError
 
@@ -293,23 +299,43 @@ class RangePass(_Pass):
 
 
 class HistPass(_Pass):
+    """Coarse per-layer histograms, fine per-cell histograms and 2-D densities of one shard.
+
+    Fine histograms live in a pool of slots, one per *open* cell (a cell whose layers in this shard
+    are not all processed yet). When the pass moves past a cell's last layer, its histogram is
+    closed: appended to ``cell_sink`` (a file of ``(9, fine_bins)`` uint32 records, ids in
+    ``part__cell``) and its slot reused, so the job's memory grows with the cells of a read block,
+    not with the cells of the shard. Without ``cell_sink`` (in-process runs) closed cells are kept
+    in memory (``part__cell_counts``).
+    """
+
     kind = "hist"
 
-    def __init__(self, plan, lo, hi, settings, mean, components, edges):
+    def __init__(self, plan, lo, hi, settings, mean, components, edges, cell_sink=None):
         super().__init__(plan, lo, hi, settings)
         self.mean = np.ascontiguousarray(mean, np.float64)
         self.comps = np.ascontiguousarray(components, np.float64)
         self.edges = np.ascontiguousarray(edges, np.float64)
         bins = self.edges.size - 1
         self.counts = np.zeros((self.k, 9, bins), np.uint32)
+        self.fb = max(int(settings.fine_bins), 0)
         cells = plan.cell[lo:hi]
-        self.cells = np.unique(cells[cells >= 0])
+        self.cells = np.unique(cells[cells >= 0]) if self.fb else np.zeros(0, np.int64)
         self.lcell = np.where(cells >= 0, np.searchsorted(self.cells, cells), -1).astype(np.int64)
-        fb = int(settings.fine_bins)
-        self.fedges = np.linspace(self.edges[0], self.edges[-1], fb + 1) if fb > 0 else np.zeros(1)
-        if fb <= 0:
+        if not self.fb:
             self.lcell[:] = -1
-        self.cell_counts = np.zeros((self.cells.size if fb > 0 else 0, 9, max(fb, 0)), np.uint32)
+        self.fedges = np.linspace(self.edges[0], self.edges[-1], self.fb + 1) if self.fb else np.zeros(1)
+        # last layer (local position) of each local cell: the cell is closed after it
+        self.last = np.full(self.cells.size, -1, np.int64)
+        has = self.lcell >= 0
+        np.maximum.at(self.last, self.lcell[has], np.flatnonzero(has))
+        self.slot_of = np.full(self.cells.size, -1, np.int64)
+        self.lslot = np.full(self.k, -1, np.int64)
+        self.pool = np.zeros((0, 9, self.fb), np.uint32)
+        self.free: list[int] = []
+        self.sink = None if cell_sink is None else open(cell_sink, "wb")
+        self.closed_ids: list[np.ndarray] = []
+        self.closed_mem: list[np.ndarray] = []
         self.pairs = np.array(settings.density_pairs, np.int64).reshape(-1, 2)
         self.dbins = int(settings.density_bins)
         self.dlo, self.dhi = (float(v) for v in settings.density_extent)
@@ -325,6 +351,42 @@ class HistPass(_Pass):
         key = np.where(self.lcell[pos] >= 0, self.lcell[pos], pos) % threads
         return [pos[key == t] for t in range(threads) if (key == t).any()]
 
+    def begin_block(self, first: int, end: int) -> None:
+        """Give every cell of layers ``first..end-1`` a slot in the pool."""
+        if not self.fb:
+            return
+        lc = self.lcell[first:end]
+        need = np.unique(lc[lc >= 0])
+        need = need[self.slot_of[need] < 0]
+        if need.size > len(self.free):
+            grow = max(need.size - len(self.free), self.pool.shape[0])
+            base = self.pool.shape[0]
+            self.pool = np.concatenate([self.pool, np.zeros((grow, 9, self.fb), np.uint32)])
+            self.free.extend(range(base + grow - 1, base - 1, -1))
+        for c in need:
+            self.slot_of[c] = self.free.pop()
+        self.lslot[first:end] = np.where(lc >= 0, self.slot_of[np.maximum(lc, 0)], -1)
+
+    def end_block(self, first: int, end: int) -> None:
+        """Close the cells whose last layer has been processed."""
+        if not self.fb:
+            return
+        lc = self.lcell[first:end]
+        done = np.unique(lc[lc >= 0])
+        done = done[self.last[done] < end]
+        if not done.size:
+            return
+        slots = self.slot_of[done]
+        recs = self.pool[slots]
+        if self.sink is not None:
+            recs.tofile(self.sink)
+        else:
+            self.closed_mem.append(recs.copy())
+        self.closed_ids.append(self.cells[done])
+        self.pool[slots] = 0
+        self.slot_of[done] = -1
+        self.free.extend(int(v) for v in slots)
+
     def block(self, x, a, pos, tid):
         ls, le = self._bounds(a, pos)
         from . import kernels
@@ -339,9 +401,9 @@ class HistPass(_Pass):
             self.comps,
             self.edges,
             self.counts,
-            self.lcell[pos],
+            self.lslot[pos],
             self.fedges,
-            self.cell_counts,
+            self.pool,
             self.pairs,
             self.dlo,
             self.dhi,
@@ -354,10 +416,15 @@ class HistPass(_Pass):
         for d in self.dens[1:]:
             dens += d
         out = {"counts": self.counts, "total__edges": self.edges}
-        if self.cell_counts.shape[0] or self.s.fine_bins > 0:
-            out.update(
-                {"part__cell": self.cells, "part__cell_counts": self.cell_counts, "total__cell_edges": self.fedges}
-            )
+        if self.fb:
+            ids = np.concatenate(self.closed_ids) if self.closed_ids else np.zeros(0, np.int64)
+            out.update({"part__cell": ids, "total__cell_edges": self.fedges})
+            if self.sink is not None:
+                self.sink.close()
+            else:
+                out["part__cell_counts"] = (
+                    np.concatenate(self.closed_mem) if self.closed_mem else np.zeros((0, 9, self.fb), np.uint32)
+                )
         if self.pairs.shape[0]:
             out.update(
                 {
@@ -369,9 +436,12 @@ class HistPass(_Pass):
         return out
 
 
-def make_pass(kind: str, plan: Plan, lo: int, hi: int, settings: PassSettings, *, basis=None, edges=None) -> _Pass:
+def make_pass(
+    kind: str, plan: Plan, lo: int, hi: int, settings: PassSettings, *, basis=None, edges=None, cell_sink=None
+) -> _Pass:
     """The pass ``kind`` for layers ``[lo, hi)``; ``basis`` = (mean, components) for range/hist,
-    ``edges`` the coarse histogram edges for hist."""
+    ``edges`` the coarse histogram edges for hist, ``cell_sink`` the file that receives the hist
+    pass's closed fine cell histograms (None: kept in memory)."""
     if kind == "sums":
         return SumsPass(plan, lo, hi, settings)
     if kind in ("range", "hist") and basis is None:
@@ -381,7 +451,7 @@ def make_pass(kind: str, plan: Plan, lo: int, hi: int, settings: PassSettings, *
     if kind == "hist":
         if edges is None:
             raise ValueError("the hist pass needs the histogram edges")
-        return HistPass(plan, lo, hi, settings, *basis, edges)
+        return HistPass(plan, lo, hi, settings, *basis, edges, cell_sink=cell_sink)
     raise ValueError(f"unknown pass {kind!r}: expected one of {PASSES}")
 
 
@@ -416,10 +486,12 @@ def run_pass(
         read = rd.blocks([(a, b) for a, b, _, _ in blocks])
         for (_, _, first, end), ((a, b), x) in zip(blocks, read):
             parts = pas.split(first, end, threads)
+            pas.begin_block(first, end)
             if pool is None or len(parts) == 1:
                 pas.block(x, a, parts[0], 0)
             else:
                 list(pool.map(pas.block, [x] * len(parts), [a] * len(parts), parts, range(len(parts))))
+            pas.end_block(first, end)
             if bar is not None:
                 bar.update(b - a)
     finally:
@@ -467,6 +539,7 @@ def run_shard(
     basis=None,
     edges=None,
     layer_names=None,
+    cell_sink=None,
 ) -> dict[str, np.ndarray]:
     """One pass over the layers of shard ``shard`` of ``shards``: the part's arrays.
 
@@ -483,10 +556,13 @@ def run_shard(
     edges : (bins + 1,) coarse histogram edges, for hist
     layer_names : callable, optional
         ``layer_names(global_layer) -> str`` for error messages.
+    cell_sink : str, optional
+        hist pass: file for the fine cell histograms (records of ``(9, fine_bins)`` uint32, ids in
+        ``part__cell``); None keeps them in memory (``part__cell_counts``).
     """
     settings = settings or PassSettings()
     lo, hi = plan_shards(plan.n_filters, shards)[shard]
-    pas = make_pass(kind, plan, lo, hi, settings, basis=basis, edges=edges)
+    pas = make_pass(kind, plan, lo, hi, settings, basis=basis, edges=edges, cell_sink=cell_sink)
     return run_pass(db_path, key, pas, desc=f"{kind} {shard + 1}/{shards}", layer_names=layer_names)
 
 
@@ -494,46 +570,52 @@ def run_shard(
 # Gathering
 
 
-def gather_parts(part_paths: list, n_layers: int, n_cells: int = 0, cell_hist_path=None) -> dict[str, np.ndarray]:
+def gather_parts(
+    part_paths: list,
+    n_layers: int,
+    n_cells: int = 0,
+    cell_hist_path=None,
+    cell_files: list | None = None,
+    window_cells: int = 2048,
+) -> dict[str, np.ndarray]:
     """Combine shard parts, reading them one at a time.
 
     Per-layer arrays are placed by their ``layer`` numbers (each layer exactly once);
-    ``total__*`` arrays are summed (edges and pairs checked equal); ``part__cell_counts`` are
-    added by ``part__cell`` id into a ``(n_cells, 9, fine_bins)`` uint32 array, memory-mapped
-    at ``cell_hist_path`` (a ``.npy``, written under a temporary name: the caller renames it).
+    ``total__*`` arrays are summed (edges and pairs checked equal). Fine cell histograms (ids in
+    ``part__cell``; records in ``part__cell_counts`` or in the part's file of ``cell_files``) are
+    added by cell id: with ``cell_hist_path`` into a ``(n_cells, 9, fine_bins)`` uint32 ``.npy``
+    written ``window_cells`` cells at a time (memory: one window, whatever the number of cells or
+    shards), else into an in-memory array returned as ``cell_counts``.
+
+    Parameters
+    ----------
+    part_paths : list of str or dict
+        ``.npz`` parts (or the dicts of in-process runs).
+    n_layers, n_cells : int
+    cell_hist_path : str, optional
+        Output ``.npy`` of the fine cell histograms (written completely; the caller renames it).
+    cell_files : list of (str or None), optional
+        Per part, the file holding its fine cell histogram records (hist pass ``cell_sink``).
 
     Returns
     -------
     dict of gathered arrays (names without the ``total__`` prefix).
     """
-
     out: dict[str, np.ndarray] = {}
     seen = np.zeros(n_layers, np.int64)
-    cells = None
-    for path in part_paths:
+    records = []  # per part: (ids, in-memory records or None, records file or None)
+    fine_bins = 0
+    for j, path in enumerate(part_paths):
         part = load_part(path) if isinstance(path, (str, os.PathLike)) else _MemoryPart(path)
         layer = part["layer"]
         if layer.size and (layer.min() < 0 or layer.max() >= n_layers):
             raise ValueError(f"{path}: layer numbers outside 0..{n_layers - 1}")
         seen[layer] += 1
         for name in part.files:
-            if name == "layer" or name == "part__cell":
+            if name in ("layer", "part__cell", "part__cell_counts"):
                 continue
             arr = part[name]
-            if name == "part__cell_counts":
-                if cells is None:
-                    shape = (n_cells,) + arr.shape[1:]
-                    cells = (
-                        np.zeros(shape, np.uint32)
-                        if cell_hist_path is None
-                        else np.lib.format.open_memmap(str(cell_hist_path), mode="w+", dtype=np.uint32, shape=shape)
-                    )
-                ids = part["part__cell"]
-                if ids.size and (ids.min() < 0 or ids.max() >= n_cells):
-                    raise ValueError(f"{path}: cell ids outside 0..{n_cells - 1}")
-                for j, c in enumerate(ids):  # a cell may span two shards: add
-                    cells[c] += arr[j]
-            elif name.startswith("total__"):
+            if name.startswith("total__"):
                 short = name[7:]
                 if short not in out:
                     out[short] = arr.copy()
@@ -546,6 +628,15 @@ def gather_parts(part_paths: list, n_layers: int, n_cells: int = 0, cell_hist_pa
                 if name not in out:
                     out[name] = np.zeros((n_layers,) + arr.shape[1:], arr.dtype)
                 out[name][layer] = arr
+        if "part__cell" in part.files:
+            ids = np.asarray(part["part__cell"], np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= n_cells):
+                raise ValueError(f"{path}: cell ids outside 0..{n_cells - 1}")
+            mem = part["part__cell_counts"] if "part__cell_counts" in part.files else None
+            src = None if mem is not None else (cell_files[j] if cell_files else None)
+            if mem is None and src is None and ids.size:
+                raise ValueError(f"{path}: fine cell histograms are in a separate file: pass cell_files")
+            records.append((ids, mem, src))
         part.close()
     if not np.all(seen == 1):
         bad = np.flatnonzero(seen != 1)
@@ -553,13 +644,48 @@ def gather_parts(part_paths: list, n_layers: int, n_cells: int = 0, cell_hist_pa
             f"shards cover layer {int(bad[0])} {int(seen[bad[0]])} times; each of the "
             f"{n_layers} layers must be covered once ({bad.size} layers wrong)"
         )
-    if cells is not None:
+    if records:
+        fine_bins = int(out["cell_edges"].size - 1)
         if cell_hist_path is None:
+            cells = np.zeros((n_cells, 9, fine_bins), np.uint32)
+            _add_records(cells, 0, n_cells, records, fine_bins)
             out["cell_counts"] = cells
         else:
-            cells.flush()
-            del cells
+            _write_cell_hist(cell_hist_path, n_cells, fine_bins, records, max(1, int(window_cells)))
     return out
+
+
+def _add_records(buf: np.ndarray, c0: int, c1: int, records, fine_bins: int) -> None:
+    """Add every record whose cell lies in ``[c0, c1)`` into ``buf`` (cells ``c0..c1-1``)."""
+    rec_bytes = 9 * fine_bins * 4
+    for ids, mem, src in records:
+        sel = np.flatnonzero((ids >= c0) & (ids < c1))
+        if not sel.size:
+            continue
+        if mem is not None:
+            buf[ids[sel] - c0] += mem[sel]  # a part holds each cell once
+            continue
+        with open(src, "rb") as fh:
+            # runs of consecutive records: one read each
+            cuts = np.flatnonzero(np.diff(sel) != 1) + 1
+            for run in np.split(sel, cuts):
+                fh.seek(int(run[0]) * rec_bytes)
+                data = np.fromfile(fh, np.uint32, count=run.size * 9 * fine_bins).reshape(run.size, 9, fine_bins)
+                buf[ids[run] - c0] += data
+
+
+def _write_cell_hist(path, n_cells: int, fine_bins: int, records, window: int) -> None:
+    """Write the ``(n_cells, 9, fine_bins)`` uint32 ``.npy`` window by window (file writes, no
+    memory map: the job's memory is one window)."""
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": np.dtype(np.uint32).str, "fortran_order": False, "shape": (n_cells, 9, fine_bins)}
+        )
+        for c0 in range(0, n_cells, window):
+            c1 = min(n_cells, c0 + window)
+            buf = np.zeros((c1 - c0, 9, fine_bins), np.uint32)
+            _add_records(buf, c0, c1, records, fine_bins)
+            buf.tofile(fh)
 
 
 class _MemoryPart:

@@ -155,3 +155,14 @@ def group_table(layers: pd.DataFrame, labels: pd.Series, axis: Axis) -> pd.DataF
         g = g.sort_values("group", key=lambda s: s.astype(str))
     g = g[(g["n_models"] >= axis.min_models) & (g["n_filters"] >= axis.min_filters)]
     return g.reset_index(drop=True)
+
+
+def depth_axis(bins: int | None = None) -> Axis:
+    """The study's depth axis: ``conv_depth_norm`` cut into ``bins`` equal bins (docs/method.md §5).
+
+    Parameters
+    ----------
+    bins : int, optional
+        Number of bins (default: :attr:`Axis.bins`).
+    """
+    return Axis(name="depth", column="conv_depth_norm", kind="binned", bins=Axis.bins if bins is None else bins)

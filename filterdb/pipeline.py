@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import divergence
 from .accumulate import PassSettings, coefficient_range, gather_parts, run_shard
-from .axes import Axis, group_table, layer_labels
+from .axes import Axis, depth_axis, group_table, layer_labels
 from .db import FilterDB, open_db
 from .histogram import uniform_edges
 from .pca import PCA, pca_of_layers
@@ -38,7 +38,7 @@ def cell_table(layers: pd.DataFrame, depth_bins: int = 10) -> tuple[np.ndarray, 
     cells : DataFrame
         ``cell``, ``model_id``, ``depth_bin`` (label as on the depth axis), ``n_layers``, ``n_filters``.
     """
-    depth = layer_labels(layers, Axis(name="depth", column="conv_depth_norm", kind="binned", bins=depth_bins))
+    depth = layer_labels(layers, depth_axis(depth_bins))
     key = pd.DataFrame(
         {
             "model_id": layers["model_id"].to_numpy(),

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .axes import Axis, depth_bin_labels, layer_labels
+from .axes import depth_axis, depth_bin_labels, layer_labels
 from .quality import DEFAULT_THRESHOLDS, FLAGS, METRICS, note_text
 
 
@@ -316,5 +316,5 @@ def depth_labels(layer_table: pd.DataFrame, bins: int | None = None) -> tuple[pd
     order : list of str, length ``bins``
         The bin labels in natural order (:func:`filterdb.axes.depth_bin_labels`).
     """
-    ax = Axis(name="depth", column="conv_depth_norm", kind="binned", bins=Axis.bins if bins is None else bins)
+    ax = depth_axis(bins)
     return layer_labels(layer_table, ax), depth_bin_labels(ax.bins)

@@ -282,10 +282,47 @@ def load_plan(path) -> Plan:
     return Plan.from_arrays(load_npz(path))
 
 
-def open_cell_hist(path) -> np.ndarray:
-    """``stats/cell_hist.npy``: fine per-cell histograms ``(cells, 9, fine_bins)`` uint32,
-    memory-mapped read-only."""
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+class CellHist:
+    """``stats/cell_hist.npy`` read a chunk of cells at a time: ``shape``, and ``[c]`` gives cell
+    ``c``'s ``(9, fine_bins)`` histogram. Plain file reads (no memory map), so the memory of a job
+    that walks through every cell stays at one chunk however many cells the DB has."""
+
+    def __init__(self, path, chunk_cells: int = 1024):
+        self.path = str(path)
+        with open(self.path, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            self.offset = fh.tell()
+        if fortran or dtype != np.dtype(np.uint32) or len(shape) != 3:
+            raise ValueError(f"{path}: expected a C-ordered uint32 (cells, 9, bins) array, got {dtype} {shape}")
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.chunk = max(1, int(chunk_cells))
+        self._c0, self._buf = -1, None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, c: int) -> np.ndarray:
+        c = int(c)
+        if not 0 <= c < self.shape[0]:
+            raise IndexError(f"cell {c} outside 0..{self.shape[0] - 1}")
+        c0 = c - c % self.chunk
+        if c0 != self._c0:
+            n = min(self.chunk, self.shape[0] - c0)
+            rec = self.shape[1] * self.shape[2]
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset + c0 * rec * 4)
+                self._buf = np.fromfile(fh, np.uint32, count=n * rec).reshape(n, *self.shape[1:])
+            self._c0 = c0
+        return self._buf[c - c0]
+
+
+def open_cell_hist(path) -> CellHist:
+    """``stats/cell_hist.npy``: fine per-cell histograms ``(cells, 9, fine_bins)`` uint32, read a
+    chunk of cells at a time (:class:`CellHist`)."""
+    return CellHist(path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -287,3 +287,46 @@ def test_gather_memory_does_not_grow_with_shards(tmp_path):
         peaks[shards] = out["rss_mb"]
     assert abs(peaks[128] - peaks[4]) < 25, peaks
     assert peaks[128] < 150 + 2 * cell_mb, peaks
+
+
+def test_cell_histograms_spilled_and_gathered_in_windows(many_layers_db, tmp_path):
+    """Shard jobs write closed cells to a file as they go; the gather writes the .npy a window of
+    cells at a time: the same array as the in-memory run, for any shards and window size."""
+    from filterdb.accumulate import gather_parts
+    from filterdb.results import open_cell_hist
+
+    path, _ = many_layers_db
+    layers = pipeline.open_db(path).layers
+    plan, _ = pipeline.make_plan(layers, 10)
+    a = pipeline.analyse(path, axes_from_config({"task": DEFAULT_AXES["task"]}), fine_bins=128)
+    st = PassSettings(fine_bins=128, progress=False, block_rows=40)
+    basis = (a.pca.mean, a.pca.components)
+    for shards, window in ((1, 5), (7, 3), (64, 1000)):
+        parts, files = [], []
+        for k in range(shards):
+            sink = tmp_path / f"{shards}-{k}.cells"
+            part = run_shard(
+                path,
+                "filters",
+                plan,
+                "hist",
+                shard=k,
+                shards=shards,
+                settings=st,
+                basis=basis,
+                edges=a.hist["edges"],
+                cell_sink=str(sink),
+            )
+            assert "part__cell_counts" not in part
+            f = tmp_path / f"{shards}-{k}.npz"
+            np.savez(f, **part)
+            parts.append(str(f))
+            files.append(str(sink))
+        out = tmp_path / f"cells-{shards}.npy"
+        g = gather_parts(parts, plan.n_layers, plan.n_cells, str(out), cell_files=files, window_cells=window)
+        assert np.array_equal(np.load(out), a.hist["cell_counts"])
+        assert np.array_equal(g["counts"], a.hist["counts"])
+        rd = open_cell_hist(out)
+        assert rd.shape == a.hist["cell_counts"].shape
+        for c in (0, plan.n_cells // 2, plan.n_cells - 1):
+            assert np.array_equal(rd[c], a.hist["cell_counts"][c])

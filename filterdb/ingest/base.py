@@ -8,6 +8,7 @@ file and the reason.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,3 +130,19 @@ def dequantize(q: np.ndarray, scale, zero_point=None, *, axis: int = 0) -> np.nd
     shape = [1] * q.ndim
     shape[axis] = -1
     return ((q - zp.reshape(shape)) * scale.reshape(shape)).astype(np.float32)
+
+
+def natural_key(name: str):
+    """Sort key that orders the digit runs of ``name`` numerically (``layer2`` before ``layer10``).
+
+    Parameters
+    ----------
+    name : str
+        A tensor name.
+
+    Returns
+    -------
+    list of tuple
+        The key.
+    """
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]

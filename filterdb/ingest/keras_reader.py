@@ -31,19 +31,14 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import zipfile
 
 import numpy as np
 
-from .base import Conv, IngestError, ModelFile
+from .base import Conv, IngestError, ModelFile, natural_key
 from .depth import graph_depths
 
 MODEL_CLASSES = {"Functional", "Model", "Sequential"}
-
-
-def _natural(name: str):
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
 
 
 def _s(x) -> str:
@@ -360,7 +355,7 @@ def _read_keras(path: str) -> ModelFile:
 
             def walk(g, prefix):
                 nonlocal nested
-                for lname in sorted(g.keys(), key=_natural):
+                for lname in sorted(g.keys(), key=natural_key):
                     lg = g[lname]
                     if not isinstance(lg, h5py.Group):
                         continue
@@ -370,7 +365,7 @@ def _read_keras(path: str) -> ModelFile:
                         walk(lg["layers"], full + "/")
                     vars_ = []
                     if "vars" in lg:
-                        vars_ = [np.asarray(lg["vars"][k][()]) for k in sorted(lg["vars"].keys(), key=_natural)]
+                        vars_ = [np.asarray(lg["vars"][k][()]) for k in sorted(lg["vars"].keys(), key=natural_key)]
                     if vars_:
                         cls = layer_cfg.get(lname, {}).get("class_name") if not prefix else None
                         guess, ws = _keras3_short_names(lname, cls, vars_)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import struct
 
 import numpy as np
 
-from .base import IngestError, ModelFile
+from .base import IngestError, ModelFile, natural_key
 from .statedict import state_dict_model
 
 DTYPES = {
@@ -31,22 +30,6 @@ DTYPES = {
     "U32": "<u4",
     "U64": "<u8",
 }
-
-
-def natural_key(name: str):
-    """Sort key that orders the digit runs of ``name`` numerically (``layer2`` before ``layer10``).
-
-    Parameters
-    ----------
-    name : str
-        A tensor name.
-
-    Returns
-    -------
-    list of tuple
-        The key.
-    """
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
 
 
 def read_safetensors_dict(path: str) -> tuple[dict, dict]:

@@ -23,6 +23,7 @@ rule shard_sums:
     input:
         db=dataset(),
         plan=f"{R}/stats/plan.npz",
+        layers=f"{R}/stats/layers.tsv",
     output:
         part=temp(f"{R}/shards/sums/{{scatteritem}}.npz"),
     log:
@@ -76,6 +77,7 @@ rule shard_range:
     input:
         db=dataset(),
         plan=f"{R}/stats/plan.npz",
+        layers=f"{R}/stats/layers.tsv",
         basis=f"{R}/pca/basis.tsv",
         mean=f"{R}/pca/mean.tsv",
     output:
@@ -124,11 +126,13 @@ rule shard_hist:
     input:
         db=dataset(),
         plan=f"{R}/stats/plan.npz",
+        layers=f"{R}/stats/layers.tsv",
         basis=f"{R}/pca/basis.tsv",
         mean=f"{R}/pca/mean.tsv",
         range=f"{R}/pca/range.tsv",
     output:
         part=temp(f"{R}/shards/hist/{{scatteritem}}.npz"),
+        cells=temp(f"{R}/shards/hist/{{scatteritem}}.cells"),
     log:
         f"{R}/logs/shard_hist/{{scatteritem}}.log",
     benchmark:
@@ -153,6 +157,7 @@ rule shard_hist:
 rule gather_hist:
     input:
         parts=gather.shards(f"{R}/shards/hist/{{scatteritem}}.npz"),
+        cells=gather.shards(f"{R}/shards/hist/{{scatteritem}}.cells"),
         plan=f"{R}/stats/plan.npz",
     output:
         stats=f"{R}/stats/hist.npz",

@@ -11,7 +11,8 @@ def run():
     cell_hist = out_files.get("cell_hist")
     tmp = results.temporary_name(cell_hist) if cell_hist else None
     try:
-        out = gather_parts(list(snakemake.input.parts), plan.n_layers, plan.n_cells, tmp)
+        cells = list(snakemake.input.get("cells", [])) or None
+        out = gather_parts(list(snakemake.input.parts), plan.n_layers, plan.n_cells, tmp, cell_files=cells)
         results.save_npz(out_files.stats, out)
         if tmp:
             results.commit_temporary(tmp, cell_hist)

@@ -38,6 +38,7 @@ def run():
         shards=shards,
         settings=settings,
         layer_names=lambda g: results.describe_layer(inp.layers, g),
+        cell_sink=snakemake.output.get("cells"),
         **kw,
     )
     results.save_npz(snakemake.output.part, out)
