@@ -69,6 +69,9 @@ class PassSettings:
         them out of every statistic (counted per layer in ``nonfinite``).
     quality_eps : float or None
         Sparsity threshold of the quality metrics; None = no quality metrics.
+    orthogonality : bool
+        Compute the orthogonality of each layer (an out x out product per layer: the costliest
+        quality metric; False leaves it NaN).
     fine_bins : int
         Bins of the fine per-cell histograms (0 = none).
     density_pairs : list of (int, int)
@@ -84,6 +87,7 @@ class PassSettings:
     precision: str = "float32"
     nonfinite: str = "error"
     quality_eps: float | None = None
+    orthogonality: bool = True
     fine_bins: int = 0
     density_pairs: list = field(default_factory=list)
     density_bins: int = 512
@@ -175,7 +179,7 @@ class SumsPass(_Pass):
             self.g_all if q else z3,
             self.g_clean if q else z3,
         )
-        if q:
+        if q and self.s.orthogonality:
             out = self.plan.out_channels[self.lo + pos]
             for j in np.flatnonzero(np.isfinite(out)):
                 p = int(pos[j])

@@ -25,10 +25,13 @@ def schema_defaults(node: dict) -> dict:
 
 def test_quality_defaults_equal_schema():
     q = schema_defaults(yaml.safe_load(SCHEMA.read_text())["properties"]["quality"])
-    assert set(q) == {"enabled", "eps", "thresholds"}, "every quality key has a schema default"
+    assert set(q) == {"enabled", "eps", "orthogonality", "thresholds"}, "every quality key has a schema default"
     assert q["eps"] == quality.DEFAULT_EPS
     assert q["thresholds"] == quality.DEFAULT_THRESHOLDS
     assert thresholds_with_defaults(None) == q["thresholds"]
+    from filterdb.accumulate import PassSettings
+
+    assert q["orthogonality"] == PassSettings().orthogonality
 
 
 def test_axis_bins_default_equals_schema():

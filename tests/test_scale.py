@@ -330,3 +330,18 @@ def test_cell_histograms_spilled_and_gathered_in_windows(many_layers_db, tmp_pat
         assert rd.shape == a.hist["cell_counts"].shape
         for c in (0, plan.n_cells // 2, plan.n_cells - 1):
             assert np.array_equal(rd[c], a.hist["cell_counts"][c])
+
+
+def test_orthogonality_can_be_switched_off(many_layers_db):
+    path, _ = many_layers_db
+    layers = pipeline.open_db(path).layers
+    plan, _ = pipeline.make_plan(layers, 10)
+    on = run_shard(path, "filters", plan, "sums", settings=PassSettings(quality_eps=0.01, progress=False))
+    off = run_shard(
+        path, "filters", plan, "sums", settings=PassSettings(quality_eps=0.01, orthogonality=False, progress=False)
+    )
+    assert np.isfinite(on["quality_orthogonality"]).any()
+    assert np.isnan(off["quality_orthogonality"]).all()
+    for k in on:
+        if k != "quality_orthogonality":
+            assert np.array_equal(on[k], off[k], equal_nan=True), k

@@ -18,6 +18,7 @@ def run():
         precision=p.stream["precision"],
         nonfinite=p.stream["nonfinite"],
         quality_eps=(p.quality or {}).get("eps"),
+        orthogonality=(p.quality or {}).get("orthogonality", True),
         fine_bins=p.fine_bins,
         density_pairs=[tuple(v) for v in d.get("pairs", [])],
         density_bins=d.get("bins", 512),
