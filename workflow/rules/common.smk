@@ -166,7 +166,9 @@ def depth_bins():
 def quality_params():
     """Per-layer quality metrics in the sums pass (None when disabled)."""
     q = config["quality"]
-    return {"eps": q["eps"], "orthogonality": q["orthogonality"]} if q["enabled"] else None
+    return (
+        {"eps": q["eps"], "orthogonality": q["orthogonality"]} if q["enabled"] else None
+    )
 
 
 # The default sample DB (workflow/rules/sample.smk)
