@@ -268,6 +268,19 @@ if HAVE_NUMBA:
             ind += 1
         return ind
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _batch_load_peaks(w, b0, nb, T, pk):
+        """Rows b0..b0+nb-1 of w column-wise into T (float64), each row's peak |w| into pk."""
+        for r in range(nb):
+            for j in range(9):
+                T[j, r] = np.float64(w[b0 + r, j])
+        for r in range(nb):
+            pk[r] = 0.0
+        for j in range(9):
+            for r in range(nb):
+                a = abs(T[j, r])
+                pk[r] = a if a > pk[r] else pk[r]
+
     @numba.njit(cache=True, nogil=True)
     def _layer_moments_batched(w, eps, gram_all, gram_clean):
         """:func:`_layer_moments` over column-wise batches of rows, so that every loop over rows
@@ -278,15 +291,7 @@ if HAVE_NUMBA:
         absmax = 0.0
         for b0 in range(0, n, BATCH):
             nb = min(BATCH, n - b0)
-            for r in range(nb):
-                pk[r] = 0.0
-            for r in range(nb):
-                for j in range(9):
-                    T[j, r] = np.float64(w[b0 + r, j])
-            for j in range(9):
-                for r in range(nb):
-                    a = abs(T[j, r])
-                    pk[r] = a if a > pk[r] else pk[r]
+            _batch_load_peaks(w, b0, nb, T, pk)
             for r in range(nb):
                 if pk[r] > absmax:
                     absmax = pk[r]
@@ -299,15 +304,7 @@ if HAVE_NUMBA:
         SC = np.zeros((9, BATCH))
         for b0 in range(0, n, BATCH):
             nb = min(BATCH, n - b0)
-            for r in range(nb):
-                for j in range(9):
-                    T[j, r] = np.float64(w[b0 + r, j])
-            for r in range(nb):
-                pk[r] = 0.0
-            for j in range(9):
-                for r in range(nb):
-                    a = abs(T[j, r])
-                    pk[r] = a if a > pk[r] else pk[r]
+            _batch_load_peaks(w, b0, nb, T, pk)
             for r in range(nb):
                 cm[r] = 0.0 if pk[r] < thr else 1.0
                 n_clean += 0 if pk[r] < thr else 1
@@ -328,15 +325,7 @@ if HAVE_NUMBA:
         GC = np.zeros((45, BATCH))
         for b0 in range(0, n, BATCH):
             nb = min(BATCH, n - b0)
-            for r in range(nb):
-                for j in range(9):
-                    T[j, r] = np.float64(w[b0 + r, j])
-            for r in range(nb):
-                pk[r] = 0.0
-            for j in range(9):
-                for r in range(nb):
-                    a = abs(T[j, r])
-                    pk[r] = a if a > pk[r] else pk[r]
+            _batch_load_peaks(w, b0, nb, T, pk)
             for r in range(nb):
                 cm[r] = 0.0 if pk[r] < thr else 1.0
             for j in range(9):
