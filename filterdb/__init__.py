@@ -30,6 +30,7 @@ __all__ = [
     "pca",
     "pipeline",
     "plots",
+    "provenance",
     "quality",
     "quality_tables",
     "results",

@@ -345,3 +345,35 @@ def test_orthogonality_can_be_switched_off(many_layers_db):
     for k in on:
         if k != "quality_orthogonality":
             assert np.array_equal(on[k], off[k], equal_nan=True), k
+
+
+def test_provenance_record(tmp_path):
+    """provenance.json fields against plain computations on a DB the test writes."""
+    import hashlib
+    import os
+
+    import pandas as pd
+
+    from filterdb.provenance import provenance, sample_rows
+
+    path = tmp_path / "db.h5"
+    write_synth_db(path, seed=2, n_models=4)
+    rec = provenance(str(path), {"histogram": {"bins": 70}}, ROOT)
+    assert rec["db"]["size_bytes"] == os.path.getsize(path)
+    with h5py.File(path, "r") as f:
+        x = f["filters"][...].reshape(-1, 9).astype(np.float32)
+    h = hashlib.sha256()
+    for a, b in sample_rows(x.shape[0]):
+        h.update(x[a:b].tobytes())
+    assert rec["db"]["filters_sample_sha256"] == h.hexdigest()
+    meta = pd.read_hdf(path, "meta")
+    ref = hashlib.sha256(pd.util.hash_pandas_object(meta.astype(str), index=True).to_numpy().tobytes()).hexdigest()
+    assert rec["db"]["meta_sha256"] == ref
+    assert rec["config"] == {"histogram": {"bins": 70}}
+    assert rec["versions"]["numpy"] == np.__version__
+    assert "largest magnitude is positive" in rec["sign_convention"]
+    # a changed meta table changes the meta hash
+    meta.iloc[0, meta.columns.get_loc("Task")] = "changed"
+    meta.to_hdf(path, key="meta", mode="a")
+    assert provenance(str(path), {}, None)["db"]["meta_sha256"] != ref
+    assert sample_rows(10**6, 4, 10) == [(0, 10), (333330, 333340), (666660, 666670), (999990, 1000000)]

@@ -11,6 +11,7 @@ AXES = list(config["axes"])
 # Small steps over the gathered per-layer tables run on the submitting node, not as cluster jobs.
 localrules:
     layer_table,
+    provenance,
     gather_sums,
     gather_range,
     gather_hist,
@@ -93,6 +94,7 @@ def all_targets():
     targets += expand(f"{R}/drift/{{axis}}.tsv", axis=AXES)
     targets += expand(f"{R}/groups/{{axis}}.tsv", axis=AXES)
     targets.append(f"{R}/dataset/summary.tsv")
+    targets.append(f"{R}/provenance.json")
     return targets + figure_targets() + quality_targets() + uncertainty_targets()
 
 

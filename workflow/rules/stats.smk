@@ -173,3 +173,24 @@ rule gather_hist:
         mem_mb=lambda wc, input: job_mem_mb("gather_hist", input.plan),
     script:
         "../scripts/gather_pass.py"
+
+
+rule provenance:
+    input:
+        db=dataset(),
+    output:
+        json=report(
+            f"{R}/provenance.json",
+            caption="../report/provenance.rst",
+            category="Dataset",
+            labels={"table": "provenance"},
+        ),
+    log:
+        f"{R}/logs/provenance.log",
+    conda:
+        "../envs/filterdb.yaml"
+    params:
+        config=config,
+        workflow_dir=workflow.basedir,
+    script:
+        "../scripts/provenance.py"
