@@ -58,6 +58,25 @@ class Axis:
 
     @classmethod
     def from_config(cls, name: str, cfg: dict) -> Axis:
+        """Build an axis from its ``config.yaml`` mapping.
+
+        Parameters
+        ----------
+        name : str
+            Axis name (the key in the config).
+        cfg : dict
+            The axis mapping; keys among ``column``, ``kind``, ``bins``, ``relabel``, ``fold``,
+            ``order``, ``min_models``, ``min_filters`` (see the module docstring).
+
+        Returns
+        -------
+        Axis
+
+        Raises
+        ------
+        ValueError
+            On an unknown key, kind or order.
+        """
         known = {"column", "kind", "bins", "relabel", "fold", "order", "min_models", "min_filters"}
         extra = set(cfg) - known
         if extra:
@@ -66,15 +85,62 @@ class Axis:
 
 
 def axes_from_config(cfg: dict) -> list[Axis]:
+    """Build the axes of a config's ``axes`` mapping, in its order.
+
+    Parameters
+    ----------
+    cfg : dict
+        Axis name → axis mapping (as :data:`STUDY_AXES`); each mapping is passed to
+        :meth:`Axis.from_config`.
+
+    Returns
+    -------
+    list of Axis
+
+    Examples
+    --------
+    >>> [a.name for a in axes_from_config({"depth": {"column": "conv_depth_norm", "kind": "binned"}})]
+    ['depth']
+    """
     return [Axis.from_config(name, dict(a)) for name, a in cfg.items()]
 
 
 def required_columns(axes: list[Axis]) -> list[str]:
-    """Meta columns the axes need (``Datatype`` satisfies ``Visual Category``)."""
+    """Meta columns the axes need (``Datatype`` satisfies ``Visual Category``).
+
+    Parameters
+    ----------
+    axes : list of Axis
+
+    Returns
+    -------
+    list of str
+        The axes' ``column`` values, duplicates removed, in first-seen order.
+    """
     return list(dict.fromkeys(a.column for a in axes))
 
 
 def depth_bin_labels(bins: int) -> list[str]:
+    """Labels of ``bins`` equal bins on [0, 1], as the ``binned`` axes use them.
+
+    The first bin is closed on both sides, the others right-closed (``pandas.cut`` with
+    ``include_lowest``). Edges get 1 decimal when ``bins`` divides 10, else 2.
+
+    Parameters
+    ----------
+    bins : int
+        Number of bins.
+
+    Returns
+    -------
+    list of str
+        ``bins`` labels in increasing order.
+
+    Examples
+    --------
+    >>> depth_bin_labels(4)
+    ['[0.00, 0.25]', '(0.25, 0.50]', '(0.50, 0.75]', '(0.75, 1.00]']
+    """
     edges = np.linspace(0.0, 1.0, bins + 1)
     return [
         ("[" if k == 0 else "(") + f"{edges[k]:.{_digits(bins)}f}, {edges[k + 1]:.{_digits(bins)}f}]"
@@ -98,7 +164,30 @@ def _empty(v) -> bool:
 
 
 def layer_labels(layers: pd.DataFrame, axis: Axis) -> pd.Series:
-    """Group label of each layer on ``axis`` (object Series aligned with ``layers``; NaN = none)."""
+    """Group label of each layer on ``axis`` (object Series aligned with ``layers``; NaN = none).
+
+    ``categorical``: the stripped value, with the first matching ``fold`` key applied, then
+    ``relabel``. ``binned``: the :func:`depth_bin_labels` bin of the numeric value (non-numeric or
+    outside [0, 1] → NaN). ``present``: ``"yes"`` / ``"no"`` (never NaN). Empty values (None, NaN,
+    empty list, ``""``, ``"nan"``, ``"none"``, ``"[]"``) have no label.
+
+    Parameters
+    ----------
+    layers : pandas.DataFrame
+        One row per conv layer, holding the axis's meta column (or its ``Datatype`` /
+        ``Visual Category`` alias).
+    axis : Axis
+
+    Returns
+    -------
+    pandas.Series
+        object dtype, same index as ``layers``; NaN where the layer belongs to no group.
+
+    Raises
+    ------
+    KeyError
+        If ``layers`` has neither the axis column nor its alias.
+    """
     col = axis.column
     if col not in layers.columns:
         from .db import CATEGORY_ALIASES  # here, not at import: filterdb.db pulls h5py
@@ -139,6 +228,22 @@ def group_table(layers: pd.DataFrame, labels: pd.Series, axis: Axis) -> pd.DataF
 
     Groups below ``min_models`` / ``min_filters`` are dropped. Rows in label order (natural order
     for binned axes, alphabetical otherwise; the drift matrix applies its own ordering).
+
+    Parameters
+    ----------
+    layers : pandas.DataFrame
+        One row per conv layer, with ``model_id`` and ``n_filters`` columns.
+    labels : pandas.Series
+        Group label of each layer (:func:`layer_labels`), aligned with ``layers``; NaN rows are
+        left out.
+    axis : Axis
+        Supplies ``kind``, ``bins``, ``min_models`` and ``min_filters``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group``, ``n_models`` (distinct models), ``n_layers``, ``n_filters`` (sum), one
+        row per kept group, index reset to 0..n-1.
     """
     df = pd.DataFrame(
         {"group": labels, "model_id": layers["model_id"].to_numpy(), "n_filters": layers["n_filters"].to_numpy()}
@@ -164,5 +269,10 @@ def depth_axis(bins: int | None = None) -> Axis:
     ----------
     bins : int, optional
         Number of bins (default: :attr:`Axis.bins`).
+
+    Returns
+    -------
+    Axis
+        Named ``depth``, ``kind="binned"``, natural order.
     """
     return Axis(name="depth", column="conv_depth_norm", kind="binned", bins=Axis.bins if bins is None else bins)

@@ -104,7 +104,24 @@ def drift(p: np.ndarray, q: np.ndarray, evr: np.ndarray) -> np.ndarray:
 
 def drift_to(p: np.ndarray, qs: np.ndarray, evr: np.ndarray, chunk: int = 256) -> np.ndarray:
     """:func:`drift` from one set ``p`` (9, bins) to each of ``qs`` (G, 9, bins), in chunks of
-    ``chunk`` sets (bounded memory). Returns (G,) float64."""
+    ``chunk`` sets (bounded memory). Returns (G,) float64.
+
+    Parameters
+    ----------
+    p : (9, bins) array_like
+        Distributions of one set, from :func:`probabilities` (strictly positive).
+    qs : (G, 9, bins) array_like
+        Distributions of G sets, from :func:`probabilities`.
+    evr : (9,) array_like
+        Explained variance ratio of the global PCA.
+    chunk : int
+        Number of sets of ``qs`` processed at a time.
+
+    Returns
+    -------
+    (G,) float64 ndarray
+        ``out[g]`` is :func:`drift` ``(p, qs[g], evr)``.
+    """
     qs = np.asarray(qs)
     out = np.empty(qs.shape[0])
     for a in range(0, qs.shape[0], chunk):

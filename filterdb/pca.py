@@ -29,7 +29,26 @@ class PCA:
 
 
 def orient(components: np.ndarray) -> np.ndarray:
-    """Apply the sign convention: the largest-magnitude loading of each component is positive."""
+    """Apply the sign convention: the largest-magnitude loading of each component is positive.
+
+    On exact ties in magnitude, the first such loading (``np.argmax``) decides. The input is not
+    modified.
+
+    Parameters
+    ----------
+    components : (k, 9) array_like
+        Components as rows, in pixel order w0..w8.
+
+    Returns
+    -------
+    (k, 9) float64 ndarray
+        A copy with each row multiplied by -1 where its largest-magnitude loading is negative.
+
+    Examples
+    --------
+    >>> orient(np.array([[0.6, -0.8, 0.0]])).tolist()
+    [[-0.6, 0.8, -0.0]]
+    """
     comps = np.array(components, dtype=np.float64, copy=True)
     for k in range(comps.shape[0]):
         j = int(np.argmax(np.abs(comps[k])))
@@ -39,7 +58,30 @@ def orient(components: np.ndarray) -> np.ndarray:
 
 
 def covariance_from_sums(n: int, s: np.ndarray, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and ddof-1 covariance from count, sum and outer-product sum."""
+    """Mean and ddof-1 covariance from count, sum and outer-product sum.
+
+    ``mean = s / n`` and ``cov = (S - s mean^T) / (n - 1)``, symmetrised as ``(cov + cov^T) / 2``.
+
+    Parameters
+    ----------
+    n : int
+        Number of filters summarised; must be at least 2.
+    s : (9,) array_like
+        Sum of the scaled filters.
+    outer : (9, 9) array_like
+        Sum of the outer products ``x x^T`` of the scaled filters.
+
+    Returns
+    -------
+    mean : (9,) float64 ndarray
+    cov : (9, 9) float64 ndarray
+        Symmetric covariance with ddof 1.
+
+    Raises
+    ------
+    ValueError
+        If ``n < 2``.
+    """
     if n < 2:
         raise ValueError(f"PCA needs at least 2 filters, got {n}")
     s = np.asarray(s, dtype=np.float64)
@@ -50,7 +92,32 @@ def covariance_from_sums(n: int, s: np.ndarray, outer: np.ndarray) -> tuple[np.n
 
 
 def pca_from_sums(n: int, s: np.ndarray, outer: np.ndarray) -> PCA:
-    """Exact PCA of the filters summarised by ``(n, s, outer)``."""
+    """Exact PCA of the filters summarised by ``(n, s, outer)``.
+
+    Eigen-decomposition of the ddof-1 covariance (:func:`covariance_from_sums`); eigenvalues in
+    decreasing order, negative round-off clipped to 0; components oriented with :func:`orient`.
+
+    Parameters
+    ----------
+    n : int
+        Number of filters summarised; must be at least 2.
+    s : (9,) array_like
+        Sum of the scaled filters.
+    outer : (9, 9) array_like
+        Sum of the outer products of the scaled filters.
+
+    Returns
+    -------
+    PCA
+        ``mean`` (9,), ``components`` (9, 9) with row k = component k, ``explained_variance`` (9,),
+        ``explained_variance_ratio`` (9,) (all zeros if the total variance is 0) and
+        ``covariance`` (9, 9), all float64.
+
+    Raises
+    ------
+    ValueError
+        If ``n < 2``.
+    """
     mean, cov = covariance_from_sums(int(n), s, outer)
     evals, evecs = np.linalg.eigh(cov)
     order = np.argsort(evals)[::-1]
@@ -65,6 +132,27 @@ def pca_of_layers(n: np.ndarray, sums: np.ndarray, outers: np.ndarray, mask: np.
     """PCA of a union of layers (subset PCA): sums restricted to ``mask`` (all layers if None).
 
     Layers are summed in their stored order, so the result does not depend on sharding.
+
+    Parameters
+    ----------
+    n : (L,) array_like of int
+        Filter count of each layer.
+    sums : (L, 9) ndarray
+        Sum of the scaled filters of each layer.
+    outers : (L, 9, 9) ndarray
+        Outer-product sum of the scaled filters of each layer.
+    mask : (L,) bool ndarray or index array, optional
+        Layers to include; None means all layers.
+
+    Returns
+    -------
+    PCA
+        As :func:`pca_from_sums` on the summed counts and sums.
+
+    Raises
+    ------
+    ValueError
+        If the selected layers hold fewer than 2 filters.
     """
     if mask is not None:
         n, sums, outers = n[mask], sums[mask], outers[mask]

@@ -9,6 +9,23 @@ def scale_filters(w: np.ndarray) -> np.ndarray:
     """Divide each filter (row of 9) by its own peak ``max |w|``; all-zero rows are divided by 1.
 
     Computed in float64; every value of the result lies in [-1, 1].
+
+    Parameters
+    ----------
+    w : array_like
+        Filter weights, any shape whose size is a multiple of 9 (e.g. ``(n, 9)`` or ``(n, 3, 3)``);
+        reshaped to ``(n, 9)``, one 3x3 filter per row. Any real dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of shape ``(n, 9)``: each row divided by its maximum absolute value. All-zero
+        rows stay all zero.
+
+    Examples
+    --------
+    >>> scale_filters(np.array([[0, 2, 0, 0, -4, 0, 0, 0, 1]]))
+    array([[ 0.  ,  0.5 ,  0.  ,  0.  , -1.  ,  0.  ,  0.  ,  0.  ,  0.25]])
     """
     x = np.asarray(w, dtype=np.float64).reshape(-1, 9)
     peak = np.abs(x).max(axis=1)
@@ -21,6 +38,20 @@ def coefficients(scaled: np.ndarray, mean: np.ndarray, components: np.ndarray) -
 
     The 9-term dot products are summed in a fixed order with elementwise operations (no BLAS), so
     a filter gets bit-identical coefficients whatever block it is read in.
+
+    Parameters
+    ----------
+    scaled : array_like
+        Peak-scaled filters, shape ``(n, 9)`` (see :func:`scale_filters`); converted to float64.
+    mean : array_like
+        PCA mean filter, shape ``(9,)``; converted to float64.
+    components : array_like
+        PCA components ``v_i`` as rows, shape ``(k, 9)``; converted to float64.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of shape ``(n, k)``; column ``i`` holds ``c_i`` for every filter.
     """
     d = np.asarray(scaled, dtype=np.float64) - np.asarray(mean, dtype=np.float64)
     comps = np.asarray(components, dtype=np.float64)
