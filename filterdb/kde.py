@@ -34,7 +34,22 @@ GAUSS_SUPPORT = 4.073159992998083  # KDEpy's practical support of the Gaussian k
 
 
 def silverman_bandwidth(x: np.ndarray) -> float:
-    """Silverman's rule on raw points, as ``KDEpy.bw_selection.silvermans_rule`` (regular case)."""
+    """Silverman's rule on raw points, as ``KDEpy.bw_selection.silvermans_rule`` (regular case).
+
+    ``bw = min(sigma, IQR / 1.3489795003921634) * (3 n / 4) ** (-1/5)`` with ``sigma`` the ddof-1
+    standard deviation.
+
+    Parameters
+    ----------
+    x : array_like
+        The points, any shape (flattened); converted to float64.
+
+    Returns
+    -------
+    float
+        The bandwidth, in the units of ``x``; 1.0 when there are fewer than 2 points or the spread
+        is 0.
+    """
     x = np.asarray(x, dtype=np.float64).ravel()
     n = x.size
     if n < 2:
@@ -50,6 +65,30 @@ def binned_percentile(counts: np.ndarray, edges: np.ndarray, q: float) -> float:
 
     numpy's "linear" convention on the sorted points (rank ``q/100 * (n - 1)``); the ``c`` points of
     a bin ``[a, b)`` are taken at ``a + (k + 0.5) (b - a) / c``, k = 0..c-1.
+
+    Parameters
+    ----------
+    counts : (bins,) array_like
+        Number of points in each bin (integer-valued).
+    edges : (bins + 1,) array_like
+        Bin edges.
+    q : float
+        Percentile, 0..100.
+
+    Returns
+    -------
+    float
+        The percentile, in the units of ``edges``.
+
+    Raises
+    ------
+    ValueError
+        If the histogram is empty (``counts.sum() <= 0``).
+
+    Examples
+    --------
+    >>> binned_percentile([2], [0.0, 1.0], 50)
+    0.5
     """
     c = np.asarray(counts, dtype=np.float64)
     e = np.asarray(edges, dtype=np.float64)
@@ -73,7 +112,23 @@ def binned_percentile(counts: np.ndarray, edges: np.ndarray, q: float) -> float:
 
 
 def silverman_bandwidth_binned(counts: np.ndarray, edges: np.ndarray, sheppard: bool = True) -> float:
-    """Silverman's rule (as KDEpy) from a histogram of the points (see module docstring)."""
+    """Silverman's rule (as KDEpy) from a histogram of the points (see module docstring).
+
+    Parameters
+    ----------
+    counts : (bins,) array_like
+        Number of points in each bin.
+    edges : (bins + 1,) array_like
+        Bin edges.
+    sheppard : bool
+        Subtract Sheppard's correction ``h**2 / 12`` (``h`` the mean bin width) from the variance.
+
+    Returns
+    -------
+    float
+        The bandwidth, in the units of ``edges``; 1.0 with fewer than 2 points. When the rule gives
+        0 (almost constant data), ``max(sigma, h)`` is used in its place.
+    """
     c = np.asarray(counts, dtype=np.float64)
     e = np.asarray(edges, dtype=np.float64)
     n = c.sum()
@@ -94,7 +149,21 @@ def silverman_bandwidth_binned(counts: np.ndarray, edges: np.ndarray, sheppard: 
 
 def kde_grid(edges: np.ndarray, bw: float) -> np.ndarray:
     """The evaluation grid: the bin centres of ``edges`` extended on both sides by the Gaussian's
-    practical support ``4.07 bw`` (whole bin widths), equidistant."""
+    practical support ``4.07 bw`` (whole bin widths), equidistant.
+
+    Parameters
+    ----------
+    edges : (bins + 1,) array_like
+        Uniform bin edges.
+    bw : float
+        Kernel bandwidth, in the units of ``edges``.
+
+    Returns
+    -------
+    (bins + 2 pad,) float64 ndarray
+        Grid points with spacing ``h = (edges[-1] - edges[0]) / bins``, where
+        ``pad = ceil(4.07 bw / h) + 1`` points are added on each side of the ``bins`` centres.
+    """
     e = np.asarray(edges, dtype=np.float64)
     h = (e[-1] - e[0]) / (e.size - 1)
     pad = int(math.ceil(GAUSS_SUPPORT * bw / h)) + 1
@@ -111,6 +180,25 @@ def binned_kde(
     Gaussian's tail beyond 4.07 bw). ``bw`` defaults to :func:`silverman_bandwidth_binned`;
     ``grid`` to :func:`kde_grid` (it must be equidistant and reach beyond the outer bin centres).
     An empty histogram gives a zero density.
+
+    Parameters
+    ----------
+    counts : (bins,) array_like
+        Number of points in each bin.
+    edges : (bins + 1,) array_like
+        Uniform bin edges.
+    bw : float, optional
+        Bandwidth; None: :func:`silverman_bandwidth_binned` (1.0 with fewer than 2 points).
+    grid : (X,) array_like, optional
+        Evaluation grid; None: :func:`kde_grid` ``(edges, bw)``.
+
+    Returns
+    -------
+    grid : (X,) float64 ndarray
+    density : (X,) float64 ndarray
+        KDE evaluated on ``grid`` (per unit of the coefficient).
+    bw : float
+        The bandwidth used.
     """
     from KDEpy import FFTKDE
 
@@ -136,6 +224,23 @@ def group_kdes(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.nd
     ``counts``: ``(G, 9, bins)`` fine histograms. The grid is :func:`kde_grid` for the largest
     bandwidth, so it covers every curve's support. Returns ``(grid (X,), density (G, 9, X),
     bw (G, 9))``.
+
+    Parameters
+    ----------
+    counts : (G, 9, bins) array_like
+        Fine histograms of each group and coefficient.
+    edges : (bins + 1,) array_like
+        Their shared uniform bin edges.
+
+    Returns
+    -------
+    grid : (X,) float64 ndarray
+        Shared grid (:func:`kde_grid` for the largest bandwidth; for bandwidth 0 when no histogram
+        holds 2 points).
+    density : (G, 9, X) float64 ndarray
+        :func:`binned_kde` of each histogram on ``grid`` (zeros for an empty one).
+    bw : (G, 9) float64 ndarray
+        :func:`silverman_bandwidth_binned` of each histogram, 1.0 where it has fewer than 2 points.
     """
     c = np.asarray(counts)
     bws = np.ones(c.shape[:2])
@@ -159,6 +264,28 @@ def group_cell_counts(labels, cell_of_layer: np.ndarray, cell_counts: np.ndarray
     ``cell_of_layer``: cell of each layer (:func:`filterdb.pipeline.cell_table`). Every group must be
     a union of cells (true for model-level axes and the depth axis with the cells' depth bins);
     a cell whose layers fall in different groups raises ``ValueError``.
+
+    Parameters
+    ----------
+    labels : array_like
+        Group label of each layer (NaN / None = no group).
+    cell_of_layer : (L,) array_like of int
+        Cell index of each layer, in ``[0, n_cells)``.
+    cell_counts : (n_cells, 9, bins) ndarray
+        Fine histograms of each cell.
+    groups : sequence of str
+        The groups, in output order; compared with the labels as strings. A group with no cell
+        gets zero counts; cells of labels not in ``groups`` are ignored.
+
+    Returns
+    -------
+    (G, 9, bins) int64 ndarray
+        ``out[k]`` is the sum of the histograms of the cells of ``groups[k]``.
+
+    Raises
+    ------
+    ValueError
+        If a cell holds layers of different groups (or of a group and no group).
     """
     import pandas as pd
 

@@ -127,7 +127,29 @@ def layer_moments(w: np.ndarray, eps: float) -> tuple[float, int, int, np.ndarra
     A filter is sparse when its peak ``max |w|`` is below ``eps * absmax`` (all filters of an
     all-zero layer are sparse); ``G`` are the 9x9 scatter matrices of the filters centred on their
     own mean (all filters / non-sparse filters). Needs numba (the numpy reference is
-    :func:`filterdb.quality.layer_quality`)."""
+    :func:`filterdb.quality.layer_quality`).
+
+    Parameters
+    ----------
+    w : array_like
+        The layer's unscaled filters, any shape whose size is a multiple of 9 (reshaped to
+        ``(n, 9)``); read as float64.
+    eps : float
+        Relative sparsity threshold (fraction of the layer's ``absmax``).
+
+    Returns
+    -------
+    absmax : float
+        Largest ``|w|`` of the layer (0.0 for an all-zero or empty layer).
+    n_sparse : int
+        Number of sparse filters.
+    n_clean : int
+        Number of non-sparse filters (``n_sparse + n_clean == n``).
+    G_all : (9, 9) float64 ndarray
+        Symmetric scatter matrix ``sum (x - mean)(x - mean)^T`` over all filters.
+    G_clean : (9, 9) float64 ndarray
+        The same over the non-sparse filters, centred on their own mean (zeros if there are none).
+    """
     w = np.ascontiguousarray(w).reshape(-1, 9)
     g_all = np.zeros((9, 9))
     g_clean = np.zeros((9, 9))
@@ -152,7 +174,26 @@ if HAVE_NUMBA:
 
 
 def column_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column minimum and maximum (``values.min(0)``, ``values.max(0)``; exact)."""
+    """Per-column minimum and maximum (``values.min(0)``, ``values.max(0)``; exact).
+
+    Falls back to numpy when numba is missing, ``values`` has no rows, or holds NaN (so a column
+    with NaN gets NaN bounds, and zero rows raise ``ValueError`` as numpy does).
+
+    Parameters
+    ----------
+    values : (n, k) array_like
+        Values, e.g. PCA coefficients; converted to float64.
+
+    Returns
+    -------
+    lo, hi : (k,) float64 ndarray
+        Minimum and maximum of each column.
+
+    Examples
+    --------
+    >>> [a.tolist() for a in column_range(np.array([[1.0, -2.0], [3.0, 0.5]]))]
+    [[1.0, -2.0], [3.0, 0.5]]
+    """
     v = np.ascontiguousarray(values, dtype=np.float64)
     if not HAVE_NUMBA or v.shape[0] == 0 or np.isnan(v).any():
         return v.min(axis=0), v.max(axis=0)
@@ -163,7 +204,18 @@ def column_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def scale_filters(w: np.ndarray) -> np.ndarray:
-    """Same as :func:`filterdb.scaling.scale_filters`, compiled when numba is available."""
+    """Same as :func:`filterdb.scaling.scale_filters`, compiled when numba is available.
+
+    Parameters
+    ----------
+    w : array_like
+        Filter weights, any shape whose size is a multiple of 9; reshaped to ``(n, 9)``.
+
+    Returns
+    -------
+    (n, 9) float64 ndarray
+        Each row divided by its own ``max |w|`` (all-zero rows stay zero); values in [-1, 1].
+    """
     if not HAVE_NUMBA:
         return scaling.scale_filters(w)
     w = np.ascontiguousarray(w).reshape(-1, 9)
@@ -173,7 +225,22 @@ def scale_filters(w: np.ndarray) -> np.ndarray:
 
 
 def coefficients(scaled: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
-    """Same as :func:`filterdb.scaling.coefficients`, compiled when numba is available."""
+    """Same as :func:`filterdb.scaling.coefficients`, compiled when numba is available.
+
+    Parameters
+    ----------
+    scaled : (n, 9) array_like
+        Peak-scaled filters; converted to float64.
+    mean : (9,) array_like
+        PCA mean filter.
+    components : (k, 9) array_like
+        PCA components as rows.
+
+    Returns
+    -------
+    (n, k) float64 ndarray
+        ``out[r, i] = (scaled[r] - mean) . components[i]``, bit-identical to the numpy reference.
+    """
     if not HAVE_NUMBA:
         return scaling.coefficients(scaled, mean, components)
     s = np.ascontiguousarray(scaled, dtype=np.float64)
@@ -184,7 +251,28 @@ def coefficients(scaled: np.ndarray, mean: np.ndarray, components: np.ndarray) -
 
 
 def histogram_columns(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts ``(columns, bins)`` of each column of ``values`` over ``edges`` (numpy convention)."""
+    """Counts ``(columns, bins)`` of each column of ``values`` over ``edges`` (numpy convention).
+
+    Values outside ``[edges[0], edges[-1]]`` and NaN are not counted; the last bin includes the
+    right edge (as :func:`filterdb.histogram.bin_index`).
+
+    Parameters
+    ----------
+    values : (n, k) array_like
+        Values, one histogram per column; converted to float64.
+    edges : (bins + 1,) array_like
+        Uniform bin edges (:func:`filterdb.histogram.uniform_edges`).
+
+    Returns
+    -------
+    (k, bins) int64 ndarray
+        Counts of each column in each bin.
+
+    Examples
+    --------
+    >>> histogram_columns(np.array([[0.1], [0.9], [1.0], [2.0]]), np.array([0.0, 0.5, 1.0])).tolist()
+    [[1, 2]]
+    """
     edges = np.ascontiguousarray(edges, dtype=np.float64)
     v = np.ascontiguousarray(values, dtype=np.float64)
     if not HAVE_NUMBA:
