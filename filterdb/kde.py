@@ -87,7 +87,7 @@ def binned_percentile(counts: np.ndarray, edges: np.ndarray, q: float) -> float:
 
     Examples
     --------
-    >>> binned_percentile([2], [0.0, 1.0], 50)
+    >>> float(binned_percentile([2], [0.0, 1.0], 50))
     0.5
     """
     c = np.asarray(counts, dtype=np.float64)
