@@ -48,7 +48,26 @@ def _filter_key(f: h5py.File, path: str) -> str:
 
 
 def filter_shape(path: str | os.PathLike) -> tuple[str, int]:
-    """Return (dataset name, number of rows) after checking dtype and shape."""
+    """Return (dataset name, number of rows) after checking dtype and shape.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        HDF5 file holding a ``filters`` (or ``filter``) dataset.
+
+    Returns
+    -------
+    key : str
+        Name of the filter dataset (``"filters"`` or ``"filter"``).
+    n_rows : int
+        Number of filters N (first axis of the dataset).
+
+    Raises
+    ------
+    DBError
+        If the file is not HDF5, has no filter dataset, or the dataset is not a floating-point
+        array of shape ``(N, 9)`` or ``(N, 3, 3)``.
+    """
     path = str(path)
     try:
         f = h5py.File(path, "r")
@@ -68,7 +87,23 @@ def filter_shape(path: str | os.PathLike) -> tuple[str, int]:
 
 
 def read_meta(path: str | os.PathLike) -> pd.DataFrame:
-    """The raw ``meta`` DataFrame as stored (pickled object columns are pandas' own format)."""
+    """The raw ``meta`` DataFrame as stored (pickled object columns are pandas' own format).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        HDF5 file with a pandas DataFrame under key ``meta``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per conv layer, unvalidated (see :func:`layer_table`).
+
+    Raises
+    ------
+    DBError
+        If there is no ``meta`` key or it cannot be read.
+    """
     path = str(path)
     try:
         return pd.read_hdf(path, "meta")
@@ -83,6 +118,31 @@ def parse_filter_ids(value, path: str = "", row: int = 0) -> tuple[int, int]:
 
     v1.0 stores ``"start:end"`` with an inclusive end; v0.1 stores the list of ids, which must be a
     contiguous ascending run (checked).
+
+    Parameters
+    ----------
+    value : str, bytes or sequence of int
+        The ``filter_ids`` cell: ``"start:end"`` (bytes are decoded) or a list of filter ids.
+    path : str
+        DB path, for error messages only.
+    row : int
+        Meta row number, for error messages only.
+
+    Returns
+    -------
+    start, end : int
+        Row range of the layer, ``end`` exclusive.
+
+    Raises
+    ------
+    DBError
+        On a malformed string, ``end < start``, an empty or non-integer list, or ids that are not
+        one contiguous ascending run.
+
+    Examples
+    --------
+    >>> parse_filter_ids("10:19"), parse_filter_ids([3, 4, 5])
+    ((10, 20), (3, 6))
     """
     where = f"{path}: meta row {row} column 'filter_ids'"
     if isinstance(value, bytes):
@@ -114,6 +174,31 @@ def layer_table(meta: pd.DataFrame, n_rows: int, path: str = "", required_column
     index levels as columns (``model_id``, ``conv_depth``, ``conv_depth_norm``), ``row_start``,
     ``row_end`` (exclusive), ``n_filters``, and every other meta column. ``Datatype`` (v0.1) is
     also exposed as ``Visual Category``.
+
+    Parameters
+    ----------
+    meta : pandas.DataFrame
+        The raw meta table (:func:`read_meta`), with ``filter_ids`` and ``model_id``,
+        ``conv_depth``, ``conv_depth_norm`` as index levels or columns. Not modified.
+    n_rows : int
+        Number of rows of the filter array; every layer's rows must lie in ``[0, n_rows)``.
+    path : str
+        DB path, for error messages only.
+    required_columns : iterable of str
+        Meta columns that must be present (e.g. :func:`filterdb.axes.required_columns`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per layer with columns ``layer``, ``row_start``, ``row_end``, ``n_filters``
+        (int64), ``model_id``, ``conv_depth`` (numeric), ``conv_depth_norm`` (float; NaN where not
+        numeric), the other meta columns, and ``meta_row`` (position in ``meta``).
+
+    Raises
+    ------
+    DBError
+        If ``filter_ids`` or an index name or required column is missing, a row range is malformed
+        or outside the filter array, or two layers' ranges overlap.
     """
     df = meta.copy()
     if "filter_ids" not in df.columns:
@@ -167,7 +252,25 @@ def layer_table(meta: pd.DataFrame, n_rows: int, path: str = "", required_column
 
 
 def open_db(path: str | os.PathLike, required_columns: Iterable[str] = ()) -> FilterDB:
-    """Open and validate a DB; reads only shapes and the meta table, never the filters."""
+    """Open and validate a DB; reads only shapes and the meta table, never the filters.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The DB file.
+    required_columns : iterable of str
+        Meta columns that must be present (as :func:`layer_table`).
+
+    Returns
+    -------
+    FilterDB
+        Path, filter dataset name, number of rows and the per-layer table (:func:`layer_table`).
+
+    Raises
+    ------
+    DBError
+        If the file does not exist or does not match the published layout.
+    """
     path = str(path)
     if not os.path.exists(path):
         raise DBError(f"{path}: no such file")
@@ -179,7 +282,16 @@ def open_db(path: str | os.PathLike, required_columns: Iterable[str] = ()) -> Fi
 def is_filter_db(path: str | os.PathLike) -> bool:
     """Whether ``path`` looks like a filter DB in the published layout: an HDF5 file with a
     ``filters`` (or ``filter``) dataset and a ``meta`` table. Cheap: reads no data; any file that
-    is not HDF5 gives ``False``."""
+    is not HDF5 gives ``False``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
     try:
         with h5py.File(str(path), "r") as f:
             return any(k in f for k in FILTER_KEYS) and "meta" in f
@@ -190,7 +302,25 @@ def is_filter_db(path: str | os.PathLike) -> bool:
 def find_column(columns: Iterable[str], name: str) -> str | None:
     """The column of ``columns`` holding ``name``, allowing the aliases of
     :data:`CATEGORY_ALIASES` in either direction (``Datatype`` / ``Visual Category``); ``None``
-    when absent."""
+    when absent.
+
+    Parameters
+    ----------
+    columns : iterable of str
+        Available column names.
+    name : str
+        Wanted column.
+
+    Returns
+    -------
+    str or None
+        ``name`` if present, else its alias if present, else None.
+
+    Examples
+    --------
+    >>> find_column(["Datatype", "Task"], "Visual Category")
+    'Datatype'
+    """
     cols = set(columns)
     if name in cols:
         return name
@@ -199,7 +329,19 @@ def find_column(columns: Iterable[str], name: str) -> str | None:
 
 
 def read_rows(ds: h5py.Dataset, start: int, end: int) -> np.ndarray:
-    """Rows ``[start, end)`` of the filter dataset as a float32 ``(n, 9)`` array."""
+    """Rows ``[start, end)`` of the filter dataset as a float32 ``(n, 9)`` array.
+
+    Parameters
+    ----------
+    ds : h5py.Dataset
+        The filter dataset, shape ``(N, 9)`` or ``(N, 3, 3)``.
+    start, end : int
+        Row range, ``end`` exclusive (``0 <= start <= end <= N``).
+
+    Returns
+    -------
+    (end - start, 9) float32 ndarray
+    """
     block = ds[start:end]
     return np.asarray(block, dtype=np.float32).reshape(end - start, 9)
 
@@ -226,7 +368,21 @@ def _meta_frame(layers: pd.DataFrame, layout: str) -> pd.DataFrame:
 
 def write_meta(meta: pd.DataFrame, path: str, mode: str = "a") -> None:
     """Store the meta table as the published files do (PyTables fixed format; object columns such as
-    v0.1 ``filter_ids`` lists are pickled by pandas, which it warns about: silenced here)."""
+    v0.1 ``filter_ids`` lists are pickled by pandas, which it warns about: silenced here).
+
+    Parameters
+    ----------
+    meta : pandas.DataFrame
+        The meta table to store under key ``meta``.
+    path : str
+        HDF5 file.
+    mode : str
+        File mode passed to ``DataFrame.to_hdf`` (``"a"``: keep the other contents).
+
+    Returns
+    -------
+    None
+    """
     import warnings
 
     with warnings.catch_warnings():
@@ -247,6 +403,27 @@ def write_db(
     ``filters`` is an ``(N, 9)`` array (rows as numbered by ``row_start``/``row_end``) or a
     sequence of per-layer arrays in the order of ``layers``; ``layers`` holds ``model_id``,
     ``conv_depth``, ``conv_depth_norm``, ``row_start``, ``row_end`` and any meta columns.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file (replaced atomically, see :func:`write_db_streaming`).
+    filters : ndarray or sequence of ndarray
+        ``(N, 9)`` (or any shape of size ``9 N``) array, or one array of ``n_filters * 9`` values
+        per layer; stored as float32.
+    layers : pandas.DataFrame
+        Per-layer table (as :func:`layer_table` returns, or a subset of its columns).
+    layout : {"v1.0", "v0.1"}
+        ``filter_ids`` format: ``"start:end"`` strings (v1.0) or id lists, with ``Visual Category``
+        stored as ``Datatype`` (v0.1).
+    shape3x3 : bool
+        Store the filters as ``(N, 3, 3)`` instead of ``(N, 9)``.
+    chunk_rows : int
+        HDF5 chunk length in rows.
+
+    Returns
+    -------
+    None
     """
     if isinstance(filters, np.ndarray):
         rows = filters.reshape(-1, 9)
@@ -267,7 +444,29 @@ def write_db_streaming(
 ) -> None:
     """Write a DB whose layer filters come from ``make_filters(row)`` one layer at a time, in the
     order of ``layers`` (bounded memory). The file is written to a temporary name and renamed at the
-    end, so a failure never leaves a partial DB behind; the filter dataset is resizable (appends)."""
+    end, so a failure never leaves a partial DB behind; the filter dataset is resizable (appends).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; written as ``path + ".partial"`` first.
+    layers : pandas.DataFrame
+        Per-layer table with ``row_start``, ``row_end`` (exclusive), the index columns and any meta
+        columns. The array has ``max(row_end)`` rows; rows of no layer stay zero.
+    make_filters : callable
+        ``make_filters(row)`` for a row of ``layers`` (a pandas Series) returns that layer's
+        ``row_end - row_start`` filters (any shape of that size times 9).
+    layout : {"v1.0", "v0.1"}
+        As :func:`write_db`.
+    shape3x3 : bool
+        Store the filters as ``(N, 3, 3)`` instead of ``(N, 9)``.
+    chunk_rows : int
+        HDF5 chunk length in rows.
+
+    Returns
+    -------
+    None
+    """
     path = str(path)
     tmp = path + ".partial"
     n = int(layers["row_end"].max()) if len(layers) else 0
@@ -299,6 +498,28 @@ def append_db(
     ``new_layers`` holds the meta columns for the new layers (row ranges are assigned here, after
     the existing rows). The meta table is rewritten (it is small); the filter dataset is resized in
     place, so it must have been created resizable (as :func:`write_db` does).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Existing DB, modified in place.
+    new_filters : sequence of ndarray
+        Filters of each new layer (size a multiple of 9), in the order of ``new_layers``.
+    new_layers : pandas.DataFrame
+        Meta of the new layers (``model_id``, ``conv_depth``, ``conv_depth_norm`` and meta
+        columns); any ``row_start`` / ``row_end`` are overwritten.
+    layout : {"v1.0", "v0.1"}, optional
+        ``filter_ids`` format of the rewritten meta table; None: v0.1 if the stored meta has a
+        ``Datatype`` column, else v1.0.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    DBError
+        If the DB is invalid or its filter dataset is not resizable.
     """
     path = str(path)
     db = open_db(path)
