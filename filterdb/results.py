@@ -141,6 +141,14 @@ class Plan:
         return self.row_end - self.row_start
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """The plan as named arrays, for :func:`save_npz` (inverse of :meth:`from_arrays`).
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``row_start``, ``row_end``, ``cell``, ``out_channels``, ``n_cells`` (0-d int64) and
+            ``key`` (0-d str).
+        """
         return {
             "row_start": self.row_start,
             "row_end": self.row_end,
@@ -152,6 +160,18 @@ class Plan:
 
     @classmethod
     def from_arrays(cls, a) -> Plan:
+        """Build a plan from named arrays (as :meth:`arrays` writes them).
+
+        Parameters
+        ----------
+        a : mapping of str to array_like
+            With ``row_start``, ``row_end``, ``cell``, ``out_channels``, ``n_cells`` and optionally
+            ``key`` (default ``"filters"``).
+
+        Returns
+        -------
+        Plan
+        """
         return cls(
             np.asarray(a["row_start"], np.int64),
             np.asarray(a["row_end"], np.int64),
@@ -175,6 +195,17 @@ def atomic_write(path, write) -> None:
     """Call ``write(tmp)`` with a temporary path beside ``path``, then rename it to ``path``.
 
     On any exception the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final file name.
+    write : callable
+        ``write(tmp)`` writes the complete file at the path ``tmp`` (a str).
+
+    Returns
+    -------
+    None
     """
     tmp = _tmp_name(path)
     try:
@@ -187,17 +218,50 @@ def atomic_write(path, write) -> None:
 
 
 def temporary_name(path) -> str:
-    """A temporary path beside ``path`` (same folder, so the final rename is atomic)."""
+    """A temporary path beside ``path`` (same folder, so the final rename is atomic).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final file name.
+
+    Returns
+    -------
+    str
+        ``.{name}.{pid}.partial{suffix}`` in the folder of ``path``.
+    """
     return _tmp_name(path)
 
 
 def commit_temporary(tmp, path) -> None:
-    """Rename a finished temporary file to its final name."""
+    """Rename a finished temporary file to its final name.
+
+    Parameters
+    ----------
+    tmp : str or os.PathLike
+        The temporary file (:func:`temporary_name`).
+    path : str or os.PathLike
+        Final file name (replaced if it exists).
+
+    Returns
+    -------
+    None
+    """
     os.replace(tmp, path)
 
 
 def discard_temporary(tmp) -> None:
-    """Remove a temporary file if it is still there (after an error)."""
+    """Remove a temporary file if it is still there (after an error).
+
+    Parameters
+    ----------
+    tmp : str or os.PathLike or None
+        The temporary file; None or ``""`` does nothing.
+
+    Returns
+    -------
+    None
+    """
     if tmp and os.path.exists(tmp):
         os.remove(tmp)
 
@@ -223,7 +287,19 @@ def write_tsv(df, path, floats: bool = True) -> None:
 
 def read_tsv(path, group_names: bool = False):
     """Read a result TSV. With ``group_names`` the ``group`` column is read as text, with empty
-    cells kept as ``""`` (group tables and drift matrices)."""
+    cells kept as ``""`` (group tables and drift matrices).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Tab-separated file with a header row.
+    group_names : bool
+        Read ``group`` as str and do not turn empty cells (in any column) into NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     import pandas as pd
 
     if group_names:
@@ -232,18 +308,52 @@ def read_tsv(path, group_names: bool = False):
 
 
 def read_layers(path):
-    """The layer table ``stats/layers.tsv`` (pandas DataFrame, one row per layer)."""
+    """The layer table ``stats/layers.tsv`` (pandas DataFrame, one row per layer).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    pandas.DataFrame
+        Empty cells read as NaN.
+    """
     return read_tsv(path)
 
 
 def write_layers(layers, path) -> None:
-    """Write the layer table ``stats/layers.tsv``."""
+    """Write the layer table ``stats/layers.tsv``.
+
+    Parameters
+    ----------
+    layers : pandas.DataFrame
+        The layer table; written without index, floats in pandas' default repr, atomically.
+    path : str or os.PathLike
+
+    Returns
+    -------
+    None
+    """
     write_tsv(layers, path, floats=False)
 
 
 def describe_layer(layers, g: int) -> str:
     """``"model X, conv layer g at conv_depth d"`` (for messages); ``layers`` a DataFrame or the
-    path of ``stats/layers.tsv``."""
+    path of ``stats/layers.tsv``.
+
+    Parameters
+    ----------
+    layers : pandas.DataFrame or str or os.PathLike
+        The layer table (with ``model`` or ``model_id`` and ``conv_depth``), or its file.
+    g : int
+        Layer number (row position in the table).
+
+    Returns
+    -------
+    str
+        The model is its ``model`` column if present, else ``model_id``.
+    """
     if not hasattr(layers, "iloc"):
         layers = read_layers(layers)
     row = layers.iloc[int(g)]
@@ -256,7 +366,19 @@ def describe_layer(layers, g: int) -> str:
 
 
 def save_npz(path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write named arrays to an uncompressed ``.npz``, atomically."""
+    """Write named arrays to an uncompressed ``.npz``, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file.
+    arrays : mapping of str to ndarray
+        Arrays by name (must not need pickling to be read back by :func:`load_npz`).
+
+    Returns
+    -------
+    None
+    """
 
     def write(tmp):
         with open(tmp, "wb") as fh:
@@ -266,19 +388,47 @@ def save_npz(path, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def load_npz(path) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` (never unpickles)."""
+    """All arrays of an ``.npz`` (never unpickles).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dict of str to ndarray
+        Every array, read into memory. Object arrays raise ``ValueError``.
+    """
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 
 def load_part(path):
     """A shard part (``.npz``) opened lazily: arrays are read when indexed (``.files`` lists
-    them; close it after use)."""
+    them; close it after use).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    numpy.lib.npyio.NpzFile
+    """
     return np.load(path, allow_pickle=False)
 
 
 def load_plan(path) -> Plan:
-    """``stats/plan.npz`` as a :class:`Plan`."""
+    """``stats/plan.npz`` as a :class:`Plan`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Plan
+    """
     return Plan.from_arrays(load_npz(path))
 
 
@@ -321,7 +471,23 @@ class CellHist:
 
 def open_cell_hist(path) -> CellHist:
     """``stats/cell_hist.npy``: fine per-cell histograms ``(cells, 9, fine_bins)`` uint32, read a
-    chunk of cells at a time (:class:`CellHist`)."""
+    chunk of cells at a time (:class:`CellHist`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A C-ordered uint32 ``.npy`` of shape ``(cells, 9, fine_bins)``.
+
+    Returns
+    -------
+    CellHist
+        Chunks of 1024 cells.
+
+    Raises
+    ------
+    ValueError
+        If the array is not C-ordered uint32 with 3 dimensions.
+    """
     return CellHist(path)
 
 
@@ -331,7 +497,18 @@ def open_cell_hist(path) -> CellHist:
 
 def basis_table(p):
     """``pca/basis.tsv`` as a DataFrame: component, explained_variance, explained_variance_ratio,
-    w0..w8 (one row per component)."""
+    w0..w8 (one row per component).
+
+    Parameters
+    ----------
+    p : filterdb.pca.PCA
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``component`` (``c0``, ``c1``, ...), ``explained_variance``, ``explained_variance_ratio``
+        and the loadings ``w0``..``w8`` of each component.
+    """
     import pandas as pd
 
     df = pd.DataFrame(p.components, columns=PIXELS)
@@ -342,14 +519,36 @@ def basis_table(p):
 
 
 def mean_table(p):
-    """``pca/mean.tsv`` as a DataFrame: one row, columns w0..w8."""
+    """``pca/mean.tsv`` as a DataFrame: one row, columns w0..w8.
+
+    Parameters
+    ----------
+    p : filterdb.pca.PCA
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row, the mean scaled filter.
+    """
     import pandas as pd
 
     return pd.DataFrame([p.mean], columns=PIXELS)
 
 
 def write_basis(p, basis_path, mean_path) -> None:
-    """Write ``pca/basis.tsv`` and ``pca/mean.tsv`` of a :class:`filterdb.pca.PCA`."""
+    """Write ``pca/basis.tsv`` and ``pca/mean.tsv`` of a :class:`filterdb.pca.PCA`.
+
+    Parameters
+    ----------
+    p : filterdb.pca.PCA
+    basis_path, mean_path : str or os.PathLike
+        Output files (:func:`basis_table`, :func:`mean_table`), each written atomically with
+        round-trip float format.
+
+    Returns
+    -------
+    None
+    """
     write_tsv(basis_table(p), basis_path)
     write_tsv(mean_table(p), mean_path)
 
@@ -371,6 +570,13 @@ def _read_columns(path) -> dict[str, np.ndarray]:
 def read_basis(basis_path, mean_path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read the PCA files.
 
+    Parameters
+    ----------
+    basis_path : str or os.PathLike
+        ``pca/basis.tsv``.
+    mean_path : str or os.PathLike
+        ``pca/mean.tsv``.
+
     Returns
     -------
     mean : (9,) float64
@@ -385,17 +591,47 @@ def read_basis(basis_path, mean_path) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def read_evr(basis_path) -> np.ndarray:
-    """The explained variance ratio column of ``pca/basis.tsv`` (9,)."""
+    """The explained variance ratio column of ``pca/basis.tsv`` (9,).
+
+    Parameters
+    ----------
+    basis_path : str or os.PathLike
+
+    Returns
+    -------
+    (9,) float64 ndarray
+    """
     return _read_columns(basis_path)["explained_variance_ratio"]
 
 
 def write_range(path, lo: float, hi: float) -> None:
-    """``pca/range.tsv``: columns ``min``, ``max`` (one row)."""
+    """``pca/range.tsv``: columns ``min``, ``max`` (one row).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file, written atomically.
+    lo, hi : float
+        Shared coefficient range, written with :data:`FLOAT_FORMAT`.
+
+    Returns
+    -------
+    None
+    """
     atomic_write(path, lambda tmp: Path(tmp).write_text(f"min\tmax\n{FLOAT_FORMAT % lo}\t{FLOAT_FORMAT % hi}\n"))
 
 
 def read_range(path) -> tuple[float, float]:
-    """``(min, max)`` of ``pca/range.tsv``."""
+    """``(min, max)`` of ``pca/range.tsv``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    lo, hi : float
+    """
     c = _read_columns(path)
     return float(c["min"][0]), float(c["max"][0])
 
@@ -405,11 +641,34 @@ def read_range(path) -> tuple[float, float]:
 
 
 def read_drift(path) -> tuple[list[str], np.ndarray]:
-    """A drift matrix file: ``(group names, D (G, G) float64)``."""
+    """A drift matrix file: ``(group names, D (G, G) float64)``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``drift/{axis}.tsv``: first column ``group``, then one column per group.
+
+    Returns
+    -------
+    groups : list of str
+        Group names in row order.
+    D : (G, G) float64 ndarray
+        The drift matrix.
+    """
     t = read_tsv(path, group_names=True)
     return t["group"].astype(str).tolist(), t.iloc[:, 1:].to_numpy(np.float64)
 
 
 def read_groups(path):
-    """A group table ``groups/{axis}.tsv`` (``group`` read as text)."""
+    """A group table ``groups/{axis}.tsv`` (``group`` read as text).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``group``, ``n_models``, ``n_layers``, ``n_filters`` (see :func:`filterdb.axes.group_table`).
+    """
     return read_tsv(path, group_names=True)
