@@ -101,9 +101,33 @@ class Paths:
         return self.root / "pca" / "range.tsv"
 
     def drift(self, axis: str) -> Path:
+        """The drift matrix file of an axis.
+
+        Parameters
+        ----------
+        axis : str
+            Axis name.
+
+        Returns
+        -------
+        pathlib.Path
+            ``{root}/drift/{axis}.tsv``.
+        """
         return self.root / "drift" / f"{axis}.tsv"
 
     def groups(self, axis: str) -> Path:
+        """The group table file of an axis.
+
+        Parameters
+        ----------
+        axis : str
+            Axis name.
+
+        Returns
+        -------
+        pathlib.Path
+            ``{root}/groups/{axis}.tsv``.
+        """
         return self.root / "groups" / f"{axis}.tsv"
 
 
