@@ -63,7 +63,25 @@ def _styled(fn):
 
 
 def save(fig: Figure, path: str | Path, dpi: int | None = None) -> None:
-    """Write ``fig`` as SVG or PNG (by suffix), byte-reproducibly."""
+    """Write ``fig`` as SVG or PNG (by suffix), byte-reproducibly.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or Path
+        Output file; its suffix (``.svg`` or ``.png``, any case) selects the format.
+    dpi : int, optional
+        PNG resolution; None: ``STYLE["savefig.dpi"]`` (150). Not used for SVG.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        On any other suffix.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     with matplotlib.rc_context(STYLE):
@@ -76,7 +94,20 @@ def save(fig: Figure, path: str | Path, dpi: int | None = None) -> None:
 
 
 def save_all(fig: Figure, paths: Sequence[str | Path], dpi: int | None = None) -> None:
-    """Write ``fig`` to each of ``paths`` with :func:`save` (e.g. the SVG and the PNG)."""
+    """Write ``fig`` to each of ``paths`` with :func:`save` (e.g. the SVG and the PNG).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    paths : sequence of str or Path
+        Output files, ``.svg`` or ``.png``.
+    dpi : int, optional
+        PNG resolution, as :func:`save`.
+
+    Returns
+    -------
+    None
+    """
     for p in paths:
         save(fig, p, dpi)
 
@@ -87,7 +118,21 @@ def save_all(fig: Figure, paths: Sequence[str | Path], dpi: int | None = None) -
 
 @_styled
 def cumulative_variance(evr: np.ndarray, title: str = "Global PCA") -> Figure:
-    """Cumulative explained variance ratio of the 9 components (line with markers, values printed)."""
+    """Cumulative explained variance ratio of the 9 components (line with markers, values printed).
+
+    Each component's own ratio is drawn as a grey bar behind the cumulative line.
+
+    Parameters
+    ----------
+    evr : (k,) array_like
+        Explained variance ratio of each component, in component order.
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     evr = np.asarray(evr, dtype=np.float64)
     cum = np.cumsum(evr)
     k = np.arange(1, evr.size + 1)
@@ -109,7 +154,20 @@ def cumulative_variance(evr: np.ndarray, title: str = "Global PCA") -> Figure:
 
 @_styled
 def pixel_covariance(cov: np.ndarray, title: str = "Covariance of the scaled filters") -> Figure:
-    """The 9x9 pixel covariance (``seismic``, symmetric around 0, values printed)."""
+    """The 9x9 pixel covariance (``seismic``, symmetric around 0, values printed).
+
+    Parameters
+    ----------
+    cov : (9, 9) array_like
+        Covariance of the scaled filters, pixels w0..w8 in row-major order (e.g.
+        :attr:`filterdb.pca.PCA.covariance`). The colour scale is ``[-max |cov|, max |cov|]``.
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     cov = np.asarray(cov, dtype=np.float64)
     fig = _figure(4.4, 3.8)
     ax = fig.add_subplot()
@@ -136,7 +194,21 @@ def _eigen_row(axes, components: np.ndarray, evr: np.ndarray):
 
 @_styled
 def eigenimages(components: np.ndarray, evr: np.ndarray, title: str = "Global PCA basis") -> Figure:
-    """The 9 components as 3x3 eigenimages, each titled with its explained variance ratio."""
+    """The 9 components as 3x3 eigenimages, each titled with its explained variance ratio.
+
+    Parameters
+    ----------
+    components : (9, 9) array_like
+        Row k = component k in pixel order w0..w8 (reshaped to 3x3); colour scale fixed at [-1, 1].
+    evr : (9,) array_like
+        Explained variance ratio of each component (printed as a percentage).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     fig = _figure(7.6, 1.45)
     axes = fig.subplots(1, 9)
     im = _eigen_row(axes, components, evr)
@@ -158,6 +230,23 @@ def eigenimage_grid(
 
     Drawn as one mosaic image in a single Axes (3x3 blocks separated by transparent cells, framed
     by one line artist): a grid of G x 9 Axes took seconds to lay out and save for ~20 groups.
+
+    Parameters
+    ----------
+    groups : sequence of str
+        Group names, one row each (first on top).
+    components : sequence of (9, 9) array_like or None
+        Subset-PCA components of each group (row k = component k); None draws "too few filters".
+    evr : sequence of (9,) array_like or None
+        Explained variance ratio of each group (ignored where ``components[g]`` is None).
+    n_filters : sequence of int, optional
+        Filter count of each group, added to the row labels.
+    title : str
+        Figure title (none if empty).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     G = max(len(groups), 1)
     sx, sy = 4, 5  # block pitch in cells: 3 + 1 blank column, 3 + 2 blank rows (room for titles)
@@ -220,6 +309,36 @@ def ridge_plot(
     Curves are drawn at ``points`` equidistant x values (linear interpolation of ``density``) and,
     with ``rasterized``, embedded as an image in vector output (text stays vector; keeps SVGs of
     many groups small).
+
+    Parameters
+    ----------
+    grid : (X,) array_like
+        Increasing x values of the densities (e.g. from :func:`filterdb.kde.group_kdes`).
+    density : (G, 9, X) array_like
+        Density of each group and coefficient on ``grid``.
+    groups : sequence of str
+        Group names, in row order (first on top).
+    xlim : (float, float)
+        x range of every panel (coefficient units).
+    overlap : float
+        Extra curve height in row units above 1.
+    scale : {"column", "panel"}
+        Normalisation of the curves (see above).
+    title : str
+        Figure title (none if empty).
+    points : int
+        Number of x values at which the curves are drawn.
+    rasterized : bool
+        Rasterise the filled curves in vector output.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not ``"column"`` or ``"panel"``.
     """
     if scale not in ("column", "panel"):
         raise ValueError(f"scale must be 'column' or 'panel', got {scale!r}")
@@ -271,7 +390,25 @@ def drift_heatmap(
     d: np.ndarray, groups: Sequence[str], annotate: bool | None = None, title: str = "", vmax: float | None = None
 ) -> Figure:
     """Drift matrix as a heatmap (colorcet ``fire``), rows/columns in the given order; values
-    printed when ``annotate`` (default: at most ``ANNOTATE_MAX`` groups)."""
+    printed when ``annotate`` (default: at most ``ANNOTATE_MAX`` groups).
+
+    Parameters
+    ----------
+    d : (G, G) array_like
+        Drift matrix (e.g. :func:`filterdb.divergence.drift_matrix`).
+    groups : sequence of str
+        Labels of the rows and columns, in the order of ``d``.
+    annotate : bool, optional
+        Print the values in the cells; None: when ``G <= ANNOTATE_MAX``.
+    title : str
+        Axes title (none if empty).
+    vmax : float, optional
+        Upper end of the colour scale (lower end 0); None: ``d.max()`` (1.0 if that is not > 0).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     d = np.asarray(d, dtype=np.float64)
     G = d.shape[0]
     if annotate is None:
@@ -305,7 +442,20 @@ def drift_heatmap(
 @_styled
 def drift_boxplot(values: Mapping[str, np.ndarray], title: str = "Drift D") -> Figure:
     """One box per axis of its drift matrix's upper-triangle (k=1) values; means shown as
-    triangles. Axes with no pair (fewer than 2 groups) get an empty slot."""
+    triangles. Axes with no pair (fewer than 2 groups) get an empty slot.
+
+    Parameters
+    ----------
+    values : mapping of str to array_like
+        Axis name → 1-D drift values of its group pairs (e.g. ``d[np.triu_indices(G, 1)]``), in
+        display order.
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     names = list(values)
     data = [np.asarray(values[n], dtype=np.float64) for n in names]
     fig = _figure(max(4.0, 0.8 * len(names) + 1.5), 3.4)
@@ -339,7 +489,26 @@ def density_image(
     """2-D density of a coefficient pair: ``counts`` (bins, bins) with the first index the first
     coefficient (fast_histogram convention) over ``edges`` on both coefficients, divided by its
     maximum, on a log colour scale ``[vmin, 1]`` (colorcet ``fire``); empty cells (and anything
-    below ``vmin``) in the lowest colour."""
+    below ``vmin``) in the lowest colour.
+
+    Parameters
+    ----------
+    counts : (bins, bins) array_like
+        2-D histogram, ``counts[a, b]`` = filters with the first coefficient in bin a and the second
+        in bin b.
+    edges : (bins + 1,) array_like
+        Bin edges, shared by both coefficients (coefficient units).
+    pair : (int, int)
+        Indices of the two coefficients (axis labels ``c{i}``).
+    vmin : float
+        Lowest relative density shown (default :data:`DENSITY_VMIN`, 1e-5).
+    title : str
+        Axes title; empty: ``"Density of (ci, cj)"``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     c = np.asarray(counts, dtype=np.float64)
     m = c.max()
     rel = c / m if m > 0 else c
