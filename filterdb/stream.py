@@ -61,7 +61,28 @@ def plan_shards(n_filters: np.ndarray, shards: int) -> list[tuple[int, int]]:
 
 
 def parse_scatteritem(item: str) -> tuple[int, int]:
-    """Snakemake's scatter item ``"3-of-8"`` as ``(2, 8)``: zero-based shard index and shard count."""
+    """Snakemake's scatter item ``"3-of-8"`` as ``(2, 8)``: zero-based shard index and shard count.
+
+    Parameters
+    ----------
+    item : str
+        ``"K-of-N"`` with K one-based (converted with ``str``).
+
+    Returns
+    -------
+    index, count : int
+        ``K - 1`` and ``N`` (not range-checked).
+
+    Raises
+    ------
+    ValueError
+        If ``item`` is not of the form ``"K-of-N"``.
+
+    Examples
+    --------
+    >>> parse_scatteritem("3-of-8")
+    (2, 8)
+    """
     m = re.fullmatch(r"(\d+)-of-(\d+)", str(item))
     if not m:
         raise ValueError(f"bad scatter item {item!r}, expected 'K-of-N'")
@@ -184,6 +205,12 @@ class BlockReader:
         return self._spans[0] if self._spans else "h5py"
 
     def close(self) -> None:
+        """Close the file descriptor (direct reads) and the HDF5 file.
+
+        Returns
+        -------
+        None
+        """
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -204,7 +231,22 @@ class BlockReader:
             got += k
 
     def read(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``[a, b)`` as a float32 ``(b - a, 9)`` array (written into ``out`` when given)."""
+        """Rows ``[a, b)`` as a float32 ``(b - a, 9)`` array (written into ``out`` when given).
+
+        Parameters
+        ----------
+        a, b : int
+            Row range, ``b`` exclusive (``0 <= a <= b <= n_rows``).
+        out : ndarray, optional
+            C-contiguous float32 buffer of shape ``(>= b - a, 9)``; its first ``b - a`` rows are
+            filled. None: a new array.
+
+        Returns
+        -------
+        (b - a, 9) float32 ndarray
+            The rows (a view of ``out`` when given), rounded through float16 with
+            ``precision="float16"``. Unallocated chunks read as 0.
+        """
         out = np.empty((b - a, 9), np.float32) if out is None else out[: b - a]
         if b > a:
             if self._spans is None:
@@ -245,7 +287,30 @@ class BlockReader:
             r = c_end
 
     def blocks(self, spans: list[tuple[int, int]], prefetch: int = 1) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
-        """Yield ``((a, b), rows)`` for each span, reading up to ``prefetch`` spans ahead in a thread."""
+        """Yield ``((a, b), rows)`` for each span, reading up to ``prefetch`` spans ahead in a thread.
+
+        Parameters
+        ----------
+        spans : list of (int, int)
+            Row ranges ``[a, b)`` to read, in order (e.g. the first two fields of
+            :func:`plan_blocks`).
+        prefetch : int
+            Spans read ahead in a background thread; below 1 (or fewer than 2 spans) reads in the
+            calling thread.
+
+        Yields
+        ------
+        (a, b) : (int, int)
+            The span.
+        rows : (b - a, 9) float32 ndarray
+            Its rows, as :meth:`read`. With prefetching this is a view of a reused buffer: it stays
+            valid only until the next block is requested (copy it to keep it).
+
+        Raises
+        ------
+        Exception
+            Any error of the reading thread is raised in the consumer.
+        """
         if prefetch < 1 or len(spans) < 2:
             for a, b in spans:
                 yield (a, b), self.read(a, b)
@@ -291,6 +356,16 @@ def drop_file_cache(path: str) -> bool:
     """Ask the kernel to drop the file's pages from the page cache (the next read comes from disk).
 
     Returns False where ``posix_fadvise`` is not available.
+
+    Parameters
+    ----------
+    path : str
+        The file (flushed with ``fdatasync`` first where available).
+
+    Returns
+    -------
+    bool
+        True if the advice was given (the kernel may still keep pages), False if not supported.
     """
     if not hasattr(os, "posix_fadvise"):
         return False
@@ -304,7 +379,20 @@ def drop_file_cache(path: str) -> bool:
 
 
 def progress(total: int, desc: str):
-    """A tqdm bar on stderr (the rule's log), updated at most every 5 s."""
+    """A tqdm bar on stderr (the rule's log), updated at most every 5 s.
+
+    Parameters
+    ----------
+    total : int
+        Number of filters to process.
+    desc : str
+        Label of the bar.
+
+    Returns
+    -------
+    tqdm.tqdm
+        Advance it with ``update(n_filters)``; close it (or use it as a context manager) when done.
+    """
     from tqdm import tqdm
 
     return tqdm(
