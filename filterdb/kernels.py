@@ -73,54 +73,6 @@ if HAVE_NUMBA:
                 out[c, ind] += 1
 
 
-if HAVE_NUMBA:
-
-    @numba.njit(cache=True, nogil=True)
-    def _layer_moments(w, eps, gram_all, gram_clean):
-        n = w.shape[0]
-        peaks = np.empty(n)
-        absmax = 0.0
-        for r in range(n):
-            p = 0.0
-            for j in range(9):
-                a = abs(np.float64(w[r, j]))
-                if a > p:
-                    p = a
-            peaks[r] = p
-            if p > absmax:
-                absmax = p
-        thr = np.inf if absmax == 0.0 else eps * absmax
-        s_all = np.zeros(9)
-        s_clean = np.zeros(9)
-        n_clean = 0
-        for r in range(n):
-            clean = not (peaks[r] < thr)
-            if clean:
-                n_clean += 1
-            for j in range(9):
-                v = np.float64(w[r, j])
-                s_all[j] += v
-                if clean:
-                    s_clean[j] += v
-        m_all = s_all / max(n, 1)
-        m_clean = s_clean / max(n_clean, 1)
-        d = np.empty(9)
-        for r in range(n):
-            clean = not (peaks[r] < thr)
-            for j in range(9):
-                d[j] = np.float64(w[r, j]) - m_all[j]
-            for a in range(9):
-                for b in range(a, 9):
-                    gram_all[a, b] += d[a] * d[b]
-            if clean:
-                for j in range(9):
-                    d[j] = np.float64(w[r, j]) - m_clean[j]
-                for a in range(9):
-                    for b in range(a, 9):
-                        gram_clean[a, b] += d[a] * d[b]
-        return absmax, n - n_clean, n_clean
-
-
 def layer_moments(w: np.ndarray, eps: float) -> tuple[float, int, int, np.ndarray, np.ndarray]:
     """One pass over a layer's unscaled filters: ``(absmax, n_sparse, n_clean, G_all, G_clean)``.
 
@@ -153,7 +105,7 @@ def layer_moments(w: np.ndarray, eps: float) -> tuple[float, int, int, np.ndarra
     w = np.ascontiguousarray(w).reshape(-1, 9)
     g_all = np.zeros((9, 9))
     g_clean = np.zeros((9, 9))
-    absmax, n_sparse, n_clean = _layer_moments(w, float(eps), g_all, g_clean)
+    absmax, n_sparse, n_clean = _layer_moments_batched(w, float(eps), g_all, g_clean)
     iu = np.triu_indices(9, 1)
     for g in (g_all, g_clean):
         g[iu[1], iu[0]] = g[iu]
@@ -371,8 +323,9 @@ if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True)
     def _layer_moments_batched(w, eps, gram_all, gram_clean):
-        """:func:`_layer_moments` over column-wise batches of rows, so that every loop over rows
-        vectorises; sums over rows are taken per batch (a fixed order for a given layer)."""
+        """The moments of :func:`layer_moments`, over column-wise batches of rows so that every loop
+        over rows vectorises; each row adds to partial sum ``r % BATCH`` and the partial sums are
+        added in order at the end (a fixed order for a given layer). Gram matrices: upper triangle."""
         n = w.shape[0]
         T = np.empty((9, BATCH))
         pk = np.empty(BATCH)

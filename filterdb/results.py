@@ -241,55 +241,6 @@ def atomic_write(path, write) -> None:
         raise
 
 
-def temporary_name(path) -> str:
-    """A temporary path beside ``path`` (same folder, so the final rename is atomic).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Final file name.
-
-    Returns
-    -------
-    str
-        ``.{name}.{pid}.partial{suffix}`` in the folder of ``path``.
-    """
-    return _tmp_name(path)
-
-
-def commit_temporary(tmp, path) -> None:
-    """Rename a finished temporary file to its final name.
-
-    Parameters
-    ----------
-    tmp : str or os.PathLike
-        The temporary file (:func:`temporary_name`).
-    path : str or os.PathLike
-        Final file name (replaced if it exists).
-
-    Returns
-    -------
-    None
-    """
-    os.replace(tmp, path)
-
-
-def discard_temporary(tmp) -> None:
-    """Remove a temporary file if it is still there (after an error).
-
-    Parameters
-    ----------
-    tmp : str or os.PathLike or None
-        The temporary file; None or ``""`` does nothing.
-
-    Returns
-    -------
-    None
-    """
-    if tmp and os.path.exists(tmp):
-        os.remove(tmp)
-
-
 # ---------------------------------------------------------------------------------------------
 # Tables
 

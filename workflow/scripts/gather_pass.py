@@ -8,16 +8,19 @@ from filterdb.glue import main
 def run():
     out_files = snakemake.output
     plan = results.load_plan(snakemake.input.plan)
-    cell_hist = out_files.get("cell_hist")
-    tmp = results.temporary_name(cell_hist) if cell_hist else None
-    try:
-        cells = list(snakemake.input.get("cells", [])) or None
-        out = gather_parts(list(snakemake.input.parts), plan.n_layers, plan.n_cells, tmp, cell_files=cells)
+    cells = list(snakemake.input.get("cells", [])) or None
+    out = {}
+
+    def gather(cell_hist_tmp):
+        out.update(
+            gather_parts(list(snakemake.input.parts), plan.n_layers, plan.n_cells, cell_hist_tmp, cell_files=cells)
+        )
         results.save_npz(out_files.stats, out)
-        if tmp:
-            results.commit_temporary(tmp, cell_hist)
-    finally:
-        results.discard_temporary(tmp)
+
+    if "cell_hist" in out_files.keys():
+        results.atomic_write(out_files.cell_hist, gather)  # renamed only once the gather is complete
+    else:
+        gather(None)
     if "range" in out_files.keys():
         results.write_range(out_files.range, *coefficient_range(out["cmin"], out["cmax"]))
     if "basis" in out_files.keys():
