@@ -204,7 +204,14 @@ class SumsPass(_Pass):
         )
 
     def arrays(self):
+        from . import kernels
+
         out = {"n": self.n, "sum": self.sum, "outer": self.outer, "nonfinite": self.nonfinite}
+        # the exact sums of this part's layers (filterdb.exactsum): any later job adds those of all
+        # parts and gets the global PCA without the per-layer arrays, whatever the sharding
+        out["total__count"] = np.array(int(self.n.sum()), np.int64)
+        out["total__sum_limbs"] = kernels.exact_limbs(self.sum)
+        out["total__outer_limbs"] = kernels.exact_limbs(self.outer)
         if self.quality:
             q = quality_from_moments(
                 self.n,
@@ -299,7 +306,13 @@ class RangePass(_Pass):
         kernels.range_block(x, ls, le, pos, self.drop, self.mean, self.comps, self.cmin, self.cmax)
 
     def arrays(self):
-        return {"cmin": self.cmin, "cmax": self.cmax}
+        # min__/max__: combined over parts by minimum/maximum (the shared range of the hist pass)
+        return {
+            "cmin": self.cmin,
+            "cmax": self.cmax,
+            "min__coef_min": np.array(self.cmin.min() if self.cmin.size else np.inf),
+            "max__coef_max": np.array(self.cmax.max() if self.cmax.size else -np.inf),
+        }
 
 
 class HistPass(_Pass):
@@ -585,7 +598,8 @@ def gather_parts(
     """Combine shard parts, reading them one at a time.
 
     Per-layer arrays are placed by their ``layer`` numbers (each layer exactly once);
-    ``total__*`` arrays are summed (edges and pairs checked equal). Fine cell histograms (ids in
+    ``total__*`` arrays are summed (edges and pairs checked equal), ``min__*`` / ``max__*`` arrays
+    combined by minimum / maximum. Fine cell histograms (ids in
     ``part__cell``; records in ``part__cell_counts`` or in the part's file of ``cell_files``) are
     added by cell id: with ``cell_hist_path`` into a ``(n_cells, 9, fine_bins)`` uint32 ``.npy``
     written ``window_cells`` cells at a time (memory: one window, whatever the number of cells or
@@ -619,7 +633,11 @@ def gather_parts(
             if name in ("layer", "part__cell", "part__cell_counts"):
                 continue
             arr = part[name]
-            if name.startswith("total__"):
+            if name.startswith(("min__", "max__")):
+                short = name[5:]
+                f = np.minimum if name.startswith("min__") else np.maximum
+                out[short] = arr.copy() if short not in out else f(out[short], arr)
+            elif name.startswith("total__"):
                 short = name[7:]
                 if short not in out:
                     out[short] = arr.copy()
@@ -704,6 +722,56 @@ class _MemoryPart:
 
     def close(self):
         pass
+
+
+def _part_totals(part_paths: list, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Only the combined ``total__`` / ``min__`` / ``max__`` arrays ``names`` of the parts (each
+    part opened lazily: the per-layer arrays are not read)."""
+    out: dict[str, np.ndarray] = {}
+    for path in part_paths:
+        part = load_part(path) if isinstance(path, (str, os.PathLike)) else _MemoryPart(path)
+        for name in names:
+            if name not in part.files:
+                raise ValueError(f"{path}: no {name!r} in this shard part (made by an older filterdb? rerun the pass)")
+            arr = np.asarray(part[name])
+            short = name.split("__", 1)[1]
+            if short not in out:
+                out[short] = arr.copy()
+            elif name.startswith("min__"):
+                out[short] = np.minimum(out[short], arr)
+            elif name.startswith("max__"):
+                out[short] = np.maximum(out[short], arr)
+            else:
+                out[short] = out[short] + arr
+        part.close()
+    return out
+
+
+def basis_from_parts(part_paths: list):
+    """The global PCA from the sums parts alone (their exact sums): equal to
+    :func:`filterdb.pca.global_pca` of the gathered sums, so a range or hist job need not wait
+    for the gather.
+
+    Parameters
+    ----------
+    part_paths : list of str or dict
+        All sums parts.
+
+    Returns
+    -------
+    filterdb.pca.PCA
+    """
+    from .pca import pca_from_limbs
+
+    t = _part_totals(part_paths, ("total__count", "total__sum_limbs", "total__outer_limbs"))
+    return pca_from_limbs(int(t["count"]), t["sum_limbs"], t["outer_limbs"])
+
+
+def range_from_parts(part_paths: list) -> tuple[float, float]:
+    """The shared coefficient range from the range parts alone (equal to
+    :func:`coefficient_range` of the gathered ``cmin``/``cmax``)."""
+    t = _part_totals(part_paths, ("min__coef_min", "max__coef_max"))
+    return float(t["coef_min"]), float(t["coef_max"])
 
 
 def coefficient_range(cmin: np.ndarray, cmax: np.ndarray) -> tuple[float, float]:

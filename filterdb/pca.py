@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import exactsum
+
 PIXELS = [f"w{i}" for i in range(9)]
 COMPONENTS = [f"c{i}" for i in range(9)]
 
@@ -126,6 +128,42 @@ def pca_from_sums(n: int, s: np.ndarray, outer: np.ndarray) -> PCA:
     total = evals.sum()
     ratio = evals / total if total > 0 else np.zeros_like(evals)
     return PCA(int(n), mean, comps, evals, ratio, cov)
+
+
+def pca_from_limbs(count: int, sum_limbs: np.ndarray, outer_limbs: np.ndarray) -> PCA:
+    """PCA from exact sums held as limbs (:mod:`filterdb.exactsum`), rounded once.
+
+    Parameters
+    ----------
+    count : int
+        Number of filters.
+    sum_limbs : (9, N_LIMBS) int64
+    outer_limbs : (9, 9, N_LIMBS) int64
+
+    Returns
+    -------
+    PCA
+        :func:`pca_from_sums` of the correctly rounded sums.
+    """
+    return pca_from_sums(int(count), exactsum.round_limbs(sum_limbs), exactsum.round_limbs(outer_limbs))
+
+
+def global_pca(sums) -> PCA:
+    """The global PCA of the gathered sums (``stats/sums.npz`` or the dict of an in-process run).
+
+    Built from the exact sums over all filters (``count``, ``sum_limbs``, ``outer_limbs``), so it
+    is the same number for any sharding and in every job that forms it.
+
+    Parameters
+    ----------
+    sums : mapping
+        Gathered sums-pass arrays.
+
+    Returns
+    -------
+    PCA
+    """
+    return pca_from_limbs(int(sums["count"]), sums["sum_limbs"], sums["outer_limbs"])
 
 
 def pca_of_layers(n: np.ndarray, sums: np.ndarray, outers: np.ndarray, mask: np.ndarray | None = None) -> PCA:

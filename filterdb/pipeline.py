@@ -15,7 +15,7 @@ from .accumulate import PassSettings, coefficient_range, gather_parts, run_shard
 from .axes import Axis, depth_axis, group_table, layer_labels
 from .db import FilterDB, open_db
 from .histogram import uniform_edges
-from .pca import PCA, pca_of_layers
+from .pca import PCA, global_pca
 from .results import Plan
 from .stream import DEFAULT_BLOCK_ROWS
 
@@ -81,10 +81,6 @@ def layer_namer(layers: pd.DataFrame):
     from .results import describe_layer
 
     return lambda g: describe_layer(layers, g)
-
-
-def global_pca(sums: dict[str, np.ndarray]) -> PCA:
-    return pca_of_layers(sums["n"], sums["sum"], sums["outer"])
 
 
 def axis_result(

@@ -305,8 +305,10 @@ def variance_entropy_clean(W: np.ndarray, eps: float = DEFAULT_EPS) -> float:
 def orthogonality(W: np.ndarray, out_channels, block: int = 1024) -> float:
     """Orthogonality of the output channels: ``1 - sum|U U^T - I| / (out (out - 1))``.
 
-    ``U = W.reshape(out, in*9)`` with rows L2-normalised (zero rows stay zero); the
-    ``out x out`` Gram is formed in row blocks.
+    ``U = W.reshape(out, in*9)`` with rows L2-normalised in float64 (zero rows stay zero); the
+    ``out x out`` Gram is a float32 matrix product (twice the speed of float64; it is the costliest
+    part of the first pass) formed in row blocks, and ``|G - I|`` is summed in float64. The value
+    differs from an all-float64 computation by ~1e-9 (at most 1e-6 is tested).
 
     Parameters
     ----------
@@ -329,10 +331,10 @@ def orthogonality(W: np.ndarray, out_channels, block: int = 1024) -> float:
     out = int(round(float(out_channels)))
     U = W.reshape(out, -1).astype(np.float64)
     norm = np.sqrt(np.einsum("ij,ij->i", U, U))
-    U = np.divide(U, norm[:, None], out=np.zeros_like(U), where=norm[:, None] > 0)
+    U = np.divide(U, norm[:, None], out=np.zeros_like(U), where=norm[:, None] > 0).astype(np.float32)
     total = 0.0
     for a in range(0, out, block):
-        g = U[a : a + block] @ U.T
+        g = (U[a : a + block] @ U.T).astype(np.float64)  # float32 product (see the note above)
         idx = np.arange(a, min(a + block, out))
         g[idx - a, idx] -= 1.0
         total += float(np.abs(g).sum())

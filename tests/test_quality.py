@@ -51,10 +51,15 @@ def ref_ortho(W, out):
     return 1 - np.abs(U @ U.T - np.eye(out)).sum() / (out * (out - 1))
 
 
-def close(a, b):
+def close(a, b, tol=TOL):
     if math.isnan(b):
         return math.isnan(a)
-    return abs(a - b) <= TOL
+    return abs(a - b) <= tol
+
+
+# orthogonality's Gram is a float32 product (filterdb.quality.orthogonality): against the float64
+# reference it agrees to ~1e-9; the documented bound is 1e-6
+ORTHO_TOL = 1e-6
 
 
 rng = np.random.default_rng(42)
@@ -105,8 +110,8 @@ def test_metrics_match_plain(name):
     assert close(q["variance_entropy_clean"], ref_entropy(W64[keep]))
     assert close(quality.variance_entropy_clean(W), ref_entropy(W64[keep]))
     ref_o = ref_ortho(W, out) if out > 1 else math.nan
-    assert close(q["orthogonality"], ref_o)
-    assert close(quality.orthogonality(W, out), ref_o)
+    assert close(q["orthogonality"], ref_o, ORTHO_TOL)
+    assert close(quality.orthogonality(W, out), ref_o, ORTHO_TOL)
     assert q["absmax"] == float(np.abs(W).max())
 
 
@@ -138,14 +143,21 @@ def test_conventions_and_notes():
         assert "orthogonality" in quality.note_text(q["notes"])
     # orthogonal output channels
     U = np.linalg.qr(rng.standard_normal((36, 36)))[0][:4]  # 4 orthonormal rows of length 36
-    assert abs(quality.orthogonality(U.reshape(-1, 9), 4) - 1.0) < 1e-12
+    assert abs(quality.orthogonality(U.reshape(-1, 9), 4) - 1.0) < ORTHO_TOL
     same = np.tile(rng.standard_normal((1, 36)), (4, 1))
-    assert abs(quality.orthogonality(same.reshape(-1, 9), 4) - 0.0) < 1e-12
+    assert abs(quality.orthogonality(same.reshape(-1, 9), 4) - 0.0) < ORTHO_TOL
 
 
 def test_orthogonality_blocks():
     W = rng.standard_normal((50 * 3, 9))
-    assert abs(quality.orthogonality(W, 50, block=7) - ref_ortho(W, 50)) < 1e-12
+    assert abs(quality.orthogonality(W, 50, block=7) - ref_ortho(W, 50)) < ORTHO_TOL
+
+
+def test_orthogonality_wide_layer_float32_gram():
+    """A 512 x 512 layer (the costly case): the float32 Gram stays within the documented bound."""
+    W = rng.standard_normal((512 * 64, 9)).astype(np.float32)
+    W[:64] *= 1e3  # one channel of much larger norm: normalisation happens before the product
+    assert abs(quality.orthogonality(W, 512) - ref_ortho(W, 512)) < ORTHO_TOL
 
 
 # ---- flags ------------------------------------------------------------------------------------
@@ -221,7 +233,7 @@ def test_pipeline_matches_direct(small_db, shards):
         h = ref_entropy(W)
         assert close(q["variance_entropy"][i], h)
         assert close(q["variance_entropy_norm"][i], h / ref_threshold(W.shape[0]))
-        assert close(q["orthogonality"][i], ref_ortho(W, int(row["out_channels"])))
+        assert close(q["orthogonality"][i], ref_ortho(W, int(row["out_channels"])), ORTHO_TOL)
         for k in QUALITY_FIELDS:
             assert close(float(q[k][i]), float(ref[k]))
     axes = axes_from_config(DEFAULT_AXES)

@@ -64,7 +64,7 @@ rule gather_sums:
         f"{R}/logs/gather_sums.log",
     benchmark:
         f"{R}/benchmarks/gather_sums.tsv"
-    priority: 10
+    priority: 5
     conda:
         "../envs/filterdb.yaml"
     resources:
@@ -78,8 +78,7 @@ rule shard_range:
         db=dataset(),
         plan=f"{R}/stats/plan.npz",
         layers=f"{R}/stats/layers.tsv",
-        basis=f"{R}/pca/basis.tsv",
-        mean=f"{R}/pca/mean.tsv",
+        sums=gather.shards(f"{R}/shards/sums/{{scatteritem}}.npz"),
     output:
         part=temp(f"{R}/shards/range/{{scatteritem}}.npz"),
     log:
@@ -113,7 +112,7 @@ rule gather_range:
         f"{R}/logs/gather_range.log",
     benchmark:
         f"{R}/benchmarks/gather_range.tsv"
-    priority: 10
+    priority: 5
     conda:
         "../envs/filterdb.yaml"
     resources:
@@ -127,9 +126,8 @@ rule shard_hist:
         db=dataset(),
         plan=f"{R}/stats/plan.npz",
         layers=f"{R}/stats/layers.tsv",
-        basis=f"{R}/pca/basis.tsv",
-        mean=f"{R}/pca/mean.tsv",
-        range=f"{R}/pca/range.tsv",
+        sums=gather.shards(f"{R}/shards/sums/{{scatteritem}}.npz"),
+        ranges=gather.shards(f"{R}/shards/range/{{scatteritem}}.npz"),
     output:
         part=temp(f"{R}/shards/hist/{{scatteritem}}.npz"),
         cells=temp(f"{R}/shards/hist/{{scatteritem}}.cells"),

@@ -17,7 +17,7 @@ def figure(p, kind):
 
 def run():
     sums = results.load_npz(snakemake.input.sums)
-    p = pca.pca_of_layers(sums["n"], sums["sum"], sums["outer"])
+    p = pca.global_pca(sums)
     out = snakemake.output
     for kind in snakemake.params.kinds:
         plots.save_all(figure(p, kind), [getattr(out, f"svg_{kind}"), getattr(out, f"png_{kind}")])

@@ -24,9 +24,9 @@ def run():
     if "range" in out_files.keys():
         results.write_range(out_files.range, *coefficient_range(out["cmin"], out["cmax"]))
     if "basis" in out_files.keys():
-        from filterdb.pca import pca_of_layers
+        from filterdb.pca import global_pca
 
-        p = pca_of_layers(out["n"], out["sum"], out["outer"])
+        p = global_pca(out)
         results.write_basis(p, out_files.basis, out_files.mean)
         print(f"PCA over {p.n} filters; cumulative explained variance {p.explained_variance_ratio.cumsum().round(3)}")
     print(f"gathered {len(snakemake.input.parts)} parts, {plan.n_layers} layers: {sorted(out)}")

@@ -1,7 +1,7 @@
 """One streamed pass over the layers of one shard (rules shard_sums, shard_range, shard_hist)."""
 
 from filterdb import results
-from filterdb.accumulate import PassSettings, run_shard
+from filterdb.accumulate import PassSettings, basis_from_parts, range_from_parts, run_shard
 from filterdb.glue import main
 from filterdb.histogram import uniform_edges
 from filterdb.stream import parse_scatteritem
@@ -26,10 +26,11 @@ def run():
     )
     kw = {}
     if p.kind != "sums":
-        mean, comps, _ = results.read_basis(inp.basis, inp.mean)
-        kw["basis"] = (mean, comps)
+        # straight from the previous passes' parts (exact sums, min/max): no wait for the gathers
+        g = basis_from_parts(list(inp.sums))
+        kw["basis"] = (g.mean, g.components)
     if p.kind == "hist":
-        kw["edges"] = uniform_edges(*results.read_range(inp.range), p.bins)
+        kw["edges"] = uniform_edges(*range_from_parts(list(inp.ranges)), p.bins)
     out = run_shard(
         inp.db,
         plan.key,
