@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import quality
+from . import compiled, quality
 from .results import Plan, load_part
 from .stream import DEFAULT_BLOCK_ROWS, ROW_BYTES, BlockReader, plan_blocks, plan_shards, progress
 
@@ -158,9 +158,7 @@ class SumsPass(_Pass):
         q = self.quality
         eps = float(self.s.quality_eps) if q else 0.0
         z1, z3 = np.zeros(0), np.zeros((0, 9, 9))
-        from . import kernels  # numba: only the passes need it
-
-        kernels.sums_block(
+        compiled.load().sums_block(
             x,
             ls,
             le,
@@ -204,14 +202,12 @@ class SumsPass(_Pass):
         )
 
     def arrays(self):
-        from . import kernels
-
         out = {"n": self.n, "sum": self.sum, "outer": self.outer, "nonfinite": self.nonfinite}
         # the exact sums of this part's layers (filterdb.exactsum): any later job adds those of all
         # parts and gets the global PCA without the per-layer arrays, whatever the sharding
         out["total__count"] = np.array(int(self.n.sum()), np.int64)
-        out["total__sum_limbs"] = kernels.exact_limbs(self.sum)
-        out["total__outer_limbs"] = kernels.exact_limbs(self.outer)
+        out["total__sum_limbs"] = compiled.exact_limbs(self.sum)
+        out["total__outer_limbs"] = compiled.exact_limbs(self.outer)
         if self.quality:
             q = quality_from_moments(
                 self.n,
@@ -301,9 +297,7 @@ class RangePass(_Pass):
 
     def block(self, x, a, pos, tid):
         ls, le = self._bounds(a, pos)
-        from . import kernels
-
-        kernels.range_block(x, ls, le, pos, self.drop, self.mean, self.comps, self.cmin, self.cmax)
+        compiled.load().range_block(x, ls, le, pos, self.drop, self.mean, self.comps, self.cmin, self.cmax)
 
     def arrays(self):
         # min__/max__: combined over parts by minimum/maximum (the shared range of the hist pass)
@@ -406,9 +400,7 @@ class HistPass(_Pass):
 
     def block(self, x, a, pos, tid):
         ls, le = self._bounds(a, pos)
-        from . import kernels
-
-        kernels.hist_block(
+        compiled.load().hist_block(
             x,
             ls,
             le,
@@ -527,7 +519,8 @@ def run_pass(
     dt = time.perf_counter() - t0
     print(
         f"{desc}: {hi - lo} layers, {total} filters in {dt:.2f} s "
-        f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {threads} thread(s), read: {rd.mode})",
+        f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {threads} thread(s), read: {rd.mode}, "
+        f"kernels: {compiled.load().mode})",
         file=sys.stderr,
     )
     return out

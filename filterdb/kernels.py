@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from . import exactsum, histogram, scaling
+from . import histogram, scaling
 
 try:  # pragma: no cover - exercised by whichever branch is installed
     import numba
@@ -583,6 +583,7 @@ if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True)
     def _limbs(flat, out, limb_bits, shift, pieces):
+        """Add the limbs (filterdb.exactsum) of every value of column c of ``flat`` to ``out[c]``."""
         mask = (1 << limb_bits) - 1
         for r in range(flat.shape[0]):
             for c in range(flat.shape[1]):
@@ -600,27 +601,3 @@ if HAVE_NUMBA:
                 off = q - base * limb_bits
                 for j in range(pieces):
                     out[c, base + j] += sign * (((mant >> (limb_bits * j)) & mask) << off)
-
-
-def exact_limbs(values: np.ndarray) -> np.ndarray:
-    """:func:`filterdb.exactsum.limbs` compiled (~10 ns per value; equal results, tested): the
-    sums pass stores the limbs of its layers' sums so that any job can form the global PCA.
-
-    Parameters
-    ----------
-    values : (n, ...) float64 array_like of finite values
-
-    Returns
-    -------
-    (..., exactsum.N_LIMBS) int64 ndarray
-    """
-    v = np.asarray(values, np.float64)
-    if not HAVE_NUMBA:  # pragma: no cover
-        return exactsum.limbs(v)
-    shape = v.shape[1:]
-    flat = np.ascontiguousarray(v.reshape(v.shape[0], int(np.prod(shape, dtype=np.int64))))
-    if not np.isfinite(flat).all():
-        raise ValueError("exact sum of a NaN or infinite value")
-    out = np.zeros((flat.shape[1], exactsum.N_LIMBS), np.int64)
-    _limbs(flat, out, exactsum.LIMB_BITS, exactsum.SHIFT, exactsum._PIECES)
-    return out.reshape(shape + (exactsum.N_LIMBS,))

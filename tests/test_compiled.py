@@ -1,0 +1,116 @@
+"""Ahead-of-time pass kernels (filterdb.compiled): the same results as numba's JIT, a stamp that
+guards against stale or foreign builds, and no numba import in a shard job that uses them."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from filterdb import compiled, exactsum, kernels
+from filterdb.histogram import uniform_edges
+
+
+@pytest.fixture(scope="module")
+def aot(tmp_path_factory):
+    """The installed build when it is current, else one built here."""
+    if compiled.load().mode == "aot":
+        return compiled.load()
+    out = tmp_path_factory.mktemp("aot")
+    path = compiled.build(out)
+    spec = importlib.util.spec_from_file_location(compiled.NAME, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def block_data(seed=0):
+    rng = np.random.default_rng(seed)
+    sizes = [1, 7, 64, 65, 300, 0, 129, 1000]
+    x = rng.standard_normal((sum(sizes), 9)).astype(np.float32)
+    x[5] = 0.0
+    x[70, 3] = np.nan
+    x[400] *= 1e-4
+    le = np.cumsum(sizes).astype(np.int64)
+    ls = le - np.asarray(sizes, np.int64)
+    lp = np.arange(len(sizes), dtype=np.int64)[::-1].copy()
+    return x, ls, le, lp
+
+
+def run_all(k, drop):
+    x, ls, le, lp = block_data()
+    L = len(ls)
+    sums = [np.zeros(L, np.int64), np.zeros((L, 9)), np.zeros((L, 9, 9)), np.zeros(L, np.int64)]
+    sums += [np.full(L, -1, np.int64)]
+    qual = [np.zeros(L), np.zeros(L, np.int64), np.zeros(L, np.int64), np.zeros((L, 9, 9)), np.zeros((L, 9, 9))]
+    k.sums_block(x, ls, le, lp, drop, *sums, True, 0.01, *qual)
+    rng = np.random.default_rng(1)
+    mean = rng.standard_normal(9) * 0.1
+    comps = np.ascontiguousarray(np.linalg.qr(rng.standard_normal((9, 9)))[0])
+    cmin, cmax = np.full((L, 9), np.inf), np.full((L, 9), -np.inf)
+    k.range_block(x, ls, le, lp, True, mean, comps, cmin, cmax)
+    edges = uniform_edges(-2.0, 2.0, 70)
+    counts = np.zeros((L, 9, 70), np.uint32)
+    cells = np.zeros((3, 9, 256), np.uint32)
+    dens = np.zeros((2, 64, 64), np.uint32)
+    k.hist_block(
+        x, ls, le, lp, True, mean, comps, edges, counts, (lp % 4 - 1).astype(np.int64),
+        uniform_edges(-2.0, 2.0, 256), cells, np.array([[0, 1], [2, 5]], np.int64), -1.5, 1.5, 64, dens,
+    )  # fmt: skip
+    vals = rng.standard_normal((50, 9)) * 10.0 ** rng.integers(-300, 300, (50, 9))
+    lim = np.zeros((9, exactsum.N_LIMBS), np.int64)
+    k.limbs(vals, lim, exactsum.LIMB_BITS, exactsum.SHIFT, exactsum._PIECES)
+    assert np.array_equal(lim, exactsum.limbs(vals))
+    return sums + qual + [cmin, cmax, counts, cells, dens, lim]
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_aot_kernels_equal_jit(aot, drop):
+    jit = type("J", (), {k: staticmethod(getattr(kernels, v)) for k, v in compiled._JIT_NAMES.items()})
+    a, b = run_all(aot, drop), run_all(jit, drop)
+    for u, v in zip(a, b):
+        assert u.dtype == v.dtype and np.array_equal(u, v, equal_nan=True)
+    assert a[-3].sum() > 0 and a[-2].sum() > 0
+    assert np.isfinite(a[1]).all() == drop  # the NaN row: left out only with drop
+
+
+def test_stale_or_missing_build_falls_back_to_jit(tmp_path, monkeypatch):
+    st = tmp_path / "stamp.json"
+    st.write_text(json.dumps(dict(compiled.stamp(), source_sha256="0" * 64)))
+    monkeypatch.setattr(compiled, "STAMP", st)
+    compiled.load.cache_clear()
+    try:
+        k = compiled.load()
+        assert k.mode == "jit" and "source_sha256" in k.reason
+        monkeypatch.setattr(compiled, "STAMP", tmp_path / "missing.json")
+        compiled.load.cache_clear()
+        assert compiled.load().mode == "jit" and "not built" in compiled.load().reason
+        monkeypatch.setattr(compiled, "STAMP", compiled.HERE / f"{compiled.NAME}.json")
+        monkeypatch.setenv("FILTERDB_KERNELS", "jit")
+        compiled.load.cache_clear()
+        assert compiled.load().reason == "FILTERDB_KERNELS=jit"
+    finally:
+        compiled.load.cache_clear()
+
+
+def test_shard_job_with_aot_kernels_does_not_import_numba(tmp_path):
+    if compiled.load().mode != "aot":
+        pytest.skip(f"ahead-of-time kernels not installed here ({compiled.load().reason})")
+    from filterdb.synth import write_synth_db
+
+    write_synth_db(tmp_path / "db.h5", seed=3, n_models=3)
+    code = (
+        "import sys\n"
+        "from filterdb import pipeline\n"
+        "from filterdb.accumulate import PassSettings, run_shard\n"
+        f"db = pipeline.open_db({str(tmp_path / 'db.h5')!r})\n"
+        "plan, _ = pipeline.make_plan(db.layers, 10, db.key)\n"
+        "out = run_shard(db.path, db.key, plan, 'sums', settings=PassSettings(quality_eps=0.01, progress=False))\n"
+        "print(int(out['n'].sum()), 'numba' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    n, imported = r.stdout.split()
+    assert int(n) > 0 and imported == "False", r.stderr
+    assert "kernels: aot" in r.stderr
