@@ -587,6 +587,7 @@ def gather_parts(
     cell_hist_path=None,
     cell_files: list | None = None,
     window_cells: int = 2048,
+    cells: bool = True,
 ) -> dict[str, np.ndarray]:
     """Combine shard parts, reading them one at a time.
 
@@ -607,6 +608,8 @@ def gather_parts(
         Output ``.npy`` of the fine cell histograms (written completely; the caller renames it).
     cell_files : list of (str or None), optional
         Per part, the file holding its fine cell histogram records (hist pass ``cell_sink``).
+    cells : bool
+        False: leave the fine cell histograms out (rule ``gather_hist``; ``gather_cells`` writes them).
 
     Returns
     -------
@@ -643,7 +646,7 @@ def gather_parts(
                 if name not in out:
                     out[name] = np.zeros((n_layers,) + arr.shape[1:], arr.dtype)
                 out[name][layer] = arr
-        if "part__cell" in part.files:
+        if cells and "part__cell" in part.files:
             ids = np.asarray(part["part__cell"], np.int64)
             if ids.size and (ids.min() < 0 or ids.max() >= n_cells):
                 raise ValueError(f"{path}: cell ids outside 0..{n_cells - 1}")
@@ -786,13 +789,15 @@ def estimate_mem_mb(
 ) -> int:
     """Peak memory (MB, with a safety margin) of one job of ``kind`` on ``plan``.
 
-    ``kind`` is ``shard_sums``, ``shard_range``, ``shard_hist``, ``gather_sums``, ``gather_range``
-    or ``gather_hist``. A shard job holds up to three read blocks (one being read, one queued, one
+    ``kind`` is ``shard_sums``, ``shard_range``, ``shard_hist``, ``gather_sums``, ``gather_range``,
+    ``gather_hist`` or ``gather_cells``. A shard job holds up to three read blocks (one being read, one queued, one
     being computed), its own layers' arrays, its own cells' fine histograms and the 2-D histograms
     per thread; a gather holds every layer's arrays, one part and the touched pages of the cell
     histograms. The largest shard is assumed for every shard.
     """
     base = 300.0  # Python, numpy, numba, h5py
+    if kind == "gather_cells":  # one window of cells, the records' ids
+        return int((base + 2048 * 4 * 9 * fine_bins / 1e6 + 16 * plan.n_cells / 1e6) * 1.25) + 1
     per_layer = {"sums": 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81), "range": 8 * 18, "hist": 4 * 9 * bins}
     p = kind.split("_", 1)[1]
     n_f = plan.n_filters
@@ -812,5 +817,5 @@ def estimate_mem_mb(
     else:
         mb = base + 2 * L * per_layer[p] / 1e6
         if p == "hist":
-            mb += (plan.n_cells * fine + 2 * dens) / 1e6
+            mb += 2 * dens / 1e6
     return int(mb * 1.25) + 1

@@ -15,6 +15,7 @@ localrules:
     gather_sums,
     gather_range,
     gather_hist,
+    gather_cells,
     drift,
     dataset_summary,
 

@@ -155,11 +155,9 @@ rule shard_hist:
 rule gather_hist:
     input:
         parts=gather.shards(f"{R}/shards/hist/{{scatteritem}}.npz"),
-        cells=gather.shards(f"{R}/shards/hist/{{scatteritem}}.cells"),
         plan=f"{R}/stats/plan.npz",
     output:
         stats=f"{R}/stats/hist.npz",
-        cell_hist=f"{R}/stats/cell_hist.npy",
     log:
         f"{R}/logs/gather_hist.log",
     benchmark:
@@ -169,6 +167,27 @@ rule gather_hist:
         "../envs/filterdb.yaml"
     resources:
         mem_mb=lambda wc, input: job_mem_mb("gather_hist", input.plan),
+    script:
+        "../scripts/gather_pass.py"
+
+
+# the fine cell histograms (ridge plots) in their own job, beside gather_hist: drift does not wait
+rule gather_cells:
+    input:
+        parts=gather.shards(f"{R}/shards/hist/{{scatteritem}}.npz"),
+        cells=gather.shards(f"{R}/shards/hist/{{scatteritem}}.cells"),
+        plan=f"{R}/stats/plan.npz",
+    output:
+        cell_hist=f"{R}/stats/cell_hist.npy",
+    log:
+        f"{R}/logs/gather_cells.log",
+    benchmark:
+        f"{R}/benchmarks/gather_cells.tsv"
+    priority: 5
+    conda:
+        "../envs/filterdb.yaml"
+    resources:
+        mem_mb=lambda wc, input: job_mem_mb("gather_cells", input.plan),
     script:
         "../scripts/gather_pass.py"
 

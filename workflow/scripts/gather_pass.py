@@ -1,4 +1,5 @@
-"""Gather the shard parts of one pass, one part at a time (rules gather_sums, gather_range, gather_hist)."""
+"""Gather the shard parts of one pass, one part at a time (rules gather_sums, gather_range, gather_hist,
+gather_cells)."""
 
 from filterdb import results
 from filterdb.accumulate import coefficient_range, gather_parts
@@ -11,16 +12,17 @@ def run():
     cells = list(snakemake.input.get("cells", [])) or None
     out = {}
 
-    def gather(cell_hist_tmp):
-        out.update(
-            gather_parts(list(snakemake.input.parts), plan.n_layers, plan.n_cells, cell_hist_tmp, cell_files=cells)
-        )
-        results.save_npz(out_files.stats, out)
+    parts = list(snakemake.input.parts)
+    if "cell_hist" in out_files.keys():  # gather_cells: only the fine cell histograms
 
-    if "cell_hist" in out_files.keys():
+        def gather(tmp):
+            gather_parts(parts, plan.n_layers, plan.n_cells, tmp, cell_files=cells)
+
         results.atomic_write(out_files.cell_hist, gather)  # renamed only once the gather is complete
-    else:
-        gather(None)
+        print(f"gathered the fine histograms of {plan.n_cells} cells from {len(parts)} parts")
+        return
+    out.update(gather_parts(parts, plan.n_layers, plan.n_cells, cells=False))
+    results.save_npz(out_files.stats, out)
     if "range" in out_files.keys():
         results.write_range(out_files.range, *coefficient_range(out["cmin"], out["cmax"]))
     if "basis" in out_files.keys():
