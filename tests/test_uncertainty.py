@@ -283,3 +283,59 @@ def test_equal_size_planted_shift_and_same_distribution(shift):
     else:
         assert row["D_equal"] > null_eq + 5 * null_sd, (row["D_equal"], null_eq, null_sd)
         assert row["D_equal"] > 0.8 * row["D"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap interval of an axis's mean D and the box plot's error bars
+
+
+def box_bars(fig):
+    """(x, lo, hi) of every error bar of a drift box plot, from the drawn line segments."""
+    from matplotlib.container import ErrorbarContainer
+
+    ax = fig.axes[0]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    if not bars:
+        return np.zeros((0, 3))
+    assert len(bars) == 1
+    segs = bars[0].lines[2][0].get_segments()
+    return np.array([[s[0, 0], s[:, 1].min(), s[:, 1].max()] for s in segs])
+
+
+def test_box_plot_bars_are_the_bootstrap_intervals_of_the_mean_d(tmp_path):
+    rng = np.random.default_rng(10)
+    evr = rng.dirichlet(np.ones(9))
+    data = {"a": generated_units(rng, 30, 4, shift=({0}, 0.4)), "b": generated_units(rng, 20, 3), "c": None}
+    values, intervals, want = {}, {}, {}
+    for k, (name, unit) in enumerate(data.items()):
+        if unit is None:  # an axis without pairs: an empty slot, no bar
+            values[name], intervals[name] = np.zeros(0), (np.nan, np.nan)
+            continue
+        counts, group = unit
+        g = group.max() + 1
+        r = uncertainty.axis_uncertainty(
+            counts, group, list(range(g)), evr, EDGES, bootstrap_replicates=200, permutations=0, level=0.9, seed=k
+        )
+        # independently: the bootstrap's full matrices, the mean of each upper triangle, percentiles
+        mats = uncertainty.bootstrap(counts, group, g, evr, 200, seed=[k, 0], edges=EDGES)
+        means = np.array([m[np.triu_indices(g, 1)].mean() for m in mats])
+        want[name] = np.percentile(means, [5, 95])
+        np.testing.assert_allclose(r.mean_ci, want[name], rtol=1e-12)
+        assert want[name][0] < want[name][1]
+        values[name], intervals[name] = r.ci["D"].to_numpy(), r.mean_ci
+    fig = plots.drift_boxplot(values, intervals=intervals, interval_label="mean D: 90% bootstrap interval")
+    bars = box_bars(fig)
+    np.testing.assert_allclose(bars[:, 0], [1 + plots.INTERVAL_OFFSET, 2 + plots.INTERVAL_OFFSET])
+    np.testing.assert_allclose(bars[:, 1:], [want["a"], want["b"]], rtol=1e-12)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["mean D: 90% bootstrap interval"]
+    # without intervals (or none finite): the study's figure, byte for byte
+    plain = {}
+    for key, iv in {"none": None, "nan": {"a": (np.nan, np.nan)}, "empty": {}}.items():
+        f = plots.drift_boxplot(values, intervals=iv)
+        assert len(box_bars(f)) == 0 and f.axes[0].get_legend() is None
+        plots.save(f, tmp_path / f"{key}.svg")
+        plain[key] = (tmp_path / f"{key}.svg").read_bytes()
+    plots.save(plots.drift_boxplot(values), tmp_path / "default.svg")
+    assert all(b == (tmp_path / "default.svg").read_bytes() for b in plain.values())
+    plots.save(fig, tmp_path / "bars.svg")
+    assert (tmp_path / "bars.svg").read_bytes() != plain["none"]
