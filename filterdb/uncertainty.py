@@ -254,7 +254,8 @@ def equal_size_drift(
 
     For the pair (a, b) both groups are subsampled without replacement to ``m = min(n_a, n_b)``
     units (so the smaller group is taken whole) and D is computed between the two subsamples, with
-    the same floor and evr as the study's D. Pairs of equal unit counts get their plain D.
+    the same floor and evr as the study's D (:func:`filterdb.divergence.drift_matrices`, equal to
+    :func:`filterdb.divergence.drift` to rounding). Pairs of equal unit counts get their plain D.
 
     Draws (made up front, in this order): for g = 0..G-1 a random order of the group's units per
     replicate, ``ranks[g] = rng.permuted(np.broadcast_to(np.arange(n_g), (R, n_g)), axis=1)``
@@ -311,8 +312,12 @@ def equal_size_drift(
             p = divergence.probabilities(sums.reshape((r, sizes[g].size) + shape), eps, floor, edges)
             for j, s in enumerate(sizes[g]):
                 prob[g, s] = p[:, j]
-        for k, (ga, gb, s) in enumerate(zip(ia, ib, size)):
-            out[a : a + r, k] = divergence.drift(prob[ga, s], prob[gb, s], evr)
+        for s in np.unique(size):  # pairs of one size: D of all groups with n_g >= s at once
+            (at,) = np.nonzero(size == s)
+            big = np.flatnonzero(n >= s)
+            pos = np.searchsorted(big, np.stack([ia[at], ib[at]]))
+            d = divergence.drift_matrices(np.stack([prob[g, s] for g in big], axis=1), evr)  # (r, |big|, |big|)
+            out[a : a + r, at] = d[:, pos[0], pos[1]]
     return out
 
 
