@@ -4,7 +4,9 @@ Synthetic unit histograms (no DB needed): 650 models, 70 bins, 9 coefficients, f
 shapes: 12 groups of whole models (task-like), 100 groups (architecture-like), and 10 depth bins
 where every model contributes one unit per bin (6500 units).
 
-    PYTHONPATH=. python3 benchmarks/bench_uncertainty.py [--models 650] [--replicates 1000]
+    PYTHONPATH=. python3 benchmarks/bench_uncertainty.py [--models 650] [--replicates 1000] [--equal-size 0]
+
+``--equal-size R`` adds the equal-size subsamples (R replicates).
 """
 
 import argparse
@@ -27,6 +29,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", type=int, default=650)
     ap.add_argument("--replicates", type=int, default=1000)
+    ap.add_argument("--equal-size", type=int, default=0)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     edges = np.linspace(-3.0, 3.0, 71)
@@ -47,11 +50,12 @@ def main():
             bootstrap_replicates=args.replicates,
             permutations=args.replicates,
             seed=0,
+            equal_size=args.equal_size,
         )
         dt = time.perf_counter() - t
         print(
             f"{label:18s} {n_units:5d} units, {n_groups:3d} groups ({len(r.ci)} pairs): "
-            f"B = P = {args.replicates}: {dt:.2f} s"
+            f"B = P = {args.replicates}, R = {args.equal_size}: {dt:.2f} s"
         )
 
 

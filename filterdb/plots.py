@@ -439,8 +439,17 @@ def drift_heatmap(
     return fig
 
 
+#: Offset (x units) of an axis's interval error bar from the centre of its box (boxes are 0.6 wide).
+INTERVAL_OFFSET = 0.4
+
+
 @_styled
-def drift_boxplot(values: Mapping[str, np.ndarray], title: str = "Drift D") -> Figure:
+def drift_boxplot(
+    values: Mapping[str, np.ndarray],
+    title: str = "Drift D",
+    intervals: Mapping[str, tuple[float, float]] | None = None,
+    interval_label: str | None = None,
+) -> Figure:
     """One box per axis of its drift matrix's upper-triangle (k=1) values; means shown as
     triangles. Axes with no pair (fewer than 2 groups) get an empty slot.
 
@@ -451,6 +460,13 @@ def drift_boxplot(values: Mapping[str, np.ndarray], title: str = "Drift D") -> F
         display order.
     title : str
         Axes title.
+    intervals : mapping of str to (float, float), optional
+        Axis name → interval ``(lo, hi)`` (e.g. the bootstrap percentile interval of the axis's mean
+        D, :attr:`filterdb.uncertainty.AxisUncertainty.mean_ci`), drawn as an error bar from ``lo``
+        to ``hi`` at :data:`INTERVAL_OFFSET` right of the axis's box. Axes not in it, or with a
+        non-finite bound, get none. ``None`` (or no finite interval): the study's figure.
+    interval_label : str, optional
+        Legend entry of the error bars (no legend without it).
 
     Returns
     -------
@@ -470,6 +486,22 @@ def drift_boxplot(values: Mapping[str, np.ndarray], title: str = "Drift D") -> F
         medianprops={"color": "black"},
         flierprops={"markersize": 3},
     )
+    bars = [(k + 1, *intervals[n]) for k, n in enumerate(names) if intervals and n in intervals]
+    bars = np.array([b for b in bars if np.all(np.isfinite(b))], dtype=np.float64).reshape(-1, 3)
+    if bars.size:
+        x, lo, hi = bars.T
+        ax.errorbar(
+            x + INTERVAL_OFFSET,
+            (lo + hi) / 2,
+            yerr=(hi - lo) / 2,
+            fmt="none",
+            ecolor="C3",
+            elinewidth=1.2,
+            capsize=3,
+            label=interval_label,
+        )
+        if interval_label:
+            ax.legend(loc="best", fontsize="small", frameon=False)
     ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
     ax.set_xlim(0.4, len(names) + 0.6)
     ax.set_ylabel("drift D")

@@ -26,6 +26,11 @@ For an axis with G groups and U units (unit u in group ``g(u)``, ``n_g`` units i
   shrink. Its expectation for the pair's unit counts is the permutation-null mean of that cell
   (random subsamples of the pooled units with sizes ``n_a``, ``n_b``), reported as ``null_mean``
   beside D, with ``D_debiased = D - null_mean``.
+* **equal-size subsamples** (``R`` replicates, optional): per pair, both groups subsampled without
+  replacement to the smaller group's unit count ``min(n_a, n_b)`` (the smaller group is taken
+  whole), D of the two subsamples; mean and standard deviation over the replicates (``D_equal``,
+  ``D_equal_sd`` in ``drift/{axis}.null.tsv``). Pairs are then compared at equal model counts;
+  the units stay models (not filters), so filter counts still differ with the models' sizes.
 
 Everything is vectorised over replicates: the group sums of a batch of replicates are matrix
 products of resampling weights (replicates, units) with the unit histograms (units, 9*bins) (dense
@@ -233,6 +238,89 @@ def permutation_null(
     return out
 
 
+def equal_size_drift(
+    unit_counts: np.ndarray,
+    unit_group: np.ndarray,
+    n_groups: int,
+    evr: np.ndarray,
+    replicates: int = 1000,
+    seed=0,
+    eps: float = divergence.EPS,
+    floor: str = "density",
+    edges: np.ndarray | None = None,
+    batch: int = 100,
+) -> np.ndarray:
+    """D of every pair of groups on equal-size subsamples of their units.
+
+    For the pair (a, b) both groups are subsampled without replacement to ``m = min(n_a, n_b)``
+    units (so the smaller group is taken whole) and D is computed between the two subsamples, with
+    the same floor and evr as the study's D (:func:`filterdb.divergence.drift_matrices`, equal to
+    :func:`filterdb.divergence.drift` to rounding). Pairs of equal unit counts get their plain D.
+
+    Draws (made up front, in this order): for g = 0..G-1 a random order of the group's units per
+    replicate, ``ranks[g] = rng.permuted(np.broadcast_to(np.arange(n_g), (R, n_g)), axis=1)``
+    (``rng = numpy.random.default_rng(seed)``); the subsample of size m of group g in replicate i
+    is the units ``u`` (in ``np.flatnonzero(unit_group == g)`` order) with ``ranks[g][i, u] < m``.
+    A group's subsamples for pairs of different sizes are thus nested; each one is a uniform draw
+    of m of its ``n_g`` units.
+
+    Parameters
+    ----------
+    unit_counts : (U, 9, bins) array_like
+    unit_group : (U,) int array_like, group index of each unit (0..G-1)
+    n_groups : int
+        G; every group needs at least one unit.
+    evr : (9,) array_like
+    replicates : int
+        R.
+    seed : int, sequence or numpy Generator
+    eps, floor, edges
+        As :func:`filterdb.divergence.probabilities`.
+    batch : int
+        Replicates per batch at most (memory only; results do not depend on it).
+
+    Returns
+    -------
+    (R, G(G-1)/2) float64 ndarray: D of the subsamples, pairs a < b in ``np.triu_indices(G, 1)``
+    order.
+    """
+    rng = np.random.default_rng(seed)
+    ug = np.asarray(unit_group)
+    members = [np.flatnonzero(ug == g) for g in range(n_groups)]
+    n = np.array([m.size for m in members])
+    if np.any(n == 0):
+        raise ValueError("equal_size_drift: a group without units")
+    ranks = [rng.permuted(np.broadcast_to(np.arange(k), (replicates, k)), axis=1) for k in n]
+    ia, ib = np.triu_indices(n_groups, k=1)
+    size = np.minimum(n[ia], n[ib])  # m of every pair
+    # the subsample sizes each group is needed at, ascending
+    sizes = [np.unique(np.concatenate([size[ia == g], size[ib == g]])) for g in range(n_groups)]
+    flat = np.asarray(unit_counts, np.float64).reshape(len(ug), -1)
+    shape = np.shape(unit_counts)[1:]
+    out = np.empty((replicates, ia.size))
+    batch = _batch(batch, sum(s.size for s in sizes), flat.shape[1])
+    for a in range(0, replicates, batch):
+        r = min(batch, replicates - a)
+        prob = {}
+        for g, m in enumerate(members):
+            if sizes[g].size == 0:
+                continue
+            # segment j holds the units of rank in [sizes[j-1], sizes[j]); the last, ranks beyond
+            # the largest size (unused). Sums at each size: cumulative sums over the segments.
+            seg = np.searchsorted(sizes[g], ranks[g][a : a + r], side="right")
+            sums = np.cumsum(_label_sums(seg, flat[m], sizes[g].size + 1)[:, :-1], axis=1)  # (r, S, K)
+            p = divergence.probabilities(sums.reshape((r, sizes[g].size) + shape), eps, floor, edges)
+            for j, s in enumerate(sizes[g]):
+                prob[g, s] = p[:, j]
+        for s in np.unique(size):  # pairs of one size: D of all groups with n_g >= s at once
+            (at,) = np.nonzero(size == s)
+            big = np.flatnonzero(n >= s)
+            pos = np.searchsorted(big, np.stack([ia[at], ib[at]]))
+            d = divergence.drift_matrices(np.stack([prob[g, s] for g in big], axis=1), evr)  # (r, |big|, |big|)
+            out[a : a + r, at] = d[:, pos[0], pos[1]]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Tests and tables
 
@@ -276,7 +364,9 @@ class AxisUncertainty:
     null: (
         pd.DataFrame
     )  # group_a, group_b, n_a, n_b, D, null_mean, D_debiased, p, p_adjusted, significant, P, correction
+    # (+ n_equal, D_equal, D_equal_sd, R_equal with equal-size subsamples)
     groups: list = None  # the G group labels, in matrix order
+    mean_ci: tuple = (np.nan, np.nan)  # percentile interval of the axis's mean D (mean of the pairs)
 
 
 def axis_uncertainty(
@@ -293,6 +383,7 @@ def axis_uncertainty(
     correction: str = "holm",
     alpha: float = 0.05,
     seed=0,
+    equal_size: int = 0,
 ) -> AxisUncertainty:
     """Bootstrap intervals, permutation p-values and sample-size bias for one axis.
 
@@ -316,13 +407,22 @@ def axis_uncertainty(
     alpha : float
         ``significant`` = adjusted p < alpha.
     seed : int or sequence
-        Seeds the bootstrap (``[seed, 0]``) and the permutations (``[seed, 1]``).
+        Seeds the bootstrap (``[seed, 0]``), the permutations (``[seed, 1]``) and the equal-size
+        subsamples (``[seed, 2]``).
+    equal_size : int
+        R, replicates of the equal-size subsamples (:func:`equal_size_drift`); 0: none (the ``null``
+        table then has no equal-size columns).
 
     Returns
     -------
     AxisUncertainty
         ``ci``: one row per pair (a < b in ``groups`` order); ``null``: the same pairs and a last
-        row ``(all pairs)`` holding the axis test (statistic: mean of the pairs' D).
+        row ``(all pairs)`` holding the axis test (statistic: mean of the pairs' D). With
+        ``equal_size``, ``null`` also has ``n_equal`` (the subsample size ``min(n_a, n_b)``),
+        ``D_equal`` and ``D_equal_sd`` (mean and standard deviation of the subsamples' D over
+        the R replicates; on the last row, of the mean over pairs) and ``R_equal``.
+        ``mean_ci``: the percentile interval of the mean of the pairs' D over the bootstrap
+        replicates (NaN without bootstrap).
     """
     g = len(groups)
     ug = np.asarray(unit_group, np.int64)
@@ -336,9 +436,11 @@ def axis_uncertainty(
     names = [str(x) for x in groups]
     kw = dict(eps=eps, floor=floor, edges=edges)
     lo = hi = np.full(ia.size, np.nan)
+    mean_ci = (np.nan, np.nan)
     if bootstrap_replicates > 0 and g > 1:
         bs = bootstrap(unit_counts, ug, g, evr, bootstrap_replicates, seed + [0], triangle=True, **kw)
         lo, hi = np.quantile(bs, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        mean_ci = tuple(float(v) for v in np.quantile(bs.mean(axis=1), [(1 - level) / 2, (1 + level) / 2]))
     ci = pd.DataFrame(
         {
             "group_a": [names[k] for k in ia],
@@ -393,7 +495,14 @@ def axis_uncertainty(
     null = pd.concat([null, axis_row], ignore_index=True)
     null["P"] = int(permutations)
     null["correction"] = correction
-    return AxisUncertainty(ci=ci, null=null, groups=names)
+    if equal_size > 0:
+        eq = equal_size_drift(unit_counts, ug, g, evr, equal_size, seed + [2], **kw)  # (R, pairs)
+        axis_eq = eq.mean(axis=1) if ia.size else np.full(int(equal_size), np.nan)
+        null["n_equal"] = pd.array(list(np.minimum(n[ia], n[ib])) + [pd.NA], dtype="Int64")
+        null["D_equal"] = np.append(eq.mean(axis=0), axis_eq.mean())
+        null["D_equal_sd"] = np.append(eq.std(axis=0), axis_eq.std())
+        null["R_equal"] = int(equal_size)
+    return AxisUncertainty(ci=ci, null=null, groups=names, mean_ci=mean_ci)
 
 
 def axis_seed(seed: int, axis: str) -> list[int]:

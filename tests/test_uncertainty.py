@@ -172,3 +172,170 @@ def test_triangle_and_memory_bound_do_not_change_results(monkeypatch):
         tri = fn(counts, group, 5, evr, 40, seed=2, edges=EDGES, triangle=True)
         monkeypatch.undo()
         np.testing.assert_allclose(tri, full[:, ia, ib], rtol=1e-12, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------
+# Equal-size subsamples
+
+
+def plain_equal_size(counts, group, n_groups, evr, replicates, seed):
+    """:func:`uncertainty.equal_size_drift` written out: the documented draws, then a loop over
+    replicates and pairs summing the chosen units and taking :func:`divergence.drift`."""
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(group == g) for g in range(n_groups)]
+    ranks = [rng.permuted(np.broadcast_to(np.arange(m.size), (replicates, m.size)), axis=1) for m in members]
+    pairs = list(zip(*np.triu_indices(n_groups, k=1)))
+    out = np.empty((replicates, len(pairs)))
+    for i in range(replicates):
+        for k, (a, b) in enumerate(pairs):
+            m = min(members[a].size, members[b].size)
+            chosen = [members[g][ranks[g][i] < m] for g in (a, b)]
+            assert chosen[0].size == chosen[1].size == m
+            pa, pb = (divergence.probabilities(counts[c].sum(axis=0), edges=EDGES) for c in chosen)
+            out[i, k] = divergence.drift(pa, pb, evr)
+    return out
+
+
+def test_equal_size_matches_a_plain_loop(monkeypatch):
+    rng = np.random.default_rng(7)
+    counts, group = generated_units(rng, 36, 5)
+    group[group == 4] = 1  # unequal group sizes, one of them tiny
+    group[:2] = 4
+    evr = rng.dirichlet(np.ones(9))
+    assert len(set(np.bincount(group))) > 2
+    want = plain_equal_size(counts, group, 5, evr, 25, seed=[4, 2])
+    got = uncertainty.equal_size_drift(counts, group, 5, evr, 25, seed=[4, 2], edges=EDGES)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    # batches, the memory bound and the sparse sums do not change the values
+    monkeypatch.setattr(uncertainty, "BATCH_ELEMENTS", 2 * 9 * 9 * 70)
+    monkeypatch.setattr(uncertainty, "DENSE_GROUPS", 0)
+    again = uncertainty.equal_size_drift(counts, group, 5, evr, 25, seed=[4, 2], edges=EDGES, batch=4)
+    np.testing.assert_allclose(again, got, rtol=1e-12, atol=1e-15)
+    # the table: mean and standard deviation over replicates; the axis row over the pairs' mean
+    monkeypatch.undo()
+    r = uncertainty.axis_uncertainty(
+        counts, group, list("abcde"), evr, EDGES, bootstrap_replicates=0, permutations=0, seed=4, equal_size=25
+    )
+    n = np.bincount(group)
+    ia, ib = np.triu_indices(5, k=1)
+    null = r.null
+    np.testing.assert_array_equal(null["n_equal"].iloc[:-1].to_numpy(int), np.minimum(n[ia], n[ib]))
+    assert pd.isna(null["n_equal"].iloc[-1]) and (null["R_equal"] == 25).all()
+    np.testing.assert_allclose(null["D_equal"].iloc[:-1], want.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(null["D_equal_sd"].iloc[:-1], want.std(axis=0), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(null["D_equal"].iloc[-1], want.mean(), rtol=1e-12)
+    np.testing.assert_allclose(null["D_equal_sd"].iloc[-1], want.mean(axis=1).std(), rtol=1e-9)
+    # off: the table is as before (no equal-size columns)
+    off = uncertainty.axis_uncertainty(
+        counts, group, list("abcde"), evr, EDGES, bootstrap_replicates=0, permutations=0, seed=4
+    )
+    pd.testing.assert_frame_equal(off.null, null.drop(columns=["n_equal", "D_equal", "D_equal_sd", "R_equal"]))
+
+
+def test_equal_size_of_equal_groups_is_the_plain_d():
+    """Groups of equal unit counts: every subsample is the whole group, so D_equal = D."""
+    rng = np.random.default_rng(8)
+    counts, _ = generated_units(rng, 24, 4)
+    group = np.repeat(np.arange(4), 6)
+    evr = rng.dirichlet(np.ones(9))
+    r = uncertainty.axis_uncertainty(
+        counts, group, list("abcd"), evr, EDGES, bootstrap_replicates=0, permutations=0, equal_size=10
+    )
+    d = divergence.drift_matrix(np.stack([counts[group == g].sum(axis=0) for g in range(4)]), evr, edges=EDGES)
+    ia, ib = np.triu_indices(4, k=1)
+    np.testing.assert_allclose(r.null["D_equal"].iloc[:-1], d[ia, ib], rtol=1e-12)
+    np.testing.assert_allclose(r.null["D_equal"], r.null["D"], rtol=1e-12)
+    assert np.all(r.null["D_equal_sd"] < 1e-12 * r.null["D"])
+
+
+def random_split_d(counts, a, b, m, replicates, rng, evr):
+    """Expected D of two disjoint random m-unit subsets of the pooled units ``a`` and ``b``."""
+    pool = np.concatenate([a, b])
+    out = []
+    for _ in range(replicates):
+        pick = rng.permutation(pool)
+        pa, pb = (divergence.probabilities(counts[s].sum(axis=0), edges=EDGES) for s in (pick[:m], pick[m : 2 * m]))
+        out.append(divergence.drift(pa, pb, evr))
+    return np.mean(out), np.std(out)
+
+
+@pytest.mark.parametrize("shift", [None, 0.5])
+def test_equal_size_planted_shift_and_same_distribution(shift):
+    """A small group (5 models) against a large one (40): with one distribution the equal-size D is
+    the D of two random 5-model subsets of the pooled models; with group 0 shifted it stays far
+    above that."""
+    rng = np.random.default_rng(9)
+    counts, _ = generated_units(rng, 45, 2, shift=None if shift is None else ({0}, shift))
+    group = np.r_[np.zeros(5, int), np.ones(40, int)]
+    if shift is not None:  # regenerate so that the first five models are the shifted group
+        counts, g0 = generated_units(rng, 200, 2, shift=({0}, shift))
+        counts = np.concatenate([counts[g0 == 0][:5], counts[g0 == 1][:40]])
+    evr = np.sort(rng.dirichlet(np.ones(9)))[::-1]
+    r = uncertainty.axis_uncertainty(
+        counts, group, [0, 1], evr, EDGES, bootstrap_replicates=0, permutations=0, equal_size=200, seed=1
+    )
+    row = r.null.iloc[0]
+    assert row["n_equal"] == 5
+    null_eq, null_sd = random_split_d(counts, np.arange(5), np.arange(5, 45), 5, 300, np.random.default_rng(2), evr)
+    if shift is None:
+        assert abs(row["D_equal"] - null_eq) < 0.25 * null_eq, (row["D_equal"], null_eq)
+        assert row["D_equal"] > row["D"]  # two 5-model samples: more sample-size bias than 5 vs 40
+    else:
+        assert row["D_equal"] > null_eq + 5 * null_sd, (row["D_equal"], null_eq, null_sd)
+        assert row["D_equal"] > 0.8 * row["D"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap interval of an axis's mean D and the box plot's error bars
+
+
+def box_bars(fig):
+    """(x, lo, hi) of every error bar of a drift box plot, from the drawn line segments."""
+    from matplotlib.container import ErrorbarContainer
+
+    ax = fig.axes[0]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    if not bars:
+        return np.zeros((0, 3))
+    assert len(bars) == 1
+    segs = bars[0].lines[2][0].get_segments()
+    return np.array([[s[0, 0], s[:, 1].min(), s[:, 1].max()] for s in segs])
+
+
+def test_box_plot_bars_are_the_bootstrap_intervals_of_the_mean_d(tmp_path):
+    rng = np.random.default_rng(10)
+    evr = rng.dirichlet(np.ones(9))
+    data = {"a": generated_units(rng, 30, 4, shift=({0}, 0.4)), "b": generated_units(rng, 20, 3), "c": None}
+    values, intervals, want = {}, {}, {}
+    for k, (name, unit) in enumerate(data.items()):
+        if unit is None:  # an axis without pairs: an empty slot, no bar
+            values[name], intervals[name] = np.zeros(0), (np.nan, np.nan)
+            continue
+        counts, group = unit
+        g = group.max() + 1
+        r = uncertainty.axis_uncertainty(
+            counts, group, list(range(g)), evr, EDGES, bootstrap_replicates=200, permutations=0, level=0.9, seed=k
+        )
+        # independently: the bootstrap's full matrices, the mean of each upper triangle, percentiles
+        mats = uncertainty.bootstrap(counts, group, g, evr, 200, seed=[k, 0], edges=EDGES)
+        means = np.array([m[np.triu_indices(g, 1)].mean() for m in mats])
+        want[name] = np.percentile(means, [5, 95])
+        np.testing.assert_allclose(r.mean_ci, want[name], rtol=1e-12)
+        assert want[name][0] < want[name][1]
+        values[name], intervals[name] = r.ci["D"].to_numpy(), r.mean_ci
+    fig = plots.drift_boxplot(values, intervals=intervals, interval_label="mean D: 90% bootstrap interval")
+    bars = box_bars(fig)
+    np.testing.assert_allclose(bars[:, 0], [1 + plots.INTERVAL_OFFSET, 2 + plots.INTERVAL_OFFSET])
+    np.testing.assert_allclose(bars[:, 1:], [want["a"], want["b"]], rtol=1e-12)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["mean D: 90% bootstrap interval"]
+    # without intervals (or none finite): the study's figure, byte for byte
+    plain = {}
+    for key, iv in {"none": None, "nan": {"a": (np.nan, np.nan)}, "empty": {}}.items():
+        f = plots.drift_boxplot(values, intervals=iv)
+        assert len(box_bars(f)) == 0 and f.axes[0].get_legend() is None
+        plots.save(f, tmp_path / f"{key}.svg")
+        plain[key] = (tmp_path / f"{key}.svg").read_bytes()
+    plots.save(plots.drift_boxplot(values), tmp_path / "default.svg")
+    assert all(b == (tmp_path / "default.svg").read_bytes() for b in plain.values())
+    plots.save(fig, tmp_path / "bars.svg")
+    assert (tmp_path / "bars.svg").read_bytes() != plain["none"]

@@ -157,6 +157,16 @@ def uncertainty_targets():
     )
 
 
+def drift_box_uncertainty():
+    """Input ``uncertainty`` of the drift box plot (fig_drift in figures.smk): the axis tests, whose
+    ``mean_D_lo``, ``mean_D_hi`` are drawn beside the boxes, when uncertainty.enabled with
+    bootstrap replicates; else none (the study's figure)."""
+    u = config["uncertainty"]
+    if not (u["enabled"] and u["bootstrap"] > 0):
+        return {}
+    return {"uncertainty": f"{R}/uncertainty/axes.tsv"}
+
+
 def depth_bins():
     """Depth bins of the fine histogram cells: the first binned axis on conv_depth_norm, else 10."""
     for a in AXES:

@@ -139,6 +139,7 @@ rule fig_ridge:
 
 rule fig_drift:
     input:
+        **drift_box_uncertainty(),
         drift=expand(f"{R}/drift/{{axis}}.tsv", axis=AXES),
     output:
         **{
@@ -166,6 +167,7 @@ rule fig_drift:
         "../envs/filterdb.yaml"
     params:
         axes=AXES,
+        level=config["uncertainty"]["level"],
     script:
         "../scripts/fig_drift.py"
 

@@ -33,6 +33,7 @@ def run():
             correction=opt["correction"],
             alpha=opt["alpha"],
             seed=opt["seed"],
+            equal_size=opt["equal_size"],
         )
         results.write_tsv(r.ci, out[f"ci_{name}"])
         results.write_tsv(r.null, out[f"null_{name}"])
@@ -45,6 +46,9 @@ def run():
                 "n_groups": len(r.groups),
                 "n_units": int(ax["n_a"]),
                 "mean_D": ax["D"],
+                "mean_D_lo": r.mean_ci[0],
+                "mean_D_hi": r.mean_ci[1],
+                "level": opt["level"],
                 "null_mean": ax["null_mean"],
                 "mean_D_debiased": ax["D_debiased"],
                 "p": ax["p"],
