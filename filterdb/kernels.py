@@ -105,13 +105,16 @@ def layer_moments(w: np.ndarray, eps: float) -> tuple[float, int, int, np.ndarra
         The same over the non-sparse filters, centred on their own mean (zeros if there are none).
     """
     w = np.ascontiguousarray(w).reshape(-1, 9)
-    g_all = np.zeros((9, 9))
-    g_clean = np.zeros((9, 9))
-    absmax, n_sparse, n_clean = _layer_moments_batched(w, float(eps), g_all, g_clean)
-    iu = np.triu_indices(9, 1)
-    for g in (g_all, g_clean):
-        g[iu[1], iu[0]] = g[iu]
-    return float(absmax), int(n_sparse), int(n_clean), g_all, g_clean
+    one = np.zeros(1, np.int64)
+    ls, le = one, np.array([w.shape[0]], np.int64)
+    i1 = [np.zeros(1, np.int64) for _ in range(5)]  # n, nonfinite, first_bad, n_sparse, n_clean
+    absmax = np.zeros(1)
+    g = np.zeros((2, 1, 9, 9))
+    sums_block(
+        w, ls, le, one, False, i1[0], np.zeros((1, 9)), np.zeros((1, 9, 9)), i1[1], i1[2],
+        True, float(eps), absmax, i1[3], i1[4], g[0], g[1],
+    )  # fmt: skip
+    return float(absmax[0]), int(i1[3][0]), int(i1[4][0]), g[0, 0], g[1, 0]
 
 
 if HAVE_NUMBA:
@@ -324,102 +327,53 @@ if HAVE_NUMBA:
                 pk[r] = a if a > pk[r] else pk[r]
 
     @numba.njit(cache=True, nogil=True)
-    def _layer_moments_batched(w, eps, gram_all, gram_clean):
-        """The moments of :func:`layer_moments`, over column-wise batches of rows so that every loop
-        over rows vectorises; each row adds to partial sum ``r % BATCH`` and the partial sums are
-        added in order at the end (a fixed order for a given layer). Gram matrices: upper triangle."""
-        n = w.shape[0]
-        T = np.empty((9, BATCH))
-        pk = np.empty(BATCH)
-        absmax = 0.0
-        for b0 in range(0, n, BATCH):
-            nb = min(BATCH, n - b0)
-            _batch_load_peaks(w, b0, nb, T, pk)
-            for r in range(nb):
-                if pk[r] > absmax:
-                    absmax = pk[r]
-        thr = np.inf if absmax == 0.0 else eps * absmax
-        s_all = np.zeros(9)
-        s_clean = np.zeros(9)
-        n_clean = 0
-        cm = np.empty(BATCH)
-        SA = np.zeros((9, BATCH))
-        SC = np.zeros((9, BATCH))
-        for b0 in range(0, n, BATCH):
-            nb = min(BATCH, n - b0)
-            _batch_load_peaks(w, b0, nb, T, pk)
-            for r in range(nb):
-                cm[r] = 0.0 if pk[r] < thr else 1.0
-                n_clean += 0 if pk[r] < thr else 1
-            for j in range(9):
-                for r in range(nb):
-                    SA[j, r] += T[j, r]
-                    SC[j, r] += T[j, r] * cm[r]
-        for j in range(9):
-            for r in range(BATCH):
-                s_all[j] += SA[j, r]
-                s_clean[j] += SC[j, r]
-        m_all = s_all / max(n, 1)
-        m_clean = s_clean / max(n_clean, 1)
-        D = np.empty((9, BATCH))
-        E = np.empty((9, BATCH))
-        # one partial sum per lane r (elementwise, so it vectorises), added up at the end
-        GA = np.zeros((45, BATCH))
-        GC = np.zeros((45, BATCH))
-        for b0 in range(0, n, BATCH):
-            nb = min(BATCH, n - b0)
-            _batch_load_peaks(w, b0, nb, T, pk)
-            for r in range(nb):
-                cm[r] = 0.0 if pk[r] < thr else 1.0
-            for j in range(9):
-                for r in range(nb):
-                    D[j, r] = T[j, r] - m_all[j]
-                    E[j, r] = (T[j, r] - m_clean[j]) * cm[r]
-            ab = 0
-            for a in range(9):
-                for b in range(a, 9):
-                    for r in range(nb):
-                        GA[ab, r] += D[a, r] * D[b, r]
-                        GC[ab, r] += E[a, r] * E[b, r]
-                    ab += 1
-        ab = 0
-        for a in range(9):
-            for b in range(a, 9):
-                ga = 0.0
-                gc = 0.0
-                for r in range(BATCH):
-                    ga += GA[ab, r]
-                    gc += GC[ab, r]
-                gram_all[a, b] += ga
-                gram_clean[a, b] += gc
-                ab += 1
-        return absmax, n - n_clean, n_clean
-
-    @numba.njit(cache=True, nogil=True)
     def sums_block(
         x, ls, le, lp, drop, n, s1, s2, nonfinite, first_bad, quality, eps, absmax, n_sparse, n_clean, g_all, g_clean
     ):
         """Per layer: count, sum and outer-product sum of the peak-scaled filters (float64; row r of
         every batch is added to partial sum r, and the ``BATCH`` partial sums are added in order at
         the end of the layer: a fixed order per layer); rows with NaN/Inf are counted (``nonfinite``,
-        first one in ``first_bad``) and, with ``drop``, left out. With ``quality``: the moments of
-        :func:`layer_moments` on the unscaled filters, computed while the layer is in cache."""
+        first one in ``first_bad``) and, with ``drop``, left out.
+
+        With ``quality``, the moments of :func:`layer_moments` on the unscaled filters in the same
+        loop: sums of ``x - c`` and their outer products, ``c`` the layer's first row (a shift that
+        keeps the one-pass scatter as accurate as a two-pass one), and the layer's peak ``|x|``;
+        then one more vectorised pass over the layer finds the sparse rows (peak below ``eps *
+        absmax``), whose sums are taken out of the clean filters' ones."""
         pk = np.empty(BATCH)
         ok = np.empty(BATCH, np.bool_)
         T = np.empty((9, BATCH))
         S = np.empty((9, BATCH))
+        D = np.empty((9, BATCH))
         L1 = np.empty((9, BATCH))  # one partial sum per lane r (vectorises), added up per layer
         L2 = np.empty((45, BATCH))
+        Q1 = np.empty((9, BATCH))  # the same for the shifted unscaled filters (quality)
+        Q2 = np.empty((45, BATCH))
+        raw = np.empty(BATCH)
+        inc = np.empty(BATCH)
+        c = np.empty(9)
+        q1 = np.empty(9)
+        q2 = np.empty(45)
+        p1 = np.empty(9)
+        p2 = np.empty(45)
         for k in range(ls.shape[0]):
             p = lp[k]
             cnt = 0
             bad = 0
             L1[:] = 0.0
             L2[:] = 0.0
+            Q1[:] = 0.0
+            Q2[:] = 0.0
+            am = 0.0
+            if le[k] > ls[k]:
+                for j in range(9):
+                    v = np.float64(x[ls[k], j])
+                    c[j] = v if v - v == 0.0 else 0.0
             for b0 in range(ls[k], le[k], BATCH):
                 nb = min(BATCH, le[k] - b0)
                 _batch_scale(x, b0, nb, pk, ok, T, S)
                 for r in range(nb):
+                    inc[r] = 1.0
                     if not ok[r]:
                         if bad == 0:
                             first_bad[p] = b0 + r - ls[k]
@@ -427,6 +381,7 @@ if HAVE_NUMBA:
                         if drop:
                             for j in range(9):
                                 S[j, r] = 0.0
+                            inc[r] = 0.0
                             continue
                     cnt += 1
                 for a in range(9):
@@ -438,6 +393,28 @@ if HAVE_NUMBA:
                         for r in range(nb):
                             L2[ab, r] += S[a, r] * S[b, r]
                         ab += 1
+                if quality:
+                    for r in range(nb):
+                        raw[r] = 0.0
+                    for j in range(9):
+                        cj = c[j]
+                        for r in range(nb):
+                            t = T[j, r]
+                            av = abs(t)
+                            raw[r] = av if av > raw[r] else raw[r]
+                            D[j, r] = t - cj if inc[r] > 0.0 else 0.0
+                    for r in range(nb):
+                        if inc[r] > 0.0 and raw[r] > am:
+                            am = raw[r]
+                    for a in range(9):
+                        for r in range(nb):
+                            Q1[a, r] += D[a, r]
+                    ab = 0
+                    for a in range(9):
+                        for b in range(a, 9):
+                            for r in range(nb):
+                                Q2[ab, r] += D[a, r] * D[b, r]
+                            ab += 1
             n[p] = cnt
             nonfinite[p] = bad
             ab = 0
@@ -454,29 +431,57 @@ if HAVE_NUMBA:
                     s2[p, b, a] = t
                     ab += 1
             if quality and le[k] > ls[k]:
-                if bad == 0 or not drop:
-                    am, ns, nc = _layer_moments_batched(x[ls[k] : le[k]], eps, g_all[p], g_clean[p])
-                else:  # leave the rows holding NaN/Inf out
-                    w = np.empty((le[k] - ls[k] - bad, 9), x.dtype)
-                    nn = 0
-                    for r in range(ls[k], le[k]):
-                        fin = True
-                        for j in range(9):
-                            v = np.float64(x[r, j])
-                            if not (v - v == 0.0):
-                                fin = False
-                        if fin:
-                            for j in range(9):
-                                w[nn, j] = x[r, j]
-                            nn += 1
-                    am, ns, nc = _layer_moments_batched(w, eps, g_all[p], g_clean[p])
+                thr = np.inf if am == 0.0 else eps * am
+                ab = 0
+                for a in range(9):
+                    t = 0.0
+                    for r in range(BATCH):
+                        t += Q1[a, r]
+                    q1[a] = t
+                    p1[a] = 0.0
+                    for _b in range(a, 9):
+                        t = 0.0
+                        for r in range(BATCH):
+                            t += Q2[ab, r]
+                        q2[ab] = t
+                        p2[ab] = 0.0
+                        ab += 1
+                # the sparse rows (NaN/Inf peaks never are): usually few, added one by one
+                ns = 0
+                for b0 in range(ls[k], le[k], BATCH):
+                    nb = min(BATCH, le[k] - b0)
+                    _batch_load_peaks(x, b0, nb, T, pk)
+                    for r in range(nb):
+                        if pk[r] < thr:
+                            fin = True
+                            for a in range(9):
+                                D[a, 0] = T[a, r] - c[a]
+                                fin = fin and (T[a, r] - T[a, r] == 0.0)
+                            if not fin:  # a NaN is not a peak: such a row is not sparse
+                                continue
+                            ns += 1
+                            ab = 0
+                            for a in range(9):
+                                p1[a] += D[a, 0]
+                                for b in range(a, 9):
+                                    p2[ab] += D[a, 0] * D[b, 0]
+                                    ab += 1
+                nc = cnt - ns
+                ab = 0
+                for a in range(9):
+                    for b in range(a, 9):
+                        ga = q2[ab] - q1[a] * q1[b] / cnt if cnt > 0 else 0.0
+                        ca = q1[a] - p1[a]
+                        cb = q1[b] - p1[b]
+                        gc = (q2[ab] - p2[ab]) - ca * cb / nc if nc > 0 else 0.0
+                        g_all[p, a, b] = ga
+                        g_all[p, b, a] = ga
+                        g_clean[p, a, b] = gc
+                        g_clean[p, b, a] = gc
+                        ab += 1
                 absmax[p] = am
                 n_sparse[p] = ns
                 n_clean[p] = nc
-                for a in range(9):
-                    for b in range(a + 1, 9):
-                        g_all[p, b, a] = g_all[p, a, b]
-                        g_clean[p, b, a] = g_clean[p, a, b]
 
     @numba.njit(cache=True, nogil=True)
     def range_block(x, ls, le, lp, drop, mean, comps, cmin, cmax):

@@ -42,7 +42,7 @@ def test_histogram_matches_numpy_including_edges():
         assert np.array_equal(got[c], want), c
 
 
-@pytest.mark.parametrize("case", ["iid", "sparse", "zero", "one", "two", "offset", "rank1"])
+@pytest.mark.parametrize("case", ["iid", "sparse", "zero", "one", "two", "offset", "far", "outlier_first", "rank1"])
 def test_fused_layer_quality_equals_reference(case):
     from filterdb import quality
 
@@ -58,6 +58,10 @@ def test_fused_layer_quality_equals_reference(case):
         w = w[:2]
     elif case == "offset":
         w = w * 0.01 + 5.0
+    elif case == "far":  # mean 1e6 spreads: the one-pass scatter is shifted by the first row
+        w = (w.astype(np.float64) * 1e-3 + 1e3).astype(np.float32)
+    elif case == "outlier_first":  # ... which here is far from the mean
+        w[0] = 40.0
     elif case == "rank1":
         w = np.outer(rng.standard_normal(3000), rng.standard_normal(9)).astype(np.float32)
     out = 30 if w.shape[0] % 30 == 0 else None
