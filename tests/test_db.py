@@ -99,7 +99,7 @@ def test_missing_meta_and_not_hdf5(tmp_path):
         open_db(p)
     q = tmp_path / "h.h5"
     q.write_text("not hdf5")
-    with pytest.raises(DBError, match="cannot open as HDF5"):
+    with pytest.raises(DBError, match=r"not an HDF5 file \(no HDF5 signature\)"):
         open_db(q)
 
 
