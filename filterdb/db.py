@@ -85,23 +85,40 @@ def _open_hdf5(path: str) -> h5py.File:
         raise DBError(f"{path}: corrupt HDF5 file (h5py cannot open it: {str(exc).splitlines()[0]})") from None
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def _corrupt(path: str, what: str, exc: BaseException) -> DBError:
+    """The one-line error for an HDF5 file whose structure cannot be read (h5py, PyTables and
+    pickle raise many exception types on a damaged file)."""
+    return DBError(f"{path}: corrupt HDF5 file: cannot read {what} ({_first_line(exc)})")
+
+
 def _check_filters(path: str) -> tuple[str, int, str]:
     """(dataset name, number of rows, dtype name) of the filter dataset, after the checks of
     :func:`filter_shape`."""
     with _open_hdf5(path) as f:
-        key = _filter_key(f, path)
-        ds = f[key]
-        if not isinstance(ds, h5py.Dataset):
-            raise DBError(f"{path}: '{key}' is a group, expected a dataset of shape (N, 9) or (N, 3, 3)")
-        shape = ds.shape
-        if not (len(shape) == 2 and shape[1] == 9) and not (len(shape) == 3 and shape[1:] == (3, 3)):
-            raise DBError(f"{path}: dataset '{key}' has shape {shape}, expected (N, 9) or (N, 3, 3)")
-        if ds.dtype.kind != "f":
-            raise DBError(
-                f"{path}: dataset '{key}' has dtype {ds.dtype}, expected floating point (float32; "
-                f"float16 and float64 are converted to float32)"
-            )
-        return key, int(shape[0]), ds.dtype.name
+        try:
+            key = _filter_key(f, path)
+            ds = f[key]
+            is_dataset = isinstance(ds, h5py.Dataset)
+            shape, dtype = (ds.shape, ds.dtype) if is_dataset else (None, None)
+        except DBError:
+            raise
+        except Exception as exc:  # a damaged file: any h5py error
+            raise _corrupt(path, "the filter dataset", exc) from None
+    if not is_dataset:
+        raise DBError(f"{path}: '{key}' is a group, expected a dataset of shape (N, 9) or (N, 3, 3)")
+    if not (len(shape) == 2 and shape[1] == 9) and not (len(shape) == 3 and shape[1:] == (3, 3)):
+        raise DBError(f"{path}: dataset '{key}' has shape {shape}, expected (N, 9) or (N, 3, 3)")
+    if dtype.kind != "f":
+        raise DBError(
+            f"{path}: dataset '{key}' has dtype {dtype}, expected floating point (float32; "
+            f"float16 and float64 are converted to float32)"
+        )
+    return key, int(shape[0]), dtype.name
 
 
 def filter_shape(path: str | os.PathLike) -> tuple[str, int]:
@@ -152,12 +169,15 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
     """
     path = str(path)
     with _open_hdf5(path) as f:
-        node = f.get("meta")
-        if node is None:
-            raise DBError(f"{path}: no 'meta' table (expected a pandas DataFrame stored with key 'meta')")
-        pandas_type = node.attrs.get("pandas_type") if isinstance(node, h5py.Group) else None
-        if isinstance(pandas_type, bytes):
-            pandas_type = pandas_type.decode()
+        try:
+            node = f.get("meta")
+            pandas_type = node.attrs.get("pandas_type") if isinstance(node, h5py.Group) else None
+        except Exception as exc:  # a damaged file: any h5py error
+            raise _corrupt(path, "the 'meta' table", exc) from None
+    if node is None:
+        raise DBError(f"{path}: no 'meta' table (expected a pandas DataFrame stored with key 'meta')")
+    if isinstance(pandas_type, bytes):
+        pandas_type = pandas_type.decode()
     if pandas_type is None:
         what = "an HDF5 dataset" if isinstance(node, h5py.Dataset) else "an HDF5 group without pandas metadata"
         raise DBError(
@@ -166,8 +186,8 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
         )
     try:
         meta = pd.read_hdf(path, "meta")
-    except (OSError, TypeError, ValueError, KeyError) as exc:
-        raise DBError(f"{path}: cannot read the 'meta' table: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # PyTables / pickle errors of a damaged or foreign table
+        raise DBError(f"{path}: cannot read the 'meta' table ({_first_line(exc)})") from None
     if not isinstance(meta, pd.DataFrame):
         raise DBError(
             f"{path}: 'meta' is a pandas {type(meta).__name__}, expected a DataFrame with one row per conv "
