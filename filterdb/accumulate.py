@@ -255,7 +255,9 @@ def quality_from_moments(n, absmax, n_sparse, n_clean, g_all, g_clean, ortho, ou
     with np.errstate(invalid="ignore", divide="ignore"):
         norm = np.where((t > 0) & ~np.isnan(h), h / np.where(t > 0, t, 1.0), np.nan)
         sparsity = np.where(n > 0, n_sparse / np.maximum(n, 1), np.nan)
-    no_ortho = (notes & (quality.NOTE_NO_OUT | quality.NOTE_NOT_MULTIPLE | quality.NOTE_ONE_OUT)) != 0
+    no_ortho = (
+        notes & (quality.NOTE_NO_OUT | quality.NOTE_NOT_MULTIPLE | quality.NOTE_ONE_OUT | quality.NOTE_EMPTY)
+    ) != 0
     return {
         "n_filters": n,
         "n_sparse": np.asarray(n_sparse, np.int64),
@@ -517,9 +519,10 @@ def run_pass(
     out = {"layer": np.arange(lo, hi, dtype=np.int64)}
     out.update(pas.arrays())
     dt = time.perf_counter() - t0
+    conv = "" if rd.dtype == "float32" else f", {rd.dtype} converted to float32"
     print(
         f"{desc}: {hi - lo} layers, {total} filters in {dt:.2f} s "
-        f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {threads} thread(s), read: {rd.mode}, "
+        f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {threads} thread(s), read: {rd.mode}{conv}, "
         f"kernels: {compiled.load().mode})",
         file=sys.stderr,
     )

@@ -13,7 +13,8 @@ An axis is configured as a mapping (see ``config.yaml``):
 ``order``       ``mean_drift`` (categorical default: ascending mean drift, as the study) or
                 ``natural`` (the binned default; sorted labels otherwise)
 ``min_models``  drop groups with fewer models (default 1: keep all)
-``min_filters`` drop groups with fewer filters (default 0: keep all)
+``min_filters`` drop groups with fewer filters (default 0: keep all; a group without any filter is
+                always dropped)
 
 Layers with no label (missing value) belong to no group of that axis.
 """
@@ -226,7 +227,8 @@ def layer_labels(layers: pd.DataFrame, axis: Axis) -> pd.Series:
 def group_table(layers: pd.DataFrame, labels: pd.Series, axis: Axis) -> pd.DataFrame:
     """``groups/{axis}.tsv``: per group ``group``, ``n_models``, ``n_layers``, ``n_filters``.
 
-    Groups below ``min_models`` / ``min_filters`` are dropped. Rows in label order (natural order
+    Groups below ``min_models`` / ``min_filters`` are dropped, and so are groups without any filter
+    (only empty layers: no distribution, so no drift). Rows in label order (natural order
     for binned axes, alphabetical otherwise; the drift matrix applies its own ordering).
 
     Parameters
@@ -258,7 +260,7 @@ def group_table(layers: pd.DataFrame, labels: pd.Series, axis: Axis) -> pd.DataF
         g = g.sort_values("group", key=lambda s: s.map(order))
     else:
         g = g.sort_values("group", key=lambda s: s.astype(str))
-    g = g[(g["n_models"] >= axis.min_models) & (g["n_filters"] >= axis.min_filters)]
+    g = g[(g["n_models"] >= axis.min_models) & (g["n_filters"] >= max(axis.min_filters, 1))]
     return g.reset_index(drop=True)
 
 

@@ -14,6 +14,7 @@ Layout (see ``docs/method.md``, appendix on the published file layouts):
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 FILTER_KEYS = ("filters", "filter")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+LAYOUT = "an HDF5 file with a 'filters' dataset and a pandas DataFrame 'meta'"
 INDEX_NAMES = ["model_id", "conv_depth", "conv_depth_norm"]
 CATEGORY_ALIASES = {"Datatype": "Visual Category"}
 
@@ -38,6 +41,7 @@ class FilterDB:
     key: str
     n_rows: int
     layers: pd.DataFrame  # one row per layer, sorted by row_start; see :func:`layer_table`
+    dtype: str = "float32"  # stored dtype of the filter dataset; every other float is read as float32
 
 
 def _filter_key(f: h5py.File, path: str) -> str:
@@ -45,6 +49,76 @@ def _filter_key(f: h5py.File, path: str) -> str:
         if key in f:
             return key
     raise DBError(f"{path}: no filter dataset: expected an HDF5 dataset named 'filters' or 'filter'")
+
+
+def _has_hdf5_signature(path: str, size: int) -> bool:
+    """Whether the HDF5 signature is at offset 0, 512, 1024, 2048, ... (where a superblock may
+    start after a user block), checked before h5py opens the file."""
+    with open(path, "rb") as fh:
+        offset = 0
+        while offset + 8 <= size:
+            fh.seek(offset)
+            if fh.read(8) == HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+def _open_hdf5(path: str) -> h5py.File:
+    """Open ``path`` read-only as HDF5, or raise a one-line :class:`DBError` saying why not (a
+    directory, an empty file, no HDF5 signature, a truncated or otherwise corrupt file)."""
+    if not os.path.exists(path):
+        raise DBError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise DBError(f"{path}: is a directory, expected a filter DB ({LAYOUT})")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise DBError(f"{path}: empty file (0 bytes), expected a filter DB ({LAYOUT})")
+    if not _has_hdf5_signature(path, size):
+        raise DBError(f"{path}: not an HDF5 file (no HDF5 signature), expected a filter DB ({LAYOUT})")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        m = re.search(r"truncated file: eof = (\d+), sblock->base_addr = \d+, stored_eof = (\d+)", str(exc))
+        if m:
+            raise DBError(f"{path}: truncated HDF5 file ({m[1]} of {m[2]} bytes)") from None
+        raise DBError(f"{path}: corrupt HDF5 file (h5py cannot open it: {str(exc).splitlines()[0]})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def _corrupt(path: str, what: str, exc: BaseException) -> DBError:
+    """The one-line error for an HDF5 file whose structure cannot be read (h5py, PyTables and
+    pickle raise many exception types on a damaged file)."""
+    return DBError(f"{path}: corrupt HDF5 file: cannot read {what} ({_first_line(exc)})")
+
+
+def _check_filters(path: str) -> tuple[str, int, str]:
+    """(dataset name, number of rows, dtype name) of the filter dataset, after the checks of
+    :func:`filter_shape`."""
+    with _open_hdf5(path) as f:
+        try:
+            key = _filter_key(f, path)
+            ds = f[key]
+            is_dataset = isinstance(ds, h5py.Dataset)
+            shape, dtype = (ds.shape, ds.dtype) if is_dataset else (None, None)
+        except DBError:
+            raise
+        except Exception as exc:  # a damaged file: any h5py error
+            raise _corrupt(path, "the filter dataset", exc) from None
+    if not is_dataset:
+        raise DBError(f"{path}: '{key}' is a group, expected a dataset of shape (N, 9) or (N, 3, 3)")
+    if not (len(shape) == 2 and shape[1] == 9) and not (len(shape) == 3 and shape[1:] == (3, 3)):
+        raise DBError(f"{path}: dataset '{key}' has shape {shape}, expected (N, 9) or (N, 3, 3)")
+    if dtype.kind != "f":
+        raise DBError(
+            f"{path}: dataset '{key}' has dtype {dtype}, expected floating point (float32; "
+            f"float16 and float64 are converted to float32)"
+        )
+    return key, int(shape[0]), dtype.name
 
 
 def filter_shape(path: str | os.PathLike) -> tuple[str, int]:
@@ -65,25 +139,13 @@ def filter_shape(path: str | os.PathLike) -> tuple[str, int]:
     Raises
     ------
     DBError
-        If the file is not HDF5, has no filter dataset, or the dataset is not a floating-point
-        array of shape ``(N, 9)`` or ``(N, 3, 3)``.
+        If the file is empty, not HDF5 (no HDF5 signature: checked before h5py opens it),
+        truncated or corrupt, has no filter dataset, or the dataset is not a floating-point array
+        of shape ``(N, 9)`` or ``(N, 3, 3)`` (float16 and float64 are accepted: they are
+        converted to float32 when read).
     """
-    path = str(path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise DBError(f"{path}: cannot open as HDF5 ({exc.__class__.__name__})") from None
-    with f:
-        key = _filter_key(f, path)
-        ds = f[key]
-        if not isinstance(ds, h5py.Dataset):
-            raise DBError(f"{path}: '{key}' is a group, expected a dataset of shape (N, 9) or (N, 3, 3)")
-        shape = ds.shape
-        if not (len(shape) == 2 and shape[1] == 9) and not (len(shape) == 3 and shape[1:] == (3, 3)):
-            raise DBError(f"{path}: dataset '{key}' has shape {shape}, expected (N, 9) or (N, 3, 3)")
-        if ds.dtype.kind != "f":
-            raise DBError(f"{path}: dataset '{key}' has dtype {ds.dtype}, expected floating point")
-        return key, int(shape[0])
+    key, n, _ = _check_filters(str(path))
+    return key, n
 
 
 def read_meta(path: str | os.PathLike) -> pd.DataFrame:
@@ -102,22 +164,44 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
     Raises
     ------
     DBError
-        If there is no ``meta`` key or it cannot be read.
+        If there is no ``meta`` key, it is not a pandas DataFrame (an HDF5 dataset or a group
+        without pandas metadata, a Series) or it cannot be read.
     """
     path = str(path)
+    with _open_hdf5(path) as f:
+        try:
+            node = f.get("meta")
+            pandas_type = node.attrs.get("pandas_type") if isinstance(node, h5py.Group) else None
+        except Exception as exc:  # a damaged file: any h5py error
+            raise _corrupt(path, "the 'meta' table", exc) from None
+    if node is None:
+        raise DBError(f"{path}: no 'meta' table (expected a pandas DataFrame stored with key 'meta')")
+    if isinstance(pandas_type, bytes):
+        pandas_type = pandas_type.decode()
+    if pandas_type is None:
+        what = "an HDF5 dataset" if isinstance(node, h5py.Dataset) else "an HDF5 group without pandas metadata"
+        raise DBError(
+            f"{path}: 'meta' is {what}, not a pandas DataFrame (expected a DataFrame stored with "
+            f"DataFrame.to_hdf(path, key='meta'))"
+        )
     try:
-        return pd.read_hdf(path, "meta")
-    except KeyError:
-        raise DBError(f"{path}: no 'meta' table (expected a pandas DataFrame stored with key 'meta')") from None
-    except (OSError, TypeError, ValueError) as exc:
-        raise DBError(f"{path}: cannot read the 'meta' table: {str(exc).splitlines()[0]}") from None
+        meta = pd.read_hdf(path, "meta")
+    except Exception as exc:  # PyTables / pickle errors of a damaged or foreign table
+        raise DBError(f"{path}: cannot read the 'meta' table ({_first_line(exc)})") from None
+    if not isinstance(meta, pd.DataFrame):
+        raise DBError(
+            f"{path}: 'meta' is a pandas {type(meta).__name__}, expected a DataFrame with one row per conv "
+            f"layer and a 'filter_ids' column"
+        )
+    return meta
 
 
 def parse_filter_ids(value, path: str = "", row: int = 0) -> tuple[int, int]:
     """Row range ``[start, end)`` of one layer from its ``filter_ids`` cell.
 
     v1.0 stores ``"start:end"`` with an inclusive end; v0.1 stores the list of ids, which must be a
-    contiguous ascending run (checked).
+    contiguous ascending run (checked). An empty layer (0 filters) is ``"start:start-1"`` in v1.0
+    (as :func:`write_db` writes it) and an empty list in v0.1 (which has no position: ``(0, 0)``).
 
     Parameters
     ----------
@@ -136,13 +220,13 @@ def parse_filter_ids(value, path: str = "", row: int = 0) -> tuple[int, int]:
     Raises
     ------
     DBError
-        On a malformed string, ``end < start``, an empty or non-integer list, or ids that are not
-        one contiguous ascending run.
+        On a malformed string, ``end < start - 1``, a non-integer list, or ids that are not one
+        contiguous ascending run.
 
     Examples
     --------
-    >>> parse_filter_ids("10:19"), parse_filter_ids([3, 4, 5])
-    ((10, 20), (3, 6))
+    >>> parse_filter_ids("10:19"), parse_filter_ids([3, 4, 5]), parse_filter_ids("7:6")
+    ((10, 20), (3, 6), (7, 7))
     """
     where = f"{path}: meta row {row} column 'filter_ids'"
     if isinstance(value, bytes):
@@ -155,12 +239,17 @@ def parse_filter_ids(value, path: str = "", row: int = 0) -> tuple[int, int]:
             start, end = int(parts[0]), int(parts[1])
         except ValueError:
             raise DBError(f"{where}: {value!r} is not of the form 'start:end' with integers") from None
-        if end < start:
-            raise DBError(f"{where}: {value!r} has end < start")
+        if end < start - 1:
+            raise DBError(f"{where}: {value!r} has end < start (an empty layer is 'start:start-1')")
         return start, end + 1
     ids = np.asarray(value)
-    if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu":
-        raise DBError(f"{where}: expected a non-empty list of integer ids or a 'start:end' string")
+    if ids.ndim == 1 and ids.size == 0:
+        return 0, 0
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise DBError(
+            f"{where}: expected a list of integer ids or a 'start:end' string, got {type(value).__name__} "
+            f"of {ids.ndim}-d {ids.dtype} values"
+        )
     start = int(ids[0])
     if not np.array_equal(ids, np.arange(start, start + ids.size)):
         raise DBError(f"{where}: ids are not one contiguous ascending run; only contiguous layers are supported")
@@ -235,14 +324,15 @@ def layer_table(meta: pd.DataFrame, n_rows: int, path: str = "", required_column
     df.insert(0, "row_end", end)
     df.insert(0, "row_start", start)
     df["meta_row"] = np.arange(len(df))
-    df = df.sort_values("row_start", kind="stable").reset_index(drop=True)
+    df = df.sort_values(["row_start", "row_end"], kind="stable").reset_index(drop=True)
     s, e = df["row_start"].to_numpy(), df["row_end"].to_numpy()
-    overlap = np.flatnonzero(s[1:] < e[:-1])
+    full = np.flatnonzero(e > s)  # empty layers overlap nothing
+    overlap = np.flatnonzero(s[full[1:]] < e[full[:-1]])
     if overlap.size:
-        i = int(overlap[0])
+        i, j = int(full[overlap[0]]), int(full[overlap[0] + 1])
         raise DBError(
-            f"{path}: meta rows {df['meta_row'][i]} and {df['meta_row'][i + 1]} have overlapping "
-            f"filter_ids ({s[i]}..{e[i] - 1} and {s[i + 1]}..{e[i + 1] - 1})"
+            f"{path}: meta rows {df['meta_row'][i]} and {df['meta_row'][j]} have overlapping "
+            f"filter_ids ({s[i]}..{e[i] - 1} and {s[j]}..{e[j] - 1})"
         )
     df.insert(0, "layer", np.arange(len(df)))
     df.insert(3, "n_filters", e - s)
@@ -274,9 +364,9 @@ def open_db(path: str | os.PathLike, required_columns: Iterable[str] = ()) -> Fi
     path = str(path)
     if not os.path.exists(path):
         raise DBError(f"{path}: no such file")
-    key, n = filter_shape(path)
+    key, n, dtype = _check_filters(path)
     layers = layer_table(read_meta(path), n, path, required_columns)
-    return FilterDB(path=path, key=key, n_rows=n, layers=layers)
+    return FilterDB(path=path, key=key, n_rows=n, layers=layers, dtype=dtype)
 
 
 def is_filter_db(path: str | os.PathLike) -> bool:

@@ -28,9 +28,9 @@ Per layer
 ``orthogonality``            rows of ``W.reshape(out, in*9)`` L2-normalised (zero rows stay zero),
                              ``1 - sum|W W^T - I| / (out (out - 1))`` (1 = orthogonal output
                              channels). Needs ``out_channels``; NaN when it is missing, when ``n`` is
-                             not a multiple of it, or when ``out < 2``. Zero rows keep a 0 on the
+                             not a multiple of it, when ``out < 2``, or for an empty layer. Zero rows keep a 0 on the
                              diagonal, so each counts 1 towards the sum (as the formula says).
-``absmax``                   ``max|W|``.
+``absmax``                   ``max|W|`` (NaN for an empty layer).
 
 The reasons a value is NaN are kept as a bit mask per layer (:data:`NOTES`), written as text in the
 ``notes`` column of the layer table.
@@ -66,6 +66,7 @@ NOTE_FEW_FILTERS = 8
 NOTE_NO_THRESHOLD = 16
 NOTE_ALL_ZERO = 32
 NOTE_FEW_CLEAN = 64
+NOTE_EMPTY = 128
 NOTES = {
     NOTE_NO_OUT: "no out_channels in meta: orthogonality not computed",
     NOTE_NOT_MULTIPLE: "n_filters not a multiple of out_channels: orthogonality not computed",
@@ -74,8 +75,9 @@ NOTES = {
     NOTE_NO_THRESHOLD: "fewer than 3 filters: no random-layer threshold, entropy_norm undefined",
     NOTE_ALL_ZERO: "all-zero layer: sparsity 1, entropy 0 by convention",
     NOTE_FEW_CLEAN: "fewer than 2 non-sparse filters: clean entropy undefined",
+    NOTE_EMPTY: "empty layer (0 filters): no metric defined",
 }
-_NO_ORTHOGONALITY = NOTE_NO_OUT | NOTE_NOT_MULTIPLE | NOTE_ONE_OUT
+_NO_ORTHOGONALITY = NOTE_NO_OUT | NOTE_NOT_MULTIPLE | NOTE_ONE_OUT | NOTE_EMPTY
 
 #: A filter is sparse when all 9 ``|w| < DEFAULT_EPS * max|W|`` (config ``quality.eps``).
 DEFAULT_EPS = 0.01
@@ -354,8 +356,11 @@ def orthogonality_note(n: int, out_channels) -> int:
     Returns
     -------
     int
-        :data:`NOTE_NO_OUT`, :data:`NOTE_NOT_MULTIPLE`, :data:`NOTE_ONE_OUT`, or 0 when defined.
+        :data:`NOTE_EMPTY` (no filters), :data:`NOTE_NO_OUT`, :data:`NOTE_NOT_MULTIPLE`,
+        :data:`NOTE_ONE_OUT`, or 0 when defined.
     """
+    if n == 0:
+        return NOTE_EMPTY
     try:
         out = float(out_channels)
     except (TypeError, ValueError):

@@ -112,9 +112,27 @@ def fill_defaults(config: dict, require: bool = False, schema: dict | None = Non
     try:
         _validator(schema).validate(out)
     except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
-        raise ValueError(f"configuration key {where}: {exc.message}") from None
+        raise ValueError(schema_error_line(exc)) from None
     return out
+
+
+def schema_error_line(exc) -> str:
+    """One line for a configuration that fails the schema: the key and what was expected.
+
+    Parameters
+    ----------
+    exc : jsonschema.ValidationError
+        The first error of the validation (Snakemake's ``validate`` raises it as the context of
+        its ``WorkflowError``).
+
+    Returns
+    -------
+    str
+        ``configuration key <a/b/c>: <message>`` (e.g. ``configuration key stream/nonfinite:
+        'skip' is not one of ['error', 'drop']``), whitespace collapsed to single spaces.
+    """
+    where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+    return f"configuration key {where}: {' '.join(str(exc.message).split())}"
 
 
 def load_config(path: str | os.PathLike | None = None, require: bool = False) -> dict:

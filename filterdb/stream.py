@@ -167,6 +167,9 @@ def _direct_spans(ds) -> tuple[str, object] | None:
 class BlockReader:
     """Read row blocks ``[a, b)`` of a DB's filter dataset as float32 ``(b - a, 9)`` arrays.
 
+    A float16 or float64 dataset is read through h5py and converted to float32 (the values a
+    float32 copy of the DB would hold).
+
     Parameters
     ----------
     path : str
@@ -203,6 +206,11 @@ class BlockReader:
     def mode(self) -> str:
         """``contiguous``, ``chunked`` (read straight from the file) or ``h5py``."""
         return self._spans[0] if self._spans else "h5py"
+
+    @property
+    def dtype(self) -> str:
+        """The stored dtype of the dataset (any float dtype is converted to float32 as it is read)."""
+        return self._ds.dtype.name
 
     def close(self) -> None:
         """Close the file descriptor (direct reads) and the HDF5 file.

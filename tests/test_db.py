@@ -62,6 +62,17 @@ def test_v10_inclusive_ranges_non_unique_index_unsorted(tmp_path):
         (["0:5", "5:9"], "overlapping filter_ids"),
         (["0-4", "5:9"], "is not of the form 'start:end'"),
         ([[0, 1, 3], [4, 5]], "not one contiguous ascending run"),
+        (["-3:4", "5:9"], "meta row 0 filter_ids -3..4 lie outside the filter array of 10 rows"),
+        (["0:4", "5:nine"], "meta row 1 column 'filter_ids': '5:nine' is not of the form 'start:end' with integers"),
+        (["0:4:9"], "meta row 0 column 'filter_ids': '0:4:9' is not of the form 'start:end'"),
+        (["0:4", "9:5"], "meta row 1 column 'filter_ids': '9:5' has end < start (an empty layer is 'start:start-1')"),
+        (["0:9", "3:4"], "meta rows 0 and 1 have overlapping filter_ids (0..9 and 3..4)"),
+        ([[2, 1, 0], [3, 4]], "meta row 0 column 'filter_ids': ids are not one contiguous ascending run"),
+        (
+            [[0.0, 1.0], [2.0]],
+            "meta row 0 column 'filter_ids': expected a list of integer ids or a 'start:end' string, "
+            "got list of 1-d float64 values",
+        ),
     ],
 )
 def test_bad_filter_ids(tmp_path, ids, needle):
@@ -71,6 +82,22 @@ def test_bad_filter_ids(tmp_path, ids, needle):
         open_db(p)
     msg = str(e.value)
     assert needle in msg and str(p) in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    "ids,ranges",
+    [
+        (["0:4", "5:4", "5:9"], [[0, 5, 5], [5, 5, 0], [5, 10, 5]]),  # v1.0 empty layer, as write_db writes it
+        ([b"0:4", b"5:9"], [[0, 5, 5], [5, 10, 5]]),  # bytes cells
+        (["0:9", "5:4"], [[0, 10, 10], [5, 5, 0]]),  # an empty layer overlaps nothing
+        ([list(range(0, 10)), []], [[0, 0, 0], [0, 10, 10]]),  # v0.1 empty list: no position, (0, 0)
+    ],
+)
+def test_edge_filter_ids_accepted(tmp_path, ids, ranges):
+    p = tmp_path / "ok.h5"
+    _write(p, 10, _meta(ids))
+    db = open_db(p)
+    assert db.layers[["row_start", "row_end", "n_filters"]].values.tolist() == ranges
 
 
 def test_missing_axis_column(tmp_path):
@@ -99,7 +126,7 @@ def test_missing_meta_and_not_hdf5(tmp_path):
         open_db(p)
     q = tmp_path / "h.h5"
     q.write_text("not hdf5")
-    with pytest.raises(DBError, match="cannot open as HDF5"):
+    with pytest.raises(DBError, match=r"not an HDF5 file \(no HDF5 signature\)"):
         open_db(q)
 
 

@@ -1,8 +1,21 @@
 import os
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as exc:
+    import jsonschema
+
+    if not isinstance(exc.__context__, jsonschema.ValidationError):
+        raise
+    from filterdb.settings import schema_error_line
+
+    # one line naming the key and what was expected, instead of the schema excerpt
+    raise WorkflowError(
+        f"invalid config: {schema_error_line(exc.__context__)}"
+    ) from None
 
 R = config["results"].rstrip("/")
 AXES = list(config["axes"])

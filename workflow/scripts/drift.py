@@ -1,7 +1,9 @@
 """Rule ``drift``: every axis's drift matrix and group table, in one job."""
 
+import sys
+
 from filterdb import pipeline, results
-from filterdb.axes import Axis
+from filterdb.axes import Axis, layer_labels
 from filterdb.glue import main
 
 
@@ -16,6 +18,13 @@ def run():
         results.write_tsv(groups, out[f"groups_{name}"], floats=False)
         results.write_tsv(drift, out[f"drift_{name}"])
         print(f"axis {name}: {len(groups)} groups")
+        if groups.empty:
+            why = (
+                f"no layer has a value in column {axis.column!r}"
+                if layer_labels(layers, axis).isna().all()
+                else "every group is below min_models / min_filters"
+            )
+            print(f"axis {name}: {why}: no groups, empty drift table", file=sys.stderr)
 
 
 main(snakemake, run)
