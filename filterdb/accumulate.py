@@ -178,14 +178,34 @@ class SumsPass(_Pass):
             self.g_clean if q else z3,
         )
         if q and self.s.orthogonality:
-            out = self.plan.out_channels[self.lo + pos]
-            for j in np.flatnonzero(np.isfinite(out)):
-                p = int(pos[j])
-                w = x[ls[j] : le[j]]
-                if self.drop and self.nonfinite[p]:
-                    w = w[np.isfinite(w).all(axis=1)]
-                if quality.orthogonality_note(w.shape[0], out[j]) == 0:
-                    self.ortho[p] = quality.orthogonality(w, out[j])
+            self._orthogonality(x, ls, le, pos)
+
+    def _orthogonality(self, x, ls, le, pos) -> None:
+        """Orthogonality of the block's layers: layers of one shape in one batched product (a
+        wide model repeats few shapes), so small layers cost no per-layer Python."""
+        out = self.plan.out_channels[self.lo + pos]
+        n = le - ls
+        with np.errstate(invalid="ignore"):
+            o = np.where(np.isfinite(out), out, 0).astype(np.int64)
+        ok = (n > 0) & (o >= 2) & (o == out) & (n % np.maximum(o, 1) == 0)
+        lone = ok & (self.nonfinite[pos] > 0) & self.drop
+        for j in np.flatnonzero(lone):  # rows holding NaN/Inf left out: the layer alone
+            w = x[ls[j] : le[j]]
+            w = w[np.isfinite(w).all(axis=1)]
+            if quality.orthogonality_note(w.shape[0], out[j]) == 0:
+                self.ortho[pos[j]] = quality.orthogonality(w, out[j])
+        sel = np.flatnonzero(ok & ~lone)
+        if not sel.size:
+            return
+        key = o[sel] * (1 << 32) + n[sel]
+        for kv in np.unique(key):
+            grp = sel[key == kv]
+            oc, nn = int(o[grp[0]]), int(n[grp[0]])
+            step = max(1, int(4_000_000 // (oc * oc + nn * 9)))  # bounded temporaries
+            for g0 in range(0, grp.size, step):
+                g = grp[g0 : g0 + step]
+                W = np.stack([x[ls[j] : le[j]] for j in g])
+                self.ortho[pos[g]] = quality.orthogonality_many(W, oc)
 
     def check_finite(self, layer_names=None) -> None:
         """With the ``error`` policy: raise naming the first row holding NaN/Inf."""
