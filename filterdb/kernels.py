@@ -606,4 +606,3 @@ if HAVE_NUMBA:
                 off = q - base * limb_bits
                 for j in range(pieces):
                     out[c, base + j] += sign * (((mant >> (limb_bits * j)) & mask) << off)
-
