@@ -107,9 +107,24 @@ def build(out_dir: str | os.PathLike | None = None) -> Path:
     cc.verbose = False
     for name, sig in SIGNATURES.items():
         cc.export(name, sig)(getattr(kernels, _JIT_NAMES[name]).py_func)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cc.compile()
+    # as the JIT kernels (error_model="numpy"): IEEE division, no ZeroDivisionError check, so the
+    # loops vectorise; pycc has no option for it
+    import numba.pycc.compiler as pycc_compiler
+
+    base = pycc_compiler.Flags
+
+    class _Flags(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.error_model = "numpy"
+
+    pycc_compiler.Flags = _Flags
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cc.compile()
+    finally:
+        pycc_compiler.Flags = base
     (out / f"{NAME}.json").write_text(json.dumps(stamp(), indent=1) + "\n")
     return next(out.glob(f"{NAME}.*.so"), None) or next(out.glob(f"{NAME}*"))
 

@@ -5,7 +5,9 @@ numpy needs ~20 full-length temporaries for that and ran at ~600 ns/filter, far 
 reading the row (~5 ns). The kernels do the same IEEE operations in the same order as the numpy
 reference (:func:`filterdb.scaling.coefficients`, :func:`filterdb.histogram.bin_index`; no
 fastmath, so no reassociation or FMA contraction), so results are bit-identical with or without
-numba (tested). Without numba installed the numpy reference is used.
+numba (tested). Without numba installed the numpy reference is used. ``error_model="numpy"``:
+division follows IEEE (no Python ZeroDivisionError check), which lets the division loops vectorise
+(no kernel divides by zero: a zero peak is replaced by 1).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ except ImportError:  # pragma: no cover
 
 if HAVE_NUMBA:
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _scale(w, out):
         for r in range(w.shape[0]):
             peak = 0.0
@@ -39,7 +41,7 @@ if HAVE_NUMBA:
             for j in range(9):
                 out[r, j] = np.float64(w[r, j]) / peak
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _coefficients(scaled, mean, comps, out):
         n = scaled.shape[0]
         k = comps.shape[0]
@@ -53,7 +55,7 @@ if HAVE_NUMBA:
                     acc += d[j] * comps[i, j]
                 out[r, i] = acc
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _histogram_columns(values, edges, out):
         """out[c, b] += count of values[:, c] in bin b (numpy's uniform-bin algorithm)."""
         bins = edges.shape[0] - 1
@@ -119,7 +121,7 @@ def layer_moments(w: np.ndarray, eps: float) -> tuple[float, int, int, np.ndarra
 
 if HAVE_NUMBA:
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _column_range(values, lo, hi):
         for r in range(values.shape[0]):
             for c in range(values.shape[1]):
@@ -260,7 +262,7 @@ NEAR = 1e-6
 
 if HAVE_NUMBA:
 
-    @numba.njit(cache=True, nogil=True, inline="always")
+    @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
     def _batch_scale(x, b0, nb, pk, ok, T, S):
         """Peak-scale rows b0..b0+nb-1 of x into S[j, r] (float64, via the column-wise copy T so
         that the loops over r vectorise); ok[r] = row is finite."""
@@ -283,7 +285,7 @@ if HAVE_NUMBA:
             for r in range(nb):
                 S[j, r] = T[j, r] / pk[r]
 
-    @numba.njit(cache=True, nogil=True, inline="always")
+    @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
     def _batch_coef(nb, S, mean, comps, D, C):
         """C[i, r] = sum_j (S[j, r] - mean[j]) * comps[i, j], summed over j in order."""
         for j in range(9):
@@ -299,7 +301,7 @@ if HAVE_NUMBA:
                 for r in range(nb):
                     C[i, r] += D[j, r] * cij
 
-    @numba.njit(cache=True, nogil=True, inline="always")
+    @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
     def _bin_fast(v, first, last, inv, bins, edges):
         """numpy's uniform-bin index of v (-1 when outside [first, last]); see the note above."""
         if not (v >= first and v <= last):
@@ -313,7 +315,7 @@ if HAVE_NUMBA:
             ind += 1
         return ind
 
-    @numba.njit(cache=True, nogil=True, inline="always")
+    @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
     def _batch_load_peaks(w, b0, nb, T, pk):
         """Rows b0..b0+nb-1 of w column-wise into T (float64), each row's peak |w| into pk."""
         for r in range(nb):
@@ -326,7 +328,7 @@ if HAVE_NUMBA:
                 a = abs(T[j, r])
                 pk[r] = a if a > pk[r] else pk[r]
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def sums_block(
         x, ls, le, lp, drop, n, s1, s2, nonfinite, first_bad, quality, eps, absmax, n_sparse, n_clean, g_all, g_clean
     ):
@@ -483,7 +485,7 @@ if HAVE_NUMBA:
                 n_sparse[p] = ns
                 n_clean[p] = nc
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def range_block(x, ls, le, lp, drop, mean, comps, cmin, cmax):
         """Per layer: min and max of each PCA coefficient."""
         pk = np.empty(BATCH)
@@ -512,7 +514,7 @@ if HAVE_NUMBA:
                     cmin[p, i] = lo
                     cmax[p, i] = hi
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def hist_block(
         x, ls, le, lp, drop, mean, comps, edges, counts, lcell, fedges, fcounts, pairs, dlo, dhi, dbins, dens
     ):
@@ -586,7 +588,7 @@ if HAVE_NUMBA:
 
 if HAVE_NUMBA:
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _limbs(flat, out, limb_bits, shift, pieces):
         """Add the limbs (filterdb.exactsum) of every value of column c of ``flat`` to ``out[c]``."""
         mask = (1 << limb_bits) - 1
