@@ -19,6 +19,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure  # figures outside pyplot: no backend or global figure state
 
 from .pca import COMPONENTS, PIXELS
+from .results import atomic_write
 
 DENSITY_VMIN = 1e-5
 ANNOTATE_MAX = 12  # drift heatmaps with at most this many groups print their values
@@ -63,7 +64,8 @@ def _styled(fn):
 
 
 def save(fig: Figure, path: str | Path, dpi: int | None = None) -> None:
-    """Write ``fig`` as SVG or PNG (by suffix), byte-reproducibly.
+    """Write ``fig`` as SVG or PNG (by suffix), byte-reproducibly and atomically
+    (:func:`filterdb.results.atomic_write`: an interrupted save leaves no half-written figure).
 
     Parameters
     ----------
@@ -84,13 +86,14 @@ def save(fig: Figure, path: str | Path, dpi: int | None = None) -> None:
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix == ".svg":
+        kw = {"format": "svg", "metadata": SVG_METADATA}
+    elif suffix == ".png":
+        kw = {"format": "png", "metadata": PNG_METADATA, "dpi": dpi or STYLE["savefig.dpi"]}
+    else:
+        raise ValueError(f"{path}: unsupported figure format {suffix!r} (svg, png)")
     with matplotlib.rc_context(STYLE):
-        if suffix == ".svg":
-            fig.savefig(path, format="svg", metadata=SVG_METADATA)
-        elif suffix == ".png":
-            fig.savefig(path, format="png", metadata=PNG_METADATA, dpi=dpi or STYLE["savefig.dpi"])
-        else:
-            raise ValueError(f"{path}: unsupported figure format {suffix!r} (svg, png)")
+        atomic_write(path, lambda tmp: fig.savefig(tmp, **kw))
 
 
 def save_all(fig: Figure, paths: Sequence[str | Path], dpi: int | None = None) -> None:

@@ -3,7 +3,8 @@
 One module owns the files under ``{results}/`` so that the passes, the workflow scripts, the
 figures and ``filterdb inspect`` agree on names, columns and number formats. Every writer is
 atomic (temporary name in the same folder, then rename): an interrupted job never leaves a
-half-written file under the final name.
+half-written file under the final name, and the temporary file of a killed job is removed when the
+same file is written again.
 
 Layout (``R`` = the results folder)::
 
@@ -215,10 +216,51 @@ def _tmp_name(path) -> str:
     return str(p.with_name(f".{p.name}.{os.getpid()}.partial{p.suffix}"))
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def stale_partials(path) -> list[Path]:
+    """Temporary files of ``path`` left by writers that no longer run (killed by SIGKILL, the OOM
+    killer or a power loss, so that :func:`atomic_write` could not remove them).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final file name.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``.{name}.{pid}.partial{suffix}`` beside ``path`` whose ``pid`` is not a running process
+        on this machine (never this process's own).
+    """
+    p = Path(path)
+    head, tail = f".{p.name}.", f".partial{p.suffix}"
+    out = []
+    try:
+        names = os.listdir(p.parent if str(p.parent) else ".")
+    except FileNotFoundError:
+        return out
+    for name in sorted(names):
+        pid = name[len(head) : -len(tail)] if name.startswith(head) and name.endswith(tail) else ""
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            out.append(p.with_name(name))
+    return out
+
+
 def atomic_write(path, write) -> None:
     """Call ``write(tmp)`` with a temporary path beside ``path``, then rename it to ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was. A process killed
+    outright (SIGKILL) cannot remove its temporary file: the next write of the same ``path`` does
+    (:func:`stale_partials`), so a rerun of the killed job leaves none behind.
 
     Parameters
     ----------
@@ -231,6 +273,8 @@ def atomic_write(path, write) -> None:
     -------
     None
     """
+    for stale in stale_partials(path):
+        stale.unlink(missing_ok=True)
     tmp = _tmp_name(path)
     try:
         write(tmp)

@@ -5,7 +5,11 @@ package registry; FILTERDB_OFFLINE=1 skips it)."""
 import hashlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -347,6 +351,53 @@ def test_interrupted_append_leaves_db_unchanged(tmp_path, models, monkeypatch, w
     with h5py.File(out, "r") as f:
         x = f["filters"][...]
     np.testing.assert_array_equal(x[20:], np.concatenate([wk.reshape(-1, 9) for wk in new]))
+
+
+def test_killed_append_leaves_db_unchanged(tmp_path, models):
+    """A real SIGKILL of `filterdb build --append` while it writes (its working copy
+    ``<db>.appending`` exists): the DB keeps its exact bytes and stays readable, and the same
+    command run again completes the append and leaves no copy behind."""
+    d, _ = models
+    out = tmp_path / "db.h5"
+    build(_sheet(tmp_path, [_row("a", "m/a.onnx")], "s1.tsv"), str(out), log=lambda m: None)
+    before = out.read_bytes()
+    with h5py.File(out, "r") as f:
+        old_rows = f["filters"][...]
+    # 8 models of 16,384 filters: the copy, append and meta writes take a few hundred ms
+    new = [_w(128, 128, 3, 3, seed=70 + k) for k in range(8)]
+    for k, wk in enumerate(new):
+        write_torch_zip(d / f"big{k}.pt", OrderedDict([("c.weight", wk)]))
+    sheet2 = _sheet(tmp_path, [_row(f"big{k}", f"m/big{k}.pt") for k in range(8)], "s2.tsv")
+    cmd = [sys.executable, "-m", "filterdb.cli", "build", sheet2, "-o", str(out), "--append", "-q"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    copy = Path(str(out) + ".appending")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not copy.exists():
+            assert proc.poll() is None, f"build ended before writing: {proc.stderr.read().decode()[-2000:]}"
+            assert time.monotonic() < deadline, "the working copy never appeared"
+            time.sleep(0.001)
+        os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert copy.exists()  # killed mid-way: the copy was neither renamed nor removed
+    assert out.read_bytes() == before
+    assert list(read_meta(out)["model"]) == ["a", "a"]
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["filters"][...], old_rows)
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert not copy.exists()
+    meta = read_meta(out)
+    assert list(meta["model"]) == ["a", "a"] + [f"big{k}" for k in range(8)]
+    with h5py.File(out, "r") as f:
+        x = f["filters"][...]
+    np.testing.assert_array_equal(x[: len(old_rows)], old_rows)
+    np.testing.assert_array_equal(x[len(old_rows) :], np.concatenate([wk.reshape(-1, 9) for wk in new]))
 
 
 def test_merge_and_fetch_sheets(tmp_path, models):

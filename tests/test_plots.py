@@ -1,6 +1,7 @@
 """Figures and binned KDEs: numbers against plain re-computation, byte-identical renders."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -159,6 +160,23 @@ def test_renders_are_byte_identical(small_db, tmp_path):
             assert b"Date" not in b and (ext == "png" or b"<dc:date>" not in b)
             if ext == "png":
                 assert b"Software" not in b and b"Matplotlib version" not in b
+
+
+def test_save_is_atomic(tmp_path):
+    """A save that fails half-way leaves neither the figure nor a temporary file."""
+    fig = plots.cumulative_variance(np.full(9, 1 / 9))
+    plots.save(fig, tmp_path / "ok.svg")
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.svg"]
+
+    def broken(path, **kw):
+        Path(path).write_text("<svg")
+        raise OSError(28, "No space left on device")
+
+    fig.savefig = broken
+    for name in ("f.svg", "f.png"):
+        with pytest.raises(OSError):
+            plots.save(fig, tmp_path / name)
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.svg"]
 
 
 def test_figure_contents(small_db):
