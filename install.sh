@@ -16,6 +16,12 @@ if [[ "${1:-}" == "--test" ]]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
+  # Without a reachable controller, `scontrol` (which Snakemake's SLURM plugin runs at every start)
+  # waits ~10 s, or a minute in configless mode: give this test machine a config that fails at once.
+  # tests/cluster/slurm-up.sh replaces it while its one-node cluster runs. A real config is kept.
+  if [[ $(id -u) -eq 0 && -d /etc/slurm && ! -e /etc/slurm/slurm.conf ]]; then
+    bash tests/cluster/slurm-down.sh --config-only
+  fi
 fi
 python3 -m uv pip install --system -q -e ".[${extras}]"
 # The pass kernels compiled ahead of time for this CPU: saves each shard job ~1.4 s of numba start-up

@@ -8,9 +8,14 @@ mkdir -p "$state"/{spool,ctld,log,run} /etc/slurm /run/munge
 chown munge:munge /run/munge
 [[ -s /etc/munge/munge.key ]] || { dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
 pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
+# keep a config that is not ours (slurm-down.sh puts it back)
+if [[ -s /etc/slurm/slurm.conf ]] && ! grep -q '^# filterdb' /etc/slurm/slurm.conf; then
+  cp /etc/slurm/slurm.conf "$state/slurm.conf.orig"
+fi
 cpus=$(nproc)
 mem=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
 cat > /etc/slurm/slurm.conf <<CONF
+# filterdb one-node test cluster (tests/cluster/slurm-up.sh)
 ClusterName=filterdb
 SlurmctldHost=localhost
 SlurmUser=root
