@@ -204,7 +204,7 @@ def test_interrupted_run_resumes_to_the_same_outputs(db, reference, tmp_path):
     run([*cmd, "--unlock"], next(logs))  # the killed run's lock is left behind
     # 4. the same command; kill -9 after the first shard job of the last pass has finished
     interrupt(cmd, next(logs), first_part("hist"), signal.SIGKILL)
-    assert (pca / "mean.tsv").exists() and not (stats / "cell_hist.npy").exists()
+    assert not (stats / "cell_hist.npy").exists()  # (gather_sums may or may not have run: it is off the chain)
     run([*cmd, "--unlock"], next(logs))
     # the same command completes the run
     run(cmd, next(logs))
