@@ -107,8 +107,9 @@ def build(out_dir: str | os.PathLike | None = None) -> Path:
     cc.verbose = False
     for name, sig in SIGNATURES.items():
         cc.export(name, sig)(getattr(kernels, _JIT_NAMES[name]).py_func)
-    # as the JIT kernels (error_model="numpy"): IEEE division, no ZeroDivisionError check, so the
-    # loops vectorise; pycc has no option for it
+    # as the JIT kernels (nogil=True, error_model="numpy"): the GIL is released while a kernel runs
+    # (the passes' threads run kernels in parallel), IEEE division without a ZeroDivisionError
+    # check (the loops vectorise); pycc has no options for either
     import numba.pycc.compiler as pycc_compiler
 
     base = pycc_compiler.Flags
@@ -117,6 +118,7 @@ def build(out_dir: str | os.PathLike | None = None) -> Path:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.error_model = "numpy"
+            self.release_gil = True
 
     pycc_compiler.Flags = _Flags
     try:
