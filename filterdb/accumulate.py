@@ -743,6 +743,13 @@ class _MemoryPart:
         pass
 
 
+#: Prefixes of the arrays a part combines with the other parts (sum, minimum, maximum): the
+#: workflow keeps them of the sums and range parts in small files of their own
+#: (``stats/totals/{pass}/{shard}.npz``), so that rerunning a later pass (e.g. other histogram
+#: bins) does not need the earlier passes' temporary parts.
+TOTALS = ("total__", "min__", "max__")
+
+
 def _part_totals(part_paths: list, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Only the combined ``total__`` / ``min__`` / ``max__`` arrays ``names`` of the parts (each
     part opened lazily: the per-layer arrays are not read)."""

@@ -69,7 +69,9 @@ def outputs(res):
     return {
         p.relative_to(res).as_posix(): p
         for p in sorted(Path(res).rglob("*"))
-        if p.is_file() and p.relative_to(res).parts[0] not in IGNORED
+        if p.is_file()
+        and p.relative_to(res).parts[0] not in IGNORED
+        and p.relative_to(res).parts[:2] != ("stats", "totals")  # one file per shard: named by the shard count
     }
 
 

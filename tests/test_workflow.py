@@ -90,7 +90,7 @@ def test_contract_files_match_library(workflow_run):
 
 def test_one_shard_gives_identical_files(workflow_run):
     """Every file of the run (TSVs byte for byte, npz/npy array by array) is the same for 3 shards
-    and 1 shard; logs and benchmarks (timings) aside."""
+    and 1 shard; logs and benchmarks (timings) and the per-shard totals aside."""
     from filterdb.results import load_npz
 
     tmp, db = workflow_run
@@ -101,7 +101,9 @@ def test_one_shard_gives_identical_files(workflow_run):
         return sorted(
             p.relative_to(root).as_posix()
             for p in root.rglob("*")
-            if p.is_file() and p.relative_to(root).parts[0] not in ("logs", "benchmarks")
+            if p.is_file()
+            and p.relative_to(root).parts[0] not in ("logs", "benchmarks")
+            and p.relative_to(root).parts[:2] != ("stats", "totals")  # one file per shard
         )
 
     three, one = files(tmp / "res"), files(tmp / "res1")
@@ -140,3 +142,23 @@ def test_figures_are_one_job_per_kind(workflow_run):
     assert res.returncode == 0, res.stderr[-3000:]
     counts = dict(line.split() for line in res.stdout.splitlines() if line.startswith("fig_"))
     assert counts == {k: "1" for k in ("fig_pca", "fig_subset_eigenimages", "fig_ridge", "fig_drift", "fig_density")}
+
+
+def test_other_histogram_bins_rerun_only_the_hist_pass(workflow_run):
+    """The later passes read the earlier ones' small totals files (kept), not their temporary
+    parts: changing the histogram bins reruns the hist pass and what follows, not sums or range."""
+    tmp, db = workflow_run
+    cfg = tmp / "bins60.yaml"
+    text = (ROOT / "config.yaml").read_text()
+    assert "\n  bins: 70\n" in text
+    cfg.write_text(text.replace("\n  bins: 70\n", "\n  bins: 60\n"))
+    res = tmp / "res"
+    cmd = [SNAKEMAKE, *with_cells(res), "-n", "--cores", "2", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp)]
+    cmd += ["--configfile", str(cfg), "--set-scatter", "shards=3", "--config", f"dataset={db}", f"results={res}"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = r.stdout.split("Job stats:", 1)[1].split("total", 1)[0]
+    jobs = {line.split()[0]: int(line.split()[1]) for line in table.splitlines()[3:] if line.strip()}
+    assert jobs.get("shard_hist") == 3 and "drift" in jobs, jobs
+    assert not {"layer_table", "shard_sums", "shard_range", "gather_sums", "gather_range"} & set(jobs), jobs
+    assert set(jobs) <= {"shard_hist", "gather_hist", "gather_cells", "drift"}, jobs

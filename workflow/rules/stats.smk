@@ -26,6 +26,7 @@ rule shard_sums:
         layers=f"{R}/stats/layers.tsv",
     output:
         part=temp(f"{R}/shards/sums/{{scatteritem}}.npz"),
+        totals=f"{R}/stats/totals/sums/{{scatteritem}}.npz",
     log:
         f"{R}/logs/shard_sums/{{scatteritem}}.log",
     benchmark:
@@ -46,6 +47,7 @@ rule shard_sums:
         "../scripts/shard_pass.py"
 
 
+# Not on the chain of passes: the range and hist jobs read the exact totals (stats/totals/) themselves.
 rule gather_sums:
     input:
         parts=gather.shards(f"{R}/shards/sums/{{scatteritem}}.npz"),
@@ -78,9 +80,10 @@ rule shard_range:
         db=dataset(),
         plan=f"{R}/stats/plan.npz",
         layers=f"{R}/stats/layers.tsv",
-        sums=gather.shards(f"{R}/shards/sums/{{scatteritem}}.npz"),
+        sums=gather.shards(f"{R}/stats/totals/sums/{{scatteritem}}.npz"),
     output:
         part=temp(f"{R}/shards/range/{{scatteritem}}.npz"),
+        totals=f"{R}/stats/totals/range/{{scatteritem}}.npz",
     log:
         f"{R}/logs/shard_range/{{scatteritem}}.log",
     benchmark:
@@ -126,8 +129,8 @@ rule shard_hist:
         db=dataset(),
         plan=f"{R}/stats/plan.npz",
         layers=f"{R}/stats/layers.tsv",
-        sums=gather.shards(f"{R}/shards/sums/{{scatteritem}}.npz"),
-        ranges=gather.shards(f"{R}/shards/range/{{scatteritem}}.npz"),
+        sums=gather.shards(f"{R}/stats/totals/sums/{{scatteritem}}.npz"),
+        ranges=gather.shards(f"{R}/stats/totals/range/{{scatteritem}}.npz"),
     output:
         part=temp(f"{R}/shards/hist/{{scatteritem}}.npz"),
         cells=temp(f"{R}/shards/hist/{{scatteritem}}.cells"),

@@ -1,7 +1,7 @@
 """One streamed pass over the layers of one shard (rules shard_sums, shard_range, shard_hist)."""
 
 from filterdb import results
-from filterdb.accumulate import PassSettings, basis_from_parts, range_from_parts, run_shard
+from filterdb.accumulate import TOTALS, PassSettings, basis_from_parts, range_from_parts, run_shard
 from filterdb.glue import main
 from filterdb.histogram import uniform_edges
 from filterdb.stream import parse_scatteritem
@@ -44,6 +44,8 @@ def run():
         **kw,
     )
     results.save_npz(snakemake.output.part, out)
+    if "totals" in snakemake.output.keys():  # the exact totals the next passes need (kept: small)
+        results.save_npz(snakemake.output.totals, {k: v for k, v in out.items() if k.startswith(TOTALS)})
 
 
 main(snakemake, run)
