@@ -603,6 +603,30 @@ def run_shard(
 # Gathering
 
 
+#: Prefixes of the arrays a part combines with the other parts (sum, minimum, maximum): the
+#: workflow keeps them of the sums and range parts in small files of their own
+#: (``stats/totals/{pass}/{shard}.npz``), so that rerunning a later pass (e.g. other histogram
+#: bins) does not need the earlier passes' temporary parts.
+TOTALS = ("total__", "min__", "max__")
+
+
+def _combine(out: dict, name: str, arr: np.ndarray, path) -> None:
+    """Add the part array ``name`` (a :data:`TOTALS` prefix) into ``out[short name]``: summed
+    (``total__``; edges and pairs must be equal instead), or by minimum / maximum."""
+    short = name.split("__", 1)[1]
+    if short not in out:
+        out[short] = np.array(arr, copy=True)
+    elif name.startswith("min__"):
+        out[short] = np.minimum(out[short], arr)
+    elif name.startswith("max__"):
+        out[short] = np.maximum(out[short], arr)
+    elif short.endswith(("edges", "pairs")):
+        if not np.array_equal(out[short], arr):
+            raise ValueError(f"{path}: {short} differs from the other shards'")
+    else:
+        out[short] = out[short] + arr
+
+
 def gather_parts(
     part_paths: list,
     n_layers: int,
@@ -652,19 +676,8 @@ def gather_parts(
             if name in ("layer", "part__cell", "part__cell_counts"):
                 continue
             arr = part[name]
-            if name.startswith(("min__", "max__")):
-                short = name[5:]
-                f = np.minimum if name.startswith("min__") else np.maximum
-                out[short] = arr.copy() if short not in out else f(out[short], arr)
-            elif name.startswith("total__"):
-                short = name[7:]
-                if short not in out:
-                    out[short] = arr.copy()
-                elif short.endswith(("edges", "pairs")):
-                    if not np.array_equal(out[short], arr):
-                        raise ValueError(f"{path}: {short} differs from the other shards'")
-                else:
-                    out[short] += arr
+            if name.startswith(TOTALS):
+                _combine(out, name, arr, path)
             else:
                 if name not in out:
                     out[name] = np.zeros((n_layers,) + arr.shape[1:], arr.dtype)
@@ -743,13 +756,6 @@ class _MemoryPart:
         pass
 
 
-#: Prefixes of the arrays a part combines with the other parts (sum, minimum, maximum): the
-#: workflow keeps them of the sums and range parts in small files of their own
-#: (``stats/totals/{pass}/{shard}.npz``), so that rerunning a later pass (e.g. other histogram
-#: bins) does not need the earlier passes' temporary parts.
-TOTALS = ("total__", "min__", "max__")
-
-
 def _part_totals(part_paths: list, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Only the combined ``total__`` / ``min__`` / ``max__`` arrays ``names`` of the parts (each
     part opened lazily: the per-layer arrays are not read)."""
@@ -759,16 +765,7 @@ def _part_totals(part_paths: list, names: tuple[str, ...]) -> dict[str, np.ndarr
         for name in names:
             if name not in part.files:
                 raise ValueError(f"{path}: no {name!r} in this shard part (made by an older filterdb? rerun the pass)")
-            arr = np.asarray(part[name])
-            short = name.split("__", 1)[1]
-            if short not in out:
-                out[short] = arr.copy()
-            elif name.startswith("min__"):
-                out[short] = np.minimum(out[short], arr)
-            elif name.startswith("max__"):
-                out[short] = np.maximum(out[short], arr)
-            else:
-                out[short] = out[short] + arr
+            _combine(out, name, np.asarray(part[name]), path)
         part.close()
     return out
 

@@ -172,11 +172,7 @@ def exact_limbs(values: np.ndarray) -> np.ndarray:
     -------
     (..., exactsum.N_LIMBS) int64 ndarray
     """
-    v = np.asarray(values, np.float64)
-    shape = v.shape[1:]
-    flat = np.ascontiguousarray(v.reshape(v.shape[0], int(np.prod(shape, dtype=np.int64))))
-    if not np.isfinite(flat).all():
-        raise ValueError("exact sum of a NaN or infinite value")
+    flat, shape = exactsum.columns(values)
     out = np.zeros((flat.shape[1], exactsum.N_LIMBS), np.int64)
     load().limbs(flat, out, exactsum.LIMB_BITS, exactsum.SHIFT, exactsum._PIECES)
     return out.reshape(shape + (exactsum.N_LIMBS,))

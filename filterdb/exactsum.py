@@ -39,6 +39,19 @@ N_LIMBS = (1024 - 53 + SHIFT) // LIMB_BITS + _PIECES + 1
 _MAX_TERMS = 1 << 29
 
 
+def columns(values: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """``values`` as a C-contiguous float64 ``(n, m)`` array of columns to sum, and the shape of
+    one sum (``values.shape[1:]``); NaN or infinite values are refused (ValueError)."""
+    v = np.asarray(values, np.float64)
+    if v.ndim == 0:
+        v = v.reshape(1)
+    shape = v.shape[1:]
+    flat = np.ascontiguousarray(v.reshape(v.shape[0], int(np.prod(shape, dtype=np.int64))))
+    if not np.isfinite(flat).all():
+        raise ValueError("exact sum of a NaN or infinite value")
+    return flat, shape
+
+
 def limbs(values: np.ndarray) -> np.ndarray:
     """Exact sum over axis 0 as limbs.
 
@@ -57,18 +70,13 @@ def limbs(values: np.ndarray) -> np.ndarray:
     ValueError
         If a value is NaN or infinite, or more than 2**29 values are summed in one call.
     """
-    v = np.asarray(values, np.float64)
-    n = v.shape[0] if v.ndim else 1
-    shape = v.shape[1:] if v.ndim else ()
-    m = int(np.prod(shape, dtype=np.int64))
+    flat, shape = columns(values)
+    n, m = flat.shape
     out = np.zeros((m, N_LIMBS), np.int64)
     if n == 0 or m == 0:
         return out.reshape(shape + (N_LIMBS,))
     if n > _MAX_TERMS:
         raise ValueError(f"exact sum of {n} terms: at most {_MAX_TERMS} per call (split and add the limbs)")
-    flat = v.reshape(n, m)
-    if not np.isfinite(flat).all():
-        raise ValueError("exact sum of a NaN or infinite value")
     frac, exp = np.frexp(flat)
     mant = np.ldexp(frac, 53).astype(np.int64)  # exact: |frac| < 1 has 53 significant bits
     q = exp.astype(np.int64) - 53 + SHIFT

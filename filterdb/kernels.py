@@ -301,32 +301,34 @@ if HAVE_NUMBA:
                 for r in range(nb):
                     C[i, r] += D[j, r] * cij
 
-    @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-    def _bin_fast(v, first, last, inv, bins, edges):
-        """numpy's uniform-bin index of v (-1 when outside [first, last]); see the note above."""
-        if not (v >= first and v <= last):
-            return -1
-        ind = int((v - first) * inv)
-        if ind >= bins:
-            ind = bins - 1
-        if v < edges[ind]:
-            ind -= 1
-        elif ind != bins - 1 and v >= edges[ind + 1]:
-            ind += 1
-        return ind
-
-    @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-    def _batch_load_peaks(w, b0, nb, T, pk):
-        """Rows b0..b0+nb-1 of w column-wise into T (float64), each row's peak |w| into pk."""
-        for r in range(nb):
-            for j in range(9):
-                T[j, r] = np.float64(w[b0 + r, j])
-        for r in range(nb):
-            pk[r] = 0.0
-        for j in range(9):
+    @numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+    def _lanes_add(V, nb, L1, L2):
+        """Per lane r: ``L1[:, r] += V[:, r]``, ``L2[ab, r] += V[a, r] V[b, r]`` (upper triangle)."""
+        for a in range(9):
             for r in range(nb):
-                a = abs(T[j, r])
-                pk[r] = a if a > pk[r] else pk[r]
+                L1[a, r] += V[a, r]
+        ab = 0
+        for a in range(9):
+            for b in range(a, 9):
+                for r in range(nb):
+                    L2[ab, r] += V[a, r] * V[b, r]
+                ab += 1
+
+    @numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+    def _lanes_total(L1, L2, v1, v2):
+        """The lane partial sums added in lane order: ``v1`` (9,), ``v2`` (45,) upper triangle."""
+        ab = 0
+        for a in range(9):
+            t = 0.0
+            for r in range(BATCH):
+                t += L1[a, r]
+            v1[a] = t
+            for _b in range(a, 9):
+                t = 0.0
+                for r in range(BATCH):
+                    t += L2[ab, r]
+                v2[ab] = t
+                ab += 1
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
     def sums_block(
@@ -339,9 +341,9 @@ if HAVE_NUMBA:
 
         With ``quality``, the moments of :func:`layer_moments` on the unscaled filters in the same
         loop: sums of ``x - c`` and their outer products, ``c`` the layer's first row (a shift that
-        keeps the one-pass scatter as accurate as a two-pass one), and the layer's peak ``|x|``;
-        then one more vectorised pass over the layer finds the sparse rows (peak below ``eps *
-        absmax``), whose sums are taken out of the clean filters' ones."""
+        keeps the one-pass scatter as accurate as a two-pass one), and each row's peak ``|x|``;
+        at the end of the layer the kept peaks give the sparse rows (peak below ``eps * absmax``),
+        whose sums are taken out of the clean filters' ones (only those rows are read again)."""
         pk = np.empty(BATCH)
         ok = np.empty(BATCH, np.bool_)
         T = np.empty((9, BATCH))
@@ -356,6 +358,13 @@ if HAVE_NUMBA:
         c = np.empty(9)
         q1 = np.empty(9)
         q2 = np.empty(45)
+        v1 = np.empty(9)
+        v2 = np.empty(45)
+        longest = 0
+        if quality:
+            for k in range(ls.shape[0]):
+                longest = max(longest, le[k] - ls[k])
+        peaks = np.empty(longest)  # each row's peak |x| of the current layer
         p1 = np.empty(9)
         p2 = np.empty(45)
         for k in range(ls.shape[0]):
@@ -386,15 +395,7 @@ if HAVE_NUMBA:
                             inc[r] = 0.0
                             continue
                     cnt += 1
-                for a in range(9):
-                    for r in range(nb):
-                        L1[a, r] += S[a, r]
-                ab = 0
-                for a in range(9):
-                    for b in range(a, 9):
-                        for r in range(nb):
-                            L2[ab, r] += S[a, r] * S[b, r]
-                        ab += 1
+                _lanes_add(S, nb, L1, L2)
                 if quality:
                     for r in range(nb):
                         raw[r] = 0.0
@@ -406,68 +407,44 @@ if HAVE_NUMBA:
                             raw[r] = av if av > raw[r] else raw[r]
                             D[j, r] = t - cj if inc[r] > 0.0 else 0.0
                     for r in range(nb):
+                        peaks[b0 - ls[k] + r] = raw[r]
                         if inc[r] > 0.0 and raw[r] > am:
                             am = raw[r]
-                    for a in range(9):
-                        for r in range(nb):
-                            Q1[a, r] += D[a, r]
-                    ab = 0
-                    for a in range(9):
-                        for b in range(a, 9):
-                            for r in range(nb):
-                                Q2[ab, r] += D[a, r] * D[b, r]
-                            ab += 1
+                    _lanes_add(D, nb, Q1, Q2)
             n[p] = cnt
             nonfinite[p] = bad
+            _lanes_total(L1, L2, v1, v2)
             ab = 0
             for a in range(9):
-                t = 0.0
-                for r in range(BATCH):
-                    t += L1[a, r]
-                s1[p, a] = t
+                s1[p, a] = v1[a]
                 for b in range(a, 9):
-                    t = 0.0
-                    for r in range(BATCH):
-                        t += L2[ab, r]
-                    s2[p, a, b] = t
-                    s2[p, b, a] = t
+                    s2[p, a, b] = v2[ab]
+                    s2[p, b, a] = v2[ab]
                     ab += 1
             if quality and le[k] > ls[k]:
                 thr = np.inf if am == 0.0 else eps * am
-                ab = 0
-                for a in range(9):
-                    t = 0.0
-                    for r in range(BATCH):
-                        t += Q1[a, r]
-                    q1[a] = t
-                    p1[a] = 0.0
-                    for _b in range(a, 9):
-                        t = 0.0
-                        for r in range(BATCH):
-                            t += Q2[ab, r]
-                        q2[ab] = t
-                        p2[ab] = 0.0
-                        ab += 1
-                # the sparse rows (NaN/Inf peaks never are): usually few, added one by one
+                _lanes_total(Q1, Q2, q1, q2)
+                p1[:] = 0.0
+                p2[:] = 0.0
+                # the sparse rows, from the peaks of the loop above (NaN/Inf rows never are sparse):
+                # usually few, added one by one
                 ns = 0
-                for b0 in range(ls[k], le[k], BATCH):
-                    nb = min(BATCH, le[k] - b0)
-                    _batch_load_peaks(x, b0, nb, T, pk)
-                    for r in range(nb):
-                        if pk[r] < thr:
-                            fin = True
-                            for a in range(9):
-                                D[a, 0] = T[a, r] - c[a]
-                                fin = fin and (T[a, r] - T[a, r] == 0.0)
-                            if not fin:  # a NaN is not a peak: such a row is not sparse
-                                continue
-                            ns += 1
-                            ab = 0
-                            for a in range(9):
-                                p1[a] += D[a, 0]
-                                for b in range(a, 9):
-                                    p2[ab] += D[a, 0] * D[b, 0]
-                                    ab += 1
+                for r in range(le[k] - ls[k]):
+                    if peaks[r] < thr:
+                        fin = True
+                        for a in range(9):
+                            v = np.float64(x[ls[k] + r, a])
+                            D[a, 0] = v - c[a]
+                            fin = fin and (v - v == 0.0)
+                        if not fin:  # a NaN is not a peak: such a row is not sparse
+                            continue
+                        ns += 1
+                        ab = 0
+                        for a in range(9):
+                            p1[a] += D[a, 0]
+                            for b in range(a, 9):
+                                p2[ab] += D[a, 0] * D[b, 0]
+                                ab += 1
                 nc = cnt - ns
                 ab = 0
                 for a in range(9):
