@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,7 +62,10 @@ class PassSettings:
     block_rows : int
         Most rows read per block (whole layers).
     threads : int
-        Compute threads inside one job (layers of a block are split between them).
+        Compute threads inside one job: the job's layers are cut into this many contiguous lanes of
+        about equal filter count, each streamed by its own reader and kernel thread into its own
+        slice of the per-layer arrays (no barrier per block); ``block_rows`` is shared out
+        between the lanes, so the read buffers take the same memory.
     precision : {"float32", "float16"}
         ``float16`` applies the study's rounding of the weights on load.
     nonfinite : {"error", "drop"}
@@ -101,20 +105,26 @@ class PassSettings:
 
 class _Pass:
     kind = ""
+    #: per-layer arrays (first axis = the pass's layers): a lane writes its own slice of them
+    per_layer: tuple[str, ...] = ()
 
     def __init__(self, plan: Plan, lo: int, hi: int, settings: PassSettings):
         self.plan, self.lo, self.hi, self.s = plan, lo, hi, settings
         self.k = hi - lo
         self.drop = settings.nonfinite == "drop"
 
-    def split(self, first: int, end: int, threads: int) -> list[np.ndarray]:
-        """Local layer positions ``first..end-1`` split into ``threads`` lists (disjoint writes)."""
-        pos = np.arange(first, end)
-        if threads <= 1 or pos.size < 2:
-            return [pos]
-        w = self.plan.n_filters[self.lo + pos]
-        cut = np.searchsorted(np.cumsum(w), np.arange(1, threads) * w.sum() / threads)
-        return [p for p in np.split(pos, cut) if p.size]
+    def lane(self, lo: int, hi: int) -> _Pass:
+        """The same pass for layers ``[lo, hi)`` (inside this pass's), writing into this pass's
+        per-layer arrays (views): lanes run concurrently and write disjoint slices."""
+        sub = object.__new__(type(self))
+        sub.__dict__.update(self.__dict__)
+        sub.lo, sub.hi, sub.k = lo, hi, hi - lo
+        for name in self.per_layer:
+            setattr(sub, name, getattr(self, name)[lo - self.lo : hi - self.lo])
+        return sub
+
+    def join(self, lanes: list[_Pass]) -> None:
+        """Take over what the finished ``lanes`` did not write into the shared arrays."""
 
     def begin_block(self, first: int, end: int) -> None:
         """Called before layers ``first..end-1`` (local positions) are processed."""
@@ -122,7 +132,7 @@ class _Pass:
     def end_block(self, first: int, end: int) -> None:
         """Called after layers ``first..end-1`` are processed."""
 
-    def block(self, x: np.ndarray, a: int, pos: np.ndarray, tid: int) -> None:
+    def block(self, x: np.ndarray, a: int, pos: np.ndarray) -> None:
         raise NotImplementedError
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -135,6 +145,19 @@ class _Pass:
 
 class SumsPass(_Pass):
     kind = "sums"
+    per_layer = (
+        "n",
+        "sum",
+        "outer",
+        "nonfinite",
+        "first_bad",
+        "absmax",
+        "n_sparse",
+        "n_clean",
+        "g_all",
+        "g_clean",
+        "ortho",
+    )
 
     def __init__(self, plan, lo, hi, settings):
         super().__init__(plan, lo, hi, settings)
@@ -152,8 +175,10 @@ class SumsPass(_Pass):
             self.g_all = np.zeros((k, 9, 9))
             self.g_clean = np.zeros((k, 9, 9))
             self.ortho = np.full(k, np.nan)
+        else:
+            self.per_layer = self.per_layer[:5]
 
-    def block(self, x, a, pos, tid):
+    def block(self, x, a, pos):
         ls, le = self._bounds(a, pos)
         q = self.quality
         eps = float(self.s.quality_eps) if q else 0.0
@@ -309,6 +334,7 @@ def _entropies(g: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 class RangePass(_Pass):
     kind = "range"
+    per_layer = ("cmin", "cmax")
 
     def __init__(self, plan, lo, hi, settings, mean, components):
         super().__init__(plan, lo, hi, settings)
@@ -317,7 +343,7 @@ class RangePass(_Pass):
         self.cmin = np.full((self.k, 9), np.inf)
         self.cmax = np.full((self.k, 9), -np.inf)
 
-    def block(self, x, a, pos, tid):
+    def block(self, x, a, pos):
         ls, le = self._bounds(a, pos)
         compiled.load().range_block(x, ls, le, pos, self.drop, self.mean, self.comps, self.cmin, self.cmax)
 
@@ -331,6 +357,24 @@ class RangePass(_Pass):
         }
 
 
+class _CellSink:
+    """The file receiving closed fine cell histograms (records of ``(9, fine_bins)`` uint32) and
+    their cell ids in file order; shared by the lanes of a pass (one lock)."""
+
+    def __init__(self, path):
+        self.fh = open(path, "wb")
+        self.ids: list[np.ndarray] = []
+        self.lock = threading.Lock()
+
+    def put(self, ids: np.ndarray, recs: np.ndarray) -> None:
+        with self.lock:
+            recs.tofile(self.fh)
+            self.ids.append(ids)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 class HistPass(_Pass):
     """Coarse per-layer histograms, fine per-cell histograms and 2-D densities of one shard.
 
@@ -339,7 +383,8 @@ class HistPass(_Pass):
     closed: appended to ``cell_sink`` (a file of ``(9, fine_bins)`` uint32 records, ids in
     ``part__cell``) and its slot reused, so the job's memory grows with the cells of a read block,
     not with the cells of the shard. Without ``cell_sink`` (in-process runs) closed cells are kept
-    in memory (``part__cell_counts``).
+    in memory (``part__cell_counts``). Lanes (threads) have their own pools: a cell whose layers lie
+    in two lanes is closed once by each, and the gather adds its records.
     """
 
     kind = "hist"
@@ -366,23 +411,25 @@ class HistPass(_Pass):
         self.lslot = np.full(self.k, -1, np.int64)
         self.pool = np.zeros((0, 9, self.fb), np.uint32)
         self.free: list[int] = []
-        self.sink = None if cell_sink is None else open(cell_sink, "wb")
+        self.own_sink = cell_sink is not None and not isinstance(cell_sink, _CellSink)
+        self.sink = _CellSink(cell_sink) if self.own_sink else cell_sink
         self.closed_ids: list[np.ndarray] = []
         self.closed_mem: list[np.ndarray] = []
         self.pairs = np.array(settings.density_pairs, np.int64).reshape(-1, 2)
         self.dbins = int(settings.density_bins)
         self.dlo, self.dhi = (float(v) for v in settings.density_extent)
-        self.dens = [
-            np.zeros((self.pairs.shape[0], self.dbins, self.dbins), np.uint32) for _ in range(max(1, settings.threads))
-        ]
+        self.dens = np.zeros((self.pairs.shape[0], self.dbins, self.dbins), np.uint32)
 
-    def split(self, first, end, threads):
-        pos = np.arange(first, end)
-        if threads <= 1 or pos.size < 2:
-            return [pos]
-        # the fine histograms are per cell: a cell belongs to one thread
-        key = np.where(self.lcell[pos] >= 0, self.lcell[pos], pos) % threads
-        return [pos[key == t] for t in range(threads) if (key == t).any()]
+    def lane(self, lo, hi):
+        sub = HistPass(self.plan, lo, hi, self.s, self.mean, self.comps, self.edges, cell_sink=self.sink)
+        sub.counts = self.counts[lo - self.lo : hi - self.lo]
+        return sub
+
+    def join(self, lanes):
+        for sub in lanes:  # lane order: deterministic in-memory records
+            self.closed_ids += sub.closed_ids
+            self.closed_mem += sub.closed_mem
+            self.dens += sub.dens
 
     def begin_block(self, first: int, end: int) -> None:
         """Give every cell of layers ``first..end-1`` a slot in the pool."""
@@ -412,15 +459,15 @@ class HistPass(_Pass):
         slots = self.slot_of[done]
         recs = self.pool[slots]
         if self.sink is not None:
-            recs.tofile(self.sink)
+            self.sink.put(self.cells[done], recs)
         else:
             self.closed_mem.append(recs.copy())
-        self.closed_ids.append(self.cells[done])
+            self.closed_ids.append(self.cells[done])
         self.pool[slots] = 0
         self.slot_of[done] = -1
         self.free.extend(int(v) for v in slots)
 
-    def block(self, x, a, pos, tid):
+    def block(self, x, a, pos):
         ls, le = self._bounds(a, pos)
         compiled.load().hist_block(
             x,
@@ -439,27 +486,25 @@ class HistPass(_Pass):
             self.dlo,
             self.dhi,
             self.dbins,
-            self.dens[tid],
+            self.dens,
         )
 
     def arrays(self):
-        dens = self.dens[0].astype(np.int64)
-        for d in self.dens[1:]:
-            dens += d
         out = {"counts": self.counts, "total__edges": self.edges}
         if self.fb:
-            ids = np.concatenate(self.closed_ids) if self.closed_ids else np.zeros(0, np.int64)
+            closed = self.sink.ids if self.sink is not None else self.closed_ids
+            ids = np.concatenate(closed) if closed else np.zeros(0, np.int64)
             out.update({"part__cell": ids, "total__cell_edges": self.fedges})
-            if self.sink is not None:
+            if self.own_sink:
                 self.sink.close()
-            else:
+            elif self.sink is None:
                 out["part__cell_counts"] = (
                     np.concatenate(self.closed_mem) if self.closed_mem else np.zeros((0, 9, self.fb), np.uint32)
                 )
         if self.pairs.shape[0]:
             out.update(
                 {
-                    "total__density": dens,
+                    "total__density": self.dens.astype(np.int64),
                     "total__density_pairs": self.pairs,
                     "total__density_edges": np.linspace(self.dlo, self.dhi, self.dbins + 1),
                 }
@@ -486,10 +531,13 @@ def make_pass(
     raise ValueError(f"unknown pass {kind!r}: expected one of {PASSES}")
 
 
-def run_pass(
-    path: str, key: str, pas: _Pass, desc: str = "pass", reader: BlockReader | None = None, layer_names=None
-) -> dict[str, np.ndarray]:
+def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", layer_names=None) -> dict[str, np.ndarray]:
     """Stream the rows of the pass's layers once and return its arrays plus ``layer``.
+
+    With ``settings.threads`` > 1 the layers are cut into that many contiguous lanes of about
+    equal filter count (:func:`filterdb.stream.plan_shards`); each lane streams its own rows with
+    its own reader and kernel thread into its slice of the pass's arrays. Every layer is still
+    summed row by row in one thread, so the results do not depend on the threads.
 
     Parameters
     ----------
@@ -498,40 +546,43 @@ def run_pass(
     pas : pass object from :func:`make_pass`
     desc : str
         Label of the progress bar and the timing line on stderr.
-    reader : BlockReader, optional
-        An open reader to use (else one is opened for this pass).
     layer_names : callable, optional
         ``layer_names(global_layer) -> str`` for error messages.
     """
     plan, lo, hi, s = pas.plan, pas.lo, pas.hi, pas.s
     t0 = time.perf_counter()
-    blocks = plan_blocks(plan.row_start[lo:hi], plan.row_end[lo:hi], s.block_rows)
     total = int(plan.n_filters[lo:hi].sum())
     bar = progress(total, desc) if s.progress and total else None
-    own = reader is None
-    rd = reader or BlockReader(path, key, precision=s.precision)
     threads = max(1, int(s.threads))
-    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    bounds = [(lo + a, lo + b) for a, b in plan_shards(plan.n_filters[lo:hi], threads) if b > a]
+    lanes = [pas.lane(a, b) for a, b in bounds] if len(bounds) > 1 else [pas]
+    block_rows = lane_block_rows(s.block_rows, len(lanes))
+    lock = threading.Lock()
+
+    def stream(lane: _Pass) -> BlockReader:
+        blocks = plan_blocks(plan.row_start[lane.lo : lane.hi], plan.row_end[lane.lo : lane.hi], block_rows)
+        with BlockReader(path, key, precision=s.precision) as rd:
+            read = rd.blocks([(a, b) for a, b, _, _ in blocks])
+            for (_, _, first, end), ((a, b), x) in zip(blocks, read):
+                lane.begin_block(first, end)
+                lane.block(x, a, np.arange(first, end))
+                lane.end_block(first, end)
+                if bar is not None:
+                    with lock:
+                        bar.update(b - a)
+        return rd
+
     blas = _blas_limit(1)  # one BLAS thread per compute thread: no oversubscription
     try:
-        read = rd.blocks([(a, b) for a, b, _, _ in blocks])
-        for (_, _, first, end), ((a, b), x) in zip(blocks, read):
-            parts = pas.split(first, end, threads)
-            pas.begin_block(first, end)
-            if pool is None or len(parts) == 1:
-                pas.block(x, a, parts[0], 0)
-            else:
-                list(pool.map(pas.block, [x] * len(parts), [a] * len(parts), parts, range(len(parts))))
-            pas.end_block(first, end)
-            if bar is not None:
-                bar.update(b - a)
+        if len(lanes) == 1:
+            rd = stream(pas)
+        else:
+            with ThreadPoolExecutor(len(lanes), thread_name_prefix="filterdb-lane") as pool:
+                rd = list(pool.map(stream, lanes))[0]
+            pas.join(lanes)
     finally:
         if blas is not None:
             blas.restore_original_limits()
-        if pool is not None:
-            pool.shutdown()
-        if own:
-            rd.close()
         if bar is not None:
             bar.close()
     if isinstance(pas, SumsPass):
@@ -542,11 +593,17 @@ def run_pass(
     conv = "" if rd.dtype == "float32" else f", {rd.dtype} converted to float32"
     print(
         f"{desc}: {hi - lo} layers, {total} filters in {dt:.2f} s "
-        f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {threads} thread(s), read: {rd.mode}{conv}, "
+        f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {len(lanes)} thread(s), read: {rd.mode}{conv}, "
         f"kernels: {compiled.load().mode})",
         file=sys.stderr,
     )
     return out
+
+
+def lane_block_rows(block_rows: int, lanes: int) -> int:
+    """Rows per read block of each of ``lanes`` lanes: ``block_rows`` shared out (at least 65,536
+    rows), so a job's read buffers take about the same memory whatever its threads."""
+    return block_rows if lanes <= 1 else max(block_rows // lanes, min(block_rows, 1 << 16))
 
 
 def _blas_limit(n: int):
@@ -710,14 +767,15 @@ def gather_parts(
 
 
 def _add_records(buf: np.ndarray, c0: int, c1: int, records, fine_bins: int) -> None:
-    """Add every record whose cell lies in ``[c0, c1)`` into ``buf`` (cells ``c0..c1-1``)."""
+    """Add every record whose cell lies in ``[c0, c1)`` into ``buf`` (cells ``c0..c1-1``). A part
+    may hold a cell more than once (one record per lane of its job): those are added one by one."""
     rec_bytes = 9 * fine_bins * 4
     for ids, mem, src in records:
         sel = np.flatnonzero((ids >= c0) & (ids < c1))
         if not sel.size:
             continue
         if mem is not None:
-            buf[ids[sel] - c0] += mem[sel]  # a part holds each cell once
+            _add_into(buf, ids[sel] - c0, mem[sel])
             continue
         with open(src, "rb") as fh:
             # runs of consecutive records: one read each
@@ -725,7 +783,15 @@ def _add_records(buf: np.ndarray, c0: int, c1: int, records, fine_bins: int) -> 
             for run in np.split(sel, cuts):
                 fh.seek(int(run[0]) * rec_bytes)
                 data = np.fromfile(fh, np.uint32, count=run.size * 9 * fine_bins).reshape(run.size, 9, fine_bins)
-                buf[ids[run] - c0] += data
+                _add_into(buf, ids[run] - c0, data)
+
+
+def _add_into(buf: np.ndarray, rows: np.ndarray, data: np.ndarray) -> None:
+    """``buf[rows] += data``, also when ``rows`` repeats a row."""
+    if np.unique(rows).size == rows.size:
+        buf[rows] += data
+    else:
+        np.add.at(buf, rows, data)
 
 
 def _write_cell_hist(path, n_cells: int, fine_bins: int, records, window: int) -> None:
@@ -817,10 +883,10 @@ def estimate_mem_mb(
     """Peak memory (MB, with a safety margin) of one job of ``kind`` on ``plan``.
 
     ``kind`` is ``shard_sums``, ``shard_range``, ``shard_hist``, ``gather_sums``, ``gather_range``,
-    ``gather_hist`` or ``gather_cells``. A shard job holds up to three read blocks (one being read, one queued, one
-    being computed), its own layers' arrays, its own cells' fine histograms and the 2-D histograms
-    per thread; a gather holds every layer's arrays, one part and the touched pages of the cell
-    histograms. The largest shard is assumed for every shard.
+    ``gather_hist`` or ``gather_cells``. A shard job holds, per thread (lane), up to three read blocks
+    (one being read, one queued, one being computed), its cells' fine histograms and 2-D
+    histograms, plus its own layers' arrays; a gather holds every layer's arrays, one part and the
+    touched pages of the cell histograms. The largest shard's need is returned for every shard.
     """
     base = 300.0  # Python, numpy, numba, h5py
     if kind == "gather_cells":  # one window of cells, the records' ids
@@ -832,17 +898,48 @@ def estimate_mem_mb(
     fine = 4 * 9 * fine_bins
     dens = 8 * density_pairs * density_bins**2
     if kind.startswith("shard"):
-        bounds = plan_shards(n_f, shards)
-        k = max((hi - lo for lo, hi in bounds), default=0)
-        cells = max((np.unique(plan.cell[lo:hi][plan.cell[lo:hi] >= 0]).size for lo, hi in bounds), default=0)
-        rows = max(block_rows, int(n_f.max()) if L else 0)
-        mb = base + (3 * rows * ROW_BYTES + k * per_layer[p]) / 1e6
-        if p == "hist":
-            mb += (cells * fine + (threads + 1) * dens) / 1e6
-        if p == "sums":
-            mb += rows * 9 * 8 / 1e6  # moments of a layer holding NaN/Inf (drop policy)
+        mb = 0.0
+        for lo, hi in plan_shards(n_f, shards):
+            # per lane (thread): three read buffers of its block rows (or its largest layer) and
+            # its own cells' fine histograms
+            lanes = [(lo + a, lo + b) for a, b in plan_shards(n_f[lo:hi], max(1, threads)) if b > a]
+            lb = lane_block_rows(block_rows, len(lanes))
+            rows = [max(lb, int(n_f[a:b].max())) for a, b in lanes]
+            cells = sum(np.unique(plan.cell[a:b][plan.cell[a:b] >= 0]).size for a, b in lanes)
+            m = (3 * sum(rows) * ROW_BYTES + (hi - lo) * per_layer[p]) / 1e6
+            if p == "hist":
+                m += (cells * fine + (len(lanes) + 1) * dens) / 1e6
+            if p == "sums":
+                m += max(rows, default=0) * 9 * 8 / 1e6  # moments of a layer holding NaN/Inf (drop policy)
+            mb = max(mb, m)
+        mb += base
     else:
         mb = base + 2 * L * per_layer[p] / 1e6
         if p == "hist":
             mb += 2 * dens / 1e6
+    return int(mb * 1.25) + 1
+
+
+def estimate_single_job_mb(
+    filters: int,
+    *,
+    threads: int = 1,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    bins: int = 70,
+    fine_bins: int = 0,
+    density_pairs: int = 0,
+    density_bins: int = 512,
+    filters_per_layer: int = 1000,
+) -> int:
+    """Peak memory (MB, with a safety margin) of the one-job path (rule ``analyse``), estimated
+    from the DB's filter count before its layer plan exists: at least ``filters_per_layer``
+    filters per layer on average. The job holds the meta table, every layer's arrays of the three
+    passes (each pass's and its gathered copy), the read buffers of its lanes, its lanes' open
+    cells and 2-D histograms."""
+    layers = max(1, int(filters) // max(1, filters_per_layer))
+    per_layer = 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81) + 8 * 18 + 4 * 9 * bins
+    mb = 400.0 + layers * (2 * per_layer + 2000) / 1e6  # Python, pandas, numpy, h5py; the meta table
+    mb += 3 * max(block_rows, 1 << 16) * ROW_BYTES / 1e6
+    lanes = max(1, int(threads))
+    mb += lanes * (256 * 4 * 9 * fine_bins + 8 * density_pairs * density_bins**2) / 1e6
     return int(mb * 1.25) + 1

@@ -198,6 +198,7 @@ class BlockReader:
         self._h5 = h5py.File(self.path, "r")
         self._ds = self._h5[key]
         self.n_rows = int(self._ds.shape[0])
+        self._dtype = self._ds.dtype.name
         self._spans = _direct_spans(self._ds) if direct else None
         self._fd = os.open(self.path, os.O_RDONLY) if self._spans else None
         self.bytes_read = 0
@@ -210,7 +211,7 @@ class BlockReader:
     @property
     def dtype(self) -> str:
         """The stored dtype of the dataset (any float dtype is converted to float32 as it is read)."""
-        return self._ds.dtype.name
+        return self._dtype
 
     def close(self) -> None:
         """Close the file descriptor (direct reads) and the HDF5 file.

@@ -270,15 +270,17 @@ def _files(root):
 
 
 @needs_snakemake
+@pytest.mark.parametrize("shards", [1, 2])  # 1: the one-job path (rule analyse); 2: the per-step rules
 @pytest.mark.parametrize("name", ["truncated", "dtype_int32", "meta_series", "not_hdf5"])
-def test_workflow_stops_with_one_line(tmp_path, name):
+def test_workflow_stops_with_one_line(tmp_path, name, shards):
     path, expected = bad_dbs.REFUSED[name](tmp_path)
     res = tmp_path / "res"
-    run = run_workflow(tmp_path, path, res)
+    run = run_workflow(tmp_path, path, res, "--set-scatter", f"shards={shards}")
     assert run.returncode != 0
-    line = f"filterdb error in rule layer_table: {expected}"
+    rule = "analyse" if shards == 1 else "layer_table"
+    line = f"filterdb error in rule {rule}: {expected}"
     assert line in (run.stdout + run.stderr).splitlines()
-    assert line in (res / "logs/layer_table.log").read_text().splitlines()
+    assert line in (res / f"logs/{rule}.log").read_text().splitlines()
     assert "Traceback" not in run.stdout + run.stderr
     # nothing but logs and benchmarks: no output of the failing rule (or any other) remains
     left = [f for f in _files(res) if not f.startswith(("logs/", "benchmarks/"))]
@@ -314,22 +316,24 @@ def test_workflow_bad_config_is_one_line(tmp_path, override, line):
 
 
 @needs_snakemake
-def test_workflow_edge_db_has_defined_results(tmp_path):
+@pytest.mark.parametrize("shards", [1, 2])
+def test_workflow_edge_db_has_defined_results(tmp_path, shards):
     """float64 array, an axis with no value, an all-zero and an empty layer, a one-level model:
     the run completes, logs say what happened, and the tables equal the library's on a float32
-    copy (no NaN in drift tables)."""
+    copy (no NaN in drift tables); on the one-job path and the per-step rules."""
     db = tmp_path / "edge.h5"
     layers = bad_dbs.workflow_edge_db(db)
     res = tmp_path / "res"
     targets = [str(res / t) for t in CONTRACT + ["quality/layers.tsv", "quality/models.tsv"]]
-    run = run_workflow(tmp_path, db, res, "--set-scatter", "shards=2", targets=targets)
+    run = run_workflow(tmp_path, db, res, "--set-scatter", f"shards={shards}", targets=targets)
     assert run.returncode == 0, run.stderr[-3000:]
-    log = (res / "logs/layer_table.log").read_text()
+    one = shards == 1
+    log = (res / ("logs/analyse.log" if one else "logs/layer_table.log")).read_text()
     assert f"note: {db}: dataset 'filters' is float64, converted to float32 as it is read" in log
-    for part in sorted((res / "logs/shard_sums").iterdir()):
+    for part in [res / "logs/analyse.log"] if one else sorted((res / "logs/shard_sums").iterdir()):
         assert "float64 converted to float32" in part.read_text()
     assert "axis task: no layer has a value in column 'Task': no groups, empty drift table" in (
-        (res / "logs/drift.log").read_text()
+        (res / ("logs/analyse.log" if one else "logs/drift.log")).read_text()
     )
     assert (res / "drift/task.tsv").read_text() == "group\n"
     assert (res / "groups/task.tsv").read_text() == "group\tn_models\tn_layers\tn_filters\n"

@@ -274,6 +274,23 @@ def test_same_outputs_for_one_shard_on_one_core(db, reference, tmp_path):
     two cores (jobs in parallel): every output is identical. (Shards alone: test_workflow.py; more
     threads in a shard job: test_scale.py.)"""
     run(command(tmp_path, db, shards=1, cores=1), tmp_path / "run.log")
-    assert "1/1: " in (tmp_path / "res/logs/shard_hist/1-of-1.log").read_text()  # one shard job per pass
+    assert "hist 1/1: " in (tmp_path / "res/logs/analyse.log").read_text()  # one shard: the one-job path
     assert_clean(tmp_path)
     assert_same_outputs(reference / "res", tmp_path / "res")
+
+
+@needs_snakemake
+@pytest.mark.slow
+def test_one_job_path_killed_resumes_to_the_same_outputs(db, reference, tmp_path):
+    """The one-job path (one shard, rule analyse) on two cores (two threads in the job), killed
+    with SIGKILL once it has written its first gathered output (stats/sums.npz), then resumed as
+    the README says: every output equals the three-shard run's, no temporary file is left."""
+    res = tmp_path / "res"
+    cmd = command(tmp_path, db, shards=1, cores=2)
+    interrupt(cmd, tmp_path / "run1.log", (res / "stats" / "sums.npz").exists, signal.SIGKILL)
+    assert not (res / "stats" / "hist.npz").exists()
+    run([*cmd, "--unlock"], tmp_path / "run2.log")
+    run(cmd, tmp_path / "run3.log")
+    assert "2 thread(s)" in (res / "logs/analyse.log").read_text()
+    assert_clean(tmp_path)
+    assert_same_outputs(reference / "res", res)

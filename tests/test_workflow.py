@@ -130,7 +130,8 @@ def test_bad_dataset_fails_with_one_clear_line(tmp_path):
     meta.to_hdf(db, key="meta", mode="a")
     res = run_workflow(tmp_path, db, tmp_path / "res")
     assert res.returncode != 0
-    line = f"filterdb error in rule layer_table: {db}: meta lacks column 'Name', needed by the configured axes"
+    # a small DB: one shard, the one-job path (rule analyse)
+    line = f"filterdb error in rule analyse: {db}: meta lacks column 'Name', needed by the configured axes"
     assert line in res.stdout + res.stderr
     assert not (tmp_path / "res/stats/layers.tsv").exists()
 
@@ -162,3 +163,42 @@ def test_other_histogram_bins_rerun_only_the_hist_pass(workflow_run):
     assert jobs.get("shard_hist") == 3 and "drift" in jobs, jobs
     assert not {"layer_table", "shard_sums", "shard_range", "gather_sums", "gather_range"} & set(jobs), jobs
     assert set(jobs) <= {"shard_hist", "gather_hist", "gather_cells", "drift"}, jobs
+
+
+def dry_run_jobs(tmp, db, res, *extra):
+    """{rule: job count} of a dry run for the contract files."""
+    r = run_workflow(tmp, db, res, "-n", *extra)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = r.stdout.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {line.split()[0]: int(line.split()[1]) for line in table.splitlines()[3:] if line.strip()}
+
+
+def test_small_db_runs_as_one_job_unless_sharded(workflow_run):
+    """A DB below stream.single_job_filters gets one shard by default, and one shard is one job
+    (rule analyse) up to the drift tables; single_job_filters: 0 or --set-scatter shards=N > 1 give
+    the per-step rules."""
+    import os
+
+    tmp, db = workflow_run
+    res = tmp / "res-dry"
+    one = dry_run_jobs(tmp, db, res)
+    assert set(one) == {"analyse", "all"} or set(one) == {"analyse"}, one
+    cores = max(1, os.cpu_count() or 1)
+    steps = {"layer_table", "shard_sums", "shard_range", "shard_hist", "gather_hist", "drift"}
+
+    def limit(n):
+        cfg = tmp / f"single-{n}.yaml"
+        text = (ROOT / "config.yaml").read_text()
+        assert "\n  single_job_filters: 50000000 " in text
+        cfg.write_text(text.replace("\n  single_job_filters: 50000000 ", f"\n  single_job_filters: {n} "))
+        return ("--configfile", str(cfg))
+
+    for extra in (limit(0), ("--set-scatter", "shards=2")):
+        jobs = dry_run_jobs(tmp, db, res, *extra)
+        assert steps <= set(jobs) and "analyse" not in jobs, (extra, jobs)
+        n = 2 if extra[0] == "--set-scatter" else cores
+        assert jobs["shard_sums"] == n, (extra, jobs)
+    # the threshold compares the file size at 36 bytes per filter
+    small = os.path.getsize(db) // 36
+    assert "analyse" in dry_run_jobs(tmp, db, res, *limit(small + 1))
+    assert "analyse" not in dry_run_jobs(tmp, db, res, *limit(small - 1))

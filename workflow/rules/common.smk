@@ -21,26 +21,83 @@ R = config["results"].rstrip("/")
 AXES = list(config["axes"])
 
 
-# Small steps over the gathered per-layer tables run on the submitting node, not as cluster jobs.
-localrules:
-    layer_table,
-    provenance,
-    gather_sums,
-    gather_range,
-    gather_hist,
-    gather_cells,
-    drift,
-    dataset_summary,
-
-
 wildcard_constraints:
     axis="|".join(AXES),
     scatteritem=r"\d+-of-\d+",
 
 
 def default_shards():
-    """One shard per core of this machine (override: --set-scatter shards=N)."""
-    return max(1, os.cpu_count() or 1)
+    """One shard for a DB of at most stream.single_job_filters filters (36 bytes each) or one this
+    workflow builds (sample, synthetic: not there yet), else one per core of this machine
+    (override: --set-scatter shards=N)."""
+    cores = max(1, os.cpu_count() or 1)
+    limit = config["stream"]["single_job_filters"]
+    if not limit:
+        return cores
+    path = dataset()
+    if not os.path.exists(path):
+        return 1
+    return 1 if os.path.getsize(path) <= limit * 36 else cores
+
+
+def single_job():
+    """One shard: rule analyse runs the layer table, the passes, the gathers and drift in one job."""
+    return n_shards() == 1
+
+
+def pca_basis_output():
+    """The global PCA basis table (rules gather_sums and analyse), a report entry."""
+    return report(
+        f"{R}/pca/basis.tsv",
+        caption="../report/pca_basis_table.rst",
+        category="PCA",
+        subcategory="Global PCA",
+        labels={"figure": "basis table"},
+    )
+
+
+def drift_outputs():
+    """Every axis's drift and group tables (rules drift and analyse), report entries."""
+    out = {}
+    for a in AXES:
+        out[f"drift_{a}"] = report(
+            f"{R}/drift/{a}.tsv",
+            caption="../report/drift_table.rst",
+            category="Drift",
+            subcategory=a,
+            labels={"axis": a, "figure": "table"},
+        )
+        out[f"groups_{a}"] = report(
+            f"{R}/groups/{a}.tsv",
+            caption="../report/groups_table.rst",
+            category="Drift",
+            subcategory=a,
+            labels={"axis": a, "figure": "groups"},
+        )
+    return out
+
+
+def drift_params():
+    """The drift tables' settings: every axis, the histogram floor."""
+    h = config["histogram"]
+    return {
+        "axes": {a: axis_config(a) for a in AXES},
+        "eps": h["eps"],
+        "floor": h["floor"],
+    }
+
+
+def hist_parts():
+    """The hist pass's parts and their fine cell records (rule gather_cells)."""
+    if single_job():
+        return {
+            "parts": [f"{R}/shards/hist/all.npz"],
+            "cells": [f"{R}/shards/hist/all.cells"],
+        }
+    return {
+        "parts": gather.shards(f"{R}/shards/hist/{{scatteritem}}.npz"),
+        "cells": gather.shards(f"{R}/shards/hist/{{scatteritem}}.cells"),
+    }
 
 
 def dataset():
@@ -87,6 +144,24 @@ def job_mem_mb(kind, plan_path, threads=1):
         kind,
         load_plan(plan_path),
         shards=n_shards(),
+        threads=threads,
+        block_rows=config["stream"]["block_rows"],
+        bins=h["bins"],
+        fine_bins=h["fine_bins"],
+        density_pairs=len(d["pairs"]),
+        density_bins=d["bins"],
+    )
+
+
+def single_job_mem_mb(db_path, threads=1):
+    """Memory (MB) of the job of rule analyse, from the DB size (its layer plan does not exist yet),
+    assuming at least 1,000 filters per layer on average (the per-layer tables)."""
+    from filterdb.accumulate import estimate_single_job_mb
+
+    h, d = config["histogram"], config["density"]
+    filters = os.path.getsize(db_path) // 36 if os.path.exists(db_path) else 0
+    return estimate_single_job_mb(
+        filters,
         threads=threads,
         block_rows=config["stream"]["block_rows"],
         bins=h["bins"],

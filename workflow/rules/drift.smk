@@ -1,41 +1,24 @@
 # One job for every axis (one Python start-up instead of one per axis); one report entry per table.
-rule drift:
-    input:
-        layers=f"{R}/stats/layers.tsv",
-        hist=f"{R}/stats/hist.npz",
-        basis=f"{R}/pca/basis.tsv",
-    output:
-        **{
-            f"drift_{a}": report(
-                f"{R}/drift/{a}.tsv",
-                caption="../report/drift_table.rst",
-                category="Drift",
-                subcategory=a,
-                labels={"axis": a, "figure": "table"},
-            )
-            for a in AXES
-        },
-        **{
-            f"groups_{a}": report(
-                f"{R}/groups/{a}.tsv",
-                caption="../report/groups_table.rst",
-                category="Drift",
-                subcategory=a,
-                labels={"axis": a, "figure": "groups"},
-            )
-            for a in AXES
-        },
-    log:
-        f"{R}/logs/drift.log",
-    priority: 10
-    conda:
-        "../envs/filterdb.yaml"
-    params:
-        axes={a: axis_config(a) for a in AXES},
-        eps=config["histogram"]["eps"],
-        floor=config["histogram"]["floor"],
-    script:
-        "../scripts/drift.py"
+# With one shard, rule analyse writes these tables.
+if not single_job():
+
+    rule drift:
+        input:
+            layers=f"{R}/stats/layers.tsv",
+            hist=f"{R}/stats/hist.npz",
+            basis=f"{R}/pca/basis.tsv",
+        output:
+            **drift_outputs(),
+        log:
+            f"{R}/logs/drift.log",
+        priority: 10
+        localrule: True
+        conda:
+            "../envs/filterdb.yaml"
+        params:
+            **drift_params(),
+        script:
+            "../scripts/drift.py"
 
 
 rule dataset_summary:
@@ -51,6 +34,7 @@ rule dataset_summary:
         ),
     log:
         f"{R}/logs/dataset_summary.log",
+    localrule: True
     conda:
         "../envs/filterdb.yaml"
     params:

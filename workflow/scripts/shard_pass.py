@@ -1,7 +1,7 @@
 """One streamed pass over the layers of one shard (rules shard_sums, shard_range, shard_hist)."""
 
-from filterdb import results
-from filterdb.accumulate import TOTALS, PassSettings, basis_from_parts, range_from_parts, run_shard
+from filterdb import jobs, results
+from filterdb.accumulate import TOTALS, basis_from_parts, range_from_parts, run_shard
 from filterdb.glue import main
 from filterdb.histogram import uniform_edges
 from filterdb.stream import parse_scatteritem
@@ -11,19 +11,7 @@ def run():
     inp, p = snakemake.input, snakemake.params
     shard, shards = parse_scatteritem(snakemake.wildcards.scatteritem)
     plan = results.load_plan(inp.plan)
-    d = dict(p.density)
-    settings = PassSettings(
-        block_rows=p.stream["block_rows"],
-        threads=snakemake.threads,
-        precision=p.stream["precision"],
-        nonfinite=p.stream["nonfinite"],
-        quality_eps=(p.quality or {}).get("eps"),
-        orthogonality=(p.quality or {}).get("orthogonality", True),
-        fine_bins=p.fine_bins,
-        density_pairs=[tuple(v) for v in d.get("pairs", [])],
-        density_bins=d.get("bins", 512),
-        density_extent=tuple(d.get("extent", (-3.3, 3.3))),
-    )
+    settings = jobs.pass_settings(p.stream, p.quality, p.fine_bins, p.density, snakemake.threads)
     kw = {}
     if p.kind != "sums":
         # straight from the previous passes' parts (exact sums, min/max): no wait for the gathers

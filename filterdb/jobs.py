@@ -1,0 +1,129 @@
+"""The workflow's job steps, shared by the per-step scripts and the one-job path.
+
+A sharded run has a job per step: ``layer_table``, a ``shard_{sums,range,hist}`` job per shard, the
+gathers and ``drift``. A run with one shard (the default for a small DB: config
+``stream.single_job_filters``) does the same steps in one job, rule ``analyse``: every step's
+Python start-up, imports and read of the previous step's files is paid once, which is most of the
+time of a small DB. Both paths call the functions below, so they write the same files.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+
+from . import results
+from .accumulate import PassSettings, coefficient_range, gather_parts, run_shard
+from .histogram import uniform_edges
+from .pca import global_pca
+
+# pandas, h5py and the DB reader are imported by the steps that need them: a shard or gather job
+# starts without them (~1 s here)
+
+
+def pass_settings(stream: Mapping, quality: Mapping | None, fine_bins: int, density: Mapping, threads: int):
+    """:class:`filterdb.accumulate.PassSettings` from the rule's params (config ``stream``,
+    ``quality``, ``histogram.fine_bins``, ``density``) and its threads."""
+    d = dict(density or {})
+    return PassSettings(
+        block_rows=stream["block_rows"],
+        threads=threads,
+        precision=stream["precision"],
+        nonfinite=stream["nonfinite"],
+        quality_eps=(quality or {}).get("eps"),
+        orthogonality=(quality or {}).get("orthogonality", True),
+        fine_bins=fine_bins,
+        density_pairs=[tuple(v) for v in d.get("pairs", [])],
+        density_bins=d.get("bins", 512),
+        density_extent=tuple(d.get("extent", (-3.3, 3.3))),
+    )
+
+
+def layer_table(db_path: str, columns: list[str], depth_bins: int, layers_out, plan_out, cells_out):
+    """Rule ``layer_table``: read the DB's meta, write the layer table, the layer plan and the fine
+    histogram cells. Returns ``(db, plan)``."""
+    from . import pipeline
+    from .db import open_db
+
+    db = open_db(db_path, required_columns=columns)
+    if db.dtype != "float32":
+        print(f"note: {db.path}: dataset '{db.key}' is {db.dtype}, converted to float32 as it is read", file=sys.stderr)
+    plan, cells = pipeline.make_plan(db.layers, depth_bins, db.key)
+    results.write_layers(db.layers, layers_out)
+    results.save_npz(plan_out, plan.arrays())
+    results.write_tsv(cells, cells_out, floats=False)
+    print(
+        f"{db.path}: dataset '{db.key}', {db.n_rows} rows, {len(db.layers)} layers, "
+        f"{db.layers['model_id'].nunique()} models, {len(cells)} fine-histogram cells"
+    )
+    return db, plan
+
+
+def write_gathered(gathered: dict, stats_out, basis_out=None, mean_out=None, range_out=None):
+    """Write a gathered pass (rules ``gather_{sums,range,hist}``): its arrays, and the global PCA
+    (sums) or the shared coefficient range (range). Returns the PCA, the range or None."""
+    results.save_npz(stats_out, gathered)
+    if range_out is not None:
+        lo, hi = coefficient_range(gathered["cmin"], gathered["cmax"])
+        results.write_range(range_out, lo, hi)
+        return lo, hi
+    if basis_out is not None:
+        p = global_pca(gathered)
+        results.write_basis(p, basis_out, mean_out)
+        print(f"PCA over {p.n} filters; cumulative explained variance {p.explained_variance_ratio.cumsum().round(3)}")
+        return p
+    return None
+
+
+def drift_tables(layers, hist: Mapping, evr, axes: Mapping, eps: float, floor: str, path_of: Callable) -> None:
+    """Rule ``drift``: each axis's group table and drift matrix, written to ``path_of("groups",
+    axis)`` and ``path_of("drift", axis)``."""
+    from . import pipeline
+    from .axes import Axis, layer_labels
+
+    for name, cfg in axes.items():
+        axis = Axis.from_config(name, dict(cfg))
+        groups, drift = pipeline.axis_result(layers, hist["counts"], evr, axis, eps, floor, hist["edges"])
+        results.write_tsv(groups, path_of("groups", name), floats=False)
+        results.write_tsv(drift, path_of("drift", name))
+        print(f"axis {name}: {len(groups)} groups")
+        if groups.empty:
+            why = (
+                f"no layer has a value in column {axis.column!r}"
+                if layer_labels(layers, axis).isna().all()
+                else "every group is below min_models / min_filters"
+            )
+            print(f"axis {name}: {why}: no groups, empty drift table", file=sys.stderr)
+
+
+def analyse(inp, out, params, threads: int) -> None:
+    """Rule ``analyse``: the layer table, the three passes (``threads`` lanes each), their gathers
+    and the drift tables of every axis in one job, with the same outputs as the per-step rules; the
+    hist pass's part and fine cell records are left for ``gather_cells``."""
+    from . import pipeline
+
+    db, plan = layer_table(inp.db, params.columns, params.depth_bins, out.layers, out.plan, out.cells)
+    s = pass_settings(params.stream, params.quality, params.fine_bins, params.density, threads)
+    names = pipeline.layer_namer(db.layers)
+
+    def one_pass(kind, **kw):
+        return run_shard(inp.db, plan.key, plan, kind, settings=s, layer_names=names, **kw)
+
+    sums = gather_parts([one_pass("sums")], plan.n_layers)
+    p = write_gathered(sums, out.sums, basis_out=out.basis, mean_out=out.mean)
+    basis = (p.mean, p.components)
+    rng = gather_parts([one_pass("range", basis=basis)], plan.n_layers)
+    lo, hi = write_gathered(rng, out.range_stats, range_out=out.range)
+    part = one_pass("hist", basis=basis, edges=uniform_edges(lo, hi, params.bins), cell_sink=out.hist_cells)
+    results.save_npz(out.hist_part, part)  # with the cell records: rule gather_cells
+    hist = gather_parts([part], plan.n_layers, cells=False)
+    write_gathered(hist, out.hist)
+    drift_tables(
+        db.layers,
+        hist,
+        p.explained_variance_ratio,
+        params.axes,
+        params.eps,
+        params.floor,
+        lambda kind, axis: out[f"{kind}_{axis}"],
+    )
