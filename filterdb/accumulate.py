@@ -729,12 +729,15 @@ def gather_parts(
         if layer.size and (layer.min() < 0 or layer.max() >= n_layers):
             raise ValueError(f"{path}: layer numbers outside 0..{n_layers - 1}")
         seen[layer] += 1
+        whole = layer.size == n_layers and bool((layer == np.arange(n_layers)).all())
         for name in part.files:
             if name in ("layer", "part__cell", "part__cell_counts"):
                 continue
             arr = part[name]
             if name.startswith(TOTALS):
                 _combine(out, name, arr, path)
+            elif name not in out and whole:
+                out[name] = np.asarray(arr)  # one part holding every layer in order: no copy
             else:
                 if name not in out:
                     out[name] = np.zeros((n_layers,) + arr.shape[1:], arr.dtype)

@@ -109,14 +109,16 @@ def analyse(inp, out, params, threads: int) -> None:
     def one_pass(kind, **kw):
         return run_shard(inp.db, plan.key, plan, kind, settings=s, layer_names=names, **kw)
 
-    sums = gather_parts([one_pass("sums")], plan.n_layers)
-    p = write_gathered(sums, out.sums, basis_out=out.basis, mean_out=out.mean)
+    # one pass's arrays at a time in memory (the gather of the one part takes its arrays, no copy)
+    p = write_gathered(gather_parts([one_pass("sums")], plan.n_layers), out.sums, out.basis, out.mean)
     basis = (p.mean, p.components)
     rng = gather_parts([one_pass("range", basis=basis)], plan.n_layers)
     lo, hi = write_gathered(rng, out.range_stats, range_out=out.range)
+    del rng
     part = one_pass("hist", basis=basis, edges=uniform_edges(lo, hi, params.bins), cell_sink=out.hist_cells)
     results.save_npz(out.hist_part, part)  # with the cell records: rule gather_cells
     hist = gather_parts([part], plan.n_layers, cells=False)
+    del part
     write_gathered(hist, out.hist)
     drift_tables(
         db.layers,
