@@ -9,7 +9,8 @@ For each DB size (generated on disk layer by layer, benchmarks/dbgen.py; reused 
               three passes in ns per filter and core (shard jobs' seconds x threads / filters),
               peak RSS of every job kind (Snakemake benchmark files), temp disk of the shard parts;
 * cold passes each pass in-process (1 shard, all cores) with the file's pages dropped first,
-              against a cold read of the same rows (``--cold``);
+              against a cold read of the same rows (``--cold``): with buffered reads, and past the
+              page cache (O_DIRECT, what a DB larger than memory gets);
 * study       the study's in-memory method on the same DB and the same three axes
               (``--study``, DBs up to ~60 M filters), against the workflow for those axes;
 * projection  the time for the published 1.4 B-filter DB on this machine and a 32-core node.
@@ -43,10 +44,10 @@ STUDY_AXES = ["task", "visual_category", "depth"]
 PUBLISHED = 1.4e9
 
 
-def read_once(db: str, cold: bool, direct: bool = True, spans=None) -> float:
+def read_once(db: str, cold: bool, direct: bool = True, spans=None, bypass: bool = False) -> float:
     if cold:
         drop_file_cache(db)
-    with BlockReader(db, "filters", direct=direct) as rd:
+    with BlockReader(db, "filters", direct=direct, bypass_cache=bypass) as rd:
         spans = spans or [(a, min(a + (1 << 20), rd.n_rows)) for a in range(0, rd.n_rows, 1 << 20)]
         t = time.perf_counter()
         for _ in rd.blocks(spans):
@@ -121,7 +122,7 @@ def workflow(db, n, work, cores, shards, warm_read):
     targets = [str(res / f"drift/{a}.tsv") for a in DEFAULT_AXES]
     wall = snakemake(db, res, targets, cores, shards, ("--notemp",))
     jobs, passes = job_table(res)
-    parts = sum(f.stat().st_size for f in (res / "shards").rglob("*.npz")) / 2**20
+    parts = sum(f.stat().st_size for f in (res / "shards").rglob("*") if f.is_file()) / 2**20  # parts + cell records
     shutil.rmtree(res / "shards", ignore_errors=True)
     compute_core_s = sum(passes.values())
     # the jobs that ran the passes, start-up included: their seconds x their threads
@@ -131,7 +132,7 @@ def workflow(db, n, work, cores, shards, warm_read):
     print(
         f"  shards={shards:<4} wall {wall:7.1f} s = {wall / warm_read:6.1f} x warm read; three passes "
         f"{passes_core_s / n * 1e9:5.0f} ns per filter and core as jobs (start-up included), "
-        f"{compute_core_s / n * 1e9:5.0f} inside the passes; shard parts on disk {parts:,.0f} MiB"
+        f"{compute_core_s / n * 1e9:5.0f} inside the passes; temporary disk (parts, cell records) {parts:,.0f} MiB"
     )
     for k in ("sums", "range", "hist"):
         if k in passes:
@@ -142,8 +143,10 @@ def workflow(db, n, work, cores, shards, warm_read):
     return wall, compute_core_s, max(v[2] for v in jobs.values())
 
 
-def cold_passes(db, cores):
-    """Each pass in-process with the file's pages dropped, against a cold read of the same rows."""
+def cold_passes(db, cores, bypass):
+    """Each pass in-process with the file's pages dropped, against a cold read of the same rows.
+    ``bypass``: the passes read with O_DIRECT (what ``stream.bypass_page_cache: auto`` does for a
+    DB larger than memory, where every pass reads the disk); else buffered reads."""
     from filterdb import pipeline
     from filterdb.accumulate import PassSettings, coefficient_range, gather_parts, run_shard
     from filterdb.db import open_db
@@ -151,25 +154,35 @@ def cold_passes(db, cores):
 
     db_ = open_db(db)
     plan, _ = pipeline.make_plan(db_.layers, 10, db_.key)
-    st = PassSettings(quality_eps=0.01, fine_bins=1024, density_pairs=[(0, 1)], threads=cores, progress=False)
+    st = PassSettings(
+        quality_eps=0.01,
+        fine_bins=1024,
+        density_pairs=[(0, 1)],
+        threads=cores,
+        progress=False,
+        bypass_cache=bypass,
+    )
     spans = [(a, b) for a, b, _, _ in plan_blocks(plan.row_start, plan.row_end)]
     out, basis, edges = {}, None, None
+    how = "O_DIRECT" if bypass else "buffered"
     for kind in ("sums", "range", "hist"):
-        read = read_once(db, cold=True, spans=spans)
+        # the baseline: the same rows read cold the same way (buffered, or O_DIRECT), one reader
+        read = read_once(db, cold=True, spans=spans, bypass=bypass)
         drop_file_cache(db)
         t = time.perf_counter()
         part = run_shard(db, db_.key, plan, kind, settings=st, basis=basis, edges=edges)
         dt = time.perf_counter() - t
-        g = gather_parts([part], plan.n_layers, plan.n_cells)
+        g = gather_parts([part], plan.n_layers, plan.n_cells, cells=False)
         if kind == "sums":
             p = pipeline.global_pca(g)
             basis = (p.mean, p.components)
         if kind == "range":
             edges = uniform_edges(*coefficient_range(g["cmin"], g["cmax"]), 70)
         out[kind] = (dt, read)
-        print(f"  cold {kind:<5}: {dt:6.1f} s against a cold read of its rows {read:6.1f} s = {dt / read:.2f} x")
+        ratio = dt / read
+        print(f"  cold {kind:<5} ({how}): {dt:6.1f} s against a cold read of its rows {read:6.1f} s = {ratio:.2f} x")
     total, reads = sum(v[0] for v in out.values()), sum(v[1] for v in out.values())
-    print(f"  cold, three passes: {total:.1f} s against three cold reads {reads:.1f} s = {total / reads:.2f} x")
+    print(f"  cold, three passes ({how}): {total:.1f} s against three cold reads {reads:.1f} s = {total / reads:.2f} x")
     return total / reads
 
 
@@ -270,7 +283,8 @@ def main() -> None:
             wall, core_s, rss = workflow(db, n, work, args.cores, shards, warm)
             best = min(best or core_s, core_s)
         if args.cold:
-            ratio = cold_passes(db, args.cores)
+            cold_passes(db, args.cores, bypass=False)
+            ratio = cold_passes(db, args.cores, bypass=True)
         per_filter = best / n  # core-seconds per filter inside the passes (start-up excluded)
         print(
             f"  projection for {PUBLISHED / 1e9:.1f} B filters: passes "

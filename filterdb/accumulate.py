@@ -84,6 +84,9 @@ class PassSettings:
     density_extent : (float, float)
     progress : bool
         tqdm progress on stderr.
+    bypass_cache : bool
+        Read past the page cache (``O_DIRECT``; :class:`filterdb.stream.BlockReader`): for a DB
+        larger than memory.
     """
 
     block_rows: int = DEFAULT_BLOCK_ROWS
@@ -97,6 +100,7 @@ class PassSettings:
     density_bins: int = 512
     density_extent: tuple = (-3.3, 3.3)
     progress: bool = True
+    bypass_cache: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -561,7 +565,7 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", layer_names=No
 
     def stream(lane: _Pass) -> BlockReader:
         blocks = plan_blocks(plan.row_start[lane.lo : lane.hi], plan.row_end[lane.lo : lane.hi], block_rows)
-        with BlockReader(path, key, precision=s.precision) as rd:
+        with BlockReader(path, key, precision=s.precision, bypass_cache=s.bypass_cache) as rd:
             read = rd.blocks([(a, b) for a, b, _, _ in blocks])
             for (_, _, first, end), ((a, b), x) in zip(blocks, read):
                 lane.begin_block(first, end)

@@ -21,11 +21,20 @@ from .pca import global_pca
 # starts without them (~1 s here)
 
 
-def pass_settings(stream: Mapping, quality: Mapping | None, fine_bins: int, density: Mapping, threads: int):
+def pass_settings(
+    stream: Mapping, quality: Mapping | None, fine_bins: int, density: Mapping, threads: int, db_path=None
+):
     """:class:`filterdb.accumulate.PassSettings` from the rule's params (config ``stream``,
-    ``quality``, ``histogram.fine_bins``, ``density``) and its threads."""
+    ``quality``, ``histogram.fine_bins``, ``density``) and its threads; ``stream.bypass_page_cache:
+    auto`` bypasses it when the DB ``db_path`` is larger than this machine's memory."""
+    from .stream import page_cache_fits
+
     d = dict(density or {})
+    bypass = stream.get("bypass_page_cache", "auto")
+    if bypass == "auto":
+        bypass = db_path is not None and not page_cache_fits(db_path)
     return PassSettings(
+        bypass_cache=bool(bypass),
         block_rows=stream["block_rows"],
         threads=threads,
         precision=stream["precision"],
@@ -103,7 +112,7 @@ def analyse(inp, out, params, threads: int) -> None:
     from . import pipeline
 
     db, plan = layer_table(inp.db, params.columns, params.depth_bins, out.layers, out.plan, out.cells)
-    s = pass_settings(params.stream, params.quality, params.fine_bins, params.density, threads)
+    s = pass_settings(params.stream, params.quality, params.fine_bins, params.density, threads, inp.db)
     names = pipeline.layer_namer(db.layers)
 
     def one_pass(kind, **kw):

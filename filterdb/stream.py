@@ -18,6 +18,7 @@ Reading
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import re
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 import numpy as np
 
 DEFAULT_BLOCK_ROWS = 1 << 20
+_ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: multiples of the largest usual block size
 ROW_BYTES = 9 * 4
 
 
@@ -181,6 +183,12 @@ class BlockReader:
         then continues in float32/float64 as usual.
     direct : bool
         Read uncompressed float32 data straight from the file (default); False forces h5py.
+    bypass_cache : bool
+        With direct reads: read with ``O_DIRECT`` (Linux), past the page cache, into an aligned
+        buffer. For a DB larger than memory, where every pass reads the disk anyway: a buffered
+        read costs a core in the kernel (copying through the page cache, ~0.75 ns per byte here),
+        which the passes' compute then cannot overlap; ``O_DIRECT`` costs almost none. Falls back
+        to buffered reads where the file system refuses ``O_DIRECT``.
 
     Examples
     --------
@@ -189,7 +197,9 @@ class BlockReader:
     ...         ...
     """
 
-    def __init__(self, path: str, key: str, precision: str = "float32", direct: bool = True):
+    def __init__(
+        self, path: str, key: str, precision: str = "float32", direct: bool = True, bypass_cache: bool = False
+    ):
         import h5py
 
         if precision not in ("float32", "float16"):
@@ -201,12 +211,23 @@ class BlockReader:
         self._dtype = self._ds.dtype.name
         self._spans = _direct_spans(self._ds) if direct else None
         self._fd = os.open(self.path, os.O_RDONLY) if self._spans else None
+        self._dfd = None  # O_DIRECT descriptor
+        self._bounce = None  # its page-aligned buffer (anonymous mmap)
+        if self._fd is not None and bypass_cache and hasattr(os, "O_DIRECT"):
+            try:
+                self._dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECT)
+            except OSError:  # e.g. tmpfs: buffered reads
+                self._dfd = None
+        self._odirect = self._dfd is not None
         self.bytes_read = 0
 
     @property
     def mode(self) -> str:
-        """``contiguous``, ``chunked`` (read straight from the file) or ``h5py``."""
-        return self._spans[0] if self._spans else "h5py"
+        """``contiguous``, ``chunked`` (read straight from the file, ``+O_DIRECT`` past the page
+        cache) or ``h5py``."""
+        if not self._spans:
+            return "h5py"
+        return self._spans[0] + ("+O_DIRECT" if self._odirect else "")
 
     @property
     def dtype(self) -> str:
@@ -223,6 +244,12 @@ class BlockReader:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._dfd is not None:
+            os.close(self._dfd)
+            self._dfd = None
+        if self._bounce is not None:
+            self._bounce.close()
+            self._bounce = None
         self._h5.close()
 
     def __enter__(self):
@@ -232,12 +259,43 @@ class BlockReader:
         self.close()
 
     def _pread(self, buf: memoryview, offset: int) -> None:
+        if self._dfd is not None:
+            try:
+                return self._pread_uncached(buf, offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                os.close(self._dfd)  # alignment refused by this file system: buffered from now on
+                self._dfd = None
+                self._odirect = False
         got = 0
         while got < len(buf):
             k = os.preadv(self._fd, [buf[got:]], offset + got)
             if k <= 0:
                 raise OSError(f"{self.path}: unexpected end of file at byte {offset + got}")
             got += k
+
+    def _pread_uncached(self, buf: memoryview, offset: int) -> None:
+        """``O_DIRECT`` read of the aligned pages holding ``[offset, offset + len(buf))`` into the
+        bounce buffer, then one copy of the wanted bytes."""
+        import mmap
+
+        start = offset - offset % _ALIGN
+        end = -(-(offset + len(buf)) // _ALIGN) * _ALIGN
+        need = end - start
+        if self._bounce is None or len(self._bounce) < need:
+            if self._bounce is not None:
+                self._bounce.close()
+            self._bounce = mmap.mmap(-1, need)  # page-aligned
+        want = offset - start + len(buf)
+        with memoryview(self._bounce) as mv:
+            got = 0
+            while got < want:
+                k = os.preadv(self._dfd, [mv[got:need]], start + got)
+                if k <= 0:
+                    raise OSError(f"{self.path}: unexpected end of file at byte {start + got}")
+                got += k
+            buf[:] = mv[offset - start : want]
 
     def read(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """Rows ``[a, b)`` as a float32 ``(b - a, 9)`` array (written into ``out`` when given).
@@ -359,6 +417,20 @@ class BlockReader:
                     q.get_nowait()
                 except queue.Empty:
                     t.join(0.01)
+
+
+def page_cache_fits(path: str) -> bool:
+    """Whether the file fits in this machine's memory (``MemTotal``; True where unknown): if not,
+    every pass reads it from disk and bypassing the page cache (``O_DIRECT``) saves the kernel's
+    copy through it."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return os.path.getsize(path) <= int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return True
 
 
 def drop_file_cache(path: str) -> bool:

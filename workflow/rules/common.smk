@@ -111,7 +111,8 @@ def axis_config(name):
 
 def stream_params():
     """Streaming settings for the shard jobs (block size, precision, NaN/Inf policy)."""
-    return {k: config["stream"][k] for k in ("block_rows", "precision", "nonfinite")}
+    keys = ("block_rows", "precision", "nonfinite", "bypass_page_cache")
+    return {k: config["stream"][k] for k in keys}
 
 
 def n_shards():
