@@ -875,6 +875,11 @@ def coefficient_range(cmin: np.ndarray, cmax: np.ndarray) -> tuple[float, float]
     return float(np.min(cmin)), float(np.max(cmax))
 
 
+def _per_layer_bytes(bins: int) -> dict[str, int]:
+    """Bytes per layer of each pass's arrays (sums with the quality moments)."""
+    return {"sums": 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81), "range": 8 * 18, "hist": 4 * 9 * bins}
+
+
 def estimate_mem_mb(
     kind: str,
     plan: Plan,
@@ -898,7 +903,7 @@ def estimate_mem_mb(
     base = 300.0  # Python, numpy, numba, h5py
     if kind == "gather_cells":  # one window of cells, the records' ids
         return int((base + 2048 * 4 * 9 * fine_bins / 1e6 + 16 * plan.n_cells / 1e6) * 1.25) + 1
-    per_layer = {"sums": 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81), "range": 8 * 18, "hist": 4 * 9 * bins}
+    per_layer = _per_layer_bytes(bins)
     p = kind.split("_", 1)[1]
     n_f = plan.n_filters
     L = plan.n_layers
@@ -936,16 +941,19 @@ def estimate_single_job_mb(
     fine_bins: int = 0,
     density_pairs: int = 0,
     density_bins: int = 512,
+    layers: int | None = None,
     filters_per_layer: int = 1000,
 ) -> int:
     """Peak memory (MB, with a safety margin) of the one-job path (rule ``analyse``), estimated
-    from the DB's filter count before its layer plan exists: at least ``filters_per_layer``
-    filters per layer on average. The job holds the meta table, every layer's arrays of the three
-    passes (each pass's and its gathered copy), the read buffers of its lanes, its lanes' open
-    cells and 2-D histograms."""
-    layers = max(1, int(filters) // max(1, filters_per_layer))
-    per_layer = 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81) + 8 * 18 + 4 * 9 * bins
-    mb = 400.0 + layers * (2 * per_layer + 2000) / 1e6  # Python, pandas, numpy, h5py; the meta table
+    before its layer plan exists from the DB's filter count and its number of ``layers``
+    (:func:`filterdb.db.count_layers`; None: at least ``filters_per_layer`` filters per layer).
+    The job holds the meta table, one pass's per-layer arrays at a time (and the small results of
+    the earlier ones), the read buffers of its lanes, its lanes' open cells and 2-D histograms."""
+    if layers is None:
+        layers = int(filters) // max(1, filters_per_layer)
+    layers = max(1, int(layers))
+    per_layer = max(_per_layer_bytes(bins).values()) + 8 * 18 + 2000  # + the meta table's row
+    mb = 400.0 + layers * per_layer / 1e6  # Python, pandas, numpy, h5py
     mb += 3 * max(block_rows, 1 << 16) * ROW_BYTES / 1e6
     lanes = max(1, int(threads))
     mb += lanes * (256 * 4 * 9 * fine_bins + 8 * density_pairs * density_bins**2) / 1e6

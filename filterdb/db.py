@@ -148,6 +148,36 @@ def filter_shape(path: str | os.PathLike) -> tuple[str, int]:
     return key, n
 
 
+def count_layers(path: str | os.PathLike) -> int | None:
+    """The number of rows of the ``meta`` table (the layers), read from its HDF5 layout without
+    loading it (pandas' fixed and table formats); None when it cannot be told.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    int or None
+    """
+    try:
+        with h5py.File(str(path), "r") as f:
+            g = f.get("meta")
+            if not isinstance(g, h5py.Group):
+                return None
+            kind = g.attrs.get("pandas_type", b"")
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind == "frame_table" and isinstance(g.get("table"), h5py.Dataset):
+                return int(g["table"].shape[0])
+            if kind == "frame":
+                for name in ("axis1", "axis1_label0"):  # the index: plain, or a MultiIndex's codes
+                    if isinstance(g.get(name), h5py.Dataset):
+                        return int(g[name].shape[0])
+    except Exception:  # not readable here: the job that reads the meta reports it
+        return None
+    return None
+
+
 def read_meta(path: str | os.PathLike) -> pd.DataFrame:
     """The raw ``meta`` DataFrame as stored (pickled object columns are pandas' own format).
 

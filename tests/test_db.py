@@ -169,3 +169,24 @@ def test_config_defaults_are_the_study_axes():
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
     assert cfg["axes"] == STUDY_AXES
     assert cfg["histogram"]["bins"] == 70 and cfg["histogram"]["eps"] == float(np.finfo(np.float32).eps)
+
+
+def test_count_layers_without_loading_the_meta(tmp_path):
+    """The meta table's row count from its HDF5 layout: pandas' fixed format (plain and
+    MultiIndex index) and table format; None without a readable meta."""
+    from filterdb.db import count_layers
+
+    df = pd.DataFrame({"a": np.arange(7), "b": [f"x{i}" for i in range(7)]})
+    for name, frame, fmt in (
+        ("fixed", df, "fixed"),
+        ("multi", df.set_index(["a", "b"], drop=False), "fixed"),
+        ("table", df, "table"),
+    ):
+        p = tmp_path / f"{name}.h5"
+        frame.to_hdf(p, key="meta", format=fmt)
+        assert count_layers(p) == 7, name
+    with h5py.File(tmp_path / "none.h5", "w") as f:
+        f["filters"] = np.zeros((3, 9), np.float32)
+    assert count_layers(tmp_path / "none.h5") is None
+    (tmp_path / "text.h5").write_text("not hdf5")
+    assert count_layers(tmp_path / "text.h5") is None

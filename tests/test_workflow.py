@@ -106,6 +106,20 @@ def test_one_shard_gives_identical_files(workflow_run):
             and p.relative_to(root).parts[:2] != ("stats", "totals")  # one file per shard
         )
 
+    # the one-job path's memory request (estimated from the DB's size) covers what it used
+    from filterdb.accumulate import estimate_single_job_mb
+
+    log = (tmp / "res1/logs/analyse.log").read_text()
+    peak = float(log.split("peak memory of this job: ")[1].split()[0])
+    from filterdb.db import count_layers
+
+    assert count_layers(db) == len(pd.read_hdf(db, "meta"))
+    for layers in (count_layers(db), None):  # counted, or assumed from the size
+        ask = estimate_single_job_mb(
+            Path(db).stat().st_size // 36, layers=layers, threads=2, fine_bins=1024, density_pairs=1
+        )
+        assert peak * 1.048576 <= ask, (peak, ask, layers)  # MiB -> MB
+
     three, one = files(tmp / "res"), files(tmp / "res1")
     assert three == one
     assert set(CONTRACT) < set(three) and {"stats/sums.npz", "stats/cell_hist.npy", "stats/layers.tsv"} < set(three)

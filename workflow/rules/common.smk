@@ -155,14 +155,16 @@ def job_mem_mb(kind, plan_path, threads=1):
 
 
 def single_job_mem_mb(db_path, threads=1):
-    """Memory (MB) of the job of rule analyse, from the DB size (its layer plan does not exist yet),
-    assuming at least 1,000 filters per layer on average (the per-layer tables)."""
+    """Memory (MB) of the job of rule analyse, from the DB's size and its meta table's row count
+    (its layer plan does not exist yet)."""
     from filterdb.accumulate import estimate_single_job_mb
+    from filterdb.db import count_layers
 
     h, d = config["histogram"], config["density"]
-    filters = os.path.getsize(db_path) // 36 if os.path.exists(db_path) else 0
+    there = os.path.exists(db_path)
     return estimate_single_job_mb(
-        filters,
+        os.path.getsize(db_path) // 36 if there else 0,
+        layers=count_layers(db_path) if there else None,
         threads=threads,
         block_rows=config["stream"]["block_rows"],
         bins=h["bins"],
