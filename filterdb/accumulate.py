@@ -430,10 +430,12 @@ class HistPass(_Pass):
         return sub
 
     def join(self, lanes):
+        dens = self.dens.astype(np.int64)  # the lanes' uint32 counts added without overflow
         for sub in lanes:  # lane order: deterministic in-memory records
             self.closed_ids += sub.closed_ids
             self.closed_mem += sub.closed_mem
-            self.dens += sub.dens
+            dens += sub.dens
+        self.dens = dens
 
     def begin_block(self, first: int, end: int) -> None:
         """Give every cell of layers ``first..end-1`` a slot in the pool."""
