@@ -125,7 +125,10 @@ def analyse(inp, out, params, threads: int) -> None:
     lo, hi = write_gathered(rng, out.range_stats, range_out=out.range)
     del rng
     part = one_pass("hist", basis=basis, edges=uniform_edges(lo, hi, params.bins), cell_sink=out.hist_cells)
-    results.save_npz(out.hist_part, part)  # with the cell records: rule gather_cells
+    # for rule gather_cells: the cell ids of the records and what the gather checks (the layers
+    # covered, the fine edges), not the per-layer counts (those are in stats/hist.npz)
+    keep = ("layer", "part__cell", "total__cell_edges")
+    results.save_npz(out.hist_part, {k: v for k, v in part.items() if k in keep})
     hist = gather_parts([part], plan.n_layers, cells=False)
     del part
     write_gathered(hist, out.hist)
