@@ -501,12 +501,12 @@ class HistPass(_Pass):
             closed = self.sink.ids if self.sink is not None else self.closed_ids
             ids = np.concatenate(closed) if closed else np.zeros(0, np.int64)
             out.update({"part__cell": ids, "total__cell_edges": self.fedges})
-            if self.own_sink:
-                self.sink.close()
-            elif self.sink is None:
+            if self.sink is None:
                 out["part__cell_counts"] = (
                     np.concatenate(self.closed_mem) if self.closed_mem else np.zeros((0, 9, self.fb), np.uint32)
                 )
+        if self.own_sink:
+            self.sink.close()
         if self.pairs.shape[0]:
             out.update(
                 {

@@ -9,6 +9,7 @@ time of a small DB. Both paths call the functions below, so they write the same 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Mapping
 
@@ -108,7 +109,7 @@ def drift_tables(layers, hist: Mapping, evr, axes: Mapping, eps: float, floor: s
 def analyse(inp, out, params, threads: int) -> None:
     """Rule ``analyse``: the layer table, the three passes (``threads`` lanes each), their gathers
     and the drift tables of every axis in one job, with the same outputs as the per-step rules; the
-    hist pass's part and fine cell records are left for ``gather_cells``."""
+    fine cell histograms (``cell_hist``, when asked for) are gathered here too."""
     from . import pipeline
 
     db, plan = layer_table(inp.db, params.columns, params.depth_bins, out.layers, out.plan, out.cells)
@@ -124,11 +125,22 @@ def analyse(inp, out, params, threads: int) -> None:
     rng = gather_parts([one_pass("range", basis=basis)], plan.n_layers)
     lo, hi = write_gathered(rng, out.range_stats, range_out=out.range)
     del rng
-    part = one_pass("hist", basis=basis, edges=uniform_edges(lo, hi, params.bins), cell_sink=out.hist_cells)
-    # for rule gather_cells: the cell ids of the records and what the gather checks (the layers
-    # covered, the fine edges), not the per-layer counts (those are in stats/hist.npz)
-    keep = ("layer", "part__cell", "total__cell_edges")
-    results.save_npz(out.hist_part, {k: v for k, v in part.items() if k in keep})
+    edges = uniform_edges(lo, hi, params.bins)
+    cell_hist = out.get("cell_hist")
+    if not cell_hist:
+        part = one_pass("hist", basis=basis, edges=edges)
+    else:  # closed cells go to a records file, gathered into the .npy a window at a time
+        records = f"{cell_hist}.records"
+        try:
+            part = one_pass("hist", basis=basis, edges=edges, cell_sink=records)
+
+            def gather(tmp, part=part):
+                gather_parts([part], plan.n_layers, plan.n_cells, tmp, cell_files=[records])
+
+            results.atomic_write(cell_hist, gather)
+        finally:
+            if os.path.exists(records):
+                os.remove(records)
     hist = gather_parts([part], plan.n_layers, cells=False)
     del part
     write_gathered(hist, out.hist)

@@ -216,3 +216,31 @@ def test_small_db_runs_as_one_job_unless_sharded(workflow_run):
     small = os.path.getsize(db) // 36
     assert "analyse" in dry_run_jobs(tmp, db, res, *limit(small + 1))
     assert "analyse" not in dry_run_jobs(tmp, db, res, *limit(small - 1))
+
+
+def test_one_job_path_without_fine_histograms_or_quality(tmp_path):
+    """Rule analyse with histogram.fine_bins: 0 and quality off: the drift tables equal the
+    library's, and no cell histograms are made."""
+    import re
+
+    db = tmp_path / "db.h5"
+    write_synth_db(db, layout="v1.0", seed=3, n_models=6)
+    text = (ROOT / "config.yaml").read_text()
+    assert "\n  fine_bins: 1024\n" in text
+    text = text.replace("\n  fine_bins: 1024\n", "\n  fine_bins: 0\n")
+    text, n = re.subn(r"(\nquality:\n(?:[ #].*\n)*?  enabled: )true", r"\1false", text, count=1)
+    assert n == 1
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text)
+    res = tmp_path / "res"
+    run = run_workflow(tmp_path, db, res, "--configfile", str(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "hist 1/1: " in (res / "logs/analyse.log").read_text()
+    assert not (res / "stats/cell_hist.npy").exists()
+    assert not [p for p in res.rglob("shards/**/*") if p.is_file()]  # the temporary part is gone
+    a = pipeline.analyse(str(db), axes_from_config(DEFAULT_AXES))
+    for axis in DEFAULT_AXES:
+        d = pd.read_csv(res / f"drift/{axis}.tsv", sep="\t")
+        np.testing.assert_allclose(d.iloc[:, 1:].to_numpy(), a.drift[axis].iloc[:, 1:].to_numpy(), rtol=1e-14)
+    with np.load(res / "stats/sums.npz") as z:
+        assert not any(k.startswith("quality_") for k in z.files)

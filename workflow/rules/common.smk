@@ -87,17 +87,11 @@ def drift_params():
     }
 
 
-def hist_parts():
-    """The hist pass's parts and their fine cell records (rule gather_cells)."""
-    if single_job():
-        return {
-            "parts": [f"{R}/shards/hist/all.npz"],
-            "cells": [f"{R}/shards/hist/all.cells"],
-        }
-    return {
-        "parts": gather.shards(f"{R}/shards/hist/{{scatteritem}}.npz"),
-        "cells": gather.shards(f"{R}/shards/hist/{{scatteritem}}.cells"),
-    }
+def single_job_cell_output():
+    """Rule analyse also writes the fine cell histograms (when histogram.fine_bins > 0)."""
+    if config["histogram"]["fine_bins"] > 0:
+        return {"cell_hist": f"{R}/stats/cell_hist.npy"}
+    return {}
 
 
 def dataset():

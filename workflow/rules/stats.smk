@@ -7,6 +7,7 @@ if single_job():
             db=dataset(),
         output:
             **drift_outputs(),
+            **single_job_cell_output(),
             layers=f"{R}/stats/layers.tsv",
             plan=f"{R}/stats/plan.npz",
             cells=f"{R}/stats/cells.tsv",
@@ -16,8 +17,6 @@ if single_job():
             range_stats=f"{R}/stats/range.npz",
             range=f"{R}/pca/range.tsv",
             hist=f"{R}/stats/hist.npz",
-            hist_part=temp(f"{R}/shards/hist/all.npz"),
-            hist_cells=temp(f"{R}/shards/hist/all.cells"),
         log:
             f"{R}/logs/analyse.log",
         benchmark:
@@ -217,24 +216,28 @@ else:
 
 
 # the fine cell histograms (ridge plots) in their own job, beside gather_hist: drift does not wait
-rule gather_cells:
-    input:
-        **hist_parts(),
-        plan=f"{R}/stats/plan.npz",
-    output:
-        cell_hist=f"{R}/stats/cell_hist.npy",
-    log:
-        f"{R}/logs/gather_cells.log",
-    benchmark:
-        f"{R}/benchmarks/gather_cells.tsv"
-    priority: 5
-    localrule: True
-    conda:
-        "../envs/filterdb.yaml"
-    resources:
-        mem_mb=lambda wc, input: job_mem_mb("gather_cells", input.plan),
-    script:
-        "../scripts/gather_pass.py"
+# (with one shard, rule analyse writes them)
+if not single_job():
+
+    rule gather_cells:
+        input:
+            parts=gather.shards(f"{R}/shards/hist/{{scatteritem}}.npz"),
+            cells=gather.shards(f"{R}/shards/hist/{{scatteritem}}.cells"),
+            plan=f"{R}/stats/plan.npz",
+        output:
+            cell_hist=f"{R}/stats/cell_hist.npy",
+        log:
+            f"{R}/logs/gather_cells.log",
+        benchmark:
+            f"{R}/benchmarks/gather_cells.tsv"
+        priority: 5
+        localrule: True
+        conda:
+            "../envs/filterdb.yaml"
+        resources:
+            mem_mb=lambda wc, input: job_mem_mb("gather_cells", input.plan),
+        script:
+            "../scripts/gather_pass.py"
 
 
 rule provenance:
