@@ -379,6 +379,52 @@ class _CellSink:
         self.fh.close()
 
 
+class CellHistFile:
+    """A sink for the hist pass's closed cells that writes each record straight into its place in a
+    ``(n_cells, 9, fine_bins)`` uint32 ``.npy`` (cells never closed stay 0): no records file and no
+    gather when one job runs the whole pass. A cell closed twice (by two lanes) is added to what
+    is there. Shared by the lanes (one lock); the caller closes it."""
+
+    def __init__(self, path, n_cells: int, fine_bins: int):
+        self.fh = open(path, "wb+")
+        np.lib.format.write_array_header_1_0(
+            self.fh, {"descr": np.dtype(np.uint32).str, "fortran_order": False, "shape": (n_cells, 9, fine_bins)}
+        )
+        self.fh.flush()
+        self.base = self.fh.tell()
+        self.rec = 9 * fine_bins * 4
+        self.fh.truncate(self.base + n_cells * self.rec)  # zeros (a sparse file until written)
+        self.fd = self.fh.fileno()
+        self.written = np.zeros(n_cells, bool)
+        self.ids: list[np.ndarray] = []
+        self.lock = threading.Lock()
+
+    def put(self, ids: np.ndarray, recs: np.ndarray) -> None:
+        ids = np.asarray(ids, np.int64)
+        recs = np.ascontiguousarray(recs, np.uint32)
+        with self.lock:
+            self.ids.append(ids)
+            order = np.argsort(ids, kind="stable")
+            ids, recs = ids[order], recs[order]
+            fresh = ~self.written[ids]
+            # runs of consecutive new cells: one write each
+            cut = np.flatnonzero((np.diff(ids) != 1) | (fresh[1:] != fresh[:-1])) + 1
+            for run in np.split(np.arange(ids.size), cut):
+                if not run.size:
+                    continue
+                if fresh[run[0]]:
+                    os.pwrite(self.fd, recs[run].tobytes(), self.base + int(ids[run[0]]) * self.rec)
+                    continue
+                for j in run:  # closed before by another lane: add
+                    off = self.base + int(ids[j]) * self.rec
+                    old = np.frombuffer(os.pread(self.fd, self.rec, off), np.uint32)
+                    os.pwrite(self.fd, (old + recs[j].reshape(-1)).tobytes(), off)
+            self.written[ids] = True
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 class HistPass(_Pass):
     """Coarse per-layer histograms, fine per-cell histograms and 2-D densities of one shard.
 
@@ -415,7 +461,7 @@ class HistPass(_Pass):
         self.lslot = np.full(self.k, -1, np.int64)
         self.pool = np.zeros((0, 9, self.fb), np.uint32)
         self.free: list[int] = []
-        self.own_sink = cell_sink is not None and not isinstance(cell_sink, _CellSink)
+        self.own_sink = isinstance(cell_sink, (str, os.PathLike))  # else a shared sink (lanes, CellHistFile)
         self.sink = _CellSink(cell_sink) if self.own_sink else cell_sink
         self.closed_ids: list[np.ndarray] = []
         self.closed_mem: list[np.ndarray] = []

@@ -9,12 +9,11 @@ time of a small DB. Both paths call the functions below, so they write the same 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Mapping
 
 from . import results
-from .accumulate import PassSettings, coefficient_range, gather_parts, run_shard
+from .accumulate import CellHistFile, PassSettings, coefficient_range, gather_parts, run_shard
 from .histogram import uniform_edges
 from .pca import global_pca
 
@@ -129,18 +128,18 @@ def analyse(inp, out, params, threads: int) -> None:
     cell_hist = out.get("cell_hist")
     if not cell_hist:
         part = one_pass("hist", basis=basis, edges=edges)
-    else:  # closed cells go to a records file, gathered into the .npy a window at a time
-        records = f"{cell_hist}.records"
-        try:
-            part = one_pass("hist", basis=basis, edges=edges, cell_sink=records)
+    else:  # each closed cell written straight into its place in the .npy (no records, no gather)
+        done = {}
 
-            def gather(tmp, part=part):
-                gather_parts([part], plan.n_layers, plan.n_cells, tmp, cell_files=[records])
+        def write(tmp):
+            sink = CellHistFile(tmp, plan.n_cells, s.fine_bins)
+            try:
+                done["part"] = one_pass("hist", basis=basis, edges=edges, cell_sink=sink)
+            finally:
+                sink.close()
 
-            results.atomic_write(cell_hist, gather)
-        finally:
-            if os.path.exists(records):
-                os.remove(records)
+        results.atomic_write(cell_hist, write)
+        part = done.pop("part")
     hist = gather_parts([part], plan.n_layers, cells=False)
     del part
     write_gathered(hist, out.hist)

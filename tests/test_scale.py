@@ -472,3 +472,31 @@ def test_passes_past_the_page_cache_give_the_same_arrays(many_layers_db, capsys)
             assert sorted(a) == sorted(b)
             for k in a:
                 assert np.array_equal(a[k], b[k], equal_nan=True), k
+
+
+def test_cells_written_in_place_by_lanes(many_layers_db, tmp_path):
+    """CellHistFile (the one-job path): each lane writes its closed cells straight into the .npy,
+    a cell closed by two lanes is added there: the array equals the one-thread gather."""
+    from filterdb.accumulate import CellHistFile
+
+    path, _ = many_layers_db
+    plan, _ = pipeline.make_plan(pipeline.open_db(path).layers, 10)
+    a = pipeline.analyse(path, axes_from_config({"task": DEFAULT_AXES["task"]}), fine_bins=64)
+    for threads in (1, 3, 7):
+        st = PassSettings(fine_bins=64, progress=False, block_rows=40, threads=threads)
+        out = tmp_path / f"{threads}.npy"
+        sink = CellHistFile(out, plan.n_cells, 64)
+        part = run_shard(
+            path,
+            "filters",
+            plan,
+            "hist",
+            settings=st,
+            basis=(a.pca.mean, a.pca.components),
+            edges=a.hist["edges"],
+            cell_sink=sink,
+        )
+        sink.close()
+        ids = part["part__cell"]
+        assert threads == 1 or ids.size > np.unique(ids).size  # some cell closed by two lanes
+        assert np.array_equal(np.load(out), a.hist["cell_counts"])
