@@ -301,6 +301,39 @@ if HAVE_NUMBA:
                 for r in range(nb):
                     C[i, r] += D[j, r] * cij
 
+    @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+    def _batch_bins(nb, C, first, last, inv, bins, edges, B):
+        """B[i, r] = bin of C[i, r] over the uniform ``edges`` as numpy assigns it (-1 outside
+        ``[first, last]``): the estimate for the whole batch first (no branches: it vectorises),
+        then numpy's correction for the rare values within ``NEAR`` of an edge."""
+        near = 0
+        for i in range(9):
+            for r in range(nb):
+                v = C[i, r]
+                inr = v >= first and v <= last
+                f = (v - first) * inv if inr else 0.5
+                b = np.int64(f)
+                fr = f - b
+                near += 1 if (fr < NEAR or fr > 1.0 - NEAR or b >= bins) else 0
+                B[i, r] = b if inr else -1
+        if near:
+            for i in range(9):
+                for r in range(nb):
+                    b = B[i, r]
+                    if b < 0:
+                        continue
+                    v = C[i, r]
+                    f = (v - first) * inv
+                    fr = f - b
+                    if fr < NEAR or fr > 1.0 - NEAR or b >= bins:
+                        if b >= bins:
+                            b = bins - 1
+                        if v < edges[b]:
+                            b -= 1
+                        elif b != bins - 1 and v >= edges[b + 1]:
+                            b += 1
+                        B[i, r] = b
+
     @numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
     def _lanes_add(V, nb, L1, L2):
         """Per lane r: ``L1[:, r] += V[:, r]``, ``L2[ab, r] += V[a, r] V[b, r]`` (upper triangle)."""
@@ -505,6 +538,8 @@ if HAVE_NUMBA:
         S = np.empty((9, BATCH))
         D = np.empty((9, BATCH))
         C = np.empty((9, BATCH))
+        B = np.empty((9, BATCH), np.int64)
+        FB = np.empty((9, BATCH), np.int64)
         bins = edges.shape[0] - 1
         first = edges[0]
         last = edges[bins]
@@ -522,36 +557,22 @@ if HAVE_NUMBA:
                 nb = min(BATCH, le[k] - b0)
                 _batch_scale(x, b0, nb, pk, ok, T, S)
                 _batch_coef(nb, S, mean, comps, D, C)
+                _batch_bins(nb, C, first, last, inv, bins, edges, B)
+                if cell >= 0:
+                    _batch_bins(nb, C, ffirst, flast, finv, fbins, fedges, FB)
                 # row-major over the batch: consecutive increments go to different histograms,
                 # so they do not wait on each other (store-to-load forwarding)
                 for r in range(nb):
                     if drop and not ok[r]:
                         continue
                     for i in range(9):
-                        v = C[i, r]
-                        if v >= first and v <= last:
-                            f = (v - first) * inv
-                            b = int(f)
-                            fr = f - b
-                            if fr < NEAR or fr > 1.0 - NEAR or b >= bins:  # near an edge: numpy's correction
-                                if b >= bins:
-                                    b = bins - 1
-                                if v < edges[b]:
-                                    b -= 1
-                                elif b != bins - 1 and v >= edges[b + 1]:
-                                    b += 1
+                        b = B[i, r]
+                        if b >= 0:
                             counts[p, i, b] += 1
-                            if cell >= 0:
-                                f = (v - ffirst) * finv
-                                b = int(f)
-                                fr = f - b
-                                if fr < NEAR or fr > 1.0 - NEAR or b >= fbins:
-                                    if b >= fbins:
-                                        b = fbins - 1
-                                    if v < fedges[b]:
-                                        b -= 1
-                                    elif b != fbins - 1 and v >= fedges[b + 1]:
-                                        b += 1
+                    if cell >= 0:
+                        for i in range(9):
+                            b = FB[i, r]
+                            if b >= 0:
                                 fcounts[cell, i, b] += 1
                     for q in range(npairs):
                         tx = C[pairs[q, 0], r]

@@ -80,3 +80,33 @@ def test_column_range_exact():
     v = rng.standard_normal((4000, 9))
     lo, hi = kernels.column_range(v)
     assert np.array_equal(lo, v.min(axis=0)) and np.array_equal(hi, v.max(axis=0))
+
+
+def test_batch_bins_match_numpy_at_edges():
+    """The hist pass bins a batch at once (branch-free estimate, then numpy's correction near an
+    edge): every value exactly on an edge, one ulp either side of it, outside the range, NaN and
+    Inf gets the bin ``np.histogram`` gives it (-1 when not counted), for small and huge ranges."""
+    rng = np.random.default_rng(1)
+    B = np.empty((9, kernels.BATCH), np.int64)
+    checked = 0
+    for _ in range(60):
+        lo, hi = sorted(rng.standard_normal(2) * rng.choice([1e-3, 1.0, 1e3]))
+        bins = int(rng.choice([1, 2, 7, 70, 1024]))
+        e = histogram.uniform_edges(lo, hi, bins)
+        vals = np.concatenate([e, np.nextafter(e, np.inf), np.nextafter(e, -np.inf), [np.nan, np.inf, -np.inf]])
+        vals = np.concatenate([vals, rng.uniform(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 500)])
+        rng.shuffle(vals)
+        vals = vals[: vals.size // 9 * 9]
+        for s in range(0, vals.size, 9 * kernels.BATCH):
+            chunk = vals[s : s + 9 * kernels.BATCH]
+            nb = chunk.size // 9
+            C = np.zeros((9, kernels.BATCH))
+            C[:, :nb] = chunk.reshape(9, nb)
+            kernels._batch_bins(nb, C, e[0], e[-1], bins / (e[-1] - e[0]), bins, e, B)
+            for i in range(9):
+                v = C[i, :nb]
+                for r in range(nb):
+                    want, _ = np.histogram(v[r : r + 1], bins=bins, range=(e[0], e[-1]))
+                    assert B[i, r] == (int(np.argmax(want)) if want.any() else -1), (v[r], e[0], e[-1], bins)
+                    checked += 1
+    assert checked > 30_000
