@@ -540,6 +540,8 @@ if HAVE_NUMBA:
         C = np.empty((9, BATCH))
         B = np.empty((9, BATCH), np.int64)
         FB = np.empty((9, BATCH), np.int64)
+        DX = np.empty(BATCH, np.int64)
+        DY = np.empty(BATCH, np.int64)
         bins = edges.shape[0] - 1
         first = edges[0]
         last = edges[bins]
@@ -574,14 +576,23 @@ if HAVE_NUMBA:
                             b = FB[i, r]
                             if b >= 0:
                                 fcounts[cell, i, b] += 1
-                    for q in range(npairs):
-                        tx = C[pairs[q, 0], r]
-                        ty = C[pairs[q, 1], r]
-                        if tx >= dlo and tx < dhi and ty >= dlo and ty < dhi:
-                            ix = int((tx - dlo) * norm)
-                            iy = int((ty - dlo) * norm)
-                            if ix < dbins and iy < dbins:  # rounding just below the right edge
-                                dens[q, ix, iy] += 1
+                for q in range(npairs):
+                    # the 2-D bins of the batch first (branch-free), then the increments
+                    qx = pairs[q, 0]
+                    qy = pairs[q, 1]
+                    for r in range(nb):
+                        tx = C[qx, r]
+                        ty = C[qy, r]
+                        inr = tx >= dlo and tx < dhi and ty >= dlo and ty < dhi
+                        ix = np.int64((tx - dlo) * norm if inr else 0.0)
+                        iy = np.int64((ty - dlo) * norm if inr else 0.0)
+                        # (rounding can give dbins just below the right edge: not counted)
+                        DX[r] = ix if (inr and ix < dbins and iy < dbins) else -1
+                        DY[r] = iy
+                    for r in range(nb):
+                        ix = DX[r]
+                        if ix >= 0 and not (drop and not ok[r]):
+                            dens[q, ix, DY[r]] += 1
 
 
 if HAVE_NUMBA:

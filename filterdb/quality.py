@@ -363,14 +363,16 @@ def orthogonality_many(W: np.ndarray, out: int, block: int = 1024) -> np.ndarray
     else:  # row blocks of the Gram: the norms first
         sq = np.einsum("gij,gij->gi", W, W, dtype=np.float64)
     inv = np.divide(1.0, np.sqrt(sq), out=np.zeros_like(sq), where=sq > 0)  # zero rows stay zero
+    # sum_ab |G_ab| inv_a inv_b as inv^T |G| inv (a float64 matrix-vector product: no out x out
+    # temporaries beyond |G|); the diagonal's terms are then replaced by |G_aa inv_a^2 - 1|
     total = np.zeros(G)
     for a in range(0, out, block):
         g = gram if one else np.matmul(W32[:, a : a + block], W32.transpose(0, 2, 1))  # float32 product
         b = a + g.shape[1]
-        n = np.abs(g).astype(np.float64) * inv[:, a:b, None] * inv[:, None, :]  # |normalised Gram|
-        idx = np.arange(a, b)
-        d = n[:, idx - a, idx]
-        total += n.sum(axis=(1, 2)) - d.sum(axis=1) + np.abs(d - 1.0).sum(axis=1)
+        t = np.matmul(np.abs(g).astype(np.float64), inv[:, :, None])[:, :, 0]
+        total += np.einsum("gi,gi->g", t, inv[:, a:b])
+    d = sq * inv * inv  # the normalised Gram's diagonal (1, or 0 for a zero row)
+    total += np.abs(d - 1.0).sum(axis=1) - d.sum(axis=1)
     return 1.0 - total / (out * (out - 1))
 
 
