@@ -612,8 +612,9 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", layer_names=No
     lock = threading.Lock()
 
     def stream(lane: _Pass) -> BlockReader:
-        blocks = plan_blocks(plan.row_start[lane.lo : lane.hi], plan.row_end[lane.lo : lane.hi], block_rows)
         with BlockReader(path, key, precision=s.precision, bypass_cache=s.bypass_cache) as rd:
+            rs, re_ = plan.row_start[lane.lo : lane.hi], plan.row_end[lane.lo : lane.hi]
+            blocks = plan_blocks(rs, re_, block_rows, breaks=rd.breaks())
             read = rd.blocks([(a, b) for a, b, _, _ in blocks])
             for (_, _, first, end), ((a, b), x) in zip(blocks, read):
                 lane.begin_block(first, end)

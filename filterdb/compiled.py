@@ -57,8 +57,15 @@ SIGNATURES = {
         f"float64, float64, int64, {_arr('uint32', 3)})"
     ),
     "limbs": f"void({_arr(_F8, 2)}, {_arr('int64', 2)}, int64, int64, int64)",
+    "ortho_block": f"void({_arr('float32', 3)}, {_arr(_F8, 2)}, int64, {_arr(_F8, 1)})",
 }
-_JIT_NAMES = {"sums_block": "sums_block", "range_block": "range_block", "hist_block": "hist_block", "limbs": "_limbs"}
+_JIT_NAMES = {
+    "sums_block": "sums_block",
+    "range_block": "range_block",
+    "hist_block": "hist_block",
+    "limbs": "_limbs",
+    "ortho_block": "ortho_block",
+}
 
 
 def stamp() -> dict:

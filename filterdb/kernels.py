@@ -598,6 +598,38 @@ if HAVE_NUMBA:
 if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def ortho_block(g, inv, a0, total):
+        """Orthogonality's sum for rows ``a0 .. a0 + R - 1`` of each layer's Gram ``g`` (G, R, C)
+        float32: ``total[k] += sum_ab |g_ab| inv_a inv_b`` with each diagonal term ``t`` replaced
+        by ``|t - 1|`` (``inv``: (G, C) inverse row norms, 0 for a zero row). The products are
+        added into 8 partial sums by column (``b mod 8``), themselves added in order: a fixed order
+        per layer whatever batch it is in or wherever its memory lies (numpy's ``sum`` is not)."""
+        G, R, C = g.shape
+        acc = np.empty(8)
+        c8 = C - C % 8
+        for k in range(G):
+            for q in range(8):
+                acc[q] = 0.0
+            for r in range(R):
+                ia = inv[k, a0 + r]
+                for c0 in range(0, c8, 8):
+                    for q in range(8):
+                        acc[q] += abs(np.float64(g[k, r, c0 + q])) * ia * inv[k, c0 + q]
+                for c in range(c8, C):
+                    acc[c - c8] += abs(np.float64(g[k, r, c])) * ia * inv[k, c]
+            t = 0.0
+            for q in range(8):
+                t += acc[q]
+            for r in range(R):
+                a = a0 + r
+                d = abs(np.float64(g[k, r, a])) * inv[k, a] * inv[k, a]
+                t += abs(d - 1.0) - d
+            total[k] += t
+
+
+if HAVE_NUMBA:
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _limbs(flat, out, limb_bits, shift, pieces):
         """Add the limbs (filterdb.exactsum) of every value of column c of ``flat`` to ``out[c]``."""
         mask = (1 << limb_bits) - 1

@@ -363,16 +363,17 @@ def orthogonality_many(W: np.ndarray, out: int, block: int = 1024) -> np.ndarray
     else:  # row blocks of the Gram: the norms first
         sq = np.einsum("gij,gij->gi", W, W, dtype=np.float64)
     inv = np.divide(1.0, np.sqrt(sq), out=np.zeros_like(sq), where=sq > 0)  # zero rows stay zero
-    # sum_ab |G_ab| inv_a inv_b as inv^T |G| inv (a float64 matrix-vector product: no out x out
-    # temporaries beyond |G|); the diagonal's terms are then replaced by |G_aa inv_a^2 - 1|
+    # sum_ab |G_ab| inv_a inv_b with the diagonal's terms t replaced by |t - 1|, compiled
+    # (filterdb.kernels.ortho_block: no out x out float64 temporaries, and a fixed order of the
+    # additions per layer, so a layer's value does not depend on the batch it is computed in)
+    from . import compiled
+
+    kernel = compiled.load().ortho_block
+    inv = np.ascontiguousarray(inv)
     total = np.zeros(G)
     for a in range(0, out, block):
         g = gram if one else np.matmul(W32[:, a : a + block], W32.transpose(0, 2, 1))  # float32 product
-        b = a + g.shape[1]
-        t = np.matmul(np.abs(g).astype(np.float64), inv[:, :, None])[:, :, 0]
-        total += np.einsum("gi,gi->g", t, inv[:, a:b])
-    d = sq * inv * inv  # the normalised Gram's diagonal (1, or 0 for a zero row)
-    total += np.abs(d - 1.0).sum(axis=1) - d.sum(axis=1)
+        kernel(np.ascontiguousarray(g, np.float32), inv, a, total)
     return 1.0 - total / (out * (out - 1))
 
 

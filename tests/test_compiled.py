@@ -63,7 +63,21 @@ def run_all(k, drop):
     lim = np.zeros((9, exactsum.N_LIMBS), np.int64)
     k.limbs(vals, lim, exactsum.LIMB_BITS, exactsum.SHIFT, exactsum._PIECES)
     assert np.array_equal(lim, exactsum.limbs(vals))
-    return sums + qual + [cmin, cmax, counts, cells, dens, lim]
+    g = rng.standard_normal((3, 5, 13)).astype(np.float32)  # rows 2..6 of 3 Grams of 13 channels
+    inv = rng.random((3, 13))
+    inv[1, 4] = 0.0  # a zero channel
+    ortho = np.zeros(3)
+    k.ortho_block(g, inv, 2, ortho)
+    want = [
+        sum(
+            abs(abs(float(g[j, r, c])) * inv[j, 2 + r] * inv[j, c] - (c == 2 + r))
+            for r in range(5)
+            for c in range(13)
+        )
+        for j in range(3)
+    ]
+    np.testing.assert_allclose(ortho, want, rtol=1e-13)
+    return sums + qual + [cmin, cmax, counts, cells, dens, lim, ortho]
 
 
 @pytest.mark.parametrize("drop", [False, True])
@@ -72,7 +86,7 @@ def test_aot_kernels_equal_jit(aot, drop):
     a, b = run_all(aot, drop), run_all(jit, drop)
     for u, v in zip(a, b):
         assert u.dtype == v.dtype and np.array_equal(u, v, equal_nan=True)
-    assert a[-3].sum() > 0 and a[-2].sum() > 0
+    assert a[-4].sum() > 0 and a[-3].sum() > 0  # fine cells, 2-D density
     assert np.isfinite(a[1]).all() == drop  # the NaN row: left out only with drop
 
 

@@ -153,6 +153,26 @@ def test_orthogonality_blocks():
     assert abs(quality.orthogonality(W, 50, block=7) - ref_ortho(W, 50)) < ORTHO_TOL
 
 
+def test_orthogonality_of_a_layer_does_not_depend_on_its_batch():
+    """The sums pass batches a block's layers of one shape; which layers share a batch depends on
+    the shards and threads, so a layer's value must be bit-identical alone and in any batch, at
+    any memory alignment (numpy's sums changed the last bit in ~1 in 10 such batches)."""
+    r = np.random.default_rng(11)
+    for _ in range(300):
+        out, inn, G = int(r.choice([3, 8, 9, 16, 24])), int(r.integers(1, 10)), int(r.integers(2, 40))
+        flat = r.standard_normal(G * out * inn * 9 + 9).astype(np.float32)
+        shift = int(r.integers(0, 9))
+        W = flat[shift : shift + G * out * inn * 9].reshape(G, out * inn, 9)
+        W[0, :inn] = 0.0  # a zero channel
+        both = quality.orthogonality_many(W, out)
+        alone = [quality.orthogonality_many(np.array(W[g : g + 1]), out)[0] for g in range(G)]
+        assert np.array_equal(both, alone), (out, inn, G, shift)
+    W = r.standard_normal((9, 50 * 3, 9)).astype(np.float32)  # row blocks of the Gram
+    both = quality.orthogonality_many(W, 50, block=7)
+    assert np.array_equal(both, [quality.orthogonality_many(np.array(W[g : g + 1]), 50, 7)[0] for g in range(9)])
+    assert abs(both[0] - ref_ortho(W[0].astype(np.float64), 50)) < ORTHO_TOL
+
+
 def test_orthogonality_wide_layer_float32_gram():
     """A 512 x 512 layer (the costly case): the float32 Gram stays within the documented bound."""
     W = rng.standard_normal((512 * 64, 9)).astype(np.float32)

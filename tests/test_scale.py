@@ -231,6 +231,74 @@ def test_plan_blocks_keeps_layers_whole():
     assert blocks == [(0, 15, 0, 2), (15, 100, 2, 3), (100, 101, 3, 4), (101, 400, 4, 5)]
 
 
+def test_plan_blocks_around_file_breaks():
+    """With the rows where the file's bytes jump, no block reaches across one, except a layer that
+    does, which is then alone; every layer is in exactly one block, in order."""
+    rng = np.random.default_rng(4)
+    n = rng.integers(1, 40, 300)
+    e = np.cumsum(n)
+    s = e - n
+    breaks = sorted(rng.choice(np.arange(1, int(e[-1])), 25, replace=False).tolist())
+    for rows in (10, 64, 1000):
+        blocks = plan_blocks(s, e, block_rows=rows, breaks=breaks)
+        assert [b[2] for b in blocks] == [0] + [b[3] for b in blocks[:-1]] and blocks[-1][3] == len(s)
+        for a, b, first, end in blocks:
+            assert (a, b) == (s[first], e[end - 1])
+            inside = [r for r in breaks if a < r < b]
+            assert not inside or end - first == 1, (a, b, first, end)
+            assert b - a <= rows or end - first == 1
+    assert plan_blocks(s, e, 64, breaks=[]) == plan_blocks(s, e, 64)
+
+
+def test_mapped_blocks_equal_h5py(tmp_path, monkeypatch):
+    """Blocks are read-only views of the mapped file when their rows are one run of bytes (a
+    contiguous dataset; chunks stored in order), and copied otherwise (chunks written out of
+    order here: the reader reports those rows as breaks); both equal h5py. FILTERDB_READ=pread
+    turns mapping off; the passes give the same arrays either way."""
+    x = np.random.default_rng(0).standard_normal((20_000, 9)).astype(np.float32)
+    path = tmp_path / "rows.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("contiguous", data=x)
+        ds = f.create_dataset("shuffled", shape=x.shape, dtype="f4", chunks=(1000, 9))
+        for k in [3, 4, 5, 0, 1, 2, 19, 18] + list(range(6, 18)):  # chunks 3-5, 0-2 and 6-17 in order
+            ds[k * 1000 : (k + 1) * 1000] = x[k * 1000 : (k + 1) * 1000]
+    spans = [(0, 5), (5, 2999), (2999, 3001), (3001, 6000), (6000, 17_500), (17_500, 20_000)]
+    for key in ("contiguous", "shuffled"):
+        with BlockReader(str(path), key) as rd:
+            breaks = rd.breaks()
+            if key == "shuffled":
+                assert {3000, 6000, 18_000, 19_000} <= set(breaks) and 1000 not in breaks and 7000 not in breaks
+            else:
+                assert breaks == []
+            got = [(ab, v.copy(), v.flags.writeable) for ab, v in rd.blocks(spans)]
+            assert rd.mode.endswith("+mmap")
+        for (a, b), v, writeable in got:
+            assert np.array_equal(v, x[a:b]), (key, a, b)
+            crosses = key == "shuffled" and any(a < r < b for r in breaks)
+            assert writeable == crosses, (key, a, b)  # mapped unless the rows cross a break
+    monkeypatch.setenv("FILTERDB_READ", "pread")
+    with BlockReader(str(path), "shuffled") as rd:
+        assert rd.breaks() == []
+        assert all(np.array_equal(v, x[a:b]) for (a, b), v in rd.blocks(spans))
+        assert rd.mode == "chunked"
+
+
+def test_passes_mapped_or_copied_give_the_same_arrays(many_layers_db, monkeypatch):
+    path, _ = many_layers_db
+    plan, _ = pipeline.make_plan(pipeline.open_db(path).layers, 10)
+    st = PassSettings(quality_eps=0.01, fine_bins=32, progress=False, threads=2, block_rows=300)
+    out = []
+    for how in ("", "pread"):
+        monkeypatch.setenv("FILTERDB_READ", how)
+        s = run_shard(path, "filters", plan, "sums", settings=st)
+        h = run_shard(path, "filters", plan, "hist", settings=st, basis=(np.zeros(9), np.eye(9)),
+                      edges=uniform_edges(-1.0, 1.0, 70))  # fmt: skip
+        out.append({**s, **{f"h_{k}": v for k, v in h.items()}})
+    assert sorted(out[0]) == sorted(out[1])
+    for k in out[0]:
+        assert np.array_equal(out[0][k], out[1][k], equal_nan=True), k
+
+
 GATHER_SCRIPT = """
 import json, sys
 import numpy as np
