@@ -69,11 +69,7 @@ def run_all(k, drop):
     ortho = np.zeros(3)
     k.ortho_block(g, inv, 2, ortho)
     want = [
-        sum(
-            abs(abs(float(g[j, r, c])) * inv[j, 2 + r] * inv[j, c] - (c == 2 + r))
-            for r in range(5)
-            for c in range(13)
-        )
+        sum(abs(abs(float(g[j, r, c])) * inv[j, 2 + r] * inv[j, c] - (c == 2 + r)) for r in range(5) for c in range(13))
         for j in range(3)
     ]
     np.testing.assert_allclose(ortho, want, rtol=1e-13)
