@@ -205,6 +205,10 @@ class BlockReader:
         read costs a core in the kernel (copying through the page cache, ~0.75 ns per byte here),
         which the passes' compute then cannot overlap; ``O_DIRECT`` costs almost none. Falls back
         to buffered reads where the file system refuses ``O_DIRECT``.
+    map_blocks : bool
+        :meth:`blocks` maps the file's pages (read-only views, no copy) for float32 rows that are
+        one run of bytes in the file, when the page cache is not bypassed (environment
+        ``FILTERDB_READ=pread``: never). False: always copy into the reader's buffers.
 
     Examples
     --------
@@ -214,7 +218,13 @@ class BlockReader:
     """
 
     def __init__(
-        self, path: str, key: str, precision: str = "float32", direct: bool = True, bypass_cache: bool = False
+        self,
+        path: str,
+        key: str,
+        precision: str = "float32",
+        direct: bool = True,
+        bypass_cache: bool = False,
+        map_blocks: bool = True,
     ):
         import h5py
 
@@ -238,7 +248,8 @@ class BlockReader:
         self._odirect = self._dfd is not None
         # blocks() maps the file's pages instead of copying them when it can (see _mapped)
         self._map = (
-            self._fd is not None
+            map_blocks
+            and self._fd is not None
             and not self._odirect
             and precision == "float32"
             and os.environ.get("FILTERDB_READ", "").lower() != "pread"
