@@ -233,7 +233,10 @@ class SumsPass(_Pass):
             step = max(1, int(4_000_000 // (oc * oc + nn * 9)))  # bounded temporaries
             for g0 in range(0, grp.size, step):
                 g = grp[g0 : g0 + step]
-                W = np.stack([x[ls[j] : le[j]] for j in g])
+                if np.all(ls[g[1:]] == le[g[:-1]]):  # one run of rows (or one layer): a view
+                    W = x[ls[g[0]] : le[g[-1]]].reshape(g.size, nn, 9)
+                else:
+                    W = np.stack([x[ls[j] : le[j]] for j in g])
                 self.ortho[pos[g]] = quality.orthogonality_many(W, oc)
 
     def check_finite(self, layer_names=None) -> None:
@@ -361,6 +364,24 @@ class RangePass(_Pass):
         }
 
 
+def _write_all(fd: int, arrays: list[np.ndarray], offset: int | None) -> None:
+    """Write the contiguous ``arrays`` one after the other (``os.pwritev`` at ``offset``, or
+    ``os.writev`` at the file position when None), from their memory, whatever the number of
+    buffers per call allows and however short a write comes back."""
+    views = [memoryview(a).cast("B") for a in arrays]
+    step = max(1, min(getattr(os, "IOV_MAX", 1024), 1024))
+    while views:
+        batch = views[:step]
+        k = os.writev(fd, batch) if offset is None else os.pwritev(fd, batch, offset)
+        if offset is not None:
+            offset += k
+        while views and k >= len(views[0]):  # drop what was written
+            k -= len(views[0])
+            views.pop(0)
+        if k:
+            views[0] = views[0][k:]
+
+
 class _CellSink:
     """The file receiving closed fine cell histograms (records of ``(9, fine_bins)`` uint32) and
     their cell ids in file order; shared by the lanes of a pass (one lock)."""
@@ -370,9 +391,11 @@ class _CellSink:
         self.ids: list[np.ndarray] = []
         self.lock = threading.Lock()
 
-    def put(self, ids: np.ndarray, recs: np.ndarray) -> None:
+    def put(self, ids: np.ndarray, pool: np.ndarray, slots: np.ndarray) -> None:
+        """Append the records ``pool[slots]`` (cells ``ids``), written from the pool (no copy)."""
         with self.lock:
-            recs.tofile(self.fh)
+            self.fh.flush()
+            _write_all(self.fh.fileno(), [pool[int(j)] for j in slots], None)
             self.ids.append(ids)
 
     def close(self) -> None:
@@ -399,26 +422,28 @@ class CellHistFile:
         self.ids: list[np.ndarray] = []
         self.lock = threading.Lock()
 
-    def put(self, ids: np.ndarray, recs: np.ndarray) -> None:
+    def put(self, ids: np.ndarray, pool: np.ndarray, slots: np.ndarray) -> None:
+        """Write the records ``pool[slots]`` of cells ``ids`` into their places, straight from the
+        pool (one write per run of consecutive new cells, no copy)."""
         ids = np.asarray(ids, np.int64)
-        recs = np.ascontiguousarray(recs, np.uint32)
+        slots = np.asarray(slots, np.int64)
         with self.lock:
             self.ids.append(ids)
             order = np.argsort(ids, kind="stable")
-            ids, recs = ids[order], recs[order]
+            ids, slots = ids[order], slots[order]
             fresh = ~self.written[ids]
-            # runs of consecutive new cells: one write each
             cut = np.flatnonzero((np.diff(ids) != 1) | (fresh[1:] != fresh[:-1])) + 1
             for run in np.split(np.arange(ids.size), cut):
                 if not run.size:
                     continue
                 if fresh[run[0]]:
-                    os.pwrite(self.fd, recs[run].tobytes(), self.base + int(ids[run[0]]) * self.rec)
+                    off = self.base + int(ids[run[0]]) * self.rec
+                    _write_all(self.fd, [pool[int(slots[j])] for j in run], off)
                     continue
                 for j in run:  # closed before by another lane: add
                     off = self.base + int(ids[j]) * self.rec
                     old = np.frombuffer(os.pread(self.fd, self.rec, off), np.uint32)
-                    os.pwrite(self.fd, (old + recs[j].reshape(-1)).tobytes(), off)
+                    os.pwrite(self.fd, (old + pool[int(slots[j])].reshape(-1)).tobytes(), off)
             self.written[ids] = True
 
     def close(self) -> None:
@@ -509,11 +534,10 @@ class HistPass(_Pass):
         if not done.size:
             return
         slots = self.slot_of[done]
-        recs = self.pool[slots]
         if self.sink is not None:
-            self.sink.put(self.cells[done], recs)
+            self.sink.put(self.cells[done], self.pool, slots)
         else:
-            self.closed_mem.append(recs.copy())
+            self.closed_mem.append(self.pool[slots])
             self.closed_ids.append(self.cells[done])
         self.pool[slots] = 0
         self.slot_of[done] = -1

@@ -542,6 +542,38 @@ def test_passes_past_the_page_cache_give_the_same_arrays(many_layers_db, capsys)
                 assert np.array_equal(a[k], b[k], equal_nan=True), k
 
 
+def test_cell_records_survive_short_writes(many_layers_db, tmp_path, monkeypatch):
+    """Closed cells are written from the pool with (p)writev; a write that comes back short (the
+    system may write fewer bytes than asked) is continued where it stopped, for the in-place
+    .npy (one-job path) and the records file of a shard (per-step path)."""
+    import os
+
+    from filterdb.accumulate import CellHistFile, gather_parts
+
+    path, _ = many_layers_db
+    plan, _ = pipeline.make_plan(pipeline.open_db(path).layers, 10)
+    a = pipeline.analyse(path, axes_from_config({"task": DEFAULT_AXES["task"]}), fine_bins=64)
+    real_pwritev, real_writev = os.pwritev, os.writev
+
+    def short(fn):
+        def call(fd, bufs, *off):
+            return fn(fd, [bytes(memoryview(bufs[0]).cast("B")[:1000])], *off)  # at most 1000 bytes
+
+        return call
+
+    monkeypatch.setattr(os, "pwritev", short(real_pwritev))
+    monkeypatch.setattr(os, "writev", short(real_writev))
+    st = PassSettings(fine_bins=64, progress=False, block_rows=40, threads=2)
+    kw = dict(settings=st, basis=(a.pca.mean, a.pca.components), edges=a.hist["edges"])
+    sink = CellHistFile(tmp_path / "cells.npy", plan.n_cells, 64)
+    run_shard(path, "filters", plan, "hist", cell_sink=sink, **kw)
+    sink.close()
+    assert np.array_equal(np.load(tmp_path / "cells.npy"), a.hist["cell_counts"])
+    part = run_shard(path, "filters", plan, "hist", cell_sink=str(tmp_path / "records.bin"), **kw)
+    got = gather_parts([part], plan.n_layers, plan.n_cells, cell_files=[str(tmp_path / "records.bin")])
+    assert np.array_equal(got["cell_counts"], a.hist["cell_counts"])
+
+
 def test_cells_written_in_place_by_lanes(many_layers_db, tmp_path):
     """CellHistFile (the one-job path): each lane writes its closed cells straight into the .npy,
     a cell closed by two lanes is added there: the array equals the one-thread gather."""
