@@ -207,21 +207,26 @@ def layer_labels(layers: pd.DataFrame, axis: Axis) -> pd.Series:
             x, bins=np.linspace(0.0, 1.0, axis.bins + 1), include_lowest=True, labels=depth_bin_labels(axis.bins)
         )
         return cut.astype(object).where(cut.notna(), np.nan)
+    try:  # each distinct value labelled once (a model's layers repeat its meta values)
+        codes, uniq = pd.factorize(values, use_na_sentinel=False)
+    except TypeError:  # unhashable values (lists): one by one
+        codes, uniq = np.arange(len(values)), list(values)
+    lab = np.array([_label(v, axis) for v in uniq] + [np.nan], dtype=object)
+    return pd.Series(lab[codes] if len(values) else [], index=layers.index, dtype=object)
+
+
+def _label(v, axis: Axis):
+    """The group label of one meta value on a categorical or present axis (NaN: none)."""
     if axis.kind == "present":
-        return pd.Series(["no" if _empty(v) else "yes" for v in values], index=layers.index, dtype=object)
-    out = []
-    for v in values:
-        if _empty(v):
-            out.append(np.nan)
-            continue
-        s = str(v).strip()
-        for key, label in axis.fold.items():
-            if key in s:
-                s = label
-                break
-        s = axis.relabel.get(s, s)
-        out.append(s)
-    return pd.Series(out, index=layers.index, dtype=object)
+        return "no" if _empty(v) else "yes"
+    if _empty(v):
+        return np.nan
+    s = str(v).strip()
+    for key, label in axis.fold.items():
+        if key in s:
+            s = label
+            break
+    return axis.relabel.get(s, s)
 
 
 def group_table(layers: pd.DataFrame, labels: pd.Series, axis: Axis) -> pd.DataFrame:

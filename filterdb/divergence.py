@@ -204,12 +204,18 @@ def group_counts(layer_counts: np.ndarray, labels: pd.Series, groups: list) -> n
     -------
     (G, 9, bins) int64 ndarray, in the order of ``groups``.
     """
-    lab = labels.to_numpy(dtype=object)
+    layer_counts = np.asarray(layer_counts)
     out = np.zeros((len(groups),) + layer_counts.shape[1:], dtype=np.int64)
-    for k, g in enumerate(groups):
-        idx = np.flatnonzero(lab == g)
-        if idx.size:
-            out[k] = layer_counts[idx].sum(axis=0)
+    # the group of each layer (-1: none), then the layers of each group summed in one pass
+    pos = {g: k for k, g in enumerate(groups)}
+    codes, uniq = pd.factorize(labels, use_na_sentinel=True)
+    of = np.array([pos.get(u, -1) for u in uniq] + [-1], np.int64)[codes]
+    keep = np.flatnonzero(of >= 0)
+    if keep.size:
+        order = keep[np.argsort(of[keep], kind="stable")]
+        k = of[order]
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        out[k[starts]] = np.add.reduceat(layer_counts[order].astype(np.int64), starts, axis=0)
     return out
 
 

@@ -163,6 +163,49 @@ def test_group_counts(analysed):
             assert row["n_models"] == meta.loc[sel, "model_id"].nunique()
 
 
+def test_labels_and_group_counts_equal_a_plain_loop():
+    """layer_labels labels each distinct value once and group_counts sums each group's layers in
+    one pass: the same as labelling every layer and summing a mask per group, for empty values of
+    every kind, folds, relabels, the present kind and unhashable values (lists)."""
+    from filterdb.axes import Axis, _empty
+
+    def plain(values, axis):
+        out = []
+        for v in values:
+            if axis.kind == "present":
+                out.append("no" if _empty(v) else "yes")
+            elif _empty(v):
+                out.append(np.nan)
+            else:
+                lab = str(v).strip()
+                lab = next((f for k, f in axis.fold.items() if k in lab), lab)
+                out.append(axis.relabel.get(lab, lab))
+        return out
+
+    def same(a, b):
+        return len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b))
+
+    rng = np.random.default_rng(0)
+    pool = ["Classification", " Classification ", "Semantic Segmentation", "Instance Segmentation", "", "nan",
+            "None", "[]", None, np.nan, "GAN", "ImageNet", 3, 2.5]  # fmt: skip
+    layers = pd.DataFrame({"c": pd.Series([pool[i] for i in rng.integers(0, len(pool), 500)], dtype=object)})
+    counts = rng.integers(0, 1000, (500, 9, 7))
+    for axis in [
+        Axis("a", "c", "categorical", fold={"Segmentation": "Segmentation"}, relabel={"GAN": "Generative"}),
+        Axis("b", "c", "present"),
+    ]:
+        got = layer_labels(layers, axis)
+        assert same(got.tolist(), plain(layers["c"], axis)), axis.name
+        groups = sorted({v for v in got if v == v})[::-1] + ["absent"]
+        lab = got.to_numpy(dtype=object)
+        want = np.array([counts[lab == g].sum(axis=0) for g in groups])
+        assert np.array_equal(divergence.group_counts(counts, got, groups), want), axis.name
+    lists = pd.DataFrame({"c": pd.Series([["x"], [], "y", ["x"], None], dtype=object)})
+    for kind in ("categorical", "present"):
+        axis = Axis("l", "c", kind)
+        assert same(layer_labels(lists, axis).tolist(), plain(lists["c"], axis)), kind
+
+
 def test_shards_and_blocks_do_not_change_results(synth_db):
     _, path, _ = synth_db
     axes = axes_from_config(DEFAULT_AXES)
