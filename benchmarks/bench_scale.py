@@ -174,7 +174,7 @@ def cold_passes(db, cores, bypass):
     ``bypass``: the passes read with O_DIRECT (what ``stream.bypass_page_cache: auto`` does for a
     DB larger than memory, where every pass reads the disk); else buffered reads."""
     from filterdb import pipeline
-    from filterdb.accumulate import PassSettings, coefficient_range, gather_parts, run_shard
+    from filterdb.accumulate import CellHistFile, PassSettings, coefficient_range, gather_parts, run_shard
     from filterdb.db import open_db
     from filterdb.histogram import uniform_edges
 
@@ -196,9 +196,17 @@ def cold_passes(db, cores, bypass):
         # reader, and as the pass's lanes read them (one reader per thread, at once)
         read = read_once(db, cold=True, spans=spans, bypass=bypass)
         lanes = read_as_lanes(db, plan, cores, bypass)
+        # the hist pass writes its fine cell histograms into a .npy, as the workflow's one-job path
+        cells = Path(db).with_suffix(".cells.npy")
+        sink = CellHistFile(cells, plan.n_cells, st.fine_bins) if kind == "hist" else None
         drop_file_cache(db)
         t = time.perf_counter()
-        part = run_shard(db, db_.key, plan, kind, settings=st, basis=basis, edges=edges)
+        try:
+            part = run_shard(db, db_.key, plan, kind, settings=st, basis=basis, edges=edges, cell_sink=sink)
+        finally:
+            if sink is not None:
+                sink.close()
+                cells.unlink()
         dt = time.perf_counter() - t
         g = gather_parts([part], plan.n_layers, plan.n_cells, cells=False)
         if kind == "sums":
