@@ -190,7 +190,7 @@ def drift_matrices(p: np.ndarray, evr: np.ndarray) -> np.ndarray:
     return d
 
 
-def group_counts(layer_counts: np.ndarray, labels: pd.Series, groups: list) -> np.ndarray:
+def group_counts(layer_counts: np.ndarray, labels: pd.Series, groups: list, chunk: int = 4096) -> np.ndarray:
     """Sum per-layer histograms into group histograms.
 
     Parameters
@@ -199,6 +199,8 @@ def group_counts(layer_counts: np.ndarray, labels: pd.Series, groups: list) -> n
     labels : pandas.Series of length L
         Group label per layer (NaN: in no group).
     groups : list of G labels
+    chunk : int
+        Layers summed at a time (the temporaries hold this many layers' histograms).
 
     Returns
     -------
@@ -210,12 +212,14 @@ def group_counts(layer_counts: np.ndarray, labels: pd.Series, groups: list) -> n
     pos = {g: k for k, g in enumerate(groups)}
     codes, uniq = pd.factorize(labels, use_na_sentinel=True)
     of = np.array([pos.get(u, -1) for u in uniq] + [-1], np.int64)[codes]
-    keep = np.flatnonzero(of >= 0)
-    if keep.size:
-        order = keep[np.argsort(of[keep], kind="stable")]
+    for c0 in range(0, of.size, chunk):  # a chunk of layers at a time: bounded temporaries
+        sel = np.flatnonzero(of[c0 : c0 + chunk] >= 0) + c0
+        if not sel.size:
+            continue
+        order = sel[np.argsort(of[sel], kind="stable")]
         k = of[order]
         starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-        out[k[starts]] = np.add.reduceat(layer_counts[order].astype(np.int64), starts, axis=0)
+        out[k[starts]] += np.add.reduceat(layer_counts[order].astype(np.int64), starts, axis=0)
     return out
 
 

@@ -397,6 +397,10 @@ class BlockReader:
             return None
         start = off - off % mmap.ALLOCATIONGRANULARITY
         n = (b - a) * ROW_BYTES
+        if hasattr(os, "posix_fadvise"):
+            # pages not in the page cache are then read in large requests (a mapping's faults
+            # read around each page: far slower from disk than a sequential read)
+            os.posix_fadvise(self._fd, off, n, os.POSIX_FADV_WILLNEED)
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         mm = mmap.mmap(self._fd, off + n - start, flags=flags, prot=mmap.PROT_READ, offset=start)
         self.mapped += 1
