@@ -382,6 +382,14 @@ class BlockReader:
             return None
         return int(offs[0]) + (a - k0 * rows) * ROW_BYTES
 
+    def _will_need(self, a: int, b: int, off: int | None = None) -> None:
+        """Ask the kernel to read rows ``[a, b)`` into the page cache now, in large requests
+        (``POSIX_FADV_WILLNEED``; a mapping's faults read around each page, far slower from disk
+        than a sequential read); nothing for rows that are not one run of bytes."""
+        off = self._file_range(a, b) if off is None and b > a else off
+        if off is not None and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(self._fd, off, (b - a) * ROW_BYTES, os.POSIX_FADV_WILLNEED)
+
     def _mapped(self, a: int, b: int) -> np.ndarray | None:
         """Rows ``[a, b)`` as a read-only view of the file's pages (``mmap``, pages mapped at
         once: ``MAP_POPULATE``), or None when they are not one contiguous run of bytes.
@@ -397,10 +405,7 @@ class BlockReader:
             return None
         start = off - off % mmap.ALLOCATIONGRANULARITY
         n = (b - a) * ROW_BYTES
-        if hasattr(os, "posix_fadvise"):
-            # pages not in the page cache are then read in large requests (a mapping's faults
-            # read around each page: far slower from disk than a sequential read)
-            os.posix_fadvise(self._fd, off, n, os.POSIX_FADV_WILLNEED)
+        self._will_need(a, b, off)
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         mm = mmap.mmap(self._fd, off + n - start, flags=flags, prot=mmap.PROT_READ, offset=start)
         self.mapped += 1
@@ -508,6 +513,8 @@ class BlockReader:
                 for i, (a, b) in enumerate(spans):
                     if stop.is_set():
                         return
+                    if self._map and i + 1 < len(spans):  # the disk reads the next block meanwhile
+                        self._will_need(*spans[i + 1])
                     x = self._mapped(a, b) if self._map and b > a else None
                     q.put(((a, b), self.read(a, b, buffers[i % len(buffers)]) if x is None else x))
                 q.put(None)
