@@ -142,7 +142,7 @@ def job_table(res: Path):
     return {k: v for k, v in out.items() if v[3]}, passes
 
 
-def workflow(db, n, work, cores, shards, warm_read):
+def workflow(db, n, work, cores, shards, warm_read, h5_read=None):
     res = work / f"results-{shards}"
     shutil.rmtree(res, ignore_errors=True)
     targets = [str(res / f"drift/{a}.tsv") for a in DEFAULT_AXES]
@@ -154,9 +154,13 @@ def workflow(db, n, work, cores, shards, warm_read):
     # the jobs that ran the passes, start-up included: their seconds x their threads
     threads = max(1, cores // shards)
     pass_jobs = [k for k in ("shard_sums", "shard_range", "shard_hist") if k in jobs]
-    passes_core_s = sum(jobs[k][0] * threads for k in pass_jobs) if pass_jobs else float("nan")
+    if pass_jobs:
+        passes_core_s = sum(jobs[k][0] * threads for k in pass_jobs)
+    else:  # the one-job path: the whole job (layer table, gathers and drift tables included)
+        passes_core_s = jobs["analyse"][0] * cores if "analyse" in jobs else float("nan")
+    h5 = f", {wall / h5_read:4.1f} x h5py's read" if h5_read else ""
     print(
-        f"  shards={shards:<4} wall {wall:7.1f} s = {wall / warm_read:6.1f} x warm read; three passes "
+        f"  shards={shards:<4} wall {wall:7.1f} s = {wall / warm_read:6.1f} x warm direct read{h5}; three passes "
         f"{passes_core_s / n * 1e9:5.0f} ns per filter and core as jobs (start-up included), "
         f"{compute_core_s / n * 1e9:5.0f} inside the passes; temporary disk (parts, cell records) {parts:,.0f} MiB"
     )
@@ -321,7 +325,7 @@ def main() -> None:
         )
         best = None
         for shards in args.shards:
-            wall, core_s, rss = workflow(db, n, work, args.cores, shards, warm)
+            wall, core_s, rss = workflow(db, n, work, args.cores, shards, warm, h5)
             best = min(best or core_s, core_s)
         if args.cold:
             cold_passes(db, args.cores, bypass=False)
