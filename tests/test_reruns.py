@@ -151,7 +151,16 @@ def interrupt(cmd, log, marker, sig, timeout=600):
     """Start ``cmd`` in its own process group, wait until ``marker()`` is true, send ``sig`` to the
     whole group, and wait until every process of the group has ended."""
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # SIGINT as a terminal delivers it, even when this suite runs in the background (a
+        # non-interactive shell starts background commands with SIGINT ignored, and children inherit it)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     try:
         deadline = time.monotonic() + timeout
         while not marker():
