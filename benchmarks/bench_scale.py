@@ -160,7 +160,8 @@ def workflow(db, n, work, cores, shards, warm_read, h5_read=None):
         passes_core_s = jobs["analyse"][0] * cores if "analyse" in jobs else float("nan")
     h5 = f", {wall / h5_read:4.1f} x h5py's read" if h5_read else ""
     print(
-        f"  shards={shards:<4} wall {wall:7.1f} s = {wall / warm_read:6.1f} x warm direct read{h5}; three passes "
+        f"  shards={shards:<4} wall {wall:7.1f} s ({n / wall / 1e6:.1f} M filters/s) = {wall / warm_read:6.1f} x warm "
+        f"direct read{h5}; three passes "
         f"{passes_core_s / n * 1e9:5.0f} ns per filter and core as jobs (start-up included), "
         f"{compute_core_s / n * 1e9:5.0f} inside the passes; temporary disk (parts, cell records) {parts:,.0f} MiB"
     )
