@@ -211,8 +211,8 @@ def layer_labels(layers: pd.DataFrame, axis: Axis) -> pd.Series:
         codes, uniq = pd.factorize(values, use_na_sentinel=False)
     except TypeError:  # unhashable values (lists): one by one
         codes, uniq = np.arange(len(values)), list(values)
-    lab = np.array([_label(v, axis) for v in uniq] + [np.nan], dtype=object)
-    return pd.Series(lab[codes] if len(values) else [], index=layers.index, dtype=object)
+    lab = np.array([_label(v, axis) for v in uniq], dtype=object)
+    return pd.Series(lab[codes], index=layers.index, dtype=object)
 
 
 def _label(v, axis: Axis):

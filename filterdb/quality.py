@@ -309,10 +309,11 @@ def orthogonality(W: np.ndarray, out_channels, block: int = 1024) -> float:
 
     ``U = W.reshape(out, in*9)`` with rows L2-normalised (zero rows stay zero). The ``out x out``
     Gram of the raw rows is one float32 matrix product (twice the speed of float64; it is the
-    costliest part of the first pass); the norms are the square roots of its diagonal, and the
-    normalised ``|U U^T - I|`` is formed and summed in float64 (for ``out > block``: row blocks of
-    the Gram, norms in float64 first). The value differs from an all-float64 computation by ~1e-8
-    (at most 1e-6 is tested).
+    costliest part of the first pass); the norms are the square roots of its diagonal, and
+    ``|U U^T - I|`` is summed in float64 term by term from the Gram and the inverse norms, in a
+    fixed order per layer (:func:`filterdb.kernels.ortho_block`; for ``out > block``: row blocks
+    of the Gram, norms in float64 first). The value differs from an all-float64 computation by
+    ~1e-8 (at most 1e-6 is tested).
 
     Parameters
     ----------

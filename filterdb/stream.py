@@ -412,6 +412,11 @@ class BlockReader:
         self.bytes_read += n
         return np.frombuffer(mm, np.float32, count=(b - a) * 9, offset=off - start).reshape(b - a, 9)
 
+    def _block(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``[a, b)`` for :meth:`blocks`: mapped when they can be, else read (into ``out``)."""
+        x = self._mapped(a, b) if self._map and b > a else None
+        return self.read(a, b, out) if x is None else x
+
     def read(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """Rows ``[a, b)`` as a float32 ``(b - a, 9)`` array (written into ``out`` when given).
 
@@ -497,8 +502,7 @@ class BlockReader:
         """
         if prefetch < 1 or len(spans) < 2:
             for a, b in spans:
-                x = self._mapped(a, b) if self._map and b > a else None
-                yield (a, b), self.read(a, b) if x is None else x
+                yield (a, b), self._block(a, b)
             return
         q: queue.Queue = queue.Queue(maxsize=prefetch)
         stop = threading.Event()
@@ -515,8 +519,7 @@ class BlockReader:
                         return
                     if self._map and i + 1 < len(spans):  # the disk reads the next block meanwhile
                         self._will_need(*spans[i + 1])
-                    x = self._mapped(a, b) if self._map and b > a else None
-                    q.put(((a, b), self.read(a, b, buffers[i % len(buffers)]) if x is None else x))
+                    q.put(((a, b), self._block(a, b, buffers[i % len(buffers)])))
                 q.put(None)
             except BaseException as exc:  # hand the error to the consumer
                 q.put(exc)
