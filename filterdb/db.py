@@ -9,6 +9,10 @@ Layout (see ``docs/method.md``, appendix on the published file layouts):
   either a list of ints (v0.1) or an inclusive ``"start:end"`` string (v1.0).
 
 :func:`open_db` never reads the filter array; :func:`read_rows` reads one row range.
+
+A DB is an untrusted file: it is read with h5py and :mod:`filterdb.h5safe` only (never with
+``pandas.read_hdf`` or PyTables, which unpickle), so opening one runs no code from it and reads no
+other file (external storage, virtual datasets, external links and filter plugins are refused).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 import pandas as pd
+
+from . import h5safe
+from .h5safe import UnsafeFile
 
 FILTER_KEYS = ("filters", "filter")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -42,11 +49,129 @@ class FilterDB:
     n_rows: int
     layers: pd.DataFrame  # one row per layer, sorted by row_start; see :func:`layer_table`
     dtype: str = "float32"  # stored dtype of the filter dataset; every other float is read as float32
+    coverage: Coverage | None = None  # rows of no layer and empty layers (:func:`coverage`)
+
+
+#: ``checks`` of :func:`open_db` (config ``checks``): what to do about filter rows that no layer
+#: covers and about layers with an empty row range.
+CHECKS = {"uncovered_rows": "warn", "empty_layers": "warn"}
+
+
+@dataclass
+class Coverage:
+    """How the layers cover the filter array: the runs of rows no layer covers, and the layers whose
+    range is empty (their meta row and ``filter_ids`` cell as stored)."""
+
+    n_rows: int
+    uncovered: np.ndarray  # (k, 2) int64 runs [start, end) of rows that belong to no layer
+    empty: pd.DataFrame  # meta_row, filter_ids (the cell as text) of each empty layer
+
+    @property
+    def n_uncovered(self) -> int:
+        return int((self.uncovered[:, 1] - self.uncovered[:, 0]).sum()) if len(self.uncovered) else 0
+
+    def runs_text(self, limit: int = 5) -> str:
+        runs = [f"{a}..{b - 1}" for a, b in self.uncovered[:limit]]
+        more = len(self.uncovered) - limit
+        return ", ".join(runs) + (f" and {more} more runs" if more > 0 else "")
+
+    def empty_text(self, limit: int = 5) -> str:
+        cells = [
+            f"meta row {r} {c!r}" for r, c in zip(self.empty["meta_row"][:limit], self.empty["filter_ids"][:limit])
+        ]
+        more = len(self.empty) - limit
+        return ", ".join(cells) + (f" and {more} more" if more > 0 else "")
+
+    def messages(self, path: str) -> list[str]:
+        """One line per finding (none when every row is in exactly one non-empty layer)."""
+        out = []
+        if len(self.uncovered):
+            out.append(
+                f"{path}: {self.n_uncovered} of {self.n_rows} filter rows belong to no layer "
+                f"({len(self.uncovered)} runs: {self.runs_text()}); they are left out of every statistic"
+            )
+        if len(self.empty):
+            out.append(f"{path}: {len(self.empty)} layers have an empty filter range ({self.empty_text()})")
+        return out
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary (for provenance)."""
+        return {
+            "n_rows": int(self.n_rows),
+            "uncovered_rows": self.n_uncovered,
+            "uncovered_runs": [[int(a), int(b) - 1] for a, b in self.uncovered],
+            "empty_layers": [
+                {"meta_row": int(r), "filter_ids": str(c)}
+                for r, c in zip(self.empty["meta_row"], self.empty["filter_ids"])
+            ],
+        }
+
+    def table(self) -> pd.DataFrame:
+        """``stats/coverage.tsv``: one row per uncovered run and per empty layer."""
+        runs = pd.DataFrame(
+            {
+                "kind": "rows in no layer",
+                "row_start": self.uncovered[:, 0],
+                "row_end": self.uncovered[:, 1],
+                "n_rows": self.uncovered[:, 1] - self.uncovered[:, 0],
+                "meta_row": pd.array([pd.NA] * len(self.uncovered), dtype="Int64"),
+                "filter_ids": "",
+            }
+        )
+        empty = pd.DataFrame(
+            {
+                "kind": "empty layer",
+                "row_start": self.empty["row_start"].to_numpy(np.int64),
+                "row_end": self.empty["row_start"].to_numpy(np.int64),
+                "n_rows": np.zeros(len(self.empty), np.int64),
+                "meta_row": pd.array(self.empty["meta_row"].to_numpy(np.int64), dtype="Int64"),
+                "filter_ids": self.empty["filter_ids"].astype(str).to_numpy(),
+            }
+        )
+        return pd.concat([runs, empty], ignore_index=True)
+
+
+def _cell_text(value) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    return repr(list(np.asarray(value).tolist()))
+
+
+def coverage(meta: pd.DataFrame, layers: pd.DataFrame, n_rows: int) -> Coverage:
+    """The rows of ``[0, n_rows)`` that no layer of ``layers`` covers, and its empty layers.
+
+    Parameters
+    ----------
+    meta : pandas.DataFrame
+        The raw meta table (for the stored ``filter_ids`` cells of empty layers).
+    layers : pandas.DataFrame
+        :func:`layer_table` of ``meta``.
+    n_rows : int
+        Rows of the filter array.
+
+    Returns
+    -------
+    Coverage
+    """
+    s = layers["row_start"].to_numpy(np.int64)
+    e = layers["row_end"].to_numpy(np.int64)
+    full = e > s
+    s, e = s[full], e[full]  # sorted by start, not overlapping (checked by layer_table)
+    starts = np.concatenate([[0], e])
+    ends = np.concatenate([s, [n_rows]])
+    gap = ends > starts
+    uncovered = np.stack([starts[gap], ends[gap]], axis=1).astype(np.int64).reshape(-1, 2)
+    emp = layers.loc[~(layers["row_end"] > layers["row_start"]), ["meta_row", "row_start"]].copy()
+    cells = meta["filter_ids"].to_numpy()
+    emp["filter_ids"] = [_cell_text(cells[int(r)]) for r in emp["meta_row"]]
+    return Coverage(n_rows=int(n_rows), uncovered=uncovered, empty=emp.reset_index(drop=True))
 
 
 def _filter_key(f: h5py.File, path: str) -> str:
     for key in FILTER_KEYS:
-        if key in f:
+        if f.get(key, getlink=True) is not None:  # the link only: never follows it
             return key
     raise DBError(f"{path}: no filter dataset: expected an HDF5 dataset named 'filters' or 'filter'")
 
@@ -102,11 +227,17 @@ def _check_filters(path: str) -> tuple[str, int, str]:
     with _open_hdf5(path) as f:
         try:
             key = _filter_key(f, path)
-            ds = f[key]
+            h5safe.check_attrs(f, path, "/")
+            ds = h5safe.check_link(f, key, path)
             is_dataset = isinstance(ds, h5py.Dataset)
             shape, dtype = (ds.shape, ds.dtype) if is_dataset else (None, None)
+            if is_dataset:
+                h5safe.check_dataset(ds, path, key)
+                h5safe.check_attrs(ds, path, key)
         except DBError:
             raise
+        except UnsafeFile as exc:
+            raise DBError(str(exc)) from None
         except Exception as exc:  # a damaged file: any h5py error
             raise _corrupt(path, "the filter dataset", exc) from None
     if not is_dataset:
@@ -162,7 +293,7 @@ def count_layers(path: str | os.PathLike) -> int | None:
     """
     try:
         with h5py.File(str(path), "r") as f:
-            g = f.get("meta")
+            g = h5safe.check_link(f, "meta", str(path))
             if not isinstance(g, h5py.Group):
                 return None
             kind = g.attrs.get("pandas_type", b"")
@@ -179,7 +310,8 @@ def count_layers(path: str | os.PathLike) -> int | None:
 
 
 def read_meta(path: str | os.PathLike) -> pd.DataFrame:
-    """The raw ``meta`` DataFrame as stored (pickled object columns are pandas' own format).
+    """The raw ``meta`` DataFrame as stored, read with h5py (:func:`filterdb.h5safe.read_pandas_frame`):
+    pandas' fixed and table formats, pickled object columns decoded as plain data only.
 
     Parameters
     ----------
@@ -189,41 +321,46 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per conv layer, unvalidated (see :func:`layer_table`).
+        One row per conv layer, unvalidated (see :func:`layer_table`); equal to what
+        ``pandas.read_hdf(path, "meta")`` returns for a benign file.
 
     Raises
     ------
     DBError
         If there is no ``meta`` key, it is not a pandas DataFrame (an HDF5 dataset or a group
-        without pandas metadata, a Series) or it cannot be read.
+        without pandas metadata, a Series) or it cannot be read; if it holds a pickle naming any
+        callable (nothing is run), links or stores data outside the file, or declares more rows
+        than the file can hold.
     """
     path = str(path)
     with _open_hdf5(path) as f:
         try:
-            node = f.get("meta")
-            pandas_type = node.attrs.get("pandas_type") if isinstance(node, h5py.Group) else None
+            node = h5safe.check_link(f, "meta", path)
+            pandas_type = h5safe.attr_text(node, "pandas_type") if isinstance(node, h5py.Group) else None
+        except UnsafeFile as exc:
+            raise DBError(str(exc)) from None
         except Exception as exc:  # a damaged file: any h5py error
             raise _corrupt(path, "the 'meta' table", exc) from None
-    if node is None:
-        raise DBError(f"{path}: no 'meta' table (expected a pandas DataFrame stored with key 'meta')")
-    if isinstance(pandas_type, bytes):
-        pandas_type = pandas_type.decode()
-    if pandas_type is None:
-        what = "an HDF5 dataset" if isinstance(node, h5py.Dataset) else "an HDF5 group without pandas metadata"
-        raise DBError(
-            f"{path}: 'meta' is {what}, not a pandas DataFrame (expected a DataFrame stored with "
-            f"DataFrame.to_hdf(path, key='meta'))"
-        )
-    try:
-        meta = pd.read_hdf(path, "meta")
-    except Exception as exc:  # PyTables / pickle errors of a damaged or foreign table
-        raise DBError(f"{path}: cannot read the 'meta' table ({_first_line(exc)})") from None
-    if not isinstance(meta, pd.DataFrame):
-        raise DBError(
-            f"{path}: 'meta' is a pandas {type(meta).__name__}, expected a DataFrame with one row per conv "
-            f"layer and a 'filter_ids' column"
-        )
-    return meta
+        if node is None:
+            raise DBError(f"{path}: no 'meta' table (expected a pandas DataFrame stored with key 'meta')")
+        if pandas_type is None:
+            what = "an HDF5 dataset" if isinstance(node, h5py.Dataset) else "an HDF5 group without pandas metadata"
+            raise DBError(
+                f"{path}: 'meta' is {what}, not a pandas DataFrame (expected a DataFrame stored with "
+                f"DataFrame.to_hdf(path, key='meta'))"
+            )
+        if pandas_type not in ("frame", "frame_table"):
+            kind = {"series": "Series", "series_table": "Series"}.get(str(pandas_type), str(pandas_type))
+            raise DBError(
+                f"{path}: 'meta' is a pandas {kind}, expected a DataFrame with one row per conv "
+                f"layer and a 'filter_ids' column"
+            )
+        try:
+            return h5safe.read_pandas_frame(f, "meta", path)
+        except UnsafeFile as exc:
+            raise DBError(str(exc)) from None
+        except Exception as exc:  # h5py / numpy errors of a damaged or foreign table
+            raise DBError(f"{path}: cannot read the 'meta' table ({_first_line(exc)})") from None
 
 
 def parse_filter_ids(value, path: str = "", row: int = 0) -> tuple[int, int]:
@@ -371,8 +508,18 @@ def layer_table(meta: pd.DataFrame, n_rows: int, path: str = "", required_column
     return df
 
 
-def open_db(path: str | os.PathLike, required_columns: Iterable[str] = ()) -> FilterDB:
+def _read_structure(path: str) -> None:
+    """Everything :func:`open_db` reads of a file (for :func:`filterdb.h5safe.crash_check`)."""
+    _check_filters(path)
+    read_meta(path)
+
+
+def open_db(path: str | os.PathLike, required_columns: Iterable[str] = (), checks: dict | None = None) -> FilterDB:
     """Open and validate a DB; reads only shapes and the meta table, never the filters.
+
+    The file's structure is first read in a forked child process: damage that crashes the HDF5
+    library itself then gives one line instead of killing the caller. No code from the file runs
+    and no other file is read (:mod:`filterdb.h5safe`).
 
     Parameters
     ----------
@@ -380,23 +527,45 @@ def open_db(path: str | os.PathLike, required_columns: Iterable[str] = ()) -> Fi
         The DB file.
     required_columns : iterable of str
         Meta columns that must be present (as :func:`layer_table`).
+    checks : dict, optional
+        ``uncovered_rows`` and ``empty_layers``: ``"warn"`` (default: reported in
+        ``FilterDB.coverage``) or ``"error"`` (a :class:`DBError` naming them).
 
     Returns
     -------
     FilterDB
-        Path, filter dataset name, number of rows and the per-layer table (:func:`layer_table`).
+        Path, filter dataset name, number of rows, the per-layer table (:func:`layer_table`) and
+        its coverage of the filter array (:func:`coverage`).
 
     Raises
     ------
     DBError
-        If the file does not exist or does not match the published layout.
+        If the file does not exist or does not match the published layout, asks for code to run
+        or for another file to be read, or (``checks``) has rows of no layer or empty layers.
     """
     path = str(path)
     if not os.path.exists(path):
         raise DBError(f"{path}: no such file")
+    checks = {**CHECKS, **(checks or {})}
+    try:
+        h5safe.crash_check(path, _read_structure)
+    except UnsafeFile as exc:
+        raise DBError(str(exc)) from None
     key, n, dtype = _check_filters(path)
-    layers = layer_table(read_meta(path), n, path, required_columns)
-    return FilterDB(path=path, key=key, n_rows=n, layers=layers, dtype=dtype)
+    meta = read_meta(path)
+    layers = layer_table(meta, n, path, required_columns)
+    cov = coverage(meta, layers, n)
+    if checks["uncovered_rows"] == "error" and len(cov.uncovered):
+        raise DBError(
+            f"{path}: {cov.n_uncovered} filter rows belong to no layer ({cov.runs_text(3)}); "
+            f"expected every row in one layer (checks.uncovered_rows: error)"
+        )
+    if checks["empty_layers"] == "error" and len(cov.empty):
+        raise DBError(
+            f"{path}: {len(cov.empty)} layers have an empty filter range ({cov.empty_text(3)}); "
+            f"expected at least one filter per layer (checks.empty_layers: error)"
+        )
+    return FilterDB(path=path, key=key, n_rows=n, layers=layers, dtype=dtype, coverage=cov)
 
 
 def is_filter_db(path: str | os.PathLike) -> bool:
@@ -413,8 +582,10 @@ def is_filter_db(path: str | os.PathLike) -> bool:
     bool
     """
     try:
-        with h5py.File(str(path), "r") as f:
-            return any(k in f for k in FILTER_KEYS) and "meta" in f
+        with h5py.File(str(path), "r") as f:  # links only: never followed
+            return (
+                any(f.get(k, getlink=True) is not None for k in FILTER_KEYS) and f.get("meta", getlink=True) is not None
+            )
     except OSError:
         return False
 
