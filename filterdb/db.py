@@ -94,16 +94,20 @@ class Coverage:
             out.append(f"{path}: {len(self.empty)} layers have an empty filter range ({self.empty_text()})")
         return out
 
-    def as_dict(self) -> dict:
-        """JSON-ready summary (for provenance)."""
+    def as_dict(self, limit: int = 100) -> dict:
+        """JSON-ready summary (for provenance): counts, and the first ``limit`` runs and empty layers."""
+        runs = [[int(a), int(b) - 1] for a, b in self.uncovered[:limit]]
+        empty = [
+            {"meta_row": int(r), "filter_ids": str(c)}
+            for r, c in zip(self.empty["meta_row"][:limit], self.empty["filter_ids"][:limit])
+        ]
         return {
             "n_rows": int(self.n_rows),
             "uncovered_rows": self.n_uncovered,
-            "uncovered_runs": [[int(a), int(b) - 1] for a, b in self.uncovered],
-            "empty_layers": [
-                {"meta_row": int(r), "filter_ids": str(c)}
-                for r, c in zip(self.empty["meta_row"], self.empty["filter_ids"])
-            ],
+            "uncovered_run_count": int(len(self.uncovered)),
+            "uncovered_runs": runs,
+            "empty_layer_count": int(len(self.empty)),
+            "empty_layers": empty,
         }
 
     def table(self) -> pd.DataFrame:

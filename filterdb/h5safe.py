@@ -610,7 +610,8 @@ class _Frame:
             items = self.index(f"block{i}_items")
             names = [str(c) for c in items]
 
-            def describe(pos, names=names, n=len(names)):
+            def describe(pos, names=names):
+                n = len(names)
                 if pos is None or not n:
                     return f"'{self.key}' column{'s' if n > 1 else ''} {', '.join(map(repr, names))}"
                 return f"'{self.key}' column {names[pos % n]!r} row {pos // n}"
@@ -624,7 +625,8 @@ class _Frame:
                 arr = np.asfortranarray(arr)
             if np.shape(arr)[0] != len(rows):
                 raise UnsafeFile(
-                    f"{self.path}: corrupt pandas table: '{self.key}' block {i} has {np.shape(arr)[0]} rows, the index {len(rows)}"
+                    f"{self.path}: corrupt pandas table: '{self.key}' block {i} has {np.shape(arr)[0]} rows, "
+                    f"the index {len(rows)}"
                 )
             df = pd.DataFrame(arr, columns=columns[where], index=rows, copy=False)
             if _string_dtype() and isinstance(values, np.ndarray) and _is_string_array(values):

@@ -48,19 +48,26 @@ def pass_settings(
     )
 
 
-def layer_table(db_path: str, columns: list[str], depth_bins: int, layers_out, plan_out, cells_out):
-    """Rule ``layer_table``: read the DB's meta, write the layer table, the layer plan and the fine
-    histogram cells. Returns ``(db, plan)``."""
+def layer_table(
+    db_path: str, columns: list[str], depth_bins: int, layers_out, plan_out, cells_out, coverage_out, checks
+):
+    """Rule ``layer_table``: read the DB's meta, write the layer table, the layer plan, the fine
+    histogram cells and the coverage of the filter array (rows of no layer, empty layers: also
+    printed to the log; config ``checks``). Returns ``(db, plan)``."""
     from . import pipeline
     from .db import open_db
 
-    db = open_db(db_path, required_columns=columns)
+    db = open_db(db_path, required_columns=columns, checks=dict(checks))
+    for line in db.coverage.messages(db.path):
+        for stream in {sys.stderr, sys.__stderr__}:  # the log, and the terminal (workflow scripts log stderr)
+            print(f"warning: {line}", file=stream)
     if db.dtype != "float32":
         print(f"note: {db.path}: dataset '{db.key}' is {db.dtype}, converted to float32 as it is read", file=sys.stderr)
     plan, cells = pipeline.make_plan(db.layers, depth_bins, db.key)
     results.write_layers(db.layers, layers_out)
     results.save_npz(plan_out, plan.arrays())
     results.write_tsv(cells, cells_out, floats=False)
+    results.write_tsv(db.coverage.table(), coverage_out, floats=False)
     print(
         f"{db.path}: dataset '{db.key}', {db.n_rows} rows, {len(db.layers)} layers, "
         f"{db.layers['model_id'].nunique()} models, {len(cells)} fine-histogram cells"
@@ -111,7 +118,9 @@ def analyse(inp, out, params, threads: int) -> None:
     fine cell histograms (``cell_hist``, when asked for) are gathered here too."""
     from . import pipeline
 
-    db, plan = layer_table(inp.db, params.columns, params.depth_bins, out.layers, out.plan, out.cells)
+    db, plan = layer_table(
+        inp.db, params.columns, params.depth_bins, out.layers, out.plan, out.cells, out.coverage, params.checks
+    )
     s = pass_settings(params.stream, params.quality, params.fine_bins, params.density, threads, inp.db)
     names = pipeline.layer_namer(db.layers)
 

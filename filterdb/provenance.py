@@ -25,10 +25,13 @@ PACKAGES = ["filterdb", "numpy", "scipy", "pandas", "h5py", "tables", "numba", "
 
 
 def meta_sha256(path: str) -> str:
-    """SHA-256 of the DB's meta table: pandas' row hashes (index and values) of ``meta``."""
+    """SHA-256 of the DB's meta table: pandas' row hashes (index and values) of ``meta``, read by
+    the DB's one reader (:func:`filterdb.db.read_meta`: no code from the file runs)."""
     import pandas as pd
 
-    meta = pd.read_hdf(path, "meta")
+    from .db import read_meta
+
+    meta = read_meta(path)
     rows = pd.util.hash_pandas_object(meta.astype(str), index=True).to_numpy()
     return hashlib.sha256(rows.tobytes()).hexdigest()
 
@@ -98,9 +101,11 @@ def provenance(db_path: str, config: dict, workflow_dir=None) -> dict:
     -------
     dict (JSON-serialisable): ``db``, ``config``, ``versions``, ``sign_convention``, ``workflow``.
     """
-    from .db import filter_shape
+    from .db import open_db
 
-    key, n = filter_shape(db_path)
+    checks = (config or {}).get("checks") or {}
+    db = open_db(db_path, checks={k: "warn" for k in checks})  # findings recorded below, not raised here
+    key, n = db.key, db.n_rows
     st = os.stat(db_path)
     return {
         "db": {
@@ -112,6 +117,8 @@ def provenance(db_path: str, config: dict, workflow_dir=None) -> dict:
             "meta_sha256": meta_sha256(db_path),
             "filters_sample_sha256": filters_sample_sha256(db_path, key),
             "filters_sample": f"{len(sample_rows(int(n)))} evenly spaced runs of rows (provenance.sample_rows)",
+            "filter_dtype": db.dtype,
+            "coverage": db.coverage.as_dict(),
         },
         "config": config,
         "versions": _versions(),

@@ -24,6 +24,7 @@ if not single_job():
 rule dataset_summary:
     input:
         layers=f"{R}/stats/layers.tsv",
+        coverage=f"{R}/stats/coverage.tsv",
         groups=expand(f"{R}/groups/{{axis}}.tsv", axis=AXES),
     output:
         summary=report(

@@ -11,6 +11,7 @@ if single_job():
             layers=f"{R}/stats/layers.tsv",
             plan=f"{R}/stats/plan.npz",
             cells=f"{R}/stats/cells.tsv",
+            coverage=f"{R}/stats/coverage.tsv",
             sums=f"{R}/stats/sums.npz",
             basis=pca_basis_output(),
             mean=f"{R}/pca/mean.tsv",
@@ -31,6 +32,7 @@ if single_job():
             **drift_params(),
             columns=[axis_config(a)["column"] for a in AXES],
             depth_bins=depth_bins(),
+            checks=config["checks"],
             stream=stream_params(),
             quality=quality_params(),
             bins=config["histogram"]["bins"],
@@ -48,6 +50,7 @@ else:
             layers=f"{R}/stats/layers.tsv",
             plan=f"{R}/stats/plan.npz",
             cells=f"{R}/stats/cells.tsv",
+            coverage=f"{R}/stats/coverage.tsv",
         log:
             f"{R}/logs/layer_table.log",
         benchmark:
@@ -59,6 +62,7 @@ else:
         params:
             columns=[axis_config(a)["column"] for a in AXES],
             depth_bins=depth_bins(),
+            checks=config["checks"],
         script:
             "../scripts/layer_table.py"
 

@@ -17,6 +17,19 @@ def run():
             }
         )
     ]
+    cov = pd.read_csv(snakemake.input.coverage, sep="\t", keep_default_na=False)
+    runs, empty = cov[cov["kind"] == "rows in no layer"], cov[cov["kind"] == "empty layer"]
+    rows.append(
+        pd.DataFrame(
+            {  # how the layers cover the filter array (stats/coverage.tsv lists each finding)
+                "axis": ["(coverage)", "(coverage)"],
+                "group": ["rows in no layer", "empty layers"],
+                "n_models": [0, int(layers.loc[layers["n_filters"] == 0, "model_id"].nunique())],
+                "n_layers": [0, len(empty)],
+                "n_filters": [int(runs["n_rows"].sum()) if len(runs) else 0, 0],
+            }
+        )
+    )
     for axis, path in zip(snakemake.params.axes, snakemake.input.groups):
         g = pd.read_csv(path, sep="\t")
         g.insert(0, "axis", axis)

@@ -6,7 +6,9 @@ from filterdb.glue import main
 
 def run():
     out, p = snakemake.output, snakemake.params
-    jobs.layer_table(snakemake.input.db, p.columns, p.depth_bins, out.layers, out.plan, out.cells)
+    jobs.layer_table(
+        snakemake.input.db, p.columns, p.depth_bins, out.layers, out.plan, out.cells, out.coverage, p.checks
+    )
 
 
 main(snakemake, run)
