@@ -34,6 +34,7 @@ import pandas as pd
 
 REFUSE = "refusing to run code from a DB file"
 OUTSIDE = "refusing to read files outside the DB"
+OUTSIDE_FILE = "refusing to read other files through it"
 #: HDF5 filters that are built into the library or into h5py (deflate, shuffle, fletcher32, szip,
 #: n-bit, scale-offset, h5py's LZF). Any other filter would make HDF5 load a plugin library from
 #: its search path: refused.
@@ -337,18 +338,18 @@ def check_link(parent: h5py.Group, name: str, path: str, where: str | None = Non
         raise UnsafeFile(f"{path}: corrupt HDF5 file: cannot open {where!r} ({type(exc).__name__})") from None
 
 
-def check_dataset(ds: h5py.Dataset, path: str, where: str) -> None:
+def check_dataset(ds: h5py.Dataset, path: str, where: str, outside: str = OUTSIDE) -> None:
     """Refuse a dataset whose bytes live outside the file (external raw storage, a virtual dataset
     mapping other files) or that needs a filter plugin HDF5 would load from its search path."""
     ext = ds.external
     if ext:
         names = ", ".join(repr(e[0]) for e in ext[:3])
-        raise UnsafeFile(f"{path}: dataset {where!r} keeps its data in external file(s) {names}; {OUTSIDE}")
+        raise UnsafeFile(f"{path}: dataset {where!r} keeps its data in external file(s) {names}; {outside}")
     if ds.is_virtual:
         sources = sorted({s.file_name for s in ds.virtual_sources()})
         if any(s not in (".", "") for s in sources):
             shown = ", ".join(repr(s) for s in sources[:3])
-            raise UnsafeFile(f"{path}: dataset {where!r} is a virtual dataset of other files ({shown}); {OUTSIDE}")
+            raise UnsafeFile(f"{path}: dataset {where!r} is a virtual dataset of other files ({shown}); {outside}")
     plist = ds.id.get_create_plist()
     for i in range(plist.get_nfilters()):
         code = plist.get_filter(i)[0]
@@ -357,6 +358,34 @@ def check_dataset(ds: h5py.Dataset, path: str, where: str) -> None:
                 f"{path}: dataset {where!r} needs HDF5 filter {code}, which is not built in (HDF5 would "
                 f"load a plugin library for it); {REFUSE}"
             )
+
+
+def check_file(f: h5py.File, path: str) -> None:
+    """Check every link and dataset of a whole file (for HDF5 model files, whose layout is not
+    fixed): no external link, no dangling soft link, no dataset stored or mapped outside the file,
+    no filter plugin. Links are visited without being followed."""
+    found: list[str] = []
+
+    def visit(name, link):
+        if isinstance(link, h5py.ExternalLink):
+            found.append(f"{path}: {name!r} is an external link to {link.filename}:{link.path}; {OUTSIDE_FILE}")
+        elif isinstance(link, h5py.SoftLink):
+            if f.get(link.path, getlink=True) is None or link.path not in f:
+                found.append(f"{path}: {name!r} is a soft link to {link.path!r}, which is not an object of this file")
+        elif isinstance(obj := f.get(name), h5py.Dataset):
+            try:
+                check_dataset(obj, path, name, OUTSIDE_FILE)
+            except UnsafeFile as exc:
+                found.append(str(exc))
+        return True if found else None  # a value stops the visit
+
+    try:
+        f.visititems_links(visit)
+    except Exception as exc:
+        if not found:
+            raise UnsafeFile(f"{path}: corrupt HDF5 file: cannot list its objects ({type(exc).__name__})") from None
+    if found:
+        raise UnsafeFile(found[0])
 
 
 def _maybe_pickle(value) -> bytes | None:

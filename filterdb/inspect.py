@@ -177,9 +177,9 @@ def load_reference(
     if counts.shape[0] != len(layers):
         raise ValueError(f"{sdir}: hist.npz has {counts.shape[0]} layers, layers.tsv {len(layers)}")
     if db is not None:
-        from .db import filter_shape
+        from .db import open_db
 
-        _, n = filter_shape(db)
+        n = open_db(db).n_rows  # the one reader: checks the whole DB, runs nothing from it
         if int(layers["row_end"].max()) > n:
             raise ValueError(
                 f"{db}: {n} filter rows, but {layers_path} reaches row {int(layers['row_end'].max())}; "

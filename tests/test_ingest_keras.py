@@ -351,3 +351,35 @@ def test_keras1_nested_container(tmp_path):
     assert m.bn_folded is False and m.depth_source == "weight_order"
     np.testing.assert_array_equal(m.convs[0].weight, a)
     np.testing.assert_array_equal(m.convs[1].weight, b)
+
+
+@pytest.mark.parametrize("how", ["external_link", "external_storage", "dangling_soft_link"])
+def test_keras_file_reaching_outside_is_refused(tmp_path, how):
+    """A Keras HDF5 file whose weight is an external link, external raw storage or a dangling soft
+    link is refused with one line; the other file is never opened."""
+    from filterdb.ingest import IngestError
+
+    p = str(tmp_path / "model.hdf5")
+    write_keras2(p)
+    other = tmp_path / "secret.h5"
+    with h5py.File(other, "w") as g:
+        g["k"] = K["conv_a"]
+    raw = tmp_path / "secret.raw"
+    raw.write_bytes(K["conv_a"].astype("<f4").tobytes())
+    name = "model_weights/conv_a/conv_a_1/kernel:0"
+    with h5py.File(p, "a") as f:
+        del f[name]
+        if how == "external_link":
+            f[name] = h5py.ExternalLink(str(other), "/k")
+        elif how == "external_storage":
+            f.create_dataset(name, shape=K["conv_a"].shape, dtype="<f4", external=[(str(raw), 0, raw.stat().st_size)])
+        else:
+            f[name] = h5py.SoftLink("/nowhere")
+    with pytest.raises(IngestError) as exc:
+        read_model_file(p)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}: ") and "\n" not in msg
+    if how == "dangling_soft_link":
+        assert msg.endswith("is a soft link to '/nowhere', which is not an object of this file")
+    else:
+        assert msg.endswith("; refusing to read other files through it")

@@ -306,6 +306,12 @@ def _read_keras(path: str) -> ModelFile:
         except OSError as exc:
             raise IngestError(f"{path}: cannot open as HDF5 ({exc})") from None
     with f:
+        from ..h5safe import UnsafeFile, check_file
+
+        try:  # nothing outside the model file is read through it
+            check_file(f, path)
+        except UnsafeFile as exc:
+            raise IngestError(str(exc)) from None
         if config is None and "model_config" in f.attrs:
             config = json.loads(_s(f.attrs["model_config"]))
         if not producer and "keras_version" in f.attrs:
