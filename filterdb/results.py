@@ -11,6 +11,7 @@ Layout (``R`` = the results folder)::
     R/stats/layers.tsv        layer table (one row per conv layer, in row order)
     R/stats/plan.npz          what shard jobs need of it, as plain arrays (rows, cells, out_channels)
     R/stats/cells.tsv         fine-histogram cells: one per (model_id, depth bin)
+    R/stats/coverage.tsv      rows of no layer and empty layers (filterdb.db.Coverage.table)
     R/stats/sums.npz          per-layer n, sum, outer (+ quality_* arrays)
     R/stats/range.npz         per-layer coefficient min/max
     R/stats/hist.npz          per-layer coefficient histograms (+ density)
