@@ -302,12 +302,12 @@ def count_layers(path: str | os.PathLike) -> int | None:
                 return None
             kind = g.attrs.get("pandas_type", b"")
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-            if kind == "frame_table" and isinstance(g.get("table"), h5py.Dataset):
-                return int(g["table"].shape[0])
-            if kind == "frame":
-                for name in ("axis1", "axis1_label0"):  # the index: plain, or a MultiIndex's codes
-                    if isinstance(g.get(name), h5py.Dataset):
-                        return int(g[name].shape[0])
+            limit = h5safe.META_SIZE_FACTOR * max(os.path.getsize(path), 1)  # as read_meta: no more than that
+            for name in ("table",) if kind == "frame_table" else ("axis1", "axis1_label0") if kind == "frame" else ():
+                ds = h5safe.check_link(g, name, str(path))  # the index: plain, or a MultiIndex's codes
+                if isinstance(ds, h5py.Dataset) and ds.shape:
+                    size = int(np.prod(ds.shape, dtype=np.int64)) * max(ds.dtype.itemsize, 1)
+                    return int(ds.shape[0]) if size <= limit else None
     except Exception:  # not readable here: the job that reads the meta reports it
         return None
     return None

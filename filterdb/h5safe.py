@@ -267,7 +267,8 @@ def _resolve(obj, depth: int = 0):
                 if exc.position is None:
                     exc.position = i
                 raise
-        return out.reshape(shape, order="F" if fortran else "C")
+        # numpy pickles an object array's items in C order whatever its memory order
+        return out.reshape(shape)
     raise pickle.UnpicklingError(f"{type(obj).__name__} objects are not plain data")
 
 
@@ -699,7 +700,7 @@ class _Frame:
                 col = col.astype(bool)
             for j, name in enumerate(kind):
                 v = col[:, j]
-                if meta == "str" and _string_dtype():
+                if meta == "str" and _string_dtype() and f"{name}_meta" in ds.attrs:  # a data column
                     v = pd.array(v, dtype=pd.StringDtype(na_value=np.nan))
                 cols[name] = v
         ifield = index_cols[0][1] if index_cols else "index"
