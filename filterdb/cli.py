@@ -3,7 +3,8 @@
 Subcommands:
 
 * ``build``: models sheet -> filter DB in the published v1.0 layout (:mod:`filterdb.ingest.build`);
-* ``inspect``: one model against an analysed DB (computation in :mod:`filterdb.inspect`).
+* ``inspect``: one model against an analysed DB (computation in :mod:`filterdb.inspect`);
+* ``convert``: a DB rewritten with its filters in another dtype (:mod:`filterdb.convert`).
 """
 
 from __future__ import annotations
@@ -162,6 +163,94 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- convert ----------------------------------------------------------------------------------
+
+
+def add_convert_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``convert`` on an argparse ``subparsers`` object (``func`` = :func:`run_convert`)."""
+    p = subparsers.add_parser(
+        "convert",
+        help="rewrite a filter DB with its filters stored as float16, float32 or float64",
+        description="Rewrite a filter DB in the published layout (same dataset name and shape, the meta "
+        "table unchanged) with its filters stored in another dtype, e.g. the published float64 v1.0 DB "
+        "as float16, the precision the study analyses. Each value is rounded once from its stored "
+        "dtype. Written to OUT.partial and renamed at the end: on an error or Ctrl-C nothing is left.",
+    )
+    p.add_argument("db", help="the filter DB to convert (HDF5, published layout)")
+    p.add_argument("-o", "--output", required=True, help="the DB to write (must not exist, unless --force)")
+    p.add_argument("--dtype", required=True, help="stored dtype of the output's filters: float16, float32 or float64")
+    p.add_argument(
+        "--block-rows",
+        type=int,
+        default=None,
+        help="rows read, converted and written at a time (default 4194304: bounds memory, ~0.5 GB from float64)",
+    )
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists (only once the new file is complete)")
+    p.add_argument(
+        "--checksum",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="record the SHA-256 of the source file (a second full read of it; default: only for sources "
+        "under 1 GiB). Size and modification time are always recorded",
+    )
+    p.add_argument(
+        "--allow-overflow",
+        action="store_true",
+        help="store finite values beyond the target's range (float16: ±65504) as ±inf instead of refusing",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars; print only the summary")
+    p.set_defaults(func=run_convert)
+    return p
+
+
+def _raise_on_sigterm(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """``filterdb convert``: convert (:func:`filterdb.convert.convert`), print the summary line.
+    Returns the exit code: 0, or 130 / 143 when interrupted by Ctrl-C / SIGTERM (nothing written)."""
+    import signal
+    import threading
+
+    from .convert import BLOCK_ROWS, convert
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr)
+
+    # SIGTERM (a scheduler cancelling the job) unwinds like Ctrl-C, so the partial file is removed
+    old = (
+        signal.signal(signal.SIGTERM, _raise_on_sigterm)
+        if threading.current_thread() is threading.main_thread()
+        else None
+    )
+    try:
+        res = convert(
+            args.db,
+            args.output,
+            args.dtype,
+            block_rows=BLOCK_ROWS if args.block_rows is None else args.block_rows,
+            force=args.force,
+            checksum=args.checksum,
+            allow_overflow=args.allow_overflow,
+            progress=not args.quiet,
+            log=log,
+        )
+    except KeyboardInterrupt as exc:
+        term = exc.args == ("SIGTERM",)
+        print(
+            f"filterdb convert: {'terminated' if term else 'interrupted'}; {args.output} not written",
+            file=sys.stderr,
+        )
+        return 143 if term else 130
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+    print(res.summary())
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------
 
 
@@ -171,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_build_parser(sub)
     # ---- other subcommands -----------------------------------------------------------------
     add_inspect_parser(sub)
+    add_convert_parser(sub)
     # ------------------------------------------------------------------------------------------
     return parser
 
