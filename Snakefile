@@ -23,6 +23,7 @@ include: "workflow/rules/drift.smk"
 include: "workflow/rules/uncertainty.smk"
 include: "workflow/rules/quality.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/published.smk"
 
 
 rule all:

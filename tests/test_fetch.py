@@ -1,4 +1,4 @@
-"""filterdb.fetch, end to end against a local HTTP server (never the network).
+"""filterdb.fetch and rule published_db, end to end against a local HTTP server (never the network).
 
 The server (http.server on 127.0.0.1, started here) serves an xz-compressed small DB written by the
 test; its variants: with byte ranges, without (answers 200 to a Range request), cutting the
@@ -10,17 +10,21 @@ import lzma
 import re
 import shutil
 import socket
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from filterdb import fetch as fetchmod
 from filterdb.db import open_db
 from filterdb.fetch import FetchError, fetch, xz_uncompressed_size
 from filterdb.synth import write_synth_db
 
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = shutil.which("snakemake")
 CUT = 20_000  # bytes the cutting server sends before dropping the connection
 FAST = {"backoff": 0.0, "chunk": 4096, "progress": None}  # no pauses between retries, small chunks
 
@@ -293,3 +297,35 @@ def test_xz_uncompressed_size_streams_and_padding():
 def test_bad_md5_argument():
     with pytest.raises(FetchError, match="32 hex digits"):
         fetch("file:///nonexistent.xz", "abc", "/nonexistent/x.h5", log=lambda _: None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Through Snakemake
+
+
+def run_published_db(tmp, published):
+    cfg = tmp / "published.yaml"
+    cfg.write_text(yaml.safe_dump({"published": published}))
+    cmd = [SNAKEMAKE, "published_db", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp)]
+    cmd += ["--configfile", str(ROOT / "config.yaml"), str(cfg)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake not installed")
+def test_snakemake_published_db(db, serve, tmp_path):
+    raw, xz, md5 = db
+    s = serve()
+    url = s.url("dataset.h5.xz")
+    res = run_published_db(tmp_path, {"url": url, "md5": "0" * 32, "path": "pub/dataset.h5"})
+    assert res.returncode != 0
+    line = [x for x in res.stderr.splitlines() if "filterdb error in rule published_db" in x]
+    assert len(line) == 1 and "0" * 32 in line[0] and md5 in line[0] and url in line[0], res.stderr[-3000:]
+    assert not (tmp_path / "pub").exists() or files_in(tmp_path / "pub") == []
+
+    res = run_published_db(tmp_path, {"url": url, "md5": md5, "path": "pub/dataset.h5"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "pub/dataset.h5").read_bytes() == raw
+    assert files_in(tmp_path / "pub") == ["dataset.h5"]
+    log = (tmp_path / "results/logs/published_db.log").read_text()
+    assert "md5 " + md5 + " as expected" in log and "download" in log
+    assert (tmp_path / "results/benchmarks/published_db.tsv").exists()
