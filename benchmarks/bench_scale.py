@@ -17,6 +17,7 @@ For each DB size (generated on disk layer by layer, benchmarks/dbgen.py; reused 
 
     python benchmarks/bench_scale.py --filters 10000000 100000000 --shards 2 8 --cold
     python benchmarks/bench_scale.py --filters 20000000 --study
+    python benchmarks/bench_scale.py --filters 360000000 --dtype float64 --shape3x3 --shards 1 --cold-workflow
 
 Every figure is printed as a ratio to a baseline measured in this run. Needs no extra package.
 """
@@ -41,14 +42,14 @@ from filterdb.stream import BlockReader, drop_file_cache, plan_blocks  # noqa: E
 
 DEFAULT_AXES = ["visual_category", "task", "depth", "architecture", "training_dataset", "pretrained"]
 STUDY_AXES = ["task", "visual_category", "depth"]
-PUBLISHED = 1.4e9
+PUBLISHED = 1_464_797_156  # filters of the published v1.0 file
 
 
 def read_once(db: str, cold: bool, direct: bool = True, spans=None, bypass: bool = False) -> float:
     if cold:
         drop_file_cache(db)
     # the bytes copied into memory (a read), not the file's pages mapped (the passes' way)
-    with BlockReader(db, "filters", direct=direct, bypass_cache=bypass, map_blocks=False) as rd:
+    with BlockReader(db, "filters", direct=direct, bypass_cache=bypass, map_blocks=False, raw=True) as rd:
         spans = spans or [(a, min(a + (1 << 20), rd.n_rows)) for a in range(0, rd.n_rows, 1 << 20)]
         t = time.perf_counter()
         for _ in rd.blocks(spans):
@@ -70,7 +71,7 @@ def read_as_lanes(db: str, plan, threads: int, bypass: bool) -> float:
     def one(lane):
         a, b = lane
         blocks = plan_blocks(plan.row_start[a:b], plan.row_end[a:b], rows)
-        with BlockReader(db, "filters", bypass_cache=bypass, map_blocks=False) as rd:
+        with BlockReader(db, "filters", bypass_cache=bypass, map_blocks=False, raw=True) as rd:
             for _ in rd.blocks([(r0, r1) for r0, r1, _, _ in blocks]):
                 pass
 
@@ -142,11 +143,15 @@ def job_table(res: Path):
     return {k: v for k, v in out.items() if v[3]}, passes
 
 
-def workflow(db, n, work, cores, shards, warm_read, h5_read=None):
+def workflow(db, n, work, cores, shards, warm_read, h5_read=None, cold_read=None, cold=False, extra=()):
+    """The workflow's drift of every default axis; ``cold``: the DB's pages dropped first (a DB
+    larger than memory is read from disk by every pass anyway), compared with three cold reads."""
     res = work / f"results-{shards}"
     shutil.rmtree(res, ignore_errors=True)
     targets = [str(res / f"drift/{a}.tsv") for a in DEFAULT_AXES]
-    wall = snakemake(db, res, targets, cores, shards, ("--notemp",))
+    if cold:
+        drop_file_cache(db)
+    wall = snakemake(db, res, targets, cores, shards, ("--notemp", *extra))
     jobs, passes = job_table(res)
     parts = sum(f.stat().st_size for f in (res / "shards").rglob("*") if f.is_file()) / 2**20  # parts + cell records
     shutil.rmtree(res / "shards", ignore_errors=True)
@@ -159,9 +164,10 @@ def workflow(db, n, work, cores, shards, warm_read, h5_read=None):
     else:  # the one-job path: the whole job (layer table, gathers and drift tables included)
         passes_core_s = jobs["analyse"][0] * cores if "analyse" in jobs else float("nan")
     h5 = f", {wall / h5_read:4.1f} x h5py's read" if h5_read else ""
+    c3 = f", {wall / (3 * cold_read):4.2f} x three cold reads" if cold_read else ""
     print(
-        f"  shards={shards:<4} wall {wall:7.1f} s ({n / wall / 1e6:.1f} M filters/s) = {wall / warm_read:6.1f} x warm "
-        f"direct read{h5}; three passes "
+        f"  shards={shards:<4} wall {wall:7.1f} s{' (pages dropped first)' if cold else ''} ({n / wall / 1e6:.1f} M "
+        f"filters/s) = {wall / warm_read:6.1f} x warm direct read{h5}{c3}; three passes "
         f"{passes_core_s / n * 1e9:5.0f} ns per filter and core as jobs (start-up included), "
         f"{compute_core_s / n * 1e9:5.0f} inside the passes; temporary disk (parts, cell records) {parts:,.0f} MiB"
     )
@@ -170,7 +176,8 @@ def workflow(db, n, work, cores, shards, warm_read, h5_read=None):
             print(f"      {k}: {passes[k] / n * 1e9:5.0f} ns per filter and core inside the pass")
     for kind in sorted(jobs):
         s_sum, s_max, rss, cnt, _ = jobs[kind]
-        print(f"      {kind:<13} {cnt:4d} job(s), slowest {s_max:6.1f} s, peak RSS {rss:7.0f} MiB")
+        flag = "" if rss * 2**20 <= 2e9 else "  (above 2 GB)"
+        print(f"      {kind:<13} {cnt:4d} job(s), slowest {s_max:6.1f} s, peak RSS {rss:7.0f} MiB{flag}")
     return wall, compute_core_s, max(v[2] for v in jobs.values())
 
 
@@ -304,41 +311,59 @@ def main() -> None:
     ap.add_argument("--shards", type=int, nargs="+", default=[2])
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--cold", action="store_true", help="also each pass with the file's pages dropped")
+    ap.add_argument("--cold-workflow", action="store_true", help="drop the DB's pages before each workflow run")
     ap.add_argument("--study", action="store_true", help="also the study's in-memory method (<= ~60 M filters)")
+    ap.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"], help="stored dtype")
+    ap.add_argument("--shape3x3", action="store_true", help="store (N, 3, 3), as the published v1.0 file")
+    ap.add_argument("--precision", default=None, help="stream.precision of the workflow runs (default: config)")
     ap.add_argument("--workdir", default="benchmarks/work", help="DBs and results (DBs are reused)")
     args = ap.parse_args()
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    extra = ("--config", f"stream={{precision: {args.precision}}}") if args.precision else ()
     for n in args.filters:
-        db = work / f"bench-{n // 1_000_000}M.h5"
+        suffix = ("" if args.dtype == "float32" else f"-{args.dtype}") + ("-3x3" if args.shape3x3 else "")
+        db = work / f"bench-{n // 1_000_000}M{suffix}.h5"
         if not db.exists():
             t = time.perf_counter()
-            write_bench_db(db, n, max(1, int(n / 1e6 * args.models_per_million)))
+            write_bench_db(
+                db, n, max(1, int(n / 1e6 * args.models_per_million)), dtype=args.dtype, shape3x3=args.shape3x3
+            )
             print(f"generated {db.name} ({db.stat().st_size / 2**30:.1f} GiB) in {time.perf_counter() - t:.0f} s")
         db = str(db)
+        size = os.path.getsize(db)
+        row_bytes = 9 * {"float16": 2, "float32": 4, "float64": 8}[args.dtype]
         cold = read_once(db, cold=True)
         h5 = read_once(db, cold=False, direct=False)
         warm = min(read_once(db, cold=False) for _ in range(2))
-        print(f"\n{n:,} filters ({os.path.getsize(db) / 2**30:.1f} GiB), {args.cores} cores")
+        print(f"\n{n:,} filters, {args.dtype} ({size / 2**30:.1f} GiB, {row_bytes} B per filter), {args.cores} cores")
         print(
-            f"  read once: cold {cold:.2f} s ({n / cold / 1e6:.0f} M filters/s), warm {warm:.2f} s "
-            f"({n / warm / 1e6:.0f} M filters/s; h5py {h5:.2f} s)"
+            f"  read once: cold {cold:.2f} s ({n / cold / 1e6:.0f} M filters/s, {size / cold / 1e6:.0f} MB/s), "
+            f"warm {warm:.2f} s ({n / warm / 1e6:.0f} M filters/s; h5py {h5:.2f} s)"
         )
         best = None
         for shards in args.shards:
-            wall, core_s, rss = workflow(db, n, work, args.cores, shards, warm, h5)
+            wall, core_s, rss = workflow(
+                db, n, work, args.cores, shards, warm, h5, cold_read=cold, cold=args.cold_workflow, extra=extra
+            )
             best = min(best or core_s, core_s)
+        ratio = None
         if args.cold:
             cold_passes(db, args.cores, bypass=False)
             ratio = cold_passes(db, args.cores, bypass=True)
         per_filter = best / n  # core-seconds per filter inside the passes (start-up excluded)
-        print(
-            f"  projection for {PUBLISHED / 1e9:.1f} B filters: passes "
-            f"{PUBLISHED * per_filter / args.cores / 60:.1f} min "
-            f"on this machine ({args.cores} cores, warm), {PUBLISHED * per_filter / 32 / 60:.1f} min on 32 cores; "
-            f"from disk at this disk's speed ({n / cold / 1e6:.0f} M filters/s): "
-            f"{3 * PUBLISHED / (n / cold) / 60:.1f} min for three reads" + (f" x {ratio:.2f}" if args.cold else "")
-        )
+        for dtype, rb in (("float64", 72), ("float16", 18)):
+            # three reads of the published file at this disk's bytes per second (times the cold
+            # passes' measured ratio to them, when measured), against the passes' compute
+            io = 3 * PUBLISHED * rb / (size / cold) / 60 * (ratio or 1.0)
+            gb = PUBLISHED * rb / 1e9
+            for cores in (args.cores, 32):
+                cpu = PUBLISHED * per_filter / cores / 60
+                print(
+                    f"  projection, published {PUBLISHED / 1e9:.2f} B filters stored {dtype} ({gb:.0f} GB), "
+                    f"{cores} cores: compute {cpu:.1f} min, three reads from a disk like this one"
+                    f"{' x ratio' * bool(ratio)} {io:.1f} min: ~{max(cpu, io):.0f} min"
+                )
         if args.study:
             study(db, n, work, args.cores, warm)
 

@@ -96,10 +96,21 @@ class PoolFilters:
         return w
 
 
-def write_bench_db(path, n_filters: int, n_models: int, seed: int = 0, chunk_rows: int = 65536) -> pd.DataFrame:
-    """Write a generated v1.0-layout DB layer by layer; returns its layer table."""
+def write_bench_db(
+    path,
+    n_filters: int,
+    n_models: int,
+    seed: int = 0,
+    chunk_rows: int = 65536,
+    dtype: str = "float32",
+    shape3x3: bool = False,
+) -> pd.DataFrame:
+    """Write a generated v1.0-layout DB layer by layer, its filters stored as ``dtype`` with shape
+    (N, 9) or (N, 3, 3) (the published v1.0 file: float64, (N, 3, 3)); returns its layer table."""
     layers = bench_layers(n_filters, n_models, seed)
-    write_db_streaming(path, layers, PoolFilters(seed + 1), "v1.0", chunk_rows=chunk_rows)
+    write_db_streaming(
+        path, layers, PoolFilters(seed + 1), "v1.0", chunk_rows=chunk_rows, dtype=dtype, shape3x3=shape3x3
+    )
     return layers
 
 
@@ -109,9 +120,11 @@ def main() -> None:
     ap.add_argument("--models", type=int, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"])
+    ap.add_argument("--shape3x3", action="store_true", help="store (N, 3, 3) as the published v1.0 file")
     args = ap.parse_args()
     t = time.perf_counter()
-    layers = write_bench_db(args.out, args.filters, args.models, args.seed)
+    layers = write_bench_db(args.out, args.filters, args.models, args.seed, dtype=args.dtype, shape3x3=args.shape3x3)
     print(
         f"{args.out}: {int(layers['row_end'].max()):,} filters, {len(layers):,} layers, "
         f"{layers['model_id'].nunique():,} models, {Path(args.out).stat().st_size / 2**30:.2f} GiB "

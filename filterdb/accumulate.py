@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import compiled, quality
+from . import compiled, quality, scaling
 from .results import Plan, load_part
 from .stream import DEFAULT_BLOCK_ROWS, ROW_BYTES, BlockReader, plan_blocks, plan_shards, progress
 
@@ -66,8 +66,10 @@ class PassSettings:
         about equal filter count, each streamed by its own reader and kernel thread into its own
         slice of the per-layer arrays (no barrier per block); ``block_rows`` is shared out
         between the lanes, so the read buffers take the same memory.
-    precision : {"float32", "float16"}
-        ``float16`` applies the study's rounding of the weights on load.
+    precision : {"float32", "float16", "float64"}
+        How a stored value is loaded (:data:`filterdb.kernels.PRECISIONS`, docs/method.md §1):
+        rounded to float32 (default), the study's float16 arithmetic (the value rounded straight
+        to float16, each peak-scaled value the float32 quotient rounded to float16), or as stored.
     nonfinite : {"error", "drop"}
         Filters holding NaN/Inf: stop with a message naming the row, model and layer, or leave
         them out of every statistic (counted per layer in ``nonfinite``).
@@ -116,6 +118,7 @@ class _Pass:
         self.plan, self.lo, self.hi, self.s = plan, lo, hi, settings
         self.k = hi - lo
         self.drop = settings.nonfinite == "drop"
+        self.prec = scaling.PRECISIONS[settings.precision]
 
     def lane(self, lo: int, hi: int) -> _Pass:
         """The same pass for layers ``[lo, hi)`` (inside this pass's), writing into this pass's
@@ -193,6 +196,7 @@ class SumsPass(_Pass):
             le,
             pos,
             self.drop,
+            self.prec,
             self.n,
             self.sum,
             self.outer,
@@ -207,7 +211,7 @@ class SumsPass(_Pass):
             self.g_clean if q else z3,
         )
         if q and self.s.orthogonality:
-            self._orthogonality(x, ls, le, pos)
+            self._orthogonality(scaling.values(x, self.prec), ls, le, pos)
 
     def _orthogonality(self, x, ls, le, pos) -> None:
         """Orthogonality of the block's layers: layers of one shape in one batched product (a
@@ -352,7 +356,7 @@ class RangePass(_Pass):
 
     def block(self, x, a, pos):
         ls, le = self._bounds(a, pos)
-        compiled.load().range_block(x, ls, le, pos, self.drop, self.mean, self.comps, self.cmin, self.cmax)
+        compiled.load().range_block(x, ls, le, pos, self.drop, self.prec, self.mean, self.comps, self.cmin, self.cmax)
 
     def arrays(self):
         # min__/max__: combined over parts by minimum/maximum (the shared range of the hist pass)
@@ -551,6 +555,7 @@ class HistPass(_Pass):
             le,
             pos,
             self.drop,
+            self.prec,
             self.mean,
             self.comps,
             self.edges,
@@ -636,7 +641,7 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", layer_names=No
     lock = threading.Lock()
 
     def stream(lane: _Pass) -> BlockReader:
-        with BlockReader(path, key, precision=s.precision, bypass_cache=s.bypass_cache) as rd:
+        with BlockReader(path, key, precision=s.precision, bypass_cache=s.bypass_cache, raw=True) as rd:
             rs, re_ = plan.row_start[lane.lo : lane.hi], plan.row_end[lane.lo : lane.hi]
             blocks = plan_blocks(rs, re_, block_rows, breaks=rd.breaks())
             read = rd.blocks([(a, b) for a, b, _, _ in blocks])
@@ -667,10 +672,10 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", layer_names=No
     out = {"layer": np.arange(lo, hi, dtype=np.int64)}
     out.update(pas.arrays())
     dt = time.perf_counter() - t0
-    conv = "" if rd.dtype == "float32" else f", {rd.dtype} converted to float32"
     print(
         f"{desc}: {hi - lo} layers, {total} filters in {dt:.2f} s "
-        f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {len(lanes)} thread(s), read: {rd.mode}{conv}, "
+        f"({dt / max(total, 1) * 1e9:.0f} ns/filter, {len(lanes)} thread(s), read: {rd.mode}, "
+        f"{rd.dtype} ({rd.row_bytes} B/filter) loaded as {s.precision} in the kernels, "
         f"kernels: {compiled.load().mode})",
         file=sys.stderr,
     )
@@ -964,8 +969,10 @@ def estimate_mem_mb(
     fine_bins: int = 0,
     density_pairs: int = 0,
     density_bins: int = 512,
+    row_bytes: int = ROW_BYTES,
 ) -> int:
-    """Peak memory (MB, with a safety margin) of one job of ``kind`` on ``plan``.
+    """Peak memory (MB, with a safety margin) of one job of ``kind`` on ``plan`` (``row_bytes``:
+    bytes of one stored filter, 18/36/72 for float16/32/64).
 
     ``kind`` is ``shard_sums``, ``shard_range``, ``shard_hist``, ``gather_sums``, ``gather_range``,
     ``gather_hist`` or ``gather_cells``. A shard job holds, per thread (lane), up to three read blocks
@@ -991,7 +998,7 @@ def estimate_mem_mb(
             lb = lane_block_rows(block_rows, len(lanes))
             rows = [max(lb, int(n_f[a:b].max())) for a, b in lanes]
             cells = sum(np.unique(plan.cell[a:b][plan.cell[a:b] >= 0]).size for a, b in lanes)
-            m = (3 * sum(rows) * ROW_BYTES + (hi - lo) * per_layer[p]) / 1e6
+            m = (3 * sum(rows) * row_bytes + (hi - lo) * per_layer[p]) / 1e6
             if p == "hist":
                 m += (cells * fine + (len(lanes) + 1) * dens) / 1e6
             if p == "sums":
@@ -1016,6 +1023,7 @@ def estimate_single_job_mb(
     density_bins: int = 512,
     layers: int | None = None,
     filters_per_layer: int = 1000,
+    row_bytes: int = ROW_BYTES,
 ) -> int:
     """Peak memory (MB, with a safety margin) of the one-job path (rule ``analyse``), estimated
     before its layer plan exists from the DB's filter count and its number of ``layers``
@@ -1027,7 +1035,7 @@ def estimate_single_job_mb(
     layers = max(1, int(layers))
     per_layer = max(_per_layer_bytes(bins).values()) + 8 * 18 + 2000  # + the meta table's row
     mb = 400.0 + layers * per_layer / 1e6  # Python, pandas, numpy, h5py
-    mb += 3 * max(block_rows, 1 << 16) * ROW_BYTES / 1e6
+    mb += 3 * max(block_rows, 1 << 16) * row_bytes / 1e6
     lanes = max(1, int(threads))
     mb += lanes * (256 * 4 * 9 * fine_bins + 8 * density_pairs * density_bins**2) / 1e6
     return int(mb * 1.25) + 1

@@ -41,31 +41,53 @@ def _arr(dtype: str, ndim: int) -> str:
 
 
 _I1 = _arr("int64", 1)
+#: The stored dtypes the pass kernels read (float16 as its uint16 bit patterns: numba has no
+#: float16), each compiled as its own variant: ``sums_block_float64`` etc.
+ROW_TYPES = {"float32": "float32", "float64": "float64", "float16": "uint16"}
+_PASS_SIGNATURES = {
+    "sums_block": (
+        "void({x}, {i1}, {i1}, {i1}, boolean, int64, {i1}, {f2}, {f3}, {i1}, "
+        "{i1}, boolean, float64, {f1}, {i1}, {i1}, {f3}, {f3})"
+    ),
+    "range_block": "void({x}, {i1}, {i1}, {i1}, boolean, int64, {f1}, {f2}, {f2}, {f2})",
+    "hist_block": (
+        "void({x}, {i1}, {i1}, {i1}, boolean, int64, {f1}, {f2}, "
+        "{f1}, {u3}, {i1}, {f1}, {u3}, {i2}, "
+        "float64, float64, int64, {u3})"
+    ),
+}
+_TYPES = {
+    "i1": _I1,
+    "i2": _arr("int64", 2),
+    "f1": _arr(_F8, 1),
+    "f2": _arr(_F8, 2),
+    "f3": _arr(_F8, 3),
+    "u3": _arr("uint32", 3),
+}
 #: Exported kernels and their one signature each (the types the passes call them with).
 SIGNATURES = {
-    "sums_block": (
-        f"void({_arr('float32', 2)}, {_I1}, {_I1}, {_I1}, boolean, {_I1}, {_arr(_F8, 2)}, {_arr(_F8, 3)}, {_I1}, "
-        f"{_I1}, boolean, float64, {_arr(_F8, 1)}, {_I1}, {_I1}, {_arr(_F8, 3)}, {_arr(_F8, 3)})"
-    ),
-    "range_block": (
-        f"void({_arr('float32', 2)}, {_I1}, {_I1}, {_I1}, boolean, {_arr(_F8, 1)}, {_arr(_F8, 2)}, "
-        f"{_arr(_F8, 2)}, {_arr(_F8, 2)})"
-    ),
-    "hist_block": (
-        f"void({_arr('float32', 2)}, {_I1}, {_I1}, {_I1}, boolean, {_arr(_F8, 1)}, {_arr(_F8, 2)}, "
-        f"{_arr(_F8, 1)}, {_arr('uint32', 3)}, {_I1}, {_arr(_F8, 1)}, {_arr('uint32', 3)}, {_arr('int64', 2)}, "
-        f"float64, float64, int64, {_arr('uint32', 3)})"
-    ),
-    "limbs": f"void({_arr(_F8, 2)}, {_arr('int64', 2)}, int64, int64, int64)",
-    "ortho_block": f"void({_arr('float32', 3)}, {_arr(_F8, 2)}, int64, {_arr(_F8, 1)})",
+    f"{name}_{stored}": sig.format(x=_arr(t, 2), **_TYPES)
+    for name, sig in _PASS_SIGNATURES.items()
+    for stored, t in ROW_TYPES.items()
 }
-_JIT_NAMES = {
-    "sums_block": "sums_block",
-    "range_block": "range_block",
-    "hist_block": "hist_block",
-    "limbs": "_limbs",
-    "ortho_block": "ortho_block",
-}
+SIGNATURES["limbs"] = f"void({_arr(_F8, 2)}, {_arr('int64', 2)}, int64, int64, int64)"
+SIGNATURES["ortho_block"] = f"void({_arr('float32', 3)}, {_arr(_F8, 2)}, int64, {_arr(_F8, 1)})"
+_JIT_NAMES = {name: name.rsplit("_", 1)[0] if name.endswith(tuple(ROW_TYPES)) else name for name in SIGNATURES}
+_JIT_NAMES["limbs"] = "_limbs"
+
+
+def _by_row_type(variants: dict):
+    """One pass kernel that calls the variant compiled for its rows' dtype."""
+    table = {np.dtype(t): f for t, f in variants.items()}
+
+    def call(x, *args):
+        try:
+            f = table[x.dtype]
+        except KeyError:
+            raise TypeError(f"no compiled pass kernel for rows of dtype {x.dtype}") from None
+        return f(x, *args)
+
+    return call
 
 
 def stamp() -> dict:
@@ -138,6 +160,15 @@ def build(out_dir: str | os.PathLike | None = None) -> Path:
     return next(out.glob(f"{NAME}.*.so"), None) or next(out.glob(f"{NAME}*"))
 
 
+def namespace(mod) -> SimpleNamespace:
+    """The kernels of a built extension module under the JIT kernels' names: each pass kernel
+    calls the variant compiled for its rows' dtype."""
+    kern = {k: getattr(mod, k) for k in ("limbs", "ortho_block")}
+    for name in _PASS_SIGNATURES:
+        kern[name] = _by_row_type({t: getattr(mod, f"{name}_{s}") for s, t in ROW_TYPES.items()})
+    return SimpleNamespace(**kern, mode="aot", reason="ahead of time")
+
+
 @cache
 def load() -> SimpleNamespace:
     """The pass kernels to use: ``sums_block``, ``range_block``, ``hist_block``, ``limbs``, and
@@ -159,12 +190,13 @@ def load() -> SimpleNamespace:
             import importlib
 
             mod = importlib.import_module(f"{__package__}.{NAME}")
-            return SimpleNamespace(**{k: getattr(mod, k) for k in SIGNATURES}, mode="aot", reason="ahead of time")
+            return namespace(mod)
         except ImportError as e:  # pragma: no cover - a broken build
             why = f"cannot load the build: {e}"
     from . import kernels
 
-    return SimpleNamespace(**{k: getattr(kernels, v) for k, v in _JIT_NAMES.items()}, mode="jit", reason=why)
+    names = {**{n: n for n in _PASS_SIGNATURES}, "limbs": "_limbs", "ortho_block": "ortho_block"}
+    return SimpleNamespace(**{k: getattr(kernels, v) for k, v in names.items()}, mode="jit", reason=why)
 
 
 def exact_limbs(values: np.ndarray) -> np.ndarray:

@@ -248,10 +248,9 @@ def _check_filters(path: str) -> tuple[str, int, str]:
         raise DBError(f"{path}: '{key}' is a group, expected a dataset of shape (N, 9) or (N, 3, 3)")
     if not (len(shape) == 2 and shape[1] == 9) and not (len(shape) == 3 and shape[1:] == (3, 3)):
         raise DBError(f"{path}: dataset '{key}' has shape {shape}, expected (N, 9) or (N, 3, 3)")
-    if dtype.kind != "f":
+    if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
         raise DBError(
-            f"{path}: dataset '{key}' has dtype {dtype}, expected floating point (float32; "
-            f"float16 and float64 are converted to float32)"
+            f"{path}: dataset '{key}' has dtype {dtype}, expected floating point (float16, float32 or float64)"
         )
     return key, int(shape[0]), dtype.name
 
@@ -276,11 +275,29 @@ def filter_shape(path: str | os.PathLike) -> tuple[str, int]:
     DBError
         If the file is empty, not HDF5 (no HDF5 signature: checked before h5py opens it),
         truncated or corrupt, has no filter dataset, or the dataset is not a floating-point array
-        of shape ``(N, 9)`` or ``(N, 3, 3)`` (float16 and float64 are accepted: they are
-        converted to float32 when read).
+        of shape ``(N, 9)`` or ``(N, 3, 3)`` (float16, float32 or float64: the passes read
+        any of them as stored and load each value as ``stream.precision`` says).
     """
     key, n, _ = _check_filters(str(path))
     return key, n
+
+
+def filter_layout(path: str | os.PathLike) -> tuple[str, int, str]:
+    """(dataset name, number of rows, stored dtype name) of the filter dataset, after the checks
+    of :func:`filter_shape` (reads no data, no meta).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    key : str
+    n_rows : int
+    dtype : str
+        ``float16``, ``float32`` or ``float64``.
+    """
+    return _check_filters(str(path))
 
 
 def count_layers(path: str | os.PathLike) -> int | None:
@@ -736,6 +753,7 @@ def write_db_streaming(
     layout: str = "v1.0",
     shape3x3: bool = False,
     chunk_rows: int = 65536,
+    dtype: str = "float32",
 ) -> None:
     """Write a DB whose layer filters come from ``make_filters(row)`` one layer at a time, in the
     order of ``layers`` (bounded memory). The file is written to a temporary name and renamed at the
@@ -757,6 +775,8 @@ def write_db_streaming(
         Store the filters as ``(N, 3, 3)`` instead of ``(N, 9)``.
     chunk_rows : int
         HDF5 chunk length in rows.
+    dtype : {"float32", "float64", "float16"}
+        Stored dtype of the filters (the published v1.0 file is float64).
 
     Returns
     -------
@@ -772,12 +792,12 @@ def write_db_streaming(
                 "filters",
                 shape=shape,
                 maxshape=(None,) + shape[1:],
-                dtype="float32",
+                dtype=dtype,
                 chunks=(min(max(n, 1), chunk_rows),) + shape[1:],
             )
             for _, row in layers.iterrows():
                 a, b = int(row["row_start"]), int(row["row_end"])
-                ds[a:b] = np.asarray(make_filters(row), dtype=np.float32).reshape((b - a,) + shape[1:])
+                ds[a:b] = np.asarray(make_filters(row), dtype=dtype).reshape((b - a,) + shape[1:])
         write_meta(_meta_frame(layers, layout), tmp)
         os.replace(tmp, path)
     finally:

@@ -62,7 +62,12 @@ def layer_table(
         for stream in {sys.stderr, sys.__stderr__}:  # the log, and the terminal (workflow scripts log stderr)
             print(f"warning: {line}", file=stream)
     if db.dtype != "float32":
-        print(f"note: {db.path}: dataset '{db.key}' is {db.dtype}, converted to float32 as it is read", file=sys.stderr)
+        size = {"float16": 18, "float64": 72}.get(db.dtype, 36)
+        print(
+            f"note: {db.path}: dataset '{db.key}' is {db.dtype} ({size} B per filter): the passes read it as "
+            f"stored and their kernels round each value as stream.precision says",
+            file=sys.stderr,
+        )
     plan, cells = pipeline.make_plan(db.layers, depth_bins, db.key)
     results.write_layers(db.layers, layers_out)
     results.save_npz(plan_out, plan.arrays())

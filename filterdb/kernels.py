@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from . import histogram, scaling
+from .scaling import PRECISIONS, half_bits  # noqa: F401 (the kernels' load: PRECISIONS codes)
 
 try:  # pragma: no cover - exercised by whichever branch is installed
     import numba
@@ -106,14 +107,14 @@ def layer_moments(w: np.ndarray, eps: float) -> tuple[float, int, int, np.ndarra
     G_clean : (9, 9) float64 ndarray
         The same over the non-sparse filters, centred on their own mean (zeros if there are none).
     """
-    w = np.ascontiguousarray(w).reshape(-1, 9)
+    w = half_bits(np.ascontiguousarray(w).reshape(-1, 9))
     one = np.zeros(1, np.int64)
     ls, le = one, np.array([w.shape[0]], np.int64)
     i1 = [np.zeros(1, np.int64) for _ in range(5)]  # n, nonfinite, first_bad, n_sparse, n_clean
     absmax = np.zeros(1)
     g = np.zeros((2, 1, 9, 9))
     sums_block(
-        w, ls, le, one, False, i1[0], np.zeros((1, 9)), np.zeros((1, 9, 9)), i1[1], i1[2],
+        w, ls, le, one, False, 2, i1[0], np.zeros((1, 9)), np.zeros((1, 9, 9)), i1[1], i1[2],
         True, float(eps), absmax, i1[3], i1[4], g[0], g[1],
     )  # fmt: skip
     return float(absmax[0]), int(i1[3][0]), int(i1[4][0]), g[0, 0], g[1, 0]
@@ -259,16 +260,95 @@ BATCH = 64
 #: Within this fraction of a bin from an edge, the bin estimate is checked against the edges.
 NEAR = 1e-6
 
+if HAVE_NUMBA:
+    from numba.extending import overload
+
+    def _to_f64(v):  # the kernels' load of one stored value (compiled by the overload below)
+        return np.float64(v)
+
+    @overload(_to_f64)
+    def _to_f64_impl(v):
+        if isinstance(v, numba.types.Integer):  # float16 bit pattern
+
+            def from_half(v):
+                h = np.int64(v)
+                e = (h >> 10) & 0x1F
+                m = h & 0x3FF
+                # subnormal (e = 0): m * 2**-24; normal: (1024 + m) * 2**(e - 25)
+                a = math.ldexp(np.float64(m + (1024 if e > 0 else 0)), max(e, 1) - 25)
+                if e == 31:
+                    a = np.inf if m == 0 else np.nan
+                return -a if h & 0x8000 else a
+
+            return from_half
+        return lambda v: np.float64(v)
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+    def _round16(T, nb, Cb):
+        """``T[j, r]`` (``r < nb``) rounded to the nearest float16 value, ties to even (numpy's
+        ``astype(np.float16)`` exactly: subnormals, overflow to inf, NaN kept, signed zeros):
+        adding and taking away ``2**(e + 42)`` (``e`` the value's binary exponent, at least -14)
+        leaves it rounded, by the FPU's round-to-nearest-even, to a multiple of its float16 ulp.
+        ``Cb`` is an int64 scratch array of T's shape."""
+        Ti = T.view(np.int64)
+        Cf = Cb.view(np.float64)
+        for j in range(9):
+            for r in range(nb):
+                e = ((Ti[j, r] >> 52) & 0x7FF) - 1023
+                e = e if e > -14 else -14
+                e = e if e < 16 else 16
+                Cb[j, r] = (e + 42 + 1023) << 52
+        for j in range(9):
+            for r in range(nb):
+                v = T[j, r]
+                a = abs(v)
+                c = Cf[j, r]
+                y = (a + c) - c
+                y = np.inf if a >= 65520.0 else y
+                y = a if a != a else y
+                T[j, r] = math.copysign(y, v)
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+    def _r16(v):
+        """One value rounded as :func:`_round16` rounds (for the few values read one by one)."""
+        a = abs(v)
+        if a >= 65520.0:
+            return math.copysign(np.inf, v)
+        if a != a:
+            return v
+        _, e = math.frexp(a)  # a in [2**(e-1), 2**e): float16 ulp 2**(e-11), at least 2**-24
+        c = math.ldexp(1.0, max(e, -13) + 41)
+        return math.copysign((a + c) - c, v)
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+    def _load(x, i, j, prec):
+        """Stored value ``x[i, j]`` as the arithmetic starts from it (``prec``: see PRECISIONS)."""
+        v = _to_f64(x[i, j])
+        if prec == 0:
+            return np.float64(np.float32(v))
+        if prec == 1:
+            return _r16(v)
+        return v
+
 
 if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-    def _batch_scale(x, b0, nb, pk, ok, T, S):
-        """Peak-scale rows b0..b0+nb-1 of x into S[j, r] (float64, via the column-wise copy T so
-        that the loops over r vectorise); ok[r] = row is finite."""
+    def _batch_scale(x, b0, nb, pk, ok, T, S, prec, Cb):
+        """Peak-scale rows b0..b0+nb-1 of x into S[j, r] (float64, via the column-wise copy T of
+        the loaded values, so that the loops over r vectorise); ok[r] = row is finite. ``prec``
+        (PRECISIONS): 0 rounds the stored values to float32, 2 keeps them; 1 rounds them to
+        float16 and each quotient is taken in float32 and rounded to float16 (numpy's float16
+        division, as the study's notebook divides)."""
         for r in range(nb):
             for j in range(9):
-                T[j, r] = np.float64(x[b0 + r, j])
+                T[j, r] = _to_f64(x[b0 + r, j])
+        if prec == 0:
+            for j in range(9):
+                for r in range(nb):
+                    T[j, r] = np.float64(np.float32(T[j, r]))
+        elif prec == 1:
+            _round16(T, nb, Cb)
         for r in range(nb):
             pk[r] = 0.0
             ok[r] = True
@@ -281,6 +361,12 @@ if HAVE_NUMBA:
         for r in range(nb):
             if pk[r] == 0.0:
                 pk[r] = 1.0
+        if prec == 1:
+            for j in range(9):
+                for r in range(nb):
+                    S[j, r] = np.float64(np.float32(T[j, r]) / np.float32(pk[r]))
+            _round16(S, nb, Cb)
+            return
         for j in range(9):
             for r in range(nb):
                 S[j, r] = T[j, r] / pk[r]
@@ -365,7 +451,24 @@ if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
     def sums_block(
-        x, ls, le, lp, drop, n, s1, s2, nonfinite, first_bad, quality, eps, absmax, n_sparse, n_clean, g_all, g_clean
+        x,
+        ls,
+        le,
+        lp,
+        drop,
+        prec,
+        n,
+        s1,
+        s2,
+        nonfinite,
+        first_bad,
+        quality,
+        eps,
+        absmax,
+        n_sparse,
+        n_clean,
+        g_all,
+        g_clean,
     ):
         """Per layer: count, sum and outer-product sum of the peak-scaled filters (float64; row r of
         every batch is added to partial sum r, and the ``BATCH`` partial sums are added in order at
@@ -376,9 +479,11 @@ if HAVE_NUMBA:
         loop: sums of ``x - c`` and their outer products, ``c`` the layer's first row (a shift that
         keeps the one-pass scatter as accurate as a two-pass one), and each row's peak ``|x|``;
         at the end of the layer the kept peaks give the sparse rows (peak below ``eps * absmax``),
-        whose sums are taken out of the clean filters' ones (only those rows are read again)."""
+        whose sums are taken out of the clean filters' ones (only those rows are read again).
+        Every value is loaded as ``prec`` says (:data:`PRECISIONS`)."""
         pk = np.empty(BATCH)
         ok = np.empty(BATCH, np.bool_)
+        Cb = np.empty((9, BATCH), np.int64)
         T = np.empty((9, BATCH))
         S = np.empty((9, BATCH))
         D = np.empty((9, BATCH))
@@ -411,11 +516,11 @@ if HAVE_NUMBA:
             am = 0.0
             if le[k] > ls[k]:
                 for j in range(9):
-                    v = np.float64(x[ls[k], j])
+                    v = _load(x, ls[k], j, prec)
                     c[j] = v if v - v == 0.0 else 0.0
             for b0 in range(ls[k], le[k], BATCH):
                 nb = min(BATCH, le[k] - b0)
-                _batch_scale(x, b0, nb, pk, ok, T, S)
+                _batch_scale(x, b0, nb, pk, ok, T, S, prec, Cb)
                 for r in range(nb):
                     inc[r] = 1.0
                     if not ok[r]:
@@ -466,7 +571,7 @@ if HAVE_NUMBA:
                     if peaks[r] < thr:
                         fin = True
                         for a in range(9):
-                            v = np.float64(x[ls[k] + r, a])
+                            v = _load(x, ls[k] + r, a, prec)
                             D[a, 0] = v - c[a]
                             fin = fin and (v - v == 0.0)
                         if not fin:  # a NaN is not a peak: such a row is not sparse
@@ -496,8 +601,9 @@ if HAVE_NUMBA:
                 n_clean[p] = nc
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def range_block(x, ls, le, lp, drop, mean, comps, cmin, cmax):
+    def range_block(x, ls, le, lp, drop, prec, mean, comps, cmin, cmax):
         """Per layer: min and max of each PCA coefficient."""
+        Cb = np.empty((9, BATCH), np.int64)
         pk = np.empty(BATCH)
         ok = np.empty(BATCH, np.bool_)
         T = np.empty((9, BATCH))
@@ -508,7 +614,7 @@ if HAVE_NUMBA:
             p = lp[k]
             for b0 in range(ls[k], le[k], BATCH):
                 nb = min(BATCH, le[k] - b0)
-                _batch_scale(x, b0, nb, pk, ok, T, S)
+                _batch_scale(x, b0, nb, pk, ok, T, S, prec, Cb)
                 _batch_coef(nb, S, mean, comps, D, C)
                 for i in range(9):
                     lo = cmin[p, i]
@@ -526,12 +632,13 @@ if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
     def hist_block(
-        x, ls, le, lp, drop, mean, comps, edges, counts, lcell, fedges, fcounts, pairs, dlo, dhi, dbins, dens
+        x, ls, le, lp, drop, prec, mean, comps, edges, counts, lcell, fedges, fcounts, pairs, dlo, dhi, dbins, dens
     ):
         """Per layer: coarse coefficient histograms ``counts[p, i, :]`` over ``edges``; per cell
         (``lcell[k]``, -1 = none): fine histograms over ``fedges``; and the 2-D histograms of the
         coefficient ``pairs`` over ``[dlo, dhi)^2`` with ``dbins`` bins (fast-histogram's rule:
         ``int((v - lo) * (bins / (hi - lo)))``, right edge excluded)."""
+        Cb = np.empty((9, BATCH), np.int64)
         pk = np.empty(BATCH)
         ok = np.empty(BATCH, np.bool_)
         T = np.empty((9, BATCH))
@@ -557,7 +664,7 @@ if HAVE_NUMBA:
             cell = lcell[k]
             for b0 in range(ls[k], le[k], BATCH):
                 nb = min(BATCH, le[k] - b0)
-                _batch_scale(x, b0, nb, pk, ok, T, S)
+                _batch_scale(x, b0, nb, pk, ok, T, S, prec, Cb)
                 _batch_coef(nb, S, mean, comps, D, C)
                 _batch_bins(nb, C, first, last, inv, bins, edges, B)
                 if cell >= 0:

@@ -4,6 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
+#: ``prec`` of the pass kernels: how a stored value becomes the float64 the arithmetic starts from.
+#: FLOAT32: rounded to float32 (a float64 DB analysed as a float32 copy of it would be); FLOAT16:
+#: the study's notebook exactly (docs/method.md §1): rounded straight to float16, and each scaled
+#: value is the float32 quotient of two float16 values rounded to float16; FLOAT64: as stored.
+PRECISIONS = {"float32": 0, "float16": 1, "float64": 2}
+
+
+def half_bits(x: np.ndarray) -> np.ndarray:
+    """A float16 array as the uint16 bit patterns the kernels read (numba has no float16)."""
+    return x.view(np.uint16) if x.dtype == np.float16 else x
+
+
+def values(x: np.ndarray, prec: int) -> np.ndarray:
+    """The float32 values the kernels start from for rows ``x`` (any stored dtype; half bits as
+    :func:`half_bits` gives them): what orthogonality's float32 Gram is formed from. numpy's
+    conversions round once, to nearest, ties to even, as the kernels do."""
+    if x.dtype == np.uint16:
+        x = x.view(np.float16)
+    if prec == 1 and x.dtype != np.float16:
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float16)
+    return np.asarray(x, dtype=np.float32)
+
 
 def scale_filters(w: np.ndarray) -> np.ndarray:
     """Divide each filter (row of 9) by its own peak ``max |w|``; all-zero rows are divided by 1.

@@ -10,10 +10,13 @@ Shards and blocks
 Reading
     :class:`BlockReader` reads blocks in a background thread, one ahead of the consumer, so that
     reading overlaps computing (the compiled kernels release the GIL). For an uncompressed
-    float32 dataset (the published files and every DB this project writes) it reads the bytes of
-    the rows straight from the file with ``os.preadv`` (contiguous layout, or chunked layout with
-    the chunk addresses from HDF5's chunk index), which releases the GIL and skips HDF5's
-    per-call overhead; any other dataset (compressed, other dtypes) is read through h5py.
+    little-endian float16, float32 or float64 dataset (the published v1.0 file is float64, every DB
+    this project writes float32, ``filterdb convert`` writes float16) it maps or reads the bytes
+    of the rows straight from the file (contiguous layout, or chunked layout with the chunk
+    addresses from HDF5's chunk index), which releases the GIL and skips HDF5's per-call overhead;
+    any other dataset (compressed, big-endian) is read through h5py. The passes take the rows as
+    stored (``raw=True``) and the kernels convert each value in their loop
+    (:data:`filterdb.kernels.PRECISIONS`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ import numpy as np
 DEFAULT_BLOCK_ROWS = 1 << 20
 _ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: multiples of the largest usual block size
 _DIRECT_PIECES = 4  # O_DIRECT requests in flight per reader
-ROW_BYTES = 9 * 4
+ROW_BYTES = 9 * 4  # a float32 row; a reader's own is ``BlockReader.row_bytes``
+#: Stored dtypes read straight from the file, and the dtype a raw block has (numba has no float16:
+#: its rows are handed over as their uint16 bit patterns).
+DIRECT_DTYPES = {"<f2": np.uint16, "<f4": np.float32, "<f8": np.float64}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +154,7 @@ def _direct_spans(ds) -> tuple[str, object] | None:
     ``offsets[k]`` is the file offset of chunk ``k`` (-1 when not allocated).
     """
     if (
-        ds.dtype != np.dtype("<f4")
+        ds.dtype.str not in DIRECT_DTYPES
         or ds.compression is not None
         or ds.shuffle
         or ds.fletcher32
@@ -183,10 +189,11 @@ def _direct_spans(ds) -> tuple[str, object] | None:
 
 
 class BlockReader:
-    """Read row blocks ``[a, b)`` of a DB's filter dataset as float32 ``(b - a, 9)`` arrays.
+    """Read row blocks ``[a, b)`` of a DB's filter dataset as ``(b - a, 9)`` arrays.
 
-    A float16 or float64 dataset is read through h5py and converted to float32 (the values a
-    float32 copy of the DB would hold).
+    With ``raw=True`` the rows come as stored (float32 or float64; float16 as uint16 bit
+    patterns): the pass kernels convert each value as ``precision`` says. Otherwise they come as
+    float32, the values the kernels start from (:func:`filterdb.scaling.values`).
 
     Parameters
     ----------
@@ -194,11 +201,13 @@ class BlockReader:
         The HDF5 file.
     key : str
         The filter dataset (``filters`` or ``filter``).
-    precision : {"float32", "float16"}
-        ``float16`` rounds every weight to float16 on load (the study's ``astype(np.float16)``),
-        then continues in float32/float64 as usual.
+    precision : {"float32", "float16", "float64"}
+        How the kernels load a value (:data:`filterdb.kernels.PRECISIONS`); with ``raw=False``
+        the float32 rows returned are rounded the same way (float16: straight from the stored
+        value, as the study's ``astype(np.float16)``).
     direct : bool
-        Read uncompressed float32 data straight from the file (default); False forces h5py.
+        Read uncompressed little-endian float16/32/64 data straight from the file (default);
+        False forces h5py.
     bypass_cache : bool
         With direct reads: read with ``O_DIRECT`` (Linux), past the page cache, into an aligned
         buffer. For a DB larger than memory, where every pass reads the disk anyway: a buffered
@@ -209,6 +218,8 @@ class BlockReader:
         :meth:`blocks` maps the file's pages (read-only views, no copy) for float32 rows that are
         one run of bytes in the file, when the page cache is not bypassed (environment
         ``FILTERDB_READ=pread``: never). False: always copy into the reader's buffers.
+    raw : bool
+        Return rows as stored (the passes) instead of converted to float32.
 
     Examples
     --------
@@ -225,16 +236,25 @@ class BlockReader:
         direct: bool = True,
         bypass_cache: bool = False,
         map_blocks: bool = True,
+        raw: bool = False,
     ):
         import h5py
 
-        if precision not in ("float32", "float16"):
-            raise ValueError(f"precision must be 'float32' or 'float16', got {precision!r}")
-        self.path, self.key, self.precision = str(path), key, precision
+        from .scaling import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.path, self.key, self.precision, self.raw = str(path), key, precision, raw
+        self._prec = PRECISIONS[precision]
         self._h5 = h5py.File(self.path, "r")
         self._ds = self._h5[key]
         self.n_rows = int(self._ds.shape[0])
         self._dtype = self._ds.dtype.name
+        if self._ds.dtype.kind != "f" or self._ds.dtype.itemsize not in (2, 4, 8):
+            raise ValueError(f"{self.path}: dataset {key!r} has dtype {self._ds.dtype}, expected float16/32/64")
+        #: dtype of a raw block: the stored one in native order (float16 as uint16 bit patterns)
+        self.row_dtype = np.dtype({2: np.uint16, 4: np.float32, 8: np.float64}[self._ds.dtype.itemsize])
+        self.row_bytes = 9 * self.row_dtype.itemsize
         self._spans = _direct_spans(self._ds) if direct else None
         self._fd = os.open(self.path, os.O_RDONLY) if self._spans else None
         self._dfd = None  # O_DIRECT descriptor
@@ -251,7 +271,7 @@ class BlockReader:
             map_blocks
             and self._fd is not None
             and not self._odirect
-            and precision == "float32"
+            and (raw or (precision == "float32" and self._dtype == "float32"))
             and os.environ.get("FILTERDB_READ", "").lower() != "pread"
         )
         self.mapped = 0  # blocks mapped so far
@@ -267,7 +287,7 @@ class BlockReader:
 
     @property
     def dtype(self) -> str:
-        """The stored dtype of the dataset (any float dtype is converted to float32 as it is read)."""
+        """The stored dtype of the dataset (``float16``, ``float32`` or ``float64``)."""
         return self._dtype
 
     def close(self) -> None:
@@ -366,21 +386,22 @@ class BlockReader:
         rows, offsets = self._spans[1]
         if offsets.size < 2:
             return []
-        jump = (offsets[1:] != offsets[:-1] + rows * ROW_BYTES) | (offsets[1:] < 0) | (offsets[:-1] < 0)
+        jump = (offsets[1:] != offsets[:-1] + rows * self.row_bytes) | (offsets[1:] < 0) | (offsets[:-1] < 0)
         return ((np.flatnonzero(jump) + 1) * rows).tolist()
 
     def _file_range(self, a: int, b: int) -> int | None:
         """File offset of rows ``[a, b)`` when they are one contiguous run of bytes in the file
         (a contiguous dataset, or allocated chunks that follow each other), else None."""
         kind, info = self._spans
+        rb = self.row_bytes
         if kind == "contiguous":
-            return info + a * ROW_BYTES
+            return info + a * rb
         rows, offsets = info
         k0, k1 = a // rows, (b - 1) // rows
         offs = offsets[k0 : k1 + 1]
-        if (offs < 0).any() or (k1 > k0 and not np.all(np.diff(offs) == rows * ROW_BYTES)):
+        if (offs < 0).any() or (k1 > k0 and not np.all(np.diff(offs) == rows * rb)):
             return None
-        return int(offs[0]) + (a - k0 * rows) * ROW_BYTES
+        return int(offs[0]) + (a - k0 * rows) * rb
 
     def _will_need(self, a: int, b: int, off: int | None = None) -> None:
         """Ask the kernel to read rows ``[a, b)`` into the page cache now, in large requests
@@ -388,7 +409,7 @@ class BlockReader:
         than a sequential read); nothing for rows that are not one run of bytes."""
         off = self._file_range(a, b) if off is None and b > a else off
         if off is not None and hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(self._fd, off, (b - a) * ROW_BYTES, os.POSIX_FADV_WILLNEED)
+            os.posix_fadvise(self._fd, off, (b - a) * self.row_bytes, os.POSIX_FADV_WILLNEED)
 
     def _mapped(self, a: int, b: int) -> np.ndarray | None:
         """Rows ``[a, b)`` as a read-only view of the file's pages (``mmap``, pages mapped at
@@ -404,13 +425,19 @@ class BlockReader:
         if off is None:
             return None
         start = off - off % mmap.ALLOCATIONGRANULARITY
-        n = (b - a) * ROW_BYTES
+        n = (b - a) * self.row_bytes
         self._will_need(a, b, off)
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         mm = mmap.mmap(self._fd, off + n - start, flags=flags, prot=mmap.PROT_READ, offset=start)
         self.mapped += 1
         self.bytes_read += n
-        return np.frombuffer(mm, np.float32, count=(b - a) * 9, offset=off - start).reshape(b - a, 9)
+        x = np.frombuffer(mm, self.row_dtype, count=(b - a) * 9, offset=off - start).reshape(b - a, 9)
+        return x if self.raw else self._convert(x)
+
+    def _convert(self, x: np.ndarray) -> np.ndarray:
+        from .scaling import values
+
+        return values(x, self._prec)
 
     def _block(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """Rows ``[a, b)`` for :meth:`blocks`: mapped when they can be, else read (into ``out``)."""
@@ -418,42 +445,41 @@ class BlockReader:
         return self.read(a, b, out) if x is None else x
 
     def read(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``[a, b)`` as a float32 ``(b - a, 9)`` array (written into ``out`` when given).
+        """Rows ``[a, b)`` (written into ``out`` when given).
 
         Parameters
         ----------
         a, b : int
             Row range, ``b`` exclusive (``0 <= a <= b <= n_rows``).
         out : ndarray, optional
-            C-contiguous float32 buffer of shape ``(>= b - a, 9)``; its first ``b - a`` rows are
-            filled. None: a new array.
+            C-contiguous buffer of dtype :attr:`row_dtype` and shape ``(>= b - a, 9)``; its first
+            ``b - a`` rows are filled. None: a new array.
 
         Returns
         -------
-        (b - a, 9) float32 ndarray
-            The rows (a view of ``out`` when given), rounded through float16 with
-            ``precision="float16"``. Unallocated chunks read as 0.
+        (b - a, 9) ndarray
+            ``raw``: the rows as stored (:attr:`row_dtype`; a view of ``out`` when given);
+            otherwise as float32 (:func:`filterdb.scaling.values`). Unallocated chunks read as 0.
         """
-        out = np.empty((b - a, 9), np.float32) if out is None else out[: b - a]
+        out = np.empty((b - a, 9), self.row_dtype) if out is None else out[: b - a]
         if b > a:
             if self._spans is None:
                 self._read_h5py(a, b, out)
             else:
                 self._read_direct(a, b, out)
-        self.bytes_read += (b - a) * ROW_BYTES
-        if self.precision == "float16":
-            out[...] = out.astype(np.float16)
-        return out
+        self.bytes_read += (b - a) * self.row_bytes
+        return out if self.raw else self._convert(out)
 
     def _read_h5py(self, a: int, b: int, out: np.ndarray) -> None:
-        block = self._ds[a:b]
-        out[...] = np.asarray(block).reshape(b - a, 9)
+        block = np.asarray(self._ds[a:b]).reshape(b - a, 9)
+        out[...] = np.ascontiguousarray(block, np.float16).view(np.uint16) if block.dtype.itemsize == 2 else block
 
     def _read_direct(self, a: int, b: int, out: np.ndarray) -> None:
         mv = memoryview(out.reshape(-1).view(np.uint8))
         kind, info = self._spans
+        rb = self.row_bytes
         if kind == "contiguous":
-            self._pread(mv, info + a * ROW_BYTES)
+            self._pread(mv, info + a * rb)
             return
         rows, offsets = info
         r = a
@@ -462,15 +488,13 @@ class BlockReader:
             c_end = min((k + 1) * rows, b)
             # merge chunks that follow each other in the file into one read
             k2 = k
-            while c_end < b and offsets[k2 + 1] == offsets[k2] + rows * ROW_BYTES and offsets[k2] >= 0:
+            while c_end < b and offsets[k2 + 1] == offsets[k2] + rows * rb and offsets[k2] >= 0:
                 k2 += 1
                 c_end = min((k2 + 1) * rows, b)
             if offsets[k] < 0:  # never written: HDF5's fill value (0)
                 out[r - a : c_end - a] = 0.0
             else:
-                self._pread(
-                    mv[(r - a) * ROW_BYTES : (c_end - a) * ROW_BYTES], int(offsets[k]) + (r - k * rows) * ROW_BYTES
-                )
+                self._pread(mv[(r - a) * rb : (c_end - a) * rb], int(offsets[k]) + (r - k * rows) * rb)
             r = c_end
 
     def blocks(self, spans: list[tuple[int, int]], prefetch: int = 1) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
@@ -510,7 +534,7 @@ class BlockReader:
         # buffer is refilled only after the consumer asked for the block after it (generator), so
         # the rows it was given stay valid until it asks for the next block.
         rows = max(b - a for a, b in spans)
-        buffers = [np.empty((rows, 9), np.float32) for _ in range(prefetch + 2)]  # untouched while mapping
+        buffers = [np.empty((rows, 9), self.row_dtype) for _ in range(prefetch + 2)]  # untouched while mapping
 
         def produce():
             try:

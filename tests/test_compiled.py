@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from filterdb import compiled, exactsum, kernels
+from filterdb import compiled, exactsum, kernels, scaling
 from filterdb.histogram import uniform_edges
 
 
@@ -23,7 +23,7 @@ def aot(tmp_path_factory):
     spec = importlib.util.spec_from_file_location(compiled.NAME, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod
+    return compiled.namespace(mod)
 
 
 def block_data(seed=0):
@@ -39,24 +39,25 @@ def block_data(seed=0):
     return x, ls, le, lp
 
 
-def run_all(k, drop):
+def run_all(k, drop, dtype=np.float32, prec=0):
     x, ls, le, lp = block_data()
+    x = scaling.half_bits(x.astype(np.float16)) if dtype == np.float16 else x.astype(dtype)
     L = len(ls)
     sums = [np.zeros(L, np.int64), np.zeros((L, 9)), np.zeros((L, 9, 9)), np.zeros(L, np.int64)]
     sums += [np.full(L, -1, np.int64)]
     qual = [np.zeros(L), np.zeros(L, np.int64), np.zeros(L, np.int64), np.zeros((L, 9, 9)), np.zeros((L, 9, 9))]
-    k.sums_block(x, ls, le, lp, drop, *sums, True, 0.01, *qual)
+    k.sums_block(x, ls, le, lp, drop, prec, *sums, True, 0.01, *qual)
     rng = np.random.default_rng(1)
     mean = rng.standard_normal(9) * 0.1
     comps = np.ascontiguousarray(np.linalg.qr(rng.standard_normal((9, 9)))[0])
     cmin, cmax = np.full((L, 9), np.inf), np.full((L, 9), -np.inf)
-    k.range_block(x, ls, le, lp, True, mean, comps, cmin, cmax)
+    k.range_block(x, ls, le, lp, True, prec, mean, comps, cmin, cmax)
     edges = uniform_edges(-2.0, 2.0, 70)
     counts = np.zeros((L, 9, 70), np.uint32)
     cells = np.zeros((3, 9, 256), np.uint32)
     dens = np.zeros((2, 64, 64), np.uint32)
     k.hist_block(
-        x, ls, le, lp, True, mean, comps, edges, counts, (lp % 4 - 1).astype(np.int64),
+        x, ls, le, lp, True, prec, mean, comps, edges, counts, (lp % 4 - 1).astype(np.int64),
         uniform_edges(-2.0, 2.0, 256), cells, np.array([[0, 1], [2, 5]], np.int64), -1.5, 1.5, 64, dens,
     )  # fmt: skip
     vals = rng.standard_normal((50, 9)) * 10.0 ** rng.integers(-300, 300, (50, 9))
@@ -76,10 +77,20 @@ def run_all(k, drop):
     return sums + qual + [cmin, cmax, counts, cells, dens, lim, ortho]
 
 
-@pytest.mark.parametrize("drop", [False, True])
-def test_aot_kernels_equal_jit(aot, drop):
-    jit = type("J", (), {k: staticmethod(getattr(kernels, v)) for k, v in compiled._JIT_NAMES.items()})
-    a, b = run_all(aot, drop), run_all(jit, drop)
+@pytest.mark.parametrize(
+    "drop,dtype,prec",
+    [(False, np.float32, 0), (True, np.float32, 0), (True, np.float64, 0), (True, np.float64, 1)]
+    + [(True, np.float64, 2), (True, np.float16, 0), (True, np.float32, 1), (True, np.float16, 1)],
+)
+def test_aot_kernels_equal_jit(aot, drop, dtype, prec):
+    """Every compiled variant (rows float32, float64, float16 bits; each precision) gives the JIT's
+    numbers bit for bit."""
+    names = {n: n for n in ("sums_block", "range_block", "hist_block")} | {
+        "limbs": "_limbs",
+        "ortho_block": "ortho_block",
+    }
+    jit = type("J", (), {k: staticmethod(getattr(kernels, v)) for k, v in names.items()})
+    a, b = run_all(aot, drop, dtype, prec), run_all(jit, drop, dtype, prec)
     for u, v in zip(a, b):
         assert u.dtype == v.dtype and np.array_equal(u, v, equal_nan=True)
     assert a[-4].sum() > 0 and a[-3].sum() > 0  # fine cells, 2-D density
@@ -167,6 +178,6 @@ def test_kernels_release_the_gil(aot):
     """The passes run a block's layers on several threads: a kernel must not hold the GIL (numba's
     nogil=True, which pycc does not carry over by itself)."""
     x = np.random.default_rng(0).standard_normal((3_000_000, 9)).astype(np.float32)
-    args = (x, np.array([0]), np.array([len(x)]), np.array([0]), False, np.zeros(9), np.eye(9))
+    args = (x, np.array([0]), np.array([len(x)]), np.array([0]), False, 0, np.zeros(9), np.eye(9))
     share = gil_free_share(aot.range_block, args, lambda: (np.full((1, 9), np.inf), np.full((1, 9), -np.inf)))
     assert share > 0.1, f"this thread ran Python during {share:.0%} of the kernel's time: it holds the GIL"

@@ -53,7 +53,7 @@ def test_sums_block_equals_numpy():
     n, s1, s2 = np.zeros(k, np.int64), np.zeros((k, 9)), np.zeros((k, 9, 9))
     z = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 9, 9)), np.zeros((0, 9, 9)))
     kernels.sums_block(
-        x, ls, le, np.arange(k), False, n, s1, s2, np.zeros(k, np.int64), np.zeros(k, np.int64), False, 0.01, *z
+        x, ls, le, np.arange(k), False, 0, n, s1, s2, np.zeros(k, np.int64), np.zeros(k, np.int64), False, 0.01, *z
     )
     for j in range(k):
         sc = scaling.scale_filters(x[ls[j] : le[j]])
@@ -73,7 +73,7 @@ def test_range_and_hist_blocks_bit_identical_to_numpy():
     mean = rng.normal(0, 0.05, 9)
     comps = np.linalg.qr(rng.standard_normal((9, 9)))[0].T
     cmin, cmax = np.full((k, 9), np.inf), np.full((k, 9), -np.inf)
-    kernels.range_block(x, ls, le, np.arange(k), False, mean, comps, cmin, cmax)
+    kernels.range_block(x, ls, le, np.arange(k), False, 0, mean, comps, cmin, cmax)
     coef = [scaling.coefficients(scaling.scale_filters(x[a:b]), mean, comps) for a, b in zip(ls, le)]
     for j in range(k):
         assert np.array_equal(cmin[j], coef[j].min(0)) and np.array_equal(cmax[j], coef[j].max(0))
@@ -86,7 +86,7 @@ def test_range_and_hist_blocks_bit_identical_to_numpy():
     pairs = np.array([[0, 1], [2, 5]], np.int64)
     dens = np.zeros((2, 64, 64), np.uint32)
     kernels.hist_block(
-        x, ls, le, np.arange(k), False, mean, comps, edges, counts, cell, fedges, fcounts, pairs, -1.5, 1.5, 64, dens
+        x, ls, le, np.arange(k), False, 0, mean, comps, edges, counts, cell, fedges, fcounts, pairs, -1.5, 1.5, 64, dens
     )
     ref_f = np.zeros((3, 9, 1024), np.int64)
     ref_d = np.zeros((2, 64, 64))
@@ -117,6 +117,7 @@ def test_hist_block_values_on_bin_edges():
         le,
         np.zeros(1, np.int64),
         False,
+        0,
         np.zeros(9),
         np.eye(9),
         edges,
@@ -168,13 +169,17 @@ def test_identical_for_any_shards_threads_blocks(many_layers_db):
 
 
 def test_float16_precision_equals_in_memory(many_layers_db):
-    """precision: float16 = the study's astype(np.float16) on load, then the same math."""
+    """precision: float16 = the study's notebook: astype(np.float16) on load, the peak scaling in
+    float16 arithmetic, then float64 (tests/test_float16.py has the edge cases)."""
     from tests.conftest import load_all
 
     path, layers = many_layers_db
     a = pipeline.analyse(path, axes_from_config(DEFAULT_AXES), precision="float16")
     x, _ = load_all(path)
-    sc = scaling.scale_filters(x.astype(np.float16).astype(np.float32))
+    d16 = x.astype(np.float16)
+    peak = np.abs(d16).max(axis=1)
+    peak[peak == 0] = 1
+    sc = (d16 / peak[:, None]).astype(np.float64)
     mean = sc.mean(0)
     cov = (sc - mean).T @ (sc - mean) / (sc.shape[0] - 1)
     np.testing.assert_allclose(a.pca.mean, mean, rtol=0, atol=1e-12)

@@ -188,9 +188,9 @@ def dry_run_jobs(tmp, db, res, *extra):
 
 
 def test_small_db_runs_as_one_job_unless_sharded(workflow_run):
-    """A DB below stream.single_job_filters gets one shard by default, and one shard is one job
-    (rule analyse) up to the drift tables; single_job_filters: 0 or --set-scatter shards=N > 1 give
-    the per-step rules."""
+    """Any DB gets one shard by default (stream.single_job_filters: auto), and one shard is one job
+    (rule analyse) up to the drift tables; an integer limit below the DB's filters, 0, or
+    --set-scatter shards=N > 1 give the per-step rules."""
     import os
 
     tmp, db = workflow_run
@@ -203,8 +203,8 @@ def test_small_db_runs_as_one_job_unless_sharded(workflow_run):
     def limit(n):
         cfg = tmp / f"single-{n}.yaml"
         text = (ROOT / "config.yaml").read_text()
-        assert "\n  single_job_filters: 50000000 " in text
-        cfg.write_text(text.replace("\n  single_job_filters: 50000000 ", f"\n  single_job_filters: {n} "))
+        assert "\n  single_job_filters: auto " in text
+        cfg.write_text(text.replace("\n  single_job_filters: auto ", f"\n  single_job_filters: {n} "))
         return ("--configfile", str(cfg))
 
     for extra in (limit(0), ("--set-scatter", "shards=2")):
@@ -212,9 +212,12 @@ def test_small_db_runs_as_one_job_unless_sharded(workflow_run):
         assert steps <= set(jobs) and "analyse" not in jobs, (extra, jobs)
         n = 2 if extra[0] == "--set-scatter" else cores
         assert jobs["shard_sums"] == n, (extra, jobs)
-    # the threshold compares the file size at 36 bytes per filter
-    small = os.path.getsize(db) // 36
-    assert "analyse" in dry_run_jobs(tmp, db, res, *limit(small + 1))
+    # an integer limit compares the DB's filter count (its dataset's rows)
+    import h5py
+
+    with h5py.File(db, "r") as f:
+        small = int(f["filter" if "filter" in f else "filters"].shape[0])
+    assert "analyse" in dry_run_jobs(tmp, db, res, *limit(small))
     assert "analyse" not in dry_run_jobs(tmp, db, res, *limit(small - 1))
 
 

@@ -26,18 +26,34 @@ wildcard_constraints:
     scatteritem=r"\d+-of-\d+",
 
 
+def db_rows(path):
+    """(filters, bytes per stored filter) of the DB; a guess from its size at 36 bytes per filter
+    when it cannot be read here (the job that opens it reports why)."""
+    try:
+        from filterdb.db import filter_layout
+
+        _, n, dtype = filter_layout(path)
+        return n, 9 * {"float16": 2, "float32": 4, "float64": 8}.get(dtype, 4)
+    except Exception:
+        return os.path.getsize(path) // 36, 36
+
+
 def default_shards():
-    """One shard for a DB of at most stream.single_job_filters filters (36 bytes each) or one this
-    workflow builds (sample, synthetic: not there yet), else one per core of this machine
-    (override: --set-scatter shards=N)."""
+    """One shard (one job: the analyse step) whatever the DB's size with stream.single_job_filters
+    auto, the fastest path on one machine; a cluster profile sets its shards (profiles/slurm).
+    With an integer limit, one shard up to that many filters, else one per core. A DB this
+    workflow builds (sample, synthetic: not there yet) gets one shard. --set-scatter overrides.
+    """
     cores = max(1, os.cpu_count() or 1)
     limit = config["stream"]["single_job_filters"]
+    if limit == "auto":
+        return 1
     if not limit:
         return cores
     path = dataset()
     if not os.path.exists(path):
         return 1
-    return 1 if os.path.getsize(path) <= limit * 36 else cores
+    return 1 if db_rows(path)[0] <= limit else cores
 
 
 def single_job():
@@ -135,9 +151,11 @@ def job_mem_mb(kind, plan_path, threads=1):
     from filterdb.results import load_plan
 
     h, d = config["histogram"], config["density"]
+    path = dataset()
     return estimate_mem_mb(
         kind,
         load_plan(plan_path),
+        row_bytes=db_rows(path)[1] if os.path.exists(path) else 72,
         shards=n_shards(),
         threads=threads,
         block_rows=config["stream"]["block_rows"],
@@ -156,8 +174,10 @@ def single_job_mem_mb(db_path, threads=1):
 
     h, d = config["histogram"], config["density"]
     there = os.path.exists(db_path)
+    filters, row_bytes = db_rows(db_path) if there else (0, 36)
     return estimate_single_job_mb(
-        os.path.getsize(db_path) // 36 if there else 0,
+        filters,
+        row_bytes=row_bytes,
         layers=count_layers(db_path) if there else None,
         threads=threads,
         block_rows=config["stream"]["block_rows"],
