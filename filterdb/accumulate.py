@@ -120,6 +120,11 @@ class _Pass:
         self.drop = settings.nonfinite == "drop"
         self.prec = scaling.PRECISIONS[settings.precision]
 
+    def _prec(self, x) -> int:
+        """The kernels' ``prec`` for rows ``x``: rounding float32 or float16 rows to float32 changes
+        nothing, so they are loaded as stored (the kernels skip that loop)."""
+        return 2 if self.prec == 0 and x.dtype != np.float64 else self.prec
+
     def lane(self, lo: int, hi: int) -> _Pass:
         """The same pass for layers ``[lo, hi)`` (inside this pass's), writing into this pass's
         per-layer arrays (views): lanes run concurrently and write disjoint slices."""
@@ -196,7 +201,7 @@ class SumsPass(_Pass):
             le,
             pos,
             self.drop,
-            self.prec,
+            self._prec(x),
             self.n,
             self.sum,
             self.outer,
@@ -356,7 +361,8 @@ class RangePass(_Pass):
 
     def block(self, x, a, pos):
         ls, le = self._bounds(a, pos)
-        compiled.load().range_block(x, ls, le, pos, self.drop, self.prec, self.mean, self.comps, self.cmin, self.cmax)
+        k = compiled.load()
+        k.range_block(x, ls, le, pos, self.drop, self._prec(x), self.mean, self.comps, self.cmin, self.cmax)
 
     def arrays(self):
         # min__/max__: combined over parts by minimum/maximum (the shared range of the hist pass)
@@ -555,7 +561,7 @@ class HistPass(_Pass):
             le,
             pos,
             self.drop,
-            self.prec,
+            self._prec(x),
             self.mean,
             self.comps,
             self.edges,
