@@ -216,7 +216,12 @@ class SumsPass(_Pass):
             self.g_clean if q else z3,
         )
         if q and self.s.orthogonality:
-            self._orthogonality(scaling.values(x, self.prec), ls, le, pos)
+            if x.dtype == np.uint16:  # float16 rows: the float32 values, exact (compiled: fast)
+                xv = np.empty(x.shape, np.float32)
+                compiled.load().half_to_float32(x, xv)
+            else:
+                xv = scaling.values(x, self.prec)
+            self._orthogonality(xv, ls, le, pos)
 
     def _orthogonality(self, x, ls, le, pos) -> None:
         """Orthogonality of the block's layers: layers of one shape in one batched product (a

@@ -72,8 +72,9 @@ SIGNATURES = {
 }
 SIGNATURES["limbs"] = f"void({_arr(_F8, 2)}, {_arr('int64', 2)}, int64, int64, int64)"
 SIGNATURES["ortho_block"] = f"void({_arr('float32', 3)}, {_arr(_F8, 2)}, int64, {_arr(_F8, 1)})"
-_JIT_NAMES = {name: name.rsplit("_", 1)[0] if name.endswith(tuple(ROW_TYPES)) else name for name in SIGNATURES}
-_JIT_NAMES["limbs"] = "_limbs"
+SIGNATURES["half_to_float32"] = f"void({_arr('uint16', 2)}, {_arr('float32', 2)})"
+_JIT_NAMES = {f"{name}_{stored}": name for name in _PASS_SIGNATURES for stored in ROW_TYPES}
+_JIT_NAMES.update(limbs="_limbs", ortho_block="ortho_block", half_to_float32="half_to_float32")
 
 
 def _by_row_type(variants: dict):
@@ -163,7 +164,7 @@ def build(out_dir: str | os.PathLike | None = None) -> Path:
 def namespace(mod) -> SimpleNamespace:
     """The kernels of a built extension module under the JIT kernels' names: each pass kernel
     calls the variant compiled for its rows' dtype."""
-    kern = {k: getattr(mod, k) for k in ("limbs", "ortho_block")}
+    kern = {k: getattr(mod, k) for k in ("limbs", "ortho_block", "half_to_float32")}
     for name in _PASS_SIGNATURES:
         kern[name] = _by_row_type({t: getattr(mod, f"{name}_{s}") for s, t in ROW_TYPES.items()})
     return SimpleNamespace(**kern, mode="aot", reason="ahead of time")
@@ -196,6 +197,7 @@ def load() -> SimpleNamespace:
     from . import kernels
 
     names = {**{n: n for n in _PASS_SIGNATURES}, "limbs": "_limbs", "ortho_block": "ortho_block"}
+    names["half_to_float32"] = "half_to_float32"
     return SimpleNamespace(**{k: getattr(kernels, v) for k, v in names.items()}, mode="jit", reason=why)
 
 

@@ -453,6 +453,37 @@ def test_hdf5_crash_becomes_one_line(tmp_path):
         msg = str(exc.value)
         assert msg.startswith(f"the HDF5 library crashed reading {p} (SIG") and msg.endswith("): the file is damaged")
     with pytest.raises(h5safe.UnsafeFile) as exc:
-        h5safe.crash_check(str(p), lambda path: os.kill(os.getpid(), 11))
+        h5safe.crash_check(str(p), bad_dbs.segfault)
     assert str(exc.value) == f"the HDF5 library crashed reading {p} (SIGSEGV): the file is damaged"
-    h5safe.crash_check(str(p), lambda path: 1 / 0)  # an exception in the child is the caller's to report
+    h5safe.crash_check(str(p), bad_dbs.raises)  # an exception in the child is the caller's to report
+
+
+def test_hdf5_crash_is_caught_with_other_threads_running(tmp_path):
+    """With other threads in the process (no fork then), the structure is read in a fresh
+    interpreter: the crash is still one line, and this process lives."""
+    import threading
+
+    bad_dbs.write_good(tmp_path / "good.h5")
+    p = tmp_path / "crash.h5"
+    p.write_bytes(_mutation((tmp_path / "good.h5").read_bytes(), 7, 312))
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        from filterdb import db as dbmod
+        from filterdb import h5safe
+
+        assert threading.active_count() > 1
+        try:
+            open_db(p)
+        except DBError as exc:  # crashed (this HDF5 build) or refused: one line either way
+            assert "\n" not in str(exc)
+            crashed = str(exc).startswith(f"the HDF5 library crashed reading {p} (")
+            assert crashed == _crashes(dbmod._read_structure, str(p))
+        open_db(tmp_path / "good.h5")  # a good file passes the check
+        with pytest.raises(h5safe.UnsafeFile, match=r"\(SIGSEGV\): the file is damaged$"):
+            h5safe.crash_check(str(p), bad_dbs.segfault)  # in a fresh interpreter
+        h5safe.crash_check(str(p), bad_dbs.raises)
+    finally:
+        stop.set()
+        t.join()
