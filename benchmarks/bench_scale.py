@@ -82,7 +82,7 @@ def read_as_lanes(db: str, plan, threads: int, bypass: bool) -> float:
     return time.perf_counter() - t
 
 
-def snakemake(db, res, targets, cores, shards, extra=()):
+def snakemake(db, res, targets, cores, shards, extra=(), config=()):
     cmd = [
         "snakemake",
         *targets,
@@ -98,6 +98,7 @@ def snakemake(db, res, targets, cores, shards, extra=()):
         "--config",
         f"dataset={db}",
         f"results={res}",
+        *config,  # one --config list: a second --config would replace the first
         "-q",
         *extra,
     ]
@@ -143,7 +144,7 @@ def job_table(res: Path):
     return {k: v for k, v in out.items() if v[3]}, passes
 
 
-def workflow(db, n, work, cores, shards, warm_read, h5_read=None, cold_read=None, cold=False, extra=()):
+def workflow(db, n, work, cores, shards, warm_read, h5_read=None, cold_read=None, cold=False, config=()):
     """The workflow's drift of every default axis; ``cold``: the DB's pages dropped first (a DB
     larger than memory is read from disk by every pass anyway), compared with three cold reads."""
     res = work / f"results-{shards}"
@@ -151,7 +152,7 @@ def workflow(db, n, work, cores, shards, warm_read, h5_read=None, cold_read=None
     targets = [str(res / f"drift/{a}.tsv") for a in DEFAULT_AXES]
     if cold:
         drop_file_cache(db)
-    wall = snakemake(db, res, targets, cores, shards, ("--notemp", *extra))
+    wall = snakemake(db, res, targets, cores, shards, ("--notemp",), config)
     jobs, passes = job_table(res)
     parts = sum(f.stat().st_size for f in (res / "shards").rglob("*") if f.is_file()) / 2**20  # parts + cell records
     shutil.rmtree(res / "shards", ignore_errors=True)
@@ -321,7 +322,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    extra = ("--config", f"stream={{precision: {args.precision}}}") if args.precision else ()
+    config = (f"stream={{precision: {args.precision}}}",) if args.precision else ()
     for n in args.filters:
         suffix = ("" if args.dtype == "float32" else f"-{args.dtype}") + ("-3x3" if args.shape3x3 else "")
         db = work / f"bench-{n // 1_000_000}M{suffix}.h5"
@@ -352,7 +353,7 @@ def main() -> None:
                     shown = " + ".join(f"{r:.1f}" for r in reads)
                     print(f"  three cold reads (run {rep + 1}): {shown} = {sum(reads):.1f} s")
                 wall, core_s, rss = workflow(
-                    db, n, work, args.cores, shards, warm, h5, cold_read=base, cold=args.cold_workflow, extra=extra
+                    db, n, work, args.cores, shards, warm, h5, cold_read=base, cold=args.cold_workflow, config=config
                 )
                 best = min(best or core_s, core_s)
         ratio = None
