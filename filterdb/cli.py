@@ -254,6 +254,46 @@ def run_convert(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
+def add_models_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``models`` on an argparse ``subparsers`` object (``func`` = :func:`run_models`)."""
+    p = subparsers.add_parser(
+        "models",
+        help="list the models of a filter DB from its meta table (no filter is read)",
+        description="One line per model: id, architecture, task, visual category, training and pretraining "
+        "data, producer, 3x3 conv layers, 3x3 filters, their share of the model's kernels. Reads the meta "
+        "table only (through the DB's safe reader).",
+    )
+    p.add_argument("db", help="the filter DB (HDF5, published layout)")
+    p.add_argument("-o", "--output", default=None, help="also write the table as TSV here")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
+    p.set_defaults(func=run_models)
+    return p
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """``filterdb models``: print (and write) :func:`filterdb.catalog.models_table`. Returns 0."""
+    from . import catalog, results
+    from .db import open_db
+
+    db = open_db(args.db)
+    table = catalog.models_table(db.layers)
+    if args.output:
+        results.write_tsv(table, args.output, floats=False)
+    if not args.quiet:
+        with pd_display():
+            print(table.drop(columns=["model_id"]).to_string(index=False))
+    total = int(table["filters_3x3"].sum())
+    print(f"{len(table)} models, {int(table['layers'].sum())} 3x3 conv layers, {total} filters", file=sys.stderr)
+    return 0
+
+
+def pd_display():
+    """pandas printing options for a whole table (no truncated rows or columns)."""
+    import pandas as pd
+
+    return pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="filterdb", description="CNN-Filter-DB study software")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -261,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     # ---- other subcommands -----------------------------------------------------------------
     add_inspect_parser(sub)
     add_convert_parser(sub)
+    add_models_parser(sub)
     # ------------------------------------------------------------------------------------------
     return parser
 

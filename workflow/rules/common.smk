@@ -200,6 +200,7 @@ def all_targets():
     targets += expand(f"{R}/drift/{{axis}}.tsv", axis=AXES)
     targets += expand(f"{R}/groups/{{axis}}.tsv", axis=AXES)
     targets.append(f"{R}/dataset/summary.tsv")
+    targets.append(f"{R}/dataset/models.tsv")
     targets.append(f"{R}/provenance.json")
     return targets + figure_targets() + quality_targets() + uncertainty_targets()
 

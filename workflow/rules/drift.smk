@@ -42,3 +42,22 @@ rule dataset_summary:
         axes=AXES,
     script:
         "../scripts/dataset_summary.py"
+
+
+rule models_table:
+    input:
+        db=dataset(),
+    output:
+        models=report(
+            f"{R}/dataset/models.tsv",
+            caption="../report/models_table.rst",
+            category="Dataset",
+            labels={"table": "models of the DB"},
+        ),
+    log:
+        f"{R}/logs/models_table.log",
+    localrule: True
+    conda:
+        "../envs/filterdb.yaml"
+    script:
+        "../scripts/models_table.py"
