@@ -73,8 +73,12 @@ SIGNATURES = {
 SIGNATURES["limbs"] = f"void({_arr(_F8, 2)}, {_arr('int64', 2)}, int64, int64, int64)"
 SIGNATURES["ortho_block"] = f"void({_arr('float32', 3)}, {_arr(_F8, 2)}, int64, {_arr(_F8, 1)})"
 SIGNATURES["half_to_float32"] = f"void({_arr('uint16', 2)}, {_arr('float32', 2)})"
+#: The kernels :func:`load` gives, each with the name of its JIT function in :mod:`filterdb.kernels`.
+KERNELS = {**{n: n for n in _PASS_SIGNATURES}, "limbs": "_limbs", "ortho_block": "ortho_block"}
+KERNELS["half_to_float32"] = "half_to_float32"
+#: Each exported symbol of the build and the JIT function it is compiled from.
 _JIT_NAMES = {f"{name}_{stored}": name for name in _PASS_SIGNATURES for stored in ROW_TYPES}
-_JIT_NAMES.update(limbs="_limbs", ortho_block="ortho_block", half_to_float32="half_to_float32")
+_JIT_NAMES.update({k: v for k, v in KERNELS.items() if k not in _PASS_SIGNATURES})
 
 
 def _by_row_type(variants: dict):
@@ -164,7 +168,7 @@ def build(out_dir: str | os.PathLike | None = None) -> Path:
 def namespace(mod) -> SimpleNamespace:
     """The kernels of a built extension module under the JIT kernels' names: each pass kernel
     calls the variant compiled for its rows' dtype."""
-    kern = {k: getattr(mod, k) for k in ("limbs", "ortho_block", "half_to_float32")}
+    kern = {k: getattr(mod, k) for k in KERNELS if k not in _PASS_SIGNATURES}
     for name in _PASS_SIGNATURES:
         kern[name] = _by_row_type({t: getattr(mod, f"{name}_{s}") for s, t in ROW_TYPES.items()})
     return SimpleNamespace(**kern, mode="aot", reason="ahead of time")
@@ -196,9 +200,7 @@ def load() -> SimpleNamespace:
             why = f"cannot load the build: {e}"
     from . import kernels
 
-    names = {**{n: n for n in _PASS_SIGNATURES}, "limbs": "_limbs", "ortho_block": "ortho_block"}
-    names["half_to_float32"] = "half_to_float32"
-    return SimpleNamespace(**{k: getattr(kernels, v) for k, v in names.items()}, mode="jit", reason=why)
+    return SimpleNamespace(**{k: getattr(kernels, v) for k, v in KERNELS.items()}, mode="jit", reason=why)
 
 
 def exact_limbs(values: np.ndarray) -> np.ndarray:

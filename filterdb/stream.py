@@ -35,9 +35,11 @@ DEFAULT_BLOCK_ROWS = 1 << 20
 _ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: multiples of the largest usual block size
 _DIRECT_PIECES = 4  # O_DIRECT requests in flight per reader
 ROW_BYTES = 9 * 4  # a float32 row; a reader's own is ``BlockReader.row_bytes``
-#: Stored dtypes read straight from the file, and the dtype a raw block has (numba has no float16:
-#: its rows are handed over as their uint16 bit patterns).
-DIRECT_DTYPES = {"<f2": np.uint16, "<f4": np.float32, "<f8": np.float64}
+#: Stored dtypes read straight from the file (little-endian float16/32/64).
+DIRECT_DTYPES = ("<f2", "<f4", "<f8")
+#: The dtype of a raw block by the stored itemsize (numba has no float16: its rows are handed over
+#: as their uint16 bit patterns).
+ROW_DTYPES = {2: np.dtype(np.uint16), 4: np.dtype(np.float32), 8: np.dtype(np.float64)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +255,7 @@ class BlockReader:
         if self._ds.dtype.kind != "f" or self._ds.dtype.itemsize not in (2, 4, 8):
             raise ValueError(f"{self.path}: dataset {key!r} has dtype {self._ds.dtype}, expected float16/32/64")
         #: dtype of a raw block: the stored one in native order (float16 as uint16 bit patterns)
-        self.row_dtype = np.dtype({2: np.uint16, 4: np.float32, 8: np.float64}[self._ds.dtype.itemsize])
+        self.row_dtype = ROW_DTYPES[self._ds.dtype.itemsize]
         self.row_bytes = 9 * self.row_dtype.itemsize
         self._spans = _direct_spans(self._ds) if direct else None
         self._fd = os.open(self.path, os.O_RDONLY) if self._spans else None

@@ -85,11 +85,7 @@ def run_all(k, drop, dtype=np.float32, prec=0):
 def test_aot_kernels_equal_jit(aot, drop, dtype, prec):
     """Every compiled variant (rows float32, float64, float16 bits; each precision) gives the JIT's
     numbers bit for bit."""
-    names = {n: n for n in ("sums_block", "range_block", "hist_block")} | {
-        "limbs": "_limbs",
-        "ortho_block": "ortho_block",
-    }
-    jit = type("J", (), {k: staticmethod(getattr(kernels, v)) for k, v in names.items()})
+    jit = type("J", (), {k: staticmethod(getattr(kernels, v)) for k, v in compiled.KERNELS.items()})
     a, b = run_all(aot, drop, dtype, prec), run_all(jit, drop, dtype, prec)
     for u, v in zip(a, b):
         assert u.dtype == v.dtype and np.array_equal(u, v, equal_nan=True)
