@@ -57,6 +57,21 @@ class Axis:
         if self.order not in ("mean_drift", "natural"):
             raise ValueError(f"axis {self.name!r}: order {self.order!r} is not one of mean_drift, natural")
 
+    @property
+    def title(self) -> str:
+        """The axis's panel title in the study's headline figure: "Relative Depth of Convolution
+        Layer" for bins of ``conv_depth_norm``, else the meta column (``Task``, ``Visual Category``)."""
+        if self.kind == "binned" and self.column == "conv_depth_norm":
+            return "Relative Depth of Convolution Layer"
+        return self.column
+
+    @property
+    def labels_carry_counts(self) -> bool:
+        """Whether the headline figure writes the model count beside each group label, as the
+        study's v1.0 figure does for its categorical panels (not for the depth bins, which nearly
+        every model spans)."""
+        return self.kind != "binned"
+
     @classmethod
     def from_config(cls, name: str, cfg: dict) -> Axis:
         """Build an axis from its ``config.yaml`` mapping.

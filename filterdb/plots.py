@@ -513,6 +513,77 @@ def drift_boxplot(
     return fig
 
 
+#: Title of the study's headline figure (assets/kl_combined.png of the study repository).
+COMBINED_TITLE = "Distribution shifts of trained 3x3 convolution filters"
+
+
+def count_labels(groups: Sequence[str], n_models: Mapping[str, int] | None) -> list[str]:
+    """Group labels with their model counts, as the study's v1.0 figure writes them:
+    ``Classification (555)``; the plain labels when ``n_models`` is None.
+
+    Parameters
+    ----------
+    groups : sequence of str
+        Group names.
+    n_models : mapping of str to int, optional
+        Group name → number of models (``groups/{axis}.tsv`` column ``n_models``).
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    KeyError
+        When a group has no count.
+    """
+    if n_models is None:
+        return [str(g) for g in groups]
+    return [f"{g} ({int(n_models[str(g)])})" for g in groups]
+
+
+@_styled
+def drift_combined(
+    panels: Sequence[tuple[str, Sequence[str], np.ndarray]], title: str = COMBINED_TITLE
+) -> Figure:
+    """The study's headline figure: the drift heatmaps of several axes side by side, on one shared
+    colour scale (colorcet ``fire`` from 0 to the largest value of all panels) with one colour bar.
+
+    Parameters
+    ----------
+    panels : sequence of (str, sequence of str, (G, G) array_like)
+        Per panel, in display order: its title, the row/column labels (in the order of the matrix,
+        e.g. from :func:`count_labels`) and the drift matrix.
+    title : str
+        Figure title (none if empty).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per panel (in order), then the colour bar's axes.
+    """
+    mats = [np.asarray(d, dtype=np.float64) for _, _, d in panels]
+    top = max((float(d.max()) for d in mats if d.size), default=0.0)
+    vmax = top if top > 0 else 1.0
+    sizes = [d.shape[0] for d in mats]
+    side = min(max(3.2, 0.22 * max(sizes, default=1) + 1.8), 7.0)
+    fig = _figure(side * len(panels) + 1.2, side + 1.0)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    im = None
+    for ax, (name, labels, _), d in zip(axes, panels, mats):
+        im = ax.imshow(d, cmap=_fire(), vmin=0, vmax=vmax)
+        G = d.shape[0]
+        fs = 8 if G <= 16 else 6 if G <= 30 else 4
+        ax.set_xticks(range(G), [str(g) for g in labels], rotation=90, fontsize=fs)
+        ax.set_yticks(range(G), [str(g) for g in labels], fontsize=fs)
+        ax.set_title(name)
+    if im is not None:
+        fig.colorbar(im, ax=list(axes), shrink=0.8, label="drift D")
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # Density (§7)
 

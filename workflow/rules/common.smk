@@ -202,7 +202,12 @@ def all_targets():
     targets.append(f"{R}/dataset/summary.tsv")
     targets.append(f"{R}/dataset/models.tsv")
     targets.append(f"{R}/provenance.json")
-    return targets + figure_targets() + quality_targets() + uncertainty_targets()
+    return (
+        targets
+        + figure_targets()
+        + quality_targets()
+        + uncertainty_targets()
+    )
 
 
 # Figures (workflow/rules/figures.smk)
@@ -213,6 +218,18 @@ PCA_KINDS = ["cumulative_variance", "covariance", "eigenimages"]
 def density_pairs():
     """The configured coefficient pairs of the 2-D densities, as (a, b) tuples."""
     return [tuple(int(v) for v in p) for p in config["density"]["pairs"]]
+
+
+def combined_axes():
+    """The axes of the headline figure (figures.combined.axes), checked against the axes mapping."""
+    names = list(config["figures"]["combined"]["axes"])
+    unknown = [a for a in names if a not in AXES]
+    if unknown:
+        raise ValueError(
+            f"config figures/combined/axes: {', '.join(map(repr, unknown))} is not an axis "
+            f"of the axes mapping ({', '.join(AXES)})"
+        )
+    return names
 
 
 def figure_targets():
@@ -227,6 +244,7 @@ def figure_targets():
     )
     targets += expand(f"{R}/pca/subsets/{{axis}}.tsv", axis=AXES)
     targets += expand(f"{FIGURES}/drift_box.{{ext}}", ext=ext)
+    targets += expand(f"{FIGURES}/kl_combined.{{ext}}", ext=ext)
     targets += [
         f"{FIGURES}/density_c{a}_c{b}.{e}" for a, b in density_pairs() for e in ext
     ]

@@ -10,6 +10,7 @@ PCA_LABELS = {
     "eigenimages": "eigenimages",
 }
 README_FIGURES = [
+    "kl_combined.png",
     "pca_eigenimages.png",
     "pca_cumulative_variance.png",
     "drift_task.png",
@@ -28,6 +29,7 @@ localrules:
     fig_subset_eigenimages,
     fig_ridge,
     fig_drift,
+    fig_kl_combined,
     fig_density,
     readme_figures,
 
@@ -170,6 +172,30 @@ rule fig_drift:
         level=config["uncertainty"]["level"],
     script:
         "../scripts/fig_drift.py"
+
+
+rule fig_kl_combined:
+    input:
+        drift=expand(f"{R}/drift/{{axis}}.tsv", axis=combined_axes()),
+        groups=expand(f"{R}/groups/{{axis}}.tsv", axis=combined_axes()),
+    output:
+        svg=report(
+            f"{FIGURES}/kl_combined.svg",
+            caption="../report/kl_combined.rst",
+            category="Drift",
+            subcategory="All axes",
+            labels={"axis": "+".join(combined_axes()), "figure": "headline figure"},
+        ),
+        png=f"{FIGURES}/kl_combined.png",
+    log:
+        f"{R}/logs/figures/kl_combined.log",
+    conda:
+        "../envs/filterdb.yaml"
+    params:
+        axes={a: axis_config(a) for a in combined_axes()},
+        title=config["figures"]["combined"]["title"],
+    script:
+        "../scripts/fig_kl_combined.py"
 
 
 rule fig_density:
