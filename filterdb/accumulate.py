@@ -68,8 +68,8 @@ class PassSettings:
         between the lanes, so the read buffers take the same memory.
     precision : {"float32", "float16", "float64"}
         How a stored value is loaded (:data:`filterdb.kernels.PRECISIONS`, docs/method.md §1):
-        rounded to float32 (default), the study's float16 arithmetic (the value rounded straight
-        to float16, each peak-scaled value the float32 quotient rounded to float16), or as stored.
+        the study's float16 arithmetic (default: the value rounded straight to float16, each
+        peak-scaled value the float32 quotient rounded to float16), rounded to float32, or as stored.
     nonfinite : {"error", "drop"}
         Filters holding NaN/Inf: stop with a message naming the row, model and layer, or leave
         them out of every statistic (counted per layer in ``nonfinite``).
@@ -93,7 +93,7 @@ class PassSettings:
 
     block_rows: int = DEFAULT_BLOCK_ROWS
     threads: int = 1
-    precision: str = "float32"
+    precision: str = "float16"
     nonfinite: str = "error"
     quality_eps: float | None = None
     orthogonality: bool = True

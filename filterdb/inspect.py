@@ -37,7 +37,8 @@ from . import divergence, quality, quality_tables, results
 from .accumulate import QUALITY_FIELDS
 from .axes import Axis, group_table, layer_labels
 from .db import find_column, is_filter_db
-from .kernels import coefficients, histogram_columns, scale_filters
+from .kernels import coefficients, histogram_columns
+from .scaling import PRECISIONS, scale_as, values
 
 ATYPICAL_PERCENTILE = 95.0
 
@@ -141,6 +142,7 @@ class Reference:
     components: np.ndarray
     evr: np.ndarray
     range: tuple[float, float]
+    precision: str | None = None  # stream.precision of the run (provenance.json), None: unknown
 
 
 def load_reference(
@@ -193,7 +195,21 @@ def load_reference(
         components=comps,
         evr=evr,
         range=results.read_range(paths.range),
+        precision=_run_precision(Path(results_dir) / "provenance.json"),
     )
+
+
+def _run_precision(path: Path) -> str | None:
+    """``stream.precision`` recorded in a run's ``provenance.json``; None without one."""
+    if not path.exists():
+        return None
+    try:
+        prec = json.loads(path.read_text())["config"]["stream"]["precision"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: no config/stream/precision ({e}); expected the run's provenance") from None
+    if prec not in PRECISIONS:
+        raise ValueError(f"{path}: stream precision {prec!r} is not one of {', '.join(PRECISIONS)}")
+    return prec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +332,7 @@ def inspect_model(
     thresholds: dict | None = None,
     hist_eps: float | None = None,
     floor: str | None = None,
+    precision: str | None = None,
 ) -> Inspection:
     """Quality, histograms, drift to every axis group and every DB model, and a verdict.
 
@@ -332,28 +349,38 @@ def inspect_model(
         Degeneration thresholds (``quality.thresholds``).
     hist_eps, floor : optional
         ``histogram.eps`` and ``histogram.floor``.
-        Every ``None`` takes the configuration default (:mod:`filterdb.settings`).
+    precision : {"float16", "float32", "float64"}, optional
+        How the model's weights enter the arithmetic (``stream.precision``, docs/method.md §1);
+        None: the reference run's (``ref.precision``, from its provenance), so that the model is
+        scaled as the DB was.
+        Every other ``None`` (and a reference without provenance) takes the configuration default
+        (:mod:`filterdb.settings`).
 
     Returns
     -------
     Inspection
         ``counts`` (9, bins); ``groups`` one row per (axis, group); ``models`` one row per DB model.
     """
-    if eps is None or hist_eps is None or floor is None:
+    precision = precision or ref.precision
+    if eps is None or hist_eps is None or floor is None or precision is None:
         from .settings import schema_defaults
 
         d = schema_defaults()
         eps = d["quality"]["eps"] if eps is None else eps
         hist_eps = d["histogram"]["eps"] if hist_eps is None else hist_eps
         floor = d["histogram"]["floor"] if floor is None else floor
+        precision = d["stream"]["precision"] if precision is None else precision
+    prec = PRECISIONS[precision]
     qual = []
     counts = np.zeros((9, ref.edges.size - 1), np.int64)
     outside = 0
     lo, hi = ref.range
     for i, w in enumerate(m.weights):
         row = m.meta.iloc[i] if len(m.meta) > i else pd.Series(dtype=object)
-        qual.append(quality.layer_quality_fast(w, row.get("out_channels", None), eps))
-        coef = coefficients(scale_filters(np.asarray(w, np.float32)), ref.mean, ref.components)
+        # float16: quality on the float16-rounded weights, as the passes compute it (§1, §9)
+        wq = values(w, prec) if precision == "float16" else w
+        qual.append(quality.layer_quality_fast(wq, row.get("out_channels", None), eps))
+        coef = coefficients(scale_as(w, precision), ref.mean, ref.components)
         counts += histogram_columns(coef, ref.edges)
         outside += int(np.count_nonzero((coef < ref.edges[0]) | (coef > ref.edges[-1])))
     meta = m.meta.copy()

@@ -138,7 +138,7 @@ def analyse(
     depth_bins: int = 10,
     density: dict | None = None,
     threads: int = 1,
-    precision: str = "float32",
+    precision: str = "float16",
     nonfinite: str = "error",
 ) -> Analysis:
     """Run the whole analysis in this process with ``shards`` shards (run one after the other).

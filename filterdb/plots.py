@@ -543,9 +543,7 @@ def count_labels(groups: Sequence[str], n_models: Mapping[str, int] | None) -> l
 
 
 @_styled
-def drift_combined(
-    panels: Sequence[tuple[str, Sequence[str], np.ndarray]], title: str = COMBINED_TITLE
-) -> Figure:
+def drift_combined(panels: Sequence[tuple[str, Sequence[str], np.ndarray]], title: str = COMBINED_TITLE) -> Figure:
     """The study's headline figure: the drift heatmaps of several axes side by side, on one shared
     colour scale (colorcet ``fire`` from 0 to the largest value of all panels) with one colour bar.
 

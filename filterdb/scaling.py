@@ -56,6 +56,48 @@ def scale_filters(w: np.ndarray) -> np.ndarray:
     return x / peak[:, None]
 
 
+def scale_as(raw: np.ndarray, precision: str) -> np.ndarray:
+    """Peak-scale stored filter values as the passes do in ``precision`` (docs/method.md §1), in
+    numpy: the reference the kernels are tested against, and what ``inspect`` and the filter grids
+    use for the few rows they handle.
+
+    * ``float16``: each stored value rounded straight to float16 (never through float32), the
+      division in numpy's float16 arithmetic (the float32 quotient rounded to float16), as the
+      study's notebook;
+    * ``float32``: each stored value rounded to float32, then divided by the row's peak in float64;
+    * ``float64``: the stored values divided in float64.
+
+    An all-zero row is divided by 1.
+
+    Parameters
+    ----------
+    raw : array_like
+        Stored values, any float dtype, size a multiple of 9 (``(k, 9)`` or ``(k, 3, 3)``).
+    precision : {"float16", "float32", "float64"}
+
+    Returns
+    -------
+    (k, 9) float64 ndarray
+
+    Raises
+    ------
+    ValueError
+        On an unknown precision.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    x = np.asarray(raw).reshape(-1, 9)
+    if precision == "float16":
+        with np.errstate(over="ignore", invalid="ignore"):
+            h = x.astype(np.float16)
+            peak = np.abs(h).max(axis=1) if h.size else np.zeros(0, np.float16)
+            peak[peak == 0] = 1
+            return (h / peak[:, None]).astype(np.float64)
+    if precision == "float32":
+        x = x.astype(np.float32)
+    return scale_filters(x)
+
+
 def coefficients(scaled: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
     """PCA coefficients ``c_i = (x - mean) . v_i`` for rows ``x`` of ``scaled``.
 

@@ -17,6 +17,17 @@ def synth_db(request, tmp_path_factory):
     return layout, str(path), layers
 
 
+def study_scale(x):
+    """The study's notebook cells, the default precision (docs/method.md §1): ``d =
+    x.astype(np.float16)`` and ``d / np.abs(d).max(axis=1)`` in float16 (an all-zero row divided by
+    1), returned as float64."""
+    with np.errstate(over="ignore"):
+        d = np.asarray(x).reshape(-1, 9).astype(np.float16)
+    peak = np.abs(d).max(axis=1)
+    peak[peak == 0] = 1
+    return (d / peak[:, None]).astype(np.float64)
+
+
 def load_all(path):
     """Plain reference: the whole filter array and the raw meta, read directly."""
     import h5py

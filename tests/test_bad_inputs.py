@@ -90,6 +90,8 @@ def _study_drift(x_g, x_h, a):
 
 
 def _analyse(path, **kw):
+    """The float32 path: the references below round the stored values to float32 with numpy."""
+    kw.setdefault("precision", "float32")
     return pipeline.analyse(str(path), AXES, quality={"eps": 0.01}, fine_bins=8, **kw)
 
 

@@ -7,15 +7,14 @@ from scipy.stats import entropy
 
 from filterdb import divergence, pipeline
 from filterdb.axes import axes_from_config, layer_labels
-from tests.conftest import DEFAULT_AXES, load_all
+from tests.conftest import DEFAULT_AXES, load_all, study_scale
 
 EPS32 = np.finfo(np.float32).eps
 
 
 def plain_scale(x):
-    peak = np.max(np.abs(x), axis=1)
-    peak = np.where(peak == 0, 1.0, peak)
-    return x / peak[:, None]
+    """Peak scaling in the default precision: the study's float16 cells (conftest.study_scale)."""
+    return study_scale(x)
 
 
 def plain_pca(xs):

@@ -13,9 +13,8 @@ KDEpy = pytest.importorskip("KDEpy")
 
 from filterdb import kde, pipeline, plots  # noqa: E402
 from filterdb.axes import Axis, axes_from_config, layer_labels  # noqa: E402
-from filterdb.scaling import scale_filters  # noqa: E402
 from filterdb.synth import write_synth_db  # noqa: E402
-from tests.conftest import DEFAULT_AXES, load_all  # noqa: E402
+from tests.conftest import DEFAULT_AXES, load_all, study_scale  # noqa: E402
 
 # Binned KDE (1024 bins over the shared range) vs KDEpy FFTKDE(bw="silverman") on the raw points.
 # Measured: samples of 20k points (normal, Laplace, bimodal): bandwidth within 0.3 %, curves within
@@ -49,7 +48,7 @@ def small_db(tmp_path_factory):
         density={"pairs": [[0, 1]], "bins": 128, "extent": [-3.3, 3.3]},
     )
     x, _ = load_all(path)
-    coef = (scale_filters(x) - a.pca.mean) @ a.pca.components.T
+    coef = (study_scale(x) - a.pca.mean) @ a.pca.components.T  # the default precision's scaling
     return a, coef
 
 
@@ -234,7 +233,7 @@ def test_subset_pcas_match_in_memory_pca(synth_db, axis):
     s = subset_pcas(layers, a.sums, ax, groups)
     assert s.groups == [str(g) for g in groups]
     assert list(s.table.columns) == SUBSET_COLUMNS
-    x = scale_filters(load_all(path)[0])
+    x = study_scale(load_all(path)[0])  # the default precision's scaling
     row_label = np.repeat(layer_labels(layers, ax).to_numpy(dtype=object), layers["n_filters"].to_numpy())
     for k, g in enumerate(s.groups):
         xg = x[row_label == g]

@@ -245,6 +245,7 @@ def test_pipeline_matches_direct(small_db, shards):
     layers = a.db.layers
     with h5py.File(path, "r") as f:
         X = f["filters"][...].reshape(-1, 9)
+    X = X.astype(np.float16).astype(np.float32)  # the default precision: float16-rounded weights (§1)
     for i, row in layers.iterrows():
         W = X[row["row_start"] : row["row_end"]]
         ref = quality.layer_quality(W, row["out_channels"], 0.01)
