@@ -23,6 +23,8 @@ include: "workflow/rules/drift.smk"
 include: "workflow/rules/uncertainty.smk"
 include: "workflow/rules/quality.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/grids.smk"
+include: "workflow/rules/paper.smk"
 include: "workflow/rules/published.smk"
 
 

@@ -11,7 +11,8 @@ The public API, by layer (docs/method.md has the math; README "Development" the 
 * passes: :mod:`filterdb.stream` (``BlockReader``), :mod:`filterdb.accumulate` (``run_shard``,
   ``gather_parts``, ``PassSettings``)
 * steps: :mod:`filterdb.pipeline` (``analyse``: the whole analysis in one process)
-* analyses and figures: :mod:`filterdb.uncertainty`, :mod:`filterdb.subsets`, :mod:`filterdb.plots`,
+* analyses and figures: :mod:`filterdb.uncertainty`, :mod:`filterdb.subsets`, :mod:`filterdb.grids`
+  (example filters), :mod:`filterdb.paper` (the published values beside a run's), :mod:`filterdb.plots`,
   :mod:`filterdb.inspect`
 
 Submodules are imported on use (``from filterdb import pipeline``), so that importing the package
@@ -23,10 +24,12 @@ __all__ = [
     "axes",
     "db",
     "divergence",
+    "grids",
     "histogram",
     "ingest",
     "inspect",
     "kde",
+    "paper",
     "pca",
     "pipeline",
     "plots",

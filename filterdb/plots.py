@@ -824,3 +824,76 @@ def significance_heatmap(r, title: str = ""):
         fontsize=8 if title else None,
     )
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Filter grids (docs/method.md §8; the filters are chosen and read by filterdb.grids)
+
+#: Cells from one tile's first row (column) to the next one's: 3 of the tile and 1 blank.
+TILE_PITCH = 4
+
+
+def tile_block(img: np.ndarray, g: int, j: int) -> np.ndarray:
+    """Tile ``j`` of row ``g`` of a :func:`filter_grid` mosaic (its ``AxesImage`` array): the
+    ``3 x 3`` block at rows ``g * TILE_PITCH``, columns ``j * TILE_PITCH``."""
+    r, c = g * TILE_PITCH, j * TILE_PITCH
+    return img[r : r + 3, c : c + 3]
+
+
+@_styled
+def filter_grid(
+    tiles: Sequence[np.ndarray], labels: Sequence[str], columns: int | None = None, title: str = ""
+) -> Figure:
+    """Example filters as 3x3 tiles: one row per group, ``seismic`` on [-1, 1], no interpolation.
+
+    Drawn as one mosaic image in a single Axes (:func:`tile_block` gives tile ``j`` of row ``g``;
+    the cells between tiles are transparent) with each tile framed, so that a tile of near-zero
+    values stays visible on the white page; a colour bar on the right.
+
+    Parameters
+    ----------
+    tiles : sequence of (k_g, 9) array_like
+        Per row the peak-scaled filters (row-major 3x3), e.g. :attr:`filterdb.grids.Grid.tiles`;
+        rows may hold different numbers of tiles (a row of none is marked "no filters").
+    labels : sequence of str
+        Row labels, one per entry of ``tiles`` (first on top), e.g. ``natural (557)``.
+    columns : int, optional
+        Tiles per row the layout has room for (default: the longest row).
+    title : str
+        Figure title (none if empty).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    rows = [np.asarray(t, dtype=np.float64).reshape(-1, 9) for t in tiles]
+    G = max(len(rows), 1)
+    K = max([columns or 0] + [r.shape[0] for r in rows] + [1])
+    p = TILE_PITCH
+    img = np.full((G * p - (p - 3), K * p - (p - 3)), np.nan)
+    frame_x, frame_y = [], []
+    fig = _figure(min(1.9 + 0.3 * K, 14.0), 0.75 + 0.3 * G)
+    ax = fig.add_subplot()
+    for g, r in enumerate(rows):
+        if not r.shape[0]:
+            ax.text(1, g * p + 1, "no filters", fontsize=6, ha="left", va="center")
+        for j in range(r.shape[0]):
+            tile_block(img, g, j)[...] = r[j].reshape(3, 3)
+            x0, y0 = j * p - 0.5, g * p - 0.5
+            frame_x += [x0, x0 + 3, x0 + 3, x0, x0, np.nan]
+            frame_y += [y0, y0, y0 + 3, y0 + 3, y0, np.nan]
+    cmap = matplotlib.colormaps["seismic"].with_extremes(bad=(0, 0, 0, 0))
+    im = ax.imshow(img, cmap=cmap, vmin=-1, vmax=1, interpolation="none", aspect="equal")
+    if frame_x:
+        ax.plot(frame_x, frame_y, color="0.55", linewidth=0.4)
+    ax.set_yticks([g * p + 1 for g in range(len(rows))], [str(s) for s in labels], fontsize=7)
+    ax.tick_params(length=0)
+    ax.set_xticks([])
+    ax.set_xlim(-0.7, img.shape[1] - 0.3)
+    ax.set_ylim(img.shape[0] - 0.3, -0.7)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.colorbar(im, ax=ax, shrink=min(0.9, 4.0 / G), pad=0.01, ticks=[-1, 0, 1], label="w / max |w|")
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -33,10 +33,19 @@ pytestmark = [
 AXES = tuple(DEFAULT_AXES)
 TARGETS = [
     f"res/figures/{f}.svg"
-    for f in ("pca_eigenimages", "pca_cumulative_variance", "pca_covariance", "drift_box", "density_c0_c1")
+    for f in (
+        "pca_eigenimages",
+        "pca_cumulative_variance",
+        "pca_covariance",
+        "drift_box",
+        "kl_combined",
+        "density_c0_c1",
+        "filter_grid_model",
+    )
 ]
-TARGETS += [f"res/figures/{k}_{a}.svg" for k in ("ridge", "drift", "eigenimages") for a in AXES]
-CATEGORIES = ["PCA", "Drift", "Ridge plots", "Density"]
+TARGETS += [f"res/figures/{k}_{a}.svg" for k in ("ridge", "drift", "eigenimages", "filter_grid") for a in AXES]
+TARGETS += ["res/paper/comparison.tsv"]
+CATEGORIES = ["PCA", "Drift", "Ridge plots", "Density", "Filters", "Reproduction"]
 
 
 def snakemake(tmp, *options):
@@ -150,7 +159,12 @@ def test_every_figure_is_its_own_report_item(report):
         cats["PCA"]["Global PCA"]
     )
     assert "res/figures/drift_box.svg" in cats["Drift"]["All axes"]
+    assert "res/figures/kl_combined.svg" in cats["Drift"]["All axes"]
     assert "res/figures/density_c0_c1.svg" in sum(cats["Density"].values(), [])
+    for axis in AXES:
+        assert {f"res/figures/filter_grid_{axis}.svg", f"res/grids/{axis}.tsv"} <= set(cats["Filters"][axis])
+    assert {"res/figures/filter_grid_model.svg", "res/grids/model.tsv"} <= set(cats["Filters"]["Model"])
+    assert "res/paper/comparison.tsv" in sum(cats["Reproduction"].values(), [])
 
 
 def test_report_figures_are_reproducible(report):
@@ -158,7 +172,7 @@ def test_report_figures_are_reproducible(report):
     tmp, _ = report
     figs = tmp / "res/figures"
     before = {p.name: p.read_bytes() for p in figs.iterdir()}
-    res = snakemake(tmp, "--forcerun", "fig_drift", "fig_pca", "fig_density")
+    res = snakemake(tmp, "--forcerun", "fig_drift", "fig_pca", "fig_density", "fig_kl_combined", "filter_grids")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "fig_density" in res.stderr and "fig_ridge" not in res.stderr  # only the forced rules ran
     for p in figs.iterdir():

@@ -156,7 +156,8 @@ def test_figures_are_one_job_per_kind(workflow_run):
     res = run_workflow(tmp, db, tmp / "res", "--dry-run", "--quiet", "rules", targets=[])
     assert res.returncode == 0, res.stderr[-3000:]
     counts = dict(line.split() for line in res.stdout.splitlines() if line.startswith("fig_"))
-    assert counts == {k: "1" for k in ("fig_pca", "fig_subset_eigenimages", "fig_ridge", "fig_drift", "fig_density")}
+    kinds = ("fig_pca", "fig_subset_eigenimages", "fig_ridge", "fig_drift", "fig_kl_combined", "fig_density")
+    assert counts == {k: "1" for k in kinds}
 
 
 def test_other_histogram_bins_rerun_only_the_hist_pass(workflow_run):

@@ -207,6 +207,8 @@ def all_targets():
         + figure_targets()
         + quality_targets()
         + uncertainty_targets()
+        + grid_targets()
+        + paper_targets()
     )
 
 
@@ -279,6 +281,72 @@ def uncertainty_targets():
         + expand(f"{R}/drift/{{axis}}.null.tsv", axis=AXES)
         + expand(f"{R}/figures/drift_significance_{{axis}}.svg", axis=AXES)
     )
+
+
+# Filter grids (workflow/rules/grids.smk)
+def grid_axes():
+    """The axes that get a filter grid: grids.axes (all: every configured axis), checked against
+    the axes mapping."""
+    g = config["grids"]["axes"]
+    names = AXES if g == "all" else list(dict.fromkeys(g))
+    unknown = [a for a in names if a not in AXES]
+    if unknown:
+        raise ValueError(
+            f"config grids/axes: {', '.join(map(repr, unknown))} is not an axis "
+            f"of the axes mapping ({', '.join(AXES)})"
+        )
+    return names
+
+
+def grid_targets():
+    """Filter grids of workflow/rules/grids.smk (none when grids.enabled is off): the figure of
+    every axis of grid_axes() and of one model (SVG and PNG), and the tables of the rows they
+    show."""
+    if not config["grids"]["enabled"]:
+        return []
+    ext = ["svg", "png"]
+    names = grid_axes() + ["model"]
+    return expand(f"{FIGURES}/filter_grid_{{name}}.{{ext}}", name=names, ext=ext) + [
+        f"{R}/grids/{n}.tsv" for n in names
+    ]
+
+
+# Reproduction of the papers (workflow/rules/paper.smk)
+def paper_origin():
+    """What the configured dataset is when this workflow builds it (the sample DB, a synthetic DB),
+    else '': such a DB is never the study's data, whatever its counts."""
+    built = {
+        f"{R}/sample/sample.h5": "the sample DB this workflow builds (rule build_sample_db)",
+        f"{R}/synthetic/synthetic.h5": "a synthetic DB this workflow generates (rule synthetic_db; not real data)",
+    }
+    built = {os.path.normpath(k): v for k, v in built.items()}
+    return built.get(os.path.normpath(dataset()), "")
+
+
+def paper_axes():
+    """For the caption: the configured axis with each of the study's axis definitions (or why none has)."""
+    from filterdb.paper import study_axes
+
+    return {
+        k: (f"axis {m.name}" if m.name else m.reason)
+        for k, m in study_axes(config["axes"]).items()
+    }
+
+
+def paper_statement(wildcards):
+    """For the caption: the release statement, read when the job is planned (the script tells the
+    release from the DB itself). A DB this workflow builds gets the same text before and after it
+    is built; another DB that does not exist yet (the published file before rule published_db
+    fetched it) is stated once it exists, and the changed parameter reruns this one-second job once.
+    """
+    from filterdb.paper import planned_statement
+
+    return planned_statement(dataset(), config["paper"]["release"], paper_origin())
+
+
+def paper_targets():
+    """The reproduction table paper/comparison.tsv (workflow/rules/paper.smk)."""
+    return [f"{R}/paper/comparison.tsv"]
 
 
 def drift_box_uncertainty():
