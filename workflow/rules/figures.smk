@@ -11,6 +11,7 @@ PCA_LABELS = {
 }
 README_FIGURES = [
     "kl_combined.png",
+    "filter_grid_visual_category.png",
     "pca_eigenimages.png",
     "pca_cumulative_variance.png",
     "drift_task.png",
