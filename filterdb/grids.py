@@ -26,11 +26,12 @@ Each filter is then peak-scaled exactly as the analysis scales it in the run's
 analysis saw.
 
 Cheap to import: numpy, pandas and the layer modules below; the reader (h5py) only inside
-:func:`read_rows`, the pass module only for the default precision.
+:func:`read_rows`, the schema (for the defaults) only when a default is needed.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,11 +50,17 @@ GRID_COLUMNS = ["group", "row", "model", "layer", "conv_depth", "conv_depth_norm
 MODEL_GRID = "model"
 
 
-def _analysis_precision() -> str:
-    """The default precision of the passes (imported here only: the pass module pulls numba)."""
-    from .accumulate import PassSettings
+@functools.cache
+def _defaults() -> dict:
+    """The schema's defaults of ``grids`` and ``stream.precision`` (the schema owns every default)."""
+    from .settings import schema_defaults
 
-    return PassSettings.precision
+    d = schema_defaults()
+    return {**d["grids"], "precision": d["stream"]["precision"]}
+
+
+def _default(key: str):
+    return field(default_factory=lambda: _defaults()[key])
 
 
 @dataclass(frozen=True)
@@ -74,16 +81,18 @@ class GridSettings:
     seed : int
         Seed of every draw (non-negative).
     precision : str
-        ``stream.precision`` of the run: how the tiles are scaled (:func:`filterdb.scaling.scale_as`); default
-        the analysis's (:class:`filterdb.accumulate.PassSettings`).
+        ``stream.precision`` of the run: how the tiles are scaled (:func:`filterdb.scaling.scale_as`).
+
+    Every default is the schema's (``workflow/schemas/config.schema.yaml``: ``grids`` and
+    ``stream.precision``), read through :func:`filterdb.settings.schema_defaults`.
     """
 
-    per_group: int = 16
-    model: str = "auto"
-    per_layer: int = 16
-    max_layers: int = 16
-    seed: int = 0
-    precision: str = field(default_factory=lambda: _analysis_precision())
+    per_group: int = _default("per_group")
+    model: str = _default("model")
+    per_layer: int = _default("per_layer")
+    max_layers: int = _default("max_layers")
+    seed: int = _default("seed")
+    precision: str = _default("precision")
 
     def __post_init__(self):
         for name in ("per_group", "per_layer", "max_layers"):
@@ -103,9 +112,9 @@ class GridSettings:
         ----------
         grids : Mapping
             Keys among ``per_group``, ``model``, ``per_layer``, ``max_layers``, ``seed`` (others
-            ignored); missing keys take the defaults of this class.
+            ignored); missing keys take the schema's defaults.
         precision : str, optional
-            ``stream.precision``; None: the default of this class.
+            ``stream.precision``; None: the schema's default.
 
         Returns
         -------
