@@ -25,6 +25,9 @@ include: "workflow/rules/quality.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/grids.smk"
 include: "workflow/rules/paper.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/model_axes.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/published.smk"
 
 

@@ -13,11 +13,14 @@ Passes (see docs/method.md):
 
 ``sums``  — ``n``, ``sum`` (9,), ``outer`` (9, 9) of the peak-scaled filters per layer (float64,
             row by row), ``nonfinite`` rows per layer, and the quality moments of the unscaled
-            weights (``quality_*`` arrays) when quality is on.
+            weights (``quality_*`` arrays) when quality is on, with the sparse filters counted for
+            every eps of the sensitivity sweep (``quality_n_sparse_grid`` (L, E) over
+            ``quality_eps_grid`` (E,)).
 ``range`` — ``cmin``, ``cmax`` (9,) of the PCA coefficients per layer.
-``hist``  — ``counts`` (bins per coefficient) per layer over the shared range; fine per-cell
-            histograms (``cell``, ``cell_counts``); 2-D histograms of coefficient pairs
-            (``total__density``).
+``hist``  — ``counts`` (bins per coefficient) per layer over the shared range; with a fixed range
+            (config ``models.range``) also ``fixed_counts`` over ``fixed_edges`` and the values
+            outside it, ``fixed_outside`` (L, 9); fine per-cell histograms (``cell``,
+            ``cell_counts``); 2-D histograms of coefficient pairs (``total__density``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import compiled, quality, scaling
+from .histogram import uniform_edges
 from .results import Plan, load_part
 from .stream import DEFAULT_BLOCK_ROWS, ROW_BYTES, BlockReader, plan_blocks, plan_shards, progress
 
@@ -75,6 +79,11 @@ class PassSettings:
         them out of every statistic (counted per layer in ``nonfinite``).
     quality_eps : float or None
         Sparsity threshold of the quality metrics; None = no quality metrics.
+    quality_eps_grid : sequence of float
+        The sparsity thresholds of the sensitivity sweep (config ``quality.sensitivity.eps``):
+        the sparse filters of each layer are counted for each of them in the same loop
+        (``quality_n_sparse_grid``). ``quality_eps`` is always among them (added when missing);
+        stored sorted, without repeats (:func:`eps_grid`).
     orthogonality : bool
         Compute the orthogonality of each layer (an out x out product per layer: the costliest
         quality metric; False leaves it NaN).
@@ -84,6 +93,11 @@ class PassSettings:
         Coefficient pairs of the 2-D histograms.
     density_bins : int
     density_extent : (float, float)
+    fixed_range : (float, float) or None
+        A fixed coefficient range ``[lo, hi]`` (config ``models.range``): the hist pass also
+        counts every coefficient into ``bins`` equal bins over it (``fixed_counts``, numpy's rule
+        as ``counts``); values outside it are counted per layer and coefficient in
+        ``fixed_outside`` and left out. None (``auto``): no such histograms.
     progress : bool
         tqdm progress on stderr.
     bypass_cache : bool
@@ -96,13 +110,90 @@ class PassSettings:
     precision: str = "float16"
     nonfinite: str = "error"
     quality_eps: float | None = None
+    quality_eps_grid: tuple = ()
     orthogonality: bool = True
     fine_bins: int = 0
     density_pairs: list = field(default_factory=list)
     density_bins: int = 512
     density_extent: tuple = (-3.3, 3.3)
+    fixed_range: tuple | None = None
     progress: bool = True
     bypass_cache: bool = False
+
+
+def eps_grid(eps: float, grid=()) -> np.ndarray:
+    """The sparsity thresholds of the sensitivity sweep: ``grid`` and ``eps``, sorted, without
+    repeats (float64).
+
+    Parameters
+    ----------
+    eps : float
+        The configured threshold (``quality.eps``); always in the result.
+    grid : sequence of float
+        The sweep (``quality.sensitivity.eps``); each a finite positive number (a fraction of the
+        layer's max ``|w|``).
+
+    Returns
+    -------
+    (E,) float64 ndarray
+
+    Raises
+    ------
+    ValueError
+        On a value that is not a finite positive number.
+
+    Examples
+    --------
+    >>> eps_grid(0.01, [0.1, 0.001, 0.01]).tolist()
+    [0.001, 0.01, 0.1]
+    """
+    vals = [eps, *list(grid or ())]
+    for v in vals:
+        ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        if not ok or not (0.0 < float(v) < np.inf):
+            raise ValueError(
+                f"quality.sensitivity.eps / quality.eps: {v!r} is not a sparsity threshold "
+                f"(expected a finite number > 0, a fraction of the layer's max |w|)"
+            )
+    return np.unique(np.asarray(vals, np.float64))
+
+
+def fixed_range(value) -> tuple[float, float] | None:
+    """The fixed coefficient range of config ``models.range``: ``(lo, hi)``, or None for ``auto``
+    (or a missing key).
+
+    Parameters
+    ----------
+    value : "auto", None or a sequence ``[lo, hi]``
+
+    Returns
+    -------
+    (float, float) or None
+
+    Raises
+    ------
+    ValueError
+        Unless ``value`` is ``auto``/None or two finite numbers with ``lo < hi``.
+
+    Examples
+    --------
+    >>> fixed_range([-3, 3])
+    (-3.0, 3.0)
+    >>> fixed_range("auto") is None
+    True
+    """
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return None
+    bad = ValueError(f"models.range: expected auto or [lo, hi], two finite numbers with lo < hi; got {value!r}")
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise bad
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise bad from None
+    if any(isinstance(v, bool) for v in value) or not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise bad
+    return lo, hi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,6 +260,7 @@ class SumsPass(_Pass):
         "g_all",
         "g_clean",
         "ortho",
+        "n_sparse_grid",
     )
 
     def __init__(self, plan, lo, hi, settings):
@@ -187,6 +279,8 @@ class SumsPass(_Pass):
             self.g_all = np.zeros((k, 9, 9))
             self.g_clean = np.zeros((k, 9, 9))
             self.ortho = np.full(k, np.nan)
+            self.eps_grid = eps_grid(float(settings.quality_eps), settings.quality_eps_grid)
+            self.n_sparse_grid = np.zeros((k, self.eps_grid.size), np.int64)
         else:
             self.per_layer = self.per_layer[:5]
 
@@ -214,6 +308,8 @@ class SumsPass(_Pass):
             self.n_clean if q else z1.astype(np.int64),
             self.g_all if q else z3,
             self.g_clean if q else z3,
+            self.eps_grid if q else z1,
+            self.n_sparse_grid if q else np.zeros((0, 0), np.int64),
         )
         if q and self.s.orthogonality:
             if x.dtype == np.uint16:  # float16 rows: the float32 values, exact (compiled: fast)
@@ -286,6 +382,10 @@ class SumsPass(_Pass):
                 self.plan.out_channels[self.lo : self.hi],
             )
             out.update({f"quality_{f}": q[f] for f in QUALITY_FIELDS})
+            # the sensitivity sweep of eps: per layer the sparse filters at each threshold, and the
+            # thresholds (the same in every part: checked equal by the gather)
+            out["quality_n_sparse_grid"] = self.n_sparse_grid
+            out["total__quality_eps_grid"] = self.eps_grid
         return out
 
 
@@ -509,10 +609,23 @@ class HistPass(_Pass):
         self.dbins = int(settings.density_bins)
         self.dlo, self.dhi = (float(v) for v in settings.density_extent)
         self.dens = np.zeros((self.pairs.shape[0], self.dbins, self.dbins), np.uint32)
+        # the fixed-range histograms (config models.range): as many bins as counts, over [lo, hi]
+        self.fixed = fixed_range(settings.fixed_range)
+        if self.fixed is not None:
+            self.xedges = uniform_edges(*self.fixed, bins)
+            self.fixed_counts = np.zeros((self.k, 9, bins), np.uint32)
+            self.fixed_outside = np.zeros((self.k, 9), np.int64)
+        else:
+            self.xedges = np.zeros(1)
+            self.fixed_counts = np.zeros((0, 9, 1), np.uint32)
+            self.fixed_outside = np.zeros((0, 9), np.int64)
 
     def lane(self, lo, hi):
         sub = HistPass(self.plan, lo, hi, self.s, self.mean, self.comps, self.edges, cell_sink=self.sink)
-        sub.counts = self.counts[lo - self.lo : hi - self.lo]
+        a, b = lo - self.lo, hi - self.lo
+        sub.counts = self.counts[a:b]
+        if self.fixed is not None:
+            sub.fixed_counts, sub.fixed_outside = self.fixed_counts[a:b], self.fixed_outside[a:b]
         return sub
 
     def join(self, lanes):
@@ -579,10 +692,21 @@ class HistPass(_Pass):
             self.dhi,
             self.dbins,
             self.dens,
+            self.xedges,
+            self.fixed_counts,
+            self.fixed_outside,
         )
 
     def arrays(self):
         out = {"counts": self.counts, "total__edges": self.edges}
+        if self.fixed is not None:
+            out.update(
+                {
+                    "fixed_counts": self.fixed_counts,
+                    "fixed_outside": self.fixed_outside,
+                    "total__fixed_edges": self.xedges,
+                }
+            )
         if self.fb:
             closed = self.sink.ids if self.sink is not None else self.closed_ids
             ids = np.concatenate(closed) if closed else np.zeros(0, np.int64)
@@ -762,7 +886,7 @@ TOTALS = ("total__", "min__", "max__")
 
 def _combine(out: dict, name: str, arr: np.ndarray, path) -> None:
     """Add the part array ``name`` (a :data:`TOTALS` prefix) into ``out[short name]``: summed
-    (``total__``; edges and pairs must be equal instead), or by minimum / maximum."""
+    (``total__``; edges, pairs and grids must be equal instead), or by minimum / maximum."""
     short = name.split("__", 1)[1]
     if short not in out:
         out[short] = np.array(arr, copy=True)
@@ -770,7 +894,7 @@ def _combine(out: dict, name: str, arr: np.ndarray, path) -> None:
         out[short] = np.minimum(out[short], arr)
     elif name.startswith("max__"):
         out[short] = np.maximum(out[short], arr)
-    elif short.endswith(("edges", "pairs")):
+    elif short.endswith(("edges", "pairs", "grid")):
         if not np.array_equal(out[short], arr):
             raise ValueError(f"{path}: {short} differs from the other shards'")
     else:
@@ -964,9 +1088,11 @@ def coefficient_range(cmin: np.ndarray, cmax: np.ndarray) -> tuple[float, float]
     return float(np.min(cmin)), float(np.max(cmax))
 
 
-def _per_layer_bytes(bins: int) -> dict[str, int]:
-    """Bytes per layer of each pass's arrays (sums with the quality moments)."""
-    return {"sums": 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81), "range": 8 * 18, "hist": 4 * 9 * bins}
+def _per_layer_bytes(bins: int, eps_grid: int = 0, fixed: bool = False) -> dict[str, int]:
+    """Bytes per layer of each pass's arrays (sums with the quality moments and ``eps_grid``
+    sparse counts; hist with the fixed-range histograms when ``fixed``)."""
+    hist = 4 * 9 * bins + (4 * 9 * bins + 8 * 9 if fixed else 0)
+    return {"sums": 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81) + 8 * eps_grid, "range": 8 * 18, "hist": hist}
 
 
 def estimate_mem_mb(
@@ -981,9 +1107,12 @@ def estimate_mem_mb(
     density_pairs: int = 0,
     density_bins: int = 512,
     row_bytes: int = ROW_BYTES,
+    eps_grid: int = 0,
+    fixed: bool = False,
 ) -> int:
     """Peak memory (MB, with a safety margin) of one job of ``kind`` on ``plan`` (``row_bytes``:
-    bytes of one stored filter, 18/36/72 for float16/32/64).
+    bytes of one stored filter, 18/36/72 for float16/32/64; ``eps_grid``: thresholds of the
+    sparsity sweep; ``fixed``: fixed-range histograms too).
 
     ``kind`` is ``shard_sums``, ``shard_range``, ``shard_hist``, ``gather_sums``, ``gather_range``,
     ``gather_hist`` or ``gather_cells``. A shard job holds, per thread (lane), up to three read blocks
@@ -994,7 +1123,7 @@ def estimate_mem_mb(
     base = 300.0  # Python, numpy, numba, h5py
     if kind == "gather_cells":  # one window of cells, the records' ids
         return int((base + 2048 * 4 * 9 * fine_bins / 1e6 + 16 * plan.n_cells / 1e6) * 1.25) + 1
-    per_layer = _per_layer_bytes(bins)
+    per_layer = _per_layer_bytes(bins, eps_grid, fixed)
     p = kind.split("_", 1)[1]
     n_f = plan.n_filters
     L = plan.n_layers
@@ -1035,6 +1164,8 @@ def estimate_single_job_mb(
     layers: int | None = None,
     filters_per_layer: int = 1000,
     row_bytes: int = ROW_BYTES,
+    eps_grid: int = 0,
+    fixed: bool = False,
 ) -> int:
     """Peak memory (MB, with a safety margin) of the one-job path (rule ``analyse``), estimated
     before its layer plan exists from the DB's filter count and its number of ``layers``
@@ -1044,7 +1175,7 @@ def estimate_single_job_mb(
     if layers is None:
         layers = int(filters) // max(1, filters_per_layer)
     layers = max(1, int(layers))
-    per_layer = max(_per_layer_bytes(bins).values()) + 8 * 18 + 2000  # + the meta table's row
+    per_layer = max(_per_layer_bytes(bins, eps_grid, fixed).values()) + 8 * 18 + 2000  # + the meta table's row
     mb = 400.0 + layers * per_layer / 1e6  # Python, pandas, numpy, h5py
     mb += 3 * max(block_rows, 1 << 16) * row_bytes / 1e6
     lanes = max(1, int(threads))

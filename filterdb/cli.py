@@ -4,6 +4,7 @@ Subcommands:
 
 * ``build``: models sheet -> filter DB in the published v1.0 layout (:mod:`filterdb.ingest.build`);
 * ``inspect``: one model against an analysed DB (computation in :mod:`filterdb.inspect`);
+* ``compare``: the models of a sheet against a reference run and each other (:mod:`filterdb.compare`);
 * ``convert``: a DB rewritten with its filters in another dtype (:mod:`filterdb.convert`).
 """
 
@@ -136,7 +137,7 @@ def inspect_settings(config: str | None) -> dict:
     return {
         "axes": axes_from_config(cfg.get("axes") or STUDY_AXES),
         "eps": float(q["eps"]),
-        "thresholds": dict(q["thresholds"]),
+        "thresholds": {**q["thresholds"], "rule": q["rule"]},  # quality.rule: the degeneration rule (§9)
         "hist_eps": float(h["eps"]),
         "floor": str(h["floor"]),
     }
@@ -160,6 +161,62 @@ def run_inspect(args: argparse.Namespace) -> int:
     for row in r.models.head(args.top).itertuples():
         print(f"    {row.model}\tD = {row.drift:.4g}")
     print(f"written: {out}/{{layers,groups,models}}.tsv, summary.json")
+    return 0
+
+
+# ---- compare ----------------------------------------------------------------------------------
+
+COMPARE_DESCRIPTION = (
+    "Your own models against a reference run: every model of a models sheet (any format filterdb reads) is "
+    "read one at a time and projected onto the reference run's PCA basis and coefficient range (the reference's "
+    "filters are not read again). Writes the model x model drift (OUT/drift.tsv), the drift of matching layers "
+    "(by name, else by position) and per depth bin, each model's drift to every reference group, the quality "
+    "metrics and, with --order, the training trajectory (OUT/trajectory.tsv and figure). docs/method.md §12."
+)
+
+
+def add_compare_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``compare`` on an argparse ``subparsers`` object (``func`` = :func:`run_compare`)."""
+    p = subparsers.add_parser(
+        "compare",
+        help="the models of a sheet (e.g. checkpoints) against a reference run and each other",
+        description=COMPARE_DESCRIPTION,
+    )
+    p.add_argument("sheet", help="models sheet (TSV: model, path or source+member, meta columns such as epoch)")
+    p.add_argument("--reference", required=True, help="results folder of the analysed reference DB")
+    p.add_argument("--stats", default=None, help="stats folder of the reference (default: REFERENCE/stats)")
+    p.add_argument("--db", help="the reference DB (only checked against the results; its filters are not read)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="workflow config for axes, histogram floor and quality thresholds "
+        "(default: ./config.yaml if present, else the study's axes)",
+    )
+    p.add_argument(
+        "--order",
+        default=None,
+        metavar="COLUMN",
+        help="numeric sheet column (e.g. epoch) ordering the checkpoints: writes the training trajectory",
+    )
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_compare)
+    return p
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """``filterdb compare``: compute (:mod:`filterdb.compare`), write the outputs, print one line per
+    model and a summary. Returns the exit code (0)."""
+    from . import compare, inspect
+
+    kw = inspect_settings(args.config)
+    axes = kw.pop("axes")
+    ref = inspect.load_reference(args.reference, args.stats, args.db)
+    c = compare.compare(args.sheet, ref, axes, order=args.order, progress=not args.quiet, **kw)
+    written = compare.write_outputs(c, args.out, reference=args.reference)
+    for line in compare.summary_lines(c):
+        print(line)
+    print(f"written: {len(written)} files in {args.out} (drift.tsv, models.tsv, groups.tsv, ...)")
     return 0
 
 
@@ -300,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_build_parser(sub)
     # ---- other subcommands -----------------------------------------------------------------
     add_inspect_parser(sub)
+    add_compare_parser(sub)
     add_convert_parser(sub)
     add_models_parser(sub)
     # ------------------------------------------------------------------------------------------

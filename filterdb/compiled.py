@@ -47,13 +47,13 @@ ROW_TYPES = {"float32": "float32", "float64": "float64", "float16": "uint16"}
 _PASS_SIGNATURES = {
     "sums_block": (
         "void({x}, {i1}, {i1}, {i1}, boolean, int64, {i1}, {f2}, {f3}, {i1}, "
-        "{i1}, boolean, float64, {f1}, {i1}, {i1}, {f3}, {f3})"
+        "{i1}, boolean, float64, {f1}, {i1}, {i1}, {f3}, {f3}, {f1}, {i2})"
     ),
     "range_block": "void({x}, {i1}, {i1}, {i1}, boolean, int64, {f1}, {f2}, {f2}, {f2})",
     "hist_block": (
         "void({x}, {i1}, {i1}, {i1}, boolean, int64, {f1}, {f2}, "
         "{f1}, {u3}, {i1}, {f1}, {u3}, {i2}, "
-        "float64, float64, int64, {u3})"
+        "float64, float64, int64, {u3}, {f1}, {u3}, {i2})"
     ),
 }
 _TYPES = {

@@ -312,6 +312,179 @@ def nearest_neighbour_drifts(
 
 
 @dataclass
+class Projection:
+    """One model's 3x3 conv layers on a reference's basis and range (:func:`project_model`): what
+    ``inspect`` and ``compare`` keep of a model once its weights are dropped."""
+
+    name: str
+    meta: pd.DataFrame  # one row per layer: the model's meta, model_id/model/conv_depth/conv_depth_norm filled, layer
+    counts: np.ndarray  # (L, 9, bins) int64: per layer the 9 coefficient histograms over the reference's edges
+    outside: np.ndarray  # (L,) int64: coefficient values outside the reference's range (not in the histograms)
+    quality: dict  # QUALITY_FIELDS -> (L,) arrays (filterdb.quality.layer_quality_fast)
+
+
+def resolve_settings(
+    ref: Reference,
+    eps: float | None = None,
+    hist_eps: float | None = None,
+    floor: str | None = None,
+    precision: str | None = None,
+) -> tuple[float, float, str, str]:
+    """The settings of a model's projection and drifts: each given value, else (precision) the
+    reference run's, else the configuration default (:func:`filterdb.settings.schema_defaults`).
+
+    Parameters
+    ----------
+    ref : Reference
+    eps, hist_eps, floor, precision : optional
+        ``quality.eps``, ``histogram.eps``, ``histogram.floor``, ``stream.precision``.
+
+    Returns
+    -------
+    (eps, hist_eps, floor, precision)
+    """
+    precision = precision or ref.precision
+    if eps is None or hist_eps is None or floor is None or precision is None:
+        from .settings import schema_defaults
+
+        d = schema_defaults()
+        eps = d["quality"]["eps"] if eps is None else eps
+        hist_eps = d["histogram"]["eps"] if hist_eps is None else hist_eps
+        floor = d["histogram"]["floor"] if floor is None else floor
+        precision = d["stream"]["precision"] if precision is None else precision
+    return eps, hist_eps, floor, precision
+
+
+def project_model(m: ModelLayers, ref: Reference, eps: float, precision: str) -> Projection:
+    """Per layer: the quality metrics and the 9 coefficient histograms on the reference's basis and
+    edges (coefficients outside the reference's range are counted in ``outside`` and left out of
+    the histograms, as :func:`numpy.histogram` leaves them out).
+
+    Parameters
+    ----------
+    m : ModelLayers
+    ref : Reference
+    eps : float
+        Quality sparsity eps.
+    precision : {"float16", "float32", "float64"}
+        How the weights enter the arithmetic (docs/method.md §1): scaled with
+        :func:`filterdb.scaling.scale_as`; in float16 the quality metrics are computed on the
+        float16-rounded weights, as the passes compute them (§1, §9).
+
+    Returns
+    -------
+    Projection
+    """
+    prec = PRECISIONS[precision]
+    qual = []
+    counts = np.zeros((len(m.weights), 9, ref.edges.size - 1), np.int64)
+    outside = np.zeros(len(m.weights), np.int64)
+    for i, w in enumerate(m.weights):
+        row = m.meta.iloc[i] if len(m.meta) > i else pd.Series(dtype=object)
+        # float16: quality on the float16-rounded weights, as the passes compute it (§1, §9)
+        wq = values(w, prec) if precision == "float16" else w
+        qual.append(quality.layer_quality_fast(wq, row.get("out_channels", None), eps))
+        coef = coefficients(scale_as(w, precision), ref.mean, ref.components)
+        counts[i] = histogram_columns(coef, ref.edges)
+        outside[i] = int(np.count_nonzero((coef < ref.edges[0]) | (coef > ref.edges[-1])))
+    meta = m.meta.copy()
+    for col, default in (("model_id", m.name), ("model", m.name), ("conv_depth", np.nan), ("conv_depth_norm", np.nan)):
+        if col not in meta:
+            meta[col] = default
+    meta["layer"] = np.arange(len(meta))
+    arrays = {f: np.array([q[f] for q in qual]) for f in QUALITY_FIELDS}
+    return Projection(name=m.name, meta=meta, counts=counts, outside=outside, quality=arrays)
+
+
+@dataclass
+class ReferenceGroups:
+    """The groups of one reference axis: ``table`` (:func:`filterdb.axes.group_table`) and their
+    histograms ``counts`` (G, 9, bins), sums of the reference's per-layer histograms."""
+
+    axis: Axis
+    table: pd.DataFrame
+    counts: np.ndarray
+
+
+def reference_groups(ref: Reference, axes: Sequence[Axis]) -> list[ReferenceGroups]:
+    """The groups of every axis the reference's layer table has a column for, with their histograms
+    (formed once; :func:`group_drift_table` takes them for each model).
+
+    Parameters
+    ----------
+    ref : Reference
+    axes : sequence of Axis
+
+    Returns
+    -------
+    list of ReferenceGroups, in the order of ``axes`` (axes without their column left out)
+    """
+    out = []
+    for axis in axes:
+        if not _has_column(ref.layers, axis):
+            continue
+        labels = layer_labels(ref.layers, axis)
+        gt = group_table(ref.layers, labels, axis)
+        out.append(ReferenceGroups(axis, gt, divergence.group_counts(ref.counts, labels, list(gt["group"]))))
+    return out
+
+
+def group_drift_table(
+    counts: np.ndarray,
+    groups: Sequence[ReferenceGroups],
+    ref: Reference,
+    hist_eps: float,
+    floor: str,
+    layer_table: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The drift of one histogram set to every group of every reference axis.
+
+    Parameters
+    ----------
+    counts : (9, bins) array_like
+        The model's histograms.
+    groups : sequence of ReferenceGroups
+        :func:`reference_groups`.
+    ref : Reference
+        Supplies ``evr`` and ``edges``.
+    hist_eps, floor
+        ``histogram.eps`` and ``histogram.floor``.
+    layer_table : pandas.DataFrame, optional
+        The model's layer quality table; ``member`` is True where one of its layers carries the
+        group's label (its column named after the axis).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``axis``, ``group``, ``drift``, ``n_models``, ``n_filters``, ``member``, ``rank`` (within the
+        axis, by drift), sorted by axis then ascending drift.
+    """
+    rows = []
+    for rg in groups:
+        axis, gt = rg.axis, rg.table
+        names = list(gt["group"])
+        d = drift_row(counts, rg.counts, ref.evr, hist_eps, floor, ref.edges) if names else np.zeros(0)
+        lt = layer_table
+        own = set(lt[axis.name].dropna().astype(str)) if lt is not None and axis.name in lt else set()
+        for k, g in enumerate(names):
+            rows.append(
+                {
+                    "axis": axis.name,
+                    "group": g,
+                    "drift": d[k],
+                    "n_models": int(gt["n_models"].iloc[k]),
+                    "n_filters": int(gt["n_filters"].iloc[k]),
+                    "member": str(g) in own,
+                }
+            )
+    out = pd.DataFrame(rows, columns=["axis", "group", "drift", "n_models", "n_filters", "member"])
+    if len(out):
+        out["rank"] = out.groupby("axis")["drift"].rank(method="first").astype(int)
+        out = out.sort_values(["axis", "drift"], kind="stable").reset_index(drop=True)
+    return out
+
+
+@dataclass
 class Inspection:
     name: str
     layers: pd.DataFrame  # layer quality
@@ -361,63 +534,14 @@ def inspect_model(
     Inspection
         ``counts`` (9, bins); ``groups`` one row per (axis, group); ``models`` one row per DB model.
     """
-    precision = precision or ref.precision
-    if eps is None or hist_eps is None or floor is None or precision is None:
-        from .settings import schema_defaults
-
-        d = schema_defaults()
-        eps = d["quality"]["eps"] if eps is None else eps
-        hist_eps = d["histogram"]["eps"] if hist_eps is None else hist_eps
-        floor = d["histogram"]["floor"] if floor is None else floor
-        precision = d["stream"]["precision"] if precision is None else precision
-    prec = PRECISIONS[precision]
-    qual = []
-    counts = np.zeros((9, ref.edges.size - 1), np.int64)
-    outside = 0
-    lo, hi = ref.range
-    for i, w in enumerate(m.weights):
-        row = m.meta.iloc[i] if len(m.meta) > i else pd.Series(dtype=object)
-        # float16: quality on the float16-rounded weights, as the passes compute it (§1, §9)
-        wq = values(w, prec) if precision == "float16" else w
-        qual.append(quality.layer_quality_fast(wq, row.get("out_channels", None), eps))
-        coef = coefficients(scale_as(w, precision), ref.mean, ref.components)
-        counts += histogram_columns(coef, ref.edges)
-        outside += int(np.count_nonzero((coef < ref.edges[0]) | (coef > ref.edges[-1])))
-    meta = m.meta.copy()
-    for col, default in (("model_id", m.name), ("model", m.name), ("conv_depth", np.nan), ("conv_depth_norm", np.nan)):
-        if col not in meta:
-            meta[col] = default
-    meta["layer"] = np.arange(len(meta))
-    own_axes = [a for a in axes if _has_column(meta, a)]
-    arrays = {f: np.array([q[f] for q in qual]) for f in QUALITY_FIELDS}
-    lt = quality_tables.layer_quality_table(meta, arrays, own_axes, thresholds)
+    eps, hist_eps, floor, precision = resolve_settings(ref, eps, hist_eps, floor, precision)
+    proj = project_model(m, ref, eps, precision)
+    counts = proj.counts.sum(axis=0)
+    outside = int(proj.outside.sum())
+    own_axes = [a for a in axes if _has_column(proj.meta, a)]
+    lt = quality_tables.layer_quality_table(proj.meta, proj.quality, own_axes, thresholds)
     mq = quality_tables.model_quality_table(lt, thresholds).iloc[0]
-
-    rows = []
-    for axis in axes:
-        if not _has_column(ref.layers, axis):
-            continue
-        labels = layer_labels(ref.layers, axis)
-        gt = group_table(ref.layers, labels, axis)
-        names = list(gt["group"])
-        gc = divergence.group_counts(ref.counts, labels, names)
-        d = drift_row(counts, gc, ref.evr, hist_eps, floor, ref.edges) if names else np.zeros(0)
-        own = set(lt[axis.name].dropna().astype(str)) if axis.name in lt else set()
-        for k, g in enumerate(names):
-            rows.append(
-                {
-                    "axis": axis.name,
-                    "group": g,
-                    "drift": d[k],
-                    "n_models": int(gt["n_models"].iloc[k]),
-                    "n_filters": int(gt["n_filters"].iloc[k]),
-                    "member": str(g) in own,
-                }
-            )
-    groups = pd.DataFrame(rows, columns=["axis", "group", "drift", "n_models", "n_filters", "member"])
-    if len(groups):
-        groups["rank"] = groups.groupby("axis")["drift"].rank(method="first").astype(int)
-        groups = groups.sort_values(["axis", "drift"], kind="stable").reset_index(drop=True)
+    groups = group_drift_table(counts, reference_groups(ref, axes), ref, hist_eps, floor, lt)
 
     mtab, mcounts = model_histograms(ref.layers, ref.counts)
     mtab["drift"] = drift_row(counts, mcounts, ref.evr, hist_eps, floor, ref.edges)
@@ -443,9 +567,9 @@ def _verdict(r: Inspection) -> list[str]:
     lines = []
     flags = [f for f in quality.FLAGS if bool(r.model[f])]
     n_deg = int(r.layers["degenerated"].sum())
-    if flags:
+    if bool(r.model["degenerated"]):  # project rule: any flag; cvpr_reanalysis: its own (§9)
         lines.append(
-            f"DEGENERATED: {', '.join(f.replace('_', ' ') for f in flags)} "
+            f"DEGENERATED: {', '.join(f.replace('_', ' ') for f in flags) or 'degenerated layers'} "
             f"({n_deg} of {len(r.layers)} layers degenerated)"
         )
     else:

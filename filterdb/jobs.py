@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 from . import results
-from .accumulate import CellHistFile, PassSettings, coefficient_range, gather_parts, run_shard
+from .accumulate import CellHistFile, PassSettings, coefficient_range, fixed_range, gather_parts, run_shard
 from .histogram import uniform_edges
 from .pca import global_pca
 
@@ -22,10 +22,17 @@ from .pca import global_pca
 
 
 def pass_settings(
-    stream: Mapping, quality: Mapping | None, fine_bins: int, density: Mapping, threads: int, db_path=None
+    stream: Mapping,
+    quality: Mapping | None,
+    fine_bins: int,
+    density: Mapping,
+    threads: int,
+    db_path=None,
+    fixed=None,
 ):
     """:class:`filterdb.accumulate.PassSettings` from the rule's params (config ``stream``,
-    ``quality``, ``histogram.fine_bins``, ``density``) and its threads; ``stream.bypass_page_cache:
+    ``quality`` with ``eps_grid`` = ``quality.sensitivity.eps``, ``histogram.fine_bins``,
+    ``density``, ``models.range`` as ``fixed``) and its threads; ``stream.bypass_page_cache:
     auto`` bypasses it when the DB ``db_path`` is larger than this machine's memory."""
     from .stream import page_cache_fits
 
@@ -40,11 +47,13 @@ def pass_settings(
         precision=stream["precision"],
         nonfinite=stream["nonfinite"],
         quality_eps=(quality or {}).get("eps"),
+        quality_eps_grid=tuple((quality or {}).get("eps_grid") or ()),
         orthogonality=(quality or {}).get("orthogonality", True),
         fine_bins=fine_bins,
         density_pairs=[tuple(v) for v in d.get("pairs", [])],
         density_bins=d.get("bins", 512),
         density_extent=tuple(d.get("extent", (-3.3, 3.3))),
+        fixed_range=fixed_range(fixed),
     )
 
 
@@ -126,7 +135,9 @@ def analyse(inp, out, params, threads: int) -> None:
     db, plan = layer_table(
         inp.db, params.columns, params.depth_bins, out.layers, out.plan, out.cells, out.coverage, params.checks
     )
-    s = pass_settings(params.stream, params.quality, params.fine_bins, params.density, threads, inp.db)
+    s = pass_settings(
+        params.stream, params.quality, params.fine_bins, params.density, threads, inp.db, params.get("fixed_range")
+    )
     names = pipeline.layer_namer(db.layers)
 
     def one_pass(kind, **kw):

@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import divergence
 from .accumulate import PassSettings, coefficient_range, gather_parts, run_shard
+from .accumulate import fixed_range as fixed_range_of
 from .axes import Axis, depth_axis, group_table, layer_labels
 from .db import FilterDB, open_db
 from .histogram import uniform_edges
@@ -140,6 +141,7 @@ def analyse(
     threads: int = 1,
     precision: str = "float16",
     nonfinite: str = "error",
+    fixed_range=None,
 ) -> Analysis:
     """Run the whole analysis in this process with ``shards`` shards (run one after the other).
 
@@ -155,11 +157,16 @@ def analyse(
     block_rows, threads, precision, nonfinite, progress :
         See :class:`filterdb.accumulate.PassSettings`.
     quality : dict or None
-        ``{"eps": ...}`` to compute the quality metrics in the sums pass.
+        ``{"eps": ...}`` to compute the quality metrics in the sums pass; ``"eps_grid"``: the
+        thresholds of the sparsity sweep (config ``quality.sensitivity.eps``; default: ``eps``
+        alone).
     fine_bins, depth_bins :
         Fine per-cell histograms (0 = none) and the depth bins that define the cells.
     density : dict or None
         ``{"pairs": [[0, 1]], "bins": 512, "extent": (-3.3, 3.3)}``.
+    fixed_range : [lo, hi], "auto" or None
+        Config ``models.range``: a list also gives the per-layer histograms over that fixed range
+        (``fixed_counts``, ``fixed_outside``, ``fixed_edges`` in ``hist``; ``bins`` bins).
     """
     db = open_db(path, [a.column for a in axes])
     layers = db.layers
@@ -171,10 +178,12 @@ def analyse(
         precision=precision,
         nonfinite=nonfinite,
         quality_eps=None if quality is None else float(quality.get("eps", 0.01)),
+        quality_eps_grid=() if quality is None else tuple(quality.get("eps_grid") or ()),
         fine_bins=int(fine_bins),
         density_pairs=[tuple(p) for p in d.get("pairs", [])],
         density_bins=int(d.get("bins", 512)),
         density_extent=tuple(d.get("extent", (-3.3, 3.3))),
+        fixed_range=fixed_range_of(fixed_range),
         progress=progress,
     )
     names = layer_namer(layers)

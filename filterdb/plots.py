@@ -897,3 +897,401 @@ def filter_grid(
     if title:
         fig.suptitle(title)
     return fig
+
+
+# ---- Model to model: the zoo's structure (filterdb.zoo)
+
+#: Model heatmaps with at most this many models name every row and column; larger ones name none.
+MODEL_TICKS_MAX = 40
+#: Embedding scatters with at most this many models write each model's name beside its point.
+MODEL_NAMES_MAX = 30
+#: Groups named in an embedding's legend (the largest; the rest are "other").
+EMBEDDING_LEGEND_MAX = 10
+#: Model heatmaps draw at most this many cells per side (larger matrices: means of k x k blocks).
+MODEL_CELLS_MAX = 1000
+
+
+def block_means(d: np.ndarray, cells: int) -> np.ndarray:
+    """``d`` (M, M) as means of ``k x k`` blocks, ``k = ceil(M / cells)`` (the last block of a row
+    or column may be smaller); ``d`` itself when ``M <= cells``."""
+    d = np.asarray(d, dtype=np.float64)
+    m = d.shape[0]
+    k = -(-m // cells) if m else 1
+    if k <= 1:
+        return d
+    starts = np.arange(0, m, k)
+    size = np.diff(np.r_[starts, m]).astype(np.float64)
+    rows = np.add.reduceat(d, starts, axis=0)
+    return np.add.reduceat(rows, starts, axis=1) / size[:, None] / size[None, :]
+
+
+@_styled
+def models_heatmap(
+    d: np.ndarray, names: Sequence[str], lines: np.ndarray, title: str = "", tick_max: int = MODEL_TICKS_MAX
+) -> Figure:
+    """The model x model drift matrix in the clustering's leaf order, the dendrogram on its left.
+
+    Colorcet ``fire`` from 0 to the largest D. Rows and columns are named when there are at most
+    ``tick_max`` models; a larger matrix shows none (the order is ``models/order.tsv``). Above
+    ``MODEL_CELLS_MAX`` models, each drawn cell is the mean of a ``k x k`` block of models,
+    ``k = ceil(M / MODEL_CELLS_MAX)`` (more rows than the figure has pixels would only be
+    subsampled by the renderer; the means also keep its memory small).
+
+    Parameters
+    ----------
+    d : (M, M) array_like
+        Drift matrix, rows and columns already in leaf order.
+    names : sequence of M str
+        The models in that order.
+    lines : (M - 1, 4, 2) array_like
+        The dendrogram's links as ``(position, height)`` points, leaves at positions 0..M-1 in the
+        same order (:func:`filterdb.zoo.dendrogram_lines`).
+    title : str
+    tick_max : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.collections import LineCollection
+
+    d = np.asarray(d, dtype=np.float64)
+    m = d.shape[0]
+    few = m <= tick_max
+    side = min(max(3.2, 0.16 * m + 1.6), 8.0) if few else 8.0
+    fig = _figure(side * 1.45 + (1.6 if few else 0.6), side + (1.4 if few else 0.5))
+    ax_d, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 4], "wspace": 0.0})
+    vmax = float(d.max()) if d.size and d.max() > 0 else 1.0
+    shown = block_means(d, MODEL_CELLS_MAX)
+    extent = (-0.5, m - 0.5, m - 0.5, -0.5)  # model positions, as the dendrogram's leaves
+    im = ax.imshow(shown, cmap=_fire(), vmin=0, vmax=vmax, aspect="auto", interpolation="nearest", extent=extent)
+    seg = np.asarray(lines, dtype=np.float64)[..., ::-1]  # (height, position): root left, leaves right
+    ax_d.add_collection(LineCollection(seg, colors="0.2", linewidths=0.6 if m <= 200 else 0.3))
+    top = float(seg[..., 0].max()) if seg.size else 1.0
+    ax_d.set_xlim(top * 1.03 if top > 0 else 1.0, 0)
+    ax_d.set_ylim(m - 0.5, -0.5)
+    ax_d.set_xlabel("merge height (D)")
+    for s in ("top", "right", "left"):
+        ax_d.spines[s].set_visible(False)
+    ax_d.tick_params(left=False, labelleft=False)
+    if few:
+        labels = [str(n) for n in names]
+        fs = 7 if m <= 20 else 5
+        ax.set_xticks(range(m), labels, rotation=90, fontsize=fs)
+        ax.set_yticks(range(m), labels, fontsize=fs)
+        ax.tick_params(left=False, labelleft=False, right=True, labelright=True)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(f"{m} models in the dendrogram's order (models/order.tsv)")
+    fig.colorbar(im, ax=ax, shrink=0.7, pad=0.02, label="drift D")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@_styled
+def models_embedding(
+    coords: np.ndarray,
+    labels: Sequence,
+    names: Sequence[str] | None = None,
+    title: str = "",
+    axis_labels: tuple[str, str] = ("MDS 1", "MDS 2"),
+    legend_max: int = EMBEDDING_LEGEND_MAX,
+) -> Figure:
+    """The 2-D embedding of the models, each point coloured by its model's group on one axis.
+
+    The ``legend_max`` largest groups (most models; ties by name) get their own colour and legend
+    entry with their model count; the other groups are drawn grey as "other", models without a single
+    label light grey and hollow. With at most ``MODEL_NAMES_MAX`` models each point is named.
+
+    Parameters
+    ----------
+    coords : (M, 2) array_like
+    labels : sequence of M labels (None or NaN: no single label)
+    names : sequence of M str, optional
+        Model names, written beside the points of a small zoo.
+    title : str
+    axis_labels : (str, str)
+    legend_max : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    m = xy.shape[0]
+    lab = np.array(["" if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v) for v in labels], object)
+    groups, counts = np.unique(lab[lab != ""], return_counts=True)
+    ranked = sorted(zip(groups.tolist(), counts.tolist()), key=lambda gc: (-gc[1], gc[0]))
+    shown = ranked[:legend_max]
+    size = 30 if m <= 50 else 12 if m <= 1000 else 4
+    fig = _figure(7.2, 4.8)
+    ax = fig.add_subplot()
+    none = lab == ""
+    other = ~none & ~np.isin(lab, [g for g, _ in shown])
+    if none.any():
+        ax.scatter(
+            xy[none, 0],
+            xy[none, 1],
+            s=size,
+            facecolors="none",
+            edgecolors="0.75",
+            linewidths=0.6,
+            label=f"no single label ({int(none.sum())})",
+        )
+    if other.any():
+        n_other = len(ranked) - len(shown)
+        ax.scatter(
+            xy[other, 0],
+            xy[other, 1],
+            s=size,
+            color="0.55",
+            linewidths=0,
+            label=f"other: {n_other} groups ({int(other.sum())})",
+        )
+    tab = matplotlib.colormaps["tab10"]
+    colours = [tab(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)] + ["black"]  # tab10's grey is the "other" colour
+    for k, (g, n) in enumerate(shown):
+        sel = lab == g
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=size, color=colours[k % 10], linewidths=0, label=f"{g} ({n})")
+    if names is not None and m <= MODEL_NAMES_MAX:
+        for (x, y), n in zip(xy, names):
+            ax.annotate(str(n), (x, y), xytext=(3, 2), textcoords="offset points", fontsize=5, color="0.3")
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.set_aspect("equal", adjustable="datalim")
+    handles, texts = ax.get_legend_handles_labels()
+    first = len(handles) - len(shown)  # drawn: no label, other, then the groups largest first
+    order = list(range(first, len(handles))) + list(range(first))[::-1]  # legend: groups, other, no label
+    ax.legend(
+        [handles[k] for k in order],
+        [texts[k] for k in order],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=7,
+        frameon=False,
+        borderaxespad=0,
+    )
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+@_styled
+def models_note(text: str, title: str = "") -> Figure:
+    """A figure holding only ``text`` (a model figure that has nothing to show, and says why)."""
+    fig = _figure(6.0, 2.0)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+# ---- Model to model: which axis explains the distances (filterdb.distance_tests)
+
+
+def _p_text(p: float) -> str:
+    return "p n/a" if not np.isfinite(p) else f"p = {p:.2g}"
+
+
+@_styled
+def model_axes_ranking(
+    axes: Sequence[str],
+    r2: np.ndarray,
+    r2_expected: np.ndarray,
+    p: np.ndarray,
+    nn: np.ndarray,
+    nn_expected: np.ndarray,
+    nn_p: np.ndarray,
+    pseudo_f: np.ndarray | None = None,
+    n_groups: Sequence[int] | None = None,
+    title: str = "Which meta-parameter explains the model-to-model drift",
+) -> Figure:
+    """The axes ranked (first on top): bars of the PERMANOVA R² (left) and of the nearest-neighbour
+    label agreement (right), each with its expectation under random labels marked (black tick) and
+    its permutation p-value printed beside the bar (the pseudo-F too, when given).
+
+    Parameters
+    ----------
+    axes : sequence of str
+        Axis names in rank order (``models/axes.tsv`` row order).
+    r2, r2_expected, p : (A,) array_like
+        R², its chance level ``(G − 1)/(N − 1)`` and the p-value of the pseudo-F; NaN: not tested
+        (no bar, "n/a").
+    nn, nn_expected, nn_p : (A,) array_like
+        Nearest-neighbour agreement, its expectation and p-value.
+    pseudo_f : (A,) array_like, optional
+        Printed as ``F = …`` before the p-value.
+    n_groups : sequence of int, optional
+        Written beside each axis name: ``task (5)``.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    names = [str(a) for a in axes]
+    k = len(names)
+    vals = [np.asarray(v, dtype=np.float64).reshape(k) for v in (r2, r2_expected, p, nn, nn_expected, nn_p)]
+    f = np.asarray(pseudo_f, dtype=np.float64).reshape(k) if pseudo_f is not None else None
+    labels = [f"{a} ({int(g)})" for a, g in zip(names, n_groups)] if n_groups is not None else names
+    fig = _figure(8.0, 1.2 + 0.32 * max(k, 1))
+    axs = fig.subplots(1, 2, sharey=True)
+    y = np.arange(k)
+    panels = [
+        (axs[0], vals[0], vals[1], vals[2], "R² (share of the squared distances explained)", f),
+        (axs[1], vals[3], vals[4], vals[5], "nearest-model label agreement", None),
+    ]
+    for ax, v, e, pv, xlabel, fv in panels:
+        ok = np.isfinite(v)
+        ax.barh(y[ok], v[ok], height=0.6, color="C0")
+        ax.errorbar(
+            np.where(np.isfinite(e), e, np.nan),
+            y,
+            yerr=0.38,
+            fmt="none",
+            ecolor="black",
+            elinewidth=1.4,
+            label="expected (random labels)",
+        )
+        for r in range(k):
+            text = _p_text(pv[r])
+            if fv is not None and np.isfinite(fv[r]):
+                text = f"F = {fv[r]:.3g}, {text}"
+            x = max(v[r] if ok[r] else 0.0, e[r] if np.isfinite(e[r]) else 0.0)
+            ax.text(x + 0.02, r, text if ok[r] else "n/a", va="center", ha="left", fontsize=7)
+        ax.set_xlim(0, 1.45)
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="x", alpha=0.3)
+    axs[0].set_yticks(y, labels)
+    axs[0].set_ylim(max(k, 1) - 0.5, -0.5)
+    if k:
+        fig.legend(*axs[1].get_legend_handles_labels(), loc="outside lower center", fontsize="small", frameon=False)
+    else:
+        axs[0].text(0.5, 0, "no axis tested", ha="center", va="center")
+    sub = "axes ranked by pseudo-F, largest first" + ("; number of groups in brackets" if n_groups is not None else "")
+    fig.suptitle(f"{title}\n({sub})" if title else f"({sub})")
+    return fig
+
+
+# ---- Your own models against a reference (filterdb.compare)
+
+
+@_styled
+def training_trajectory(
+    order: Sequence[float],
+    to_first: np.ndarray,
+    to_previous: np.ndarray,
+    layers: Sequence[str],
+    layer_to_first: np.ndarray,
+    order_label: str = "checkpoint",
+    title: str = "Training trajectory",
+) -> Figure:
+    """A sheet of checkpoints on its training trajectory (docs/method.md §12): left, the drift D of
+    each checkpoint from the first and from the previous one (lines over the order values); right,
+    the drift of each layer from its match in the first checkpoint (layers x checkpoints, colorcet
+    ``fire`` from 0 to the largest value, grey where a checkpoint has no such layer or no match).
+
+    Parameters
+    ----------
+    order : (K,) array_like
+        The checkpoints' order values (e.g. epochs), ascending.
+    to_first, to_previous : (K,) array_like
+        D of each checkpoint from the first (0 at the first) and from the previous one (NaN at the first).
+    layers : sequence of str
+        Labels of the heatmap's rows.
+    layer_to_first : (n_layers, K) array_like
+        Per layer and checkpoint, D from the matching layer of the first checkpoint (NaN: none).
+    order_label : str
+        The order column's name (x axis).
+    title : str
+        Figure title (none if empty).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    x = np.asarray(order, dtype=np.float64)
+    grid = np.asarray(layer_to_first, dtype=np.float64).reshape(len(layers), x.size)
+    fig = _figure(11.0, max(3.4, min(0.22 * len(layers) + 1.6, 12.0)))
+    ax, hx = fig.subplots(1, 2, width_ratios=[1.0, 1.25])
+    ax.plot(x, np.asarray(to_first, np.float64), "o-", color="C3", markersize=3, label="from the first checkpoint")
+    ax.plot(x, np.asarray(to_previous, np.float64), "s--", color="C0", markersize=3, label="from the previous one")
+    ax.set_xlabel(order_label)
+    ax.set_ylabel("drift D")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="best", frameon=False)
+    ax.set_title("whole model")
+    cmap = _fire().with_extremes(bad="0.85")
+    ok = grid[~np.isnan(grid)]
+    vmax = float(ok.max()) if ok.size and ok.max() > 0 else 1.0
+    im = hx.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=vmax, aspect="auto")
+    step = max(1, int(math.ceil(x.size / 16)))
+    ticks = list(range(0, x.size, step))
+    hx.set_xticks(ticks, [f"{x[k]:g}" for k in ticks], rotation=90 if x.size > 8 else 0)
+    fs = 8 if len(layers) <= 24 else 6
+    rstep = max(1, int(math.ceil(len(layers) / 48)))
+    rows = list(range(0, len(layers), rstep))
+    hx.set_yticks(rows, [str(layers[r]) for r in rows], fontsize=fs)
+    hx.set_xlabel(order_label)
+    hx.set_ylabel("3x3 conv layer")
+    hx.set_title("per layer, from the first checkpoint")
+    fig.colorbar(im, ax=hx, shrink=0.8, label="drift D")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# ---- Quality: sensitivity of the flags
+
+
+@_styled
+def quality_sensitivity(table, title: str = "") -> Figure:
+    """Share of layers and of models each quality flag marks over a sweep of its threshold.
+
+    One panel per swept setting (the rows of :func:`filterdb.quality_tables.sensitivity_table`,
+    in its order): the share of layers flagged (line with circles) and of models flagged (dashed
+    line with squares) against the threshold; the configured value is a vertical dotted line with
+    its two shares ringed. The eps panel has a logarithmic x axis.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`filterdb.quality_tables.sensitivity_table` (``flag``, ``parameter``, ``value``,
+        ``configured``, ``share_layers_flagged``, ``share_models_flagged``).
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    params = list(dict.fromkeys(table["parameter"]))
+    fig = _figure(2.4 * max(1, len(params)), 2.9)
+    axs = np.atleast_1d(fig.subplots(1, max(1, len(params)), sharey=True))
+    for ax, p in zip(axs, params):
+        sub = table[table["parameter"] == p]
+        x = sub["value"].to_numpy(np.float64)
+        yl = sub["share_layers_flagged"].to_numpy(np.float64)
+        ym = sub["share_models_flagged"].to_numpy(np.float64)
+        ax.plot(x, yl, "o-", color="C0", markersize=3, label="layers")
+        ax.plot(x, ym, "s--", color="C3", markersize=3, label="models")
+        conf = sub["configured"].to_numpy(bool)
+        for xv, a, b in zip(x[conf], yl[conf], ym[conf]):
+            ax.axvline(xv, color="0.4", lw=0.8, ls=":")
+            ax.plot([xv, xv], [a, b], "o", mfc="none", mec="k", markersize=7)
+        if p.endswith(".eps") and (x > 0).all():
+            ax.set_xscale("log")
+        flag = str(sub["flag"].iloc[0]).replace("_", " ")
+        ax.set_title(f"{flag}\n{p.removeprefix('quality.')}")
+        ax.set_xlabel("threshold")
+        ax.set_ylim(-0.03, 1.03)
+    axs[0].set_ylabel("share flagged")
+    axs[0].legend(loc="best", fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig

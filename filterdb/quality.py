@@ -42,6 +42,11 @@ random_like``; *degenerated* when any holds. A model carries a flag when the sha
 with that flag is at least ``model_share``, or when its filter-weighted mean of the metric crosses
 the layer threshold (:mod:`filterdb.quality_tables`).
 
+Optional rule ``cvpr_reanalysis`` (config ``quality.rule``; :func:`cvpr_reanalysis_flags`): a
+layer is degenerated when ``H >= thr(n) - 0.02`` or (``H < 0.5`` and ``sparsity >= 0.14``), ``H``
+the variance entropy (not normalised). SECONDHAND: reported from the CVPR 2022 supplement by a
+public re-analysis, not checked against the supplement here (docs/method.md §9).
+
 The default values (:data:`DEFAULT_EPS`, :data:`DEFAULT_THRESHOLDS`) are the defaults of the
 workflow's ``quality`` config (``workflow/schemas/config.schema.yaml``); a test checks they agree.
 """
@@ -89,6 +94,64 @@ DEFAULT_THRESHOLDS = {
     "random_like": 1.0,  # layer random-like when variance_entropy_norm >= this (random layers reach 1)
     "model_share": 0.5,  # model flagged when at least this share of its layers carry the flag
 }
+
+
+#: The degeneration rules (config ``quality.rule``): ``project`` = the flags of
+#: :data:`DEFAULT_THRESHOLDS`; ``cvpr_reanalysis`` = :func:`cvpr_reanalysis_flags`.
+RULES = ("project", "cvpr_reanalysis")
+#: The constants of the ``cvpr_reanalysis`` rule (secondhand, see :func:`cvpr_reanalysis_flags`).
+CVPR_MARGIN = 0.02  # random-like: H >= thr(n) - CVPR_MARGIN
+CVPR_ENTROPY = 0.5  # with sparsity: H < CVPR_ENTROPY ...
+CVPR_SPARSITY = 0.14  # ... and sparsity >= CVPR_SPARSITY
+
+
+def cvpr_reanalysis_flags(entropy, n, sparsity) -> dict[str, np.ndarray]:
+    """The ``cvpr_reanalysis`` degeneration rule per layer: degenerated when
+    ``H >= thr(n) - 0.02`` or (``H < 0.5`` and ``sparsity >= 0.14``).
+
+    SECONDHAND: the rule is reported from the CVPR 2022 supplement by a public re-analysis and is
+    not checked against the supplement here. ``H`` is taken to be the variance entropy
+    :func:`variance_entropy` (base 10, **not** normalised): ``thr(n)`` (:func:`entropy_threshold`)
+    is in the units of ``H``, so ``H >= thr(n) - 0.02`` compares like with like (for the
+    normalised entropy it would mix a ratio with an entropy), and the study's notebook computes
+    exactly this ``H`` (``scipy.stats.entropy(v, base=10)``). Where ``thr(n) <= 0`` (``n <= 2``)
+    the first clause is undefined and never holds (as ``H_norm`` is NaN there); a NaN metric never
+    satisfies a clause.
+
+    Parameters
+    ----------
+    entropy : (L,) array_like
+        Variance entropy ``H`` per layer (NaN allowed).
+    n : (L,) array_like of int
+        Filters per layer.
+    sparsity : (L,) array_like
+        Sparsity per layer (NaN allowed).
+
+    Returns
+    -------
+    dict of (L,) bool ndarrays
+        ``random_like`` (the first clause), ``low_diversity`` (``H < 0.5``), ``sparse``
+        (``sparsity >= 0.14``) and ``degenerated`` (``random_like | (low_diversity & sparse)``).
+
+    Examples
+    --------
+    >>> f = cvpr_reanalysis_flags([0.95, 0.4, 0.4, 0.8], [512, 512, 512, 512], [0.0, 0.2, 0.1, 0.5])
+    >>> f["degenerated"].tolist()
+    [True, True, False, False]
+    """
+    h = np.asarray(entropy, np.float64)
+    s = np.asarray(sparsity, np.float64)
+    t = np.asarray(entropy_threshold(np.maximum(np.asarray(n, np.float64), 1.0)), np.float64)
+    with np.errstate(invalid="ignore"):
+        random_like = (t > 0) & (h >= t - CVPR_MARGIN)
+        low = h < CVPR_ENTROPY
+        sparse = s >= CVPR_SPARSITY
+    return {
+        "random_like": random_like,
+        "low_diversity": low,
+        "sparse": sparse,
+        "degenerated": random_like | (low & sparse),
+    }
 
 
 # ---------------------------------------------------------------------------------------------

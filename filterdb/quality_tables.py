@@ -12,18 +12,24 @@ Tables (``R`` = the results folder)::
     R/quality/models.tsv        one row per model, most degenerated first  (model_quality_table)
     R/quality/by_{axis}.tsv     one row per group of an axis               (group_quality_table)
     R/quality/by_depth_bin.tsv  one row per depth bin                      (group_quality_table)
+    R/quality/sensitivity.tsv   the flags over a sweep of each threshold   (sensitivity_table)
+
+The flags follow the rule ``thresholds["rule"]`` (config ``quality.rule``): ``project`` (the
+thresholds of ``quality.thresholds``) or ``cvpr_reanalysis``
+(:func:`filterdb.quality.cvpr_reanalysis_flags`; secondhand, docs/method.md §9).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 from .axes import depth_axis, depth_bin_labels, layer_labels
-from .quality import DEFAULT_THRESHOLDS, FLAGS, METRICS, note_text
+from .quality import DEFAULT_THRESHOLDS, FLAGS, METRICS, RULES, cvpr_reanalysis_flags, note_text
 
 
 def quality_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -53,22 +59,25 @@ def quality_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def thresholds_with_defaults(thresholds: Mapping | None) -> dict:
-    """The degeneration thresholds: :data:`filterdb.quality.DEFAULT_THRESHOLDS` updated by ``thresholds``.
+    """The degeneration thresholds: :data:`filterdb.quality.DEFAULT_THRESHOLDS` updated by
+    ``thresholds``, and the rule that applies them.
 
     Parameters
     ----------
     thresholds : Mapping or None
-        Any of ``sparse``, ``low_diversity``, ``random_like``, ``model_share``.
+        Any of ``sparse``, ``low_diversity``, ``random_like``, ``model_share`` (config
+        ``quality.thresholds``) and ``rule`` (config ``quality.rule``: ``project`` or
+        ``cvpr_reanalysis``; default: the schema's).
 
     Returns
     -------
-    dict of str to float
-        All four keys.
+    dict
+        The four thresholds (float) and ``rule`` (str).
 
     Raises
     ------
     ValueError
-        On an unknown key.
+        On an unknown key or rule.
 
     Examples
     --------
@@ -76,20 +85,42 @@ def thresholds_with_defaults(thresholds: Mapping | None) -> dict:
     1.5
     """
     t = dict(DEFAULT_THRESHOLDS)
-    unknown = set(thresholds or {}) - set(t)
+    given = dict(thresholds or {})
+    rule = given.pop("rule", None)
+    unknown = set(given) - set(t)
     if unknown:
-        raise ValueError(f"quality thresholds: unknown keys {sorted(unknown)} (known: {sorted(t)})")
-    t.update({k: float(v) for k, v in (thresholds or {}).items()})
+        raise ValueError(f"quality thresholds: unknown keys {sorted(unknown)} (known: {sorted(t)} and rule)")
+    t.update({k: float(v) for k, v in given.items()})
+    if rule is None:
+        rule = _default_rule()
+    if rule not in RULES:
+        raise ValueError(f"quality.rule: {rule!r} is not a degeneration rule (expected one of {', '.join(RULES)})")
+    t["rule"] = str(rule)
     return t
+
+
+@lru_cache(maxsize=1)
+def _default_rule() -> str:
+    """``quality.rule``'s default, read once from the schema (:mod:`filterdb.settings`)."""
+    from .settings import schema_defaults
+
+    return str(schema_defaults()["quality"]["rule"])
 
 
 def layer_flags(table: pd.DataFrame, thresholds: Mapping | None = None) -> pd.DataFrame:
     """The degeneration flags of each layer (NaN metrics never flag).
 
+    Rule ``project``: ``sparse`` = sparsity >= ``sparse``, ``low_diversity`` = normalised entropy
+    < ``low_diversity``, ``random_like`` = normalised entropy >= ``random_like``; degenerated =
+    any. Rule ``cvpr_reanalysis``: the clauses of :func:`filterdb.quality.cvpr_reanalysis_flags`
+    (``sparse`` = sparsity >= 0.14, ``low_diversity`` = H < 0.5, ``random_like`` = H >= thr(n) -
+    0.02), degenerated = ``random_like`` or (``low_diversity`` and ``sparse``).
+
     Parameters
     ----------
     table : pandas.DataFrame, L rows
-        Columns ``sparsity`` and ``variance_entropy_norm``.
+        Columns ``sparsity`` and ``variance_entropy_norm`` (rule ``cvpr_reanalysis``:
+        ``sparsity``, ``variance_entropy`` and ``n_filters``).
     thresholds : Mapping or None
         See :func:`thresholds_with_defaults`.
 
@@ -99,6 +130,13 @@ def layer_flags(table: pd.DataFrame, thresholds: Mapping | None = None) -> pd.Da
         Boolean columns ``sparse``, ``low_diversity``, ``random_like``, ``degenerated``.
     """
     t = thresholds_with_defaults(thresholds)
+    if t["rule"] == "cvpr_reanalysis":
+        f = cvpr_reanalysis_flags(
+            table["variance_entropy"].to_numpy(np.float64),
+            table["n_filters"].to_numpy(np.float64),
+            table["sparsity"].to_numpy(np.float64),
+        )
+        return pd.DataFrame({k: f[k] for k in FLAGS + ["degenerated"]}, index=table.index)
     s = table["sparsity"].to_numpy(np.float64)
     e = table["variance_entropy_norm"].to_numpy(np.float64)
     with np.errstate(invalid="ignore"):
@@ -180,7 +218,7 @@ def read_layer_quality_table(path) -> pd.DataFrame:
     from .results import read_tsv
 
     df = read_tsv(path)
-    df["notes"] = df["notes"].fillna("")
+    df["notes"] = ["" if pd.isna(v) else str(v) for v in df["notes"]]  # an all-empty column reads as float
     return df
 
 
@@ -196,8 +234,11 @@ def weighted_mean(values: pd.Series, weights: pd.Series) -> float:
     float
         NaN when no value is left or the weights sum to 0.
     """
-    v = values.to_numpy(np.float64)
-    w = weights.to_numpy(np.float64)
+    return _weighted_mean(values.to_numpy(np.float64), weights.to_numpy(np.float64))
+
+
+def _weighted_mean(v: np.ndarray, w: np.ndarray) -> float:
+    """:func:`weighted_mean` of float64 arrays."""
     ok = ~np.isnan(v)
     return float(np.sum(v[ok] * w[ok]) / np.sum(w[ok])) if ok.any() and np.sum(w[ok]) > 0 else math.nan
 
@@ -248,23 +289,33 @@ def model_quality_table(layer_table: pd.DataFrame, thresholds: Mapping | None = 
         metrics (NaN layers left out), ``share_{flag}_layers`` and ``share_degenerated_layers``,
         ``share_degenerated_filters``, the model flags ``sparse``, ``low_diversity``,
         ``random_like`` (share of layers with the flag ``>= model_share``, or the weighted mean
-        crossing the layer threshold), ``n_flags`` and ``degenerated``. Sorted by ``n_flags``, share
-        of degenerated layers, share of degenerated filters (all descending), then ``model``.
+        crossing the layer threshold), ``n_flags`` and ``degenerated`` (any model flag). With the
+        rule ``cvpr_reanalysis``: a model flag is the share of layers with it ``>= model_share``
+        alone (the rule has no model-level means), and ``degenerated`` the share of degenerated
+        layers ``>= model_share``. Sorted by ``degenerated``, ``n_flags``, share of degenerated
+        layers, share of degenerated filters (all descending), then ``model``.
     """
     t = thresholds_with_defaults(thresholds)
     s = _summaries(layer_table, ["model_id", "model"], t).drop(columns="n_models")
     share = t["model_share"]
+    cvpr = t["rule"] == "cvpr_reanalysis"
     with np.errstate(invalid="ignore"):
-        s["sparse"] = (s["share_sparse_layers"] >= share) | (s["sparsity"] >= t["sparse"])
-        s["low_diversity"] = (s["share_low_diversity_layers"] >= share) | (
-            s["variance_entropy_norm"] < t["low_diversity"]
-        )
-        s["random_like"] = (s["share_random_like_layers"] >= share) | (s["variance_entropy_norm"] >= t["random_like"])
+        if cvpr:
+            for f in FLAGS:
+                s[f] = s[f"share_{f}_layers"] >= share
+        else:
+            s["sparse"] = (s["share_sparse_layers"] >= share) | (s["sparsity"] >= t["sparse"])
+            s["low_diversity"] = (s["share_low_diversity_layers"] >= share) | (
+                s["variance_entropy_norm"] < t["low_diversity"]
+            )
+            s["random_like"] = (s["share_random_like_layers"] >= share) | (
+                s["variance_entropy_norm"] >= t["random_like"]
+            )
     s["n_flags"] = s[FLAGS].sum(axis=1).astype(int)
-    s["degenerated"] = s["n_flags"] > 0
+    s["degenerated"] = (s["share_degenerated_layers"] >= share) if cvpr else (s["n_flags"] > 0)
     s = s.sort_values(
-        ["n_flags", "share_degenerated_layers", "share_degenerated_filters", "model"],
-        ascending=[False, False, False, True],
+        ["degenerated", "n_flags", "share_degenerated_layers", "share_degenerated_filters", "model"],
+        ascending=[False, False, False, False, True],
         kind="stable",
     )
     return s.reset_index(drop=True)
@@ -318,3 +369,179 @@ def depth_labels(layer_table: pd.DataFrame, bins: int | None = None) -> tuple[pd
     """
     ax = depth_axis(bins)
     return layer_labels(layer_table, ax), depth_bin_labels(ax.bins)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sensitivity of the flags to their thresholds
+
+#: The swept settings: (flag, config key, key of ``sweeps``) in table order.
+SENSITIVITY = [
+    ("sparse", "quality.eps", "eps"),
+    ("sparse", "quality.thresholds.sparse", "sparse"),
+    ("low_diversity", "quality.thresholds.low_diversity", "low_diversity"),
+    ("random_like", "quality.thresholds.random_like", "random_like"),
+    ("degenerated", "quality.thresholds.model_share", "model_share"),
+]
+SENSITIVITY_COLUMNS = [
+    "flag",
+    "parameter",
+    "value",
+    "configured",
+    "n_layers",
+    "n_layers_flagged",
+    "share_layers_flagged",
+    "n_models",
+    "n_models_flagged",
+    "share_models_flagged",
+]
+
+
+class _Models:
+    """The layers of each model (in layer order, as :func:`_summaries` groups them), for the
+    model flags of the sweep: per model the share of its layers carrying a flag and the
+    filter-weighted mean of a metric (:func:`weighted_mean`, bit for bit)."""
+
+    def __init__(self, model_id: np.ndarray, n_filters: np.ndarray):
+        codes, self.ids = pd.factorize(pd.Series(model_id), sort=True)
+        ok = codes >= 0
+        order = np.flatnonzero(ok)[np.argsort(codes[ok], kind="stable")]
+        cut = np.flatnonzero(np.diff(codes[order])) + 1
+        self.rows = np.split(order, cut) if order.size else []
+        self.w = np.asarray(n_filters, np.float64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def share(self, flag: np.ndarray) -> np.ndarray:
+        return np.array([float(np.mean(flag[r])) for r in self.rows])
+
+    def mean(self, metric: np.ndarray) -> np.ndarray:
+        return np.array([_weighted_mean(metric[r], self.w[r]) for r in self.rows])
+
+
+def _sweep_values(configured: float, values) -> np.ndarray:
+    """The swept values with the configured one, sorted, without repeats."""
+    return np.unique(np.asarray([float(configured), *[float(v) for v in (values or ())]], np.float64))
+
+
+def sensitivity_table(
+    layer_table: pd.DataFrame,
+    eps_grid: np.ndarray,
+    n_sparse_grid: np.ndarray,
+    eps: float,
+    thresholds: Mapping | None = None,
+    sweeps: Mapping | None = None,
+) -> pd.DataFrame:
+    """``quality/sensitivity.tsv``: how many layers and models each flag marks over a sweep of its
+    threshold, the configured value marked (docs/method.md §9).
+
+    The flags are the ``project`` rule's (:func:`layer_flags`, :func:`model_quality_table`), the
+    other thresholds held at their configured values: ``sparse`` over the sparsity ``eps`` (from
+    the sparse counts the sums pass made for every eps of the grid) and over the share threshold
+    ``sparse``; ``low_diversity`` and ``random_like`` over their cutoffs of the normalised
+    variance entropy; and the model flag ``degenerated`` over ``model_share`` (its layer columns
+    are the degenerated layers at the configured thresholds). Every value but eps is swept over
+    the stored per-layer metrics: no pass over the filters.
+
+    Parameters
+    ----------
+    layer_table : pandas.DataFrame, L rows in layer order
+        :func:`layer_quality_table` (``model_id``, ``n_filters``, ``sparsity``,
+        ``variance_entropy_norm``).
+    eps_grid : (E,) array_like
+        The swept eps (``quality_eps_grid`` of ``stats/sums.npz``); must hold ``eps``.
+    n_sparse_grid : (L, E) array_like of int
+        Sparse filters of each layer at each eps (``quality_n_sparse_grid``).
+    eps : float
+        The configured ``quality.eps``.
+    thresholds : Mapping or None
+        The configured ``quality.thresholds`` (:func:`thresholds_with_defaults`; a ``rule`` is
+        ignored: the sweep is of the project rule's thresholds).
+    sweeps : Mapping or None
+        Values of ``sparse``, ``low_diversity``, ``random_like``, ``model_share`` to sweep
+        (config ``quality.sensitivity``); the configured value is always added. An ``eps`` entry
+        is ignored (its grid is ``eps_grid``, fixed by the pass).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`SENSITIVITY_COLUMNS`, one row per (setting, value), in the order of
+        :data:`SENSITIVITY` and ascending value. ``configured`` marks the configured value;
+        ``share_layers_flagged`` is over all L layers, ``share_models_flagged`` over all models.
+
+    Raises
+    ------
+    ValueError
+        When the grid does not hold ``eps`` or does not match the layer table.
+    """
+    t = thresholds_with_defaults({k: v for k, v in dict(thresholds or {}).items() if k != "rule"})
+    t["rule"] = "project"
+    sweeps = dict(sweeps or {})
+    eps_grid = np.asarray(eps_grid, np.float64).reshape(-1)
+    grid = np.asarray(n_sparse_grid, np.int64)
+    L = len(layer_table)
+    if grid.shape != (L, eps_grid.size):
+        raise ValueError(
+            f"quality_n_sparse_grid has shape {grid.shape}, expected ({L}, {eps_grid.size}) for the "
+            f"{L} layers of the quality table and the {eps_grid.size} eps of the grid: rerun the sums pass"
+        )
+    if not np.any(eps_grid == float(eps)):
+        raise ValueError(f"quality.eps {eps!r} is not in the stored eps grid {eps_grid.tolist()}: rerun the sums pass")
+    n = layer_table["n_filters"].to_numpy(np.int64)
+    s = layer_table["sparsity"].to_numpy(np.float64)
+    e = layer_table["variance_entropy_norm"].to_numpy(np.float64)
+    models = _Models(layer_table["model_id"].to_numpy(), n)
+    share = t["model_share"]
+    with np.errstate(invalid="ignore"):
+        # layer flags and model pieces at the configured thresholds
+        flags = {
+            "sparse": s >= t["sparse"],
+            "low_diversity": e < t["low_diversity"],
+            "random_like": e >= t["random_like"],
+        }
+        mean_s, mean_e = models.mean(s), models.mean(e)
+        shares = {f: models.share(v) for f, v in flags.items()}
+
+        def cross(f, thr):
+            m = {"sparse": mean_s >= thr, "low_diversity": mean_e < thr, "random_like": mean_e >= thr}
+            return m[f]
+
+        rows = []
+
+        def row(flag, key, value, configured, layer_flag, model_flag):
+            nl, nm, M = int(np.count_nonzero(layer_flag)), int(np.count_nonzero(model_flag)), len(models)
+            rows.append(
+                {
+                    "flag": flag,
+                    "parameter": key,
+                    "value": float(value),
+                    "configured": bool(configured),
+                    "n_layers": L,
+                    "n_layers_flagged": nl,
+                    "share_layers_flagged": nl / L if L else math.nan,
+                    "n_models": M,
+                    "n_models_flagged": nm,
+                    "share_models_flagged": nm / M if M else math.nan,
+                }
+            )
+
+        for flag, key, name in SENSITIVITY:
+            if name == "eps":
+                for j, v in enumerate(eps_grid):
+                    sj = np.where(n > 0, grid[:, j] / np.maximum(n, 1), np.nan)
+                    lf = sj >= t["sparse"]
+                    mf = (models.share(lf) >= share) | (models.mean(sj) >= t["sparse"])
+                    row(flag, key, v, v == float(eps), lf, mf)
+            elif name == "model_share":
+                deg = flags["sparse"] | flags["low_diversity"] | flags["random_like"]
+                for v in _sweep_values(share, sweeps.get(name)):
+                    mf = np.zeros(len(models), bool)
+                    for f in FLAGS:
+                        mf |= (shares[f] >= v) | cross(f, t[f])
+                    row(flag, key, v, v == share, deg, mf)
+            else:
+                for v in _sweep_values(t[name], sweeps.get(name)):
+                    lf = {"sparse": s >= v, "low_diversity": e < v, "random_like": e >= v}[flag]
+                    mf = (models.share(lf) >= share) | cross(flag, v)
+                    row(flag, key, v, v == t[name], lf, mf)
+    return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)

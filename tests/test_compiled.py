@@ -46,7 +46,9 @@ def run_all(k, drop, dtype=np.float32, prec=0):
     sums = [np.zeros(L, np.int64), np.zeros((L, 9)), np.zeros((L, 9, 9)), np.zeros(L, np.int64)]
     sums += [np.full(L, -1, np.int64)]
     qual = [np.zeros(L), np.zeros(L, np.int64), np.zeros(L, np.int64), np.zeros((L, 9, 9)), np.zeros((L, 9, 9))]
-    k.sums_block(x, ls, le, lp, drop, prec, *sums, True, 0.01, *qual)
+    grid = np.array([0.001, 0.01, 0.1, 0.5])
+    qual += [np.zeros((L, grid.size), np.int64)]  # sparse filters at each eps of the grid
+    k.sums_block(x, ls, le, lp, drop, prec, *sums, True, 0.01, *qual[:5], grid, qual[5])
     rng = np.random.default_rng(1)
     mean = rng.standard_normal(9) * 0.1
     comps = np.ascontiguousarray(np.linalg.qr(rng.standard_normal((9, 9)))[0])
@@ -56,9 +58,11 @@ def run_all(k, drop, dtype=np.float32, prec=0):
     counts = np.zeros((L, 9, 70), np.uint32)
     cells = np.zeros((3, 9, 256), np.uint32)
     dens = np.zeros((2, 64, 64), np.uint32)
+    fixed, outside = np.zeros((L, 9, 70), np.uint32), np.zeros((L, 9), np.int64)  # fixed range [-1, 1]
     k.hist_block(
         x, ls, le, lp, True, prec, mean, comps, edges, counts, (lp % 4 - 1).astype(np.int64),
         uniform_edges(-2.0, 2.0, 256), cells, np.array([[0, 1], [2, 5]], np.int64), -1.5, 1.5, 64, dens,
+        uniform_edges(-1.0, 1.0, 70), fixed, outside,
     )  # fmt: skip
     vals = rng.standard_normal((50, 9)) * 10.0 ** rng.integers(-300, 300, (50, 9))
     lim = np.zeros((9, exactsum.N_LIMBS), np.int64)
@@ -74,7 +78,7 @@ def run_all(k, drop, dtype=np.float32, prec=0):
         for j in range(3)
     ]
     np.testing.assert_allclose(ortho, want, rtol=1e-13)
-    return sums + qual + [cmin, cmax, counts, cells, dens, lim, ortho]
+    return sums + qual + [cmin, cmax, counts, cells, dens, lim, ortho, fixed, outside]
 
 
 @pytest.mark.parametrize(
@@ -89,7 +93,9 @@ def test_aot_kernels_equal_jit(aot, drop, dtype, prec):
     a, b = run_all(aot, drop, dtype, prec), run_all(jit, drop, dtype, prec)
     for u, v in zip(a, b):
         assert u.dtype == v.dtype and np.array_equal(u, v, equal_nan=True)
-    assert a[-4].sum() > 0 and a[-3].sum() > 0  # fine cells, 2-D density
+    assert a[-6].sum() > 0 and a[-5].sum() > 0  # fine cells, 2-D density
+    assert a[-2].sum() > 0 and a[-1].sum() > 0  # fixed-range histograms, values outside the range
+    assert a[10].sum() > 0  # sparse filters of the eps grid
     assert np.isfinite(a[1]).all() == drop  # the NaN row: left out only with drop
 
 

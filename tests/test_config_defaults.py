@@ -25,10 +25,13 @@ def schema_defaults(node: dict) -> dict:
 
 def test_quality_defaults_equal_schema():
     q = schema_defaults(yaml.safe_load(SCHEMA.read_text())["properties"]["quality"])
-    assert set(q) == {"enabled", "eps", "orthogonality", "thresholds"}, "every quality key has a schema default"
+    assert set(q) == {"enabled", "eps", "orthogonality", "thresholds", "rule", "sensitivity"}, (
+        "every quality key has a schema default"
+    )
     assert q["eps"] == quality.DEFAULT_EPS
     assert q["thresholds"] == quality.DEFAULT_THRESHOLDS
-    assert thresholds_with_defaults(None) == q["thresholds"]
+    assert thresholds_with_defaults(None) == {**q["thresholds"], "rule": q["rule"]}
+    assert q["rule"] in quality.RULES and q["eps"] in q["sensitivity"]["eps"]
     from filterdb.accumulate import PassSettings
 
     assert q["orthogonality"] == PassSettings().orthogonality

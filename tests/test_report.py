@@ -103,7 +103,7 @@ def report(tmp_path_factory):
 QUALITY = 'include: "workflow/rules/quality.smk"' in (ROOT / "Snakefile").read_text()
 if QUALITY:
     CATEGORIES.append("Quality")
-    TARGETS += ["res/quality/layers.tsv", "res/figures/quality_task.svg"]
+    TARGETS += ["res/quality/layers.tsv", "res/figures/quality_task.svg", "res/figures/quality_sensitivity.svg"]
 
 
 def test_report_renders_in_chromium(report):

@@ -53,8 +53,9 @@ def test_sums_block_equals_numpy():
     n, s1, s2 = np.zeros(k, np.int64), np.zeros((k, 9)), np.zeros((k, 9, 9))
     z = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 9, 9)), np.zeros((0, 9, 9)))
     kernels.sums_block(
-        x, ls, le, np.arange(k), False, 0, n, s1, s2, np.zeros(k, np.int64), np.zeros(k, np.int64), False, 0.01, *z
-    )
+        x, ls, le, np.arange(k), False, 0, n, s1, s2, np.zeros(k, np.int64), np.zeros(k, np.int64), False, 0.01, *z,
+        np.zeros(0), np.zeros((0, 0), np.int64),
+    )  # fmt: skip
     for j in range(k):
         sc = scaling.scale_filters(x[ls[j] : le[j]])
         r1, r2 = reference_sums(sc)
@@ -85,14 +86,19 @@ def test_range_and_hist_blocks_bit_identical_to_numpy():
     fcounts = np.zeros((3, 9, 1024), np.uint32)
     pairs = np.array([[0, 1], [2, 5]], np.int64)
     dens = np.zeros((2, 64, 64), np.uint32)
+    xedges = uniform_edges(-0.5, 0.7, 70)  # a fixed range that cuts off values on both sides
+    xcounts, xout = np.zeros((k, 9, 70), np.uint32), np.zeros((k, 9), np.int64)
     kernels.hist_block(
-        x, ls, le, np.arange(k), False, 0, mean, comps, edges, counts, cell, fedges, fcounts, pairs, -1.5, 1.5, 64, dens
-    )
+        x, ls, le, np.arange(k), False, 0, mean, comps, edges, counts, cell, fedges, fcounts, pairs, -1.5, 1.5, 64,
+        dens, xedges, xcounts, xout,
+    )  # fmt: skip
     ref_f = np.zeros((3, 9, 1024), np.int64)
     ref_d = np.zeros((2, 64, 64))
     for j in range(k):
         for i in range(9):
             assert np.array_equal(counts[j, i], np.histogram(coef[j][:, i], bins=70, range=(lo, hi))[0])
+            assert np.array_equal(xcounts[j, i], np.histogram(coef[j][:, i], bins=70, range=(-0.5, 0.7))[0])
+            assert xout[j, i] == np.count_nonzero((coef[j][:, i] < -0.5) | (coef[j][:, i] > 0.7))
             if cell[j] >= 0:
                 ref_f[cell[j], i] += np.histogram(coef[j][:, i], bins=fedges)[0]
         for q, (a, b) in enumerate(pairs):
@@ -111,6 +117,7 @@ def test_hist_block_values_on_bin_edges():
     x[:, 0] = np.where(np.abs(x[:, 0]) > 1, 1.0, x[:, 0])
     ls, le = np.array([0], np.int64), np.array([vals.size], np.int64)
     counts = np.zeros((1, 9, 20), np.uint32)
+    xcounts, xout = np.zeros((1, 9, 20), np.uint32), np.zeros((1, 9), np.int64)
     kernels.hist_block(
         x,
         ls,
@@ -130,10 +137,14 @@ def test_hist_block_values_on_bin_edges():
         1.0,
         4,
         np.zeros((0, 4, 4), np.uint32),
+        edges,  # the same edges as a fixed range: the same counts, nothing outside
+        xcounts,
+        xout,
     )
     sc = scaling.scale_filters(x)
     for i in range(9):
         assert np.array_equal(counts[0, i], np.histogram(sc[:, i], bins=edges)[0])
+    assert np.array_equal(xcounts, counts) and not xout.any()
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +157,15 @@ def many_layers_db(tmp_path_factory):
 def test_identical_for_any_shards_threads_blocks(many_layers_db):
     path, layers = many_layers_db
     axes = axes_from_config(DEFAULT_AXES)
-    kw = dict(quality={"eps": 0.01}, fine_bins=256, density={"pairs": [[0, 1]], "bins": 64, "extent": (-3.3, 3.3)})
+    kw = dict(
+        quality={"eps": 0.01, "eps_grid": [0.001, 0.002, 0.005, 0.02, 0.05, 0.1, 0.3]},
+        fine_bins=256,
+        density={"pairs": [[0, 1]], "bins": 64, "extent": (-3.3, 3.3)},
+        fixed_range=[-1.0, 0.8],  # cuts off some coefficients: fixed_outside is exercised too
+    )
     ref = pipeline.analyse(path, axes, shards=1, **kw)
+    assert ref.sums["quality_n_sparse_grid"].shape == (len(layers), 8) and ref.sums["quality_n_sparse_grid"].any()
+    assert ref.hist["fixed_counts"].any() and ref.hist["fixed_outside"].any()
     assert len(layers) < 256  # more shards than layers: empty shards
     runs = [
         dict(shards=4),

@@ -59,7 +59,8 @@ def test_inspect_reads_schema_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no ./config.yaml
     kw = cli.inspect_settings(None)
     d = settings.schema_defaults()
-    assert kw["eps"] == d["quality"]["eps"] and kw["thresholds"] == d["quality"]["thresholds"]
+    assert kw["eps"] == d["quality"]["eps"]
+    assert kw["thresholds"] == {**d["quality"]["thresholds"], "rule": d["quality"]["rule"]}  # with quality.rule
     assert kw["hist_eps"] == d["histogram"]["eps"] and kw["floor"] == d["histogram"]["floor"]
     assert [a.name for a in kw["axes"]] == list(STUDY_AXES)
     (tmp_path / "c.yaml").write_text("histogram: {floor: probability}\nquality: {thresholds: {sparse: 0.3}}\n")

@@ -125,6 +125,19 @@ def stream_params():
     return {k: config["stream"][k] for k in keys}
 
 
+def fixed_range_param():
+    """The hist pass's fixed coefficient range, config models.range: [lo, hi], or None for
+    auto (also while the key is missing); checked here, so a bad value stops the run."""
+    from filterdb.accumulate import fixed_range
+
+    value = config.get("models", {}).get("range", "auto")
+    try:
+        r = fixed_range(value)
+    except ValueError as exc:
+        raise WorkflowError(f"invalid config: {exc}") from None
+    return None if r is None else list(r)
+
+
 def n_shards():
     """The number of shards of this run (scattergather, or --set-scatter shards=N)."""
     return len(gather.shards("{scatteritem}"))
@@ -163,6 +176,8 @@ def job_mem_mb(kind, plan_path, threads=1):
         fine_bins=h["fine_bins"],
         density_pairs=len(d["pairs"]),
         density_bins=d["bins"],
+        eps_grid=eps_grid_size(),
+        fixed=fixed_range_param() is not None,
     )
 
 
@@ -185,6 +200,8 @@ def single_job_mem_mb(db_path, threads=1):
         fine_bins=h["fine_bins"],
         density_pairs=len(d["pairs"]),
         density_bins=d["bins"],
+        eps_grid=eps_grid_size(),
+        fixed=fixed_range_param() is not None,
     )
 
 
@@ -209,6 +226,9 @@ def all_targets():
         + uncertainty_targets()
         + grid_targets()
         + paper_targets()
+        + zoo_targets()
+        + model_axes_targets()
+        + compare_targets()
     )
 
 
@@ -263,10 +283,11 @@ def quality_targets():
     q = f"{R}/quality"
     ext = ["svg", "png"]
     return (
-        [f"{q}/layers.tsv", f"{q}/models.tsv", f"{q}/by_depth_bin.tsv"]
+        [f"{q}/{t}.tsv" for t in ("layers", "models", "by_depth_bin", "sensitivity")]
         + expand(f"{q}/by_{{axis}}.tsv", axis=AXES)
         + expand(f"{FIGURES}/quality_depth_profile.{{ext}}", ext=ext)
         + expand(f"{FIGURES}/quality_{{axis}}.{{ext}}", axis=AXES, ext=ext)
+        + expand(f"{FIGURES}/quality_sensitivity.{{ext}}", ext=ext)
     )
 
 
@@ -349,6 +370,149 @@ def paper_targets():
     return [f"{R}/paper/comparison.tsv"]
 
 
+# Model to model (workflow/rules/models.smk, model_axes.smk)
+def zoo_decision():
+    """(on, why) for the model x model analysis: models.enabled true/false, or auto from the DB's
+    model count (filterdb.zoo.count_models, a read of the meta index's codes). A DB this run builds
+    first has no count yet: the synthetic DB has synthetic.models, another (the sample DB) runs and
+    its job checks the count (outside 3 .. models.max_models it writes tables without rows).
+    """
+    from filterdb.zoo import count_models, decide
+
+    m = config["models"]
+    if m["enabled"] != "auto":
+        return decide(m["enabled"], None, m["max_models"])
+    path = dataset()
+    if os.path.exists(path):
+        n = count_models(path)
+    elif os.path.normpath(path) == os.path.normpath(f"{R}/synthetic/synthetic.h5"):
+        n = config["synthetic"]["models"]
+    else:
+        n = None
+    return decide("auto", n, m["max_models"])
+
+
+def zoo_label_axes():
+    """The axes that label models (every kind but binned): one embedding figure each."""
+    from filterdb.zoo import label_axes
+
+    return label_axes(config["axes"])
+
+
+def zoo_settings():
+    """The settings of rule models (config models, without enabled and the axis tests' axes)."""
+    keys = ("weights", "range", "linkage", "optimal_ordering", "nearest")
+    return {k: config["models"][k] for k in keys}
+
+
+def zoo_targets():
+    """The model x model tables and figures of workflow/rules/models.smk (none when
+    zoo_decision() is off)."""
+    if not zoo_decision()[0]:
+        return []
+    ext = ["svg", "png"]
+    tables = ["drift", "linkage", "order", "embedding", "nearest", "summary"]
+    return (
+        [f"{R}/models/{t}.tsv" for t in tables]
+        + expand(f"{FIGURES}/models_heatmap.{{ext}}", ext=ext)
+        + expand(
+            f"{FIGURES}/models_embedding_{{axis}}.{{ext}}",
+            axis=zoo_label_axes(),
+            ext=ext,
+        )
+    )
+
+
+def model_axes_targets():
+    """Which axis explains the model-to-model drift (workflow/rules/model_axes.smk):
+    the table and the figure (SVG and PNG); none when the model x model matrix is not
+    made (zoo_targets() empty). models.axes.include is checked here: an unknown axis
+    stops the run at its start."""
+    from filterdb.distance_tests import selected_axes
+
+    selected_axes(config["axes"], config["models"]["axes"]["include"])
+    if not zoo_targets():
+        return []
+    return [f"{R}/models/axes.tsv"] + expand(
+        f"{FIGURES}/models_axes.{{ext}}", ext=["svg", "png"]
+    )
+
+
+# Your own models against a reference (workflow/rules/compare.smk)
+def compare_files():
+    """The outputs of the compare rule by name (the files filterdb.compare.write_outputs writes),
+    the tables, the model x model heatmap, and with compare.order the trajectory."""
+    d = f"{R}/compare"
+    files = {
+        "drift": f"{d}/drift.tsv",
+        "heatmap_svg": f"{d}/drift_heatmap.svg",
+        "heatmap_png": f"{d}/drift_heatmap.png",
+        "models": f"{d}/models.tsv",
+        "layer_drift": f"{d}/layer_drift.tsv",
+        "unmatched": f"{d}/unmatched_layers.tsv",
+        "depth_drift": f"{d}/depth_drift.tsv",
+        "groups": f"{d}/groups.tsv",
+        "quality_layers": f"{d}/quality_layers.tsv",
+        "quality_models": f"{d}/quality_models.tsv",
+        "summary": f"{d}/summary.json",
+    }
+    if config["compare"]["order"]:
+        files.update(
+            trajectory=f"{d}/trajectory.tsv",
+            trajectory_svg=f"{d}/trajectory.svg",
+            trajectory_png=f"{d}/trajectory.png",
+        )
+    return files
+
+
+def compare_targets():
+    """Outputs of the compare rule (none unless compare.sheet is set)."""
+    if not config["compare"]["sheet"]:
+        return []
+    return list(compare_files().values())
+
+
+def compare_reference():
+    """The reference results folder of the compare rule (compare.reference, else this run's results)."""
+    return (config["compare"]["reference"] or R).rstrip("/")
+
+
+def compare_inputs(wildcards):
+    """Inputs of the compare rule (the sheet, the reference's tables (never its filters) and the sheet's
+    local model files of its `path` rows); a sheet that cannot be read here lists no model file, and
+    the job reports why in one line."""
+    ref = compare_reference()
+    sheet = config["compare"]["sheet"]
+    inputs = {
+        "sheet": sheet,
+        "basis": f"{ref}/pca/basis.tsv",
+        "mean": f"{ref}/pca/mean.tsv",
+        "range": f"{ref}/pca/range.tsv",
+        "layers": f"{ref}/stats/layers.tsv",
+        "hist": f"{ref}/stats/hist.npz",
+        "models": [],
+    }
+    try:
+        from filterdb.ingest.sheet import read_sheet
+
+        base = os.path.dirname(os.path.abspath(sheet))
+        inputs["models"] = [
+            p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
+            for p in read_sheet(sheet)["path"]
+            if p
+        ]
+    except (OSError, ValueError):
+        pass
+    return inputs
+
+
+def compare_precision():
+    """The precision models are scaled in: this run's stream.precision when the reference is
+    this run; None (the reference run's, from its provenance.json) for another results folder.
+    """
+    return None if config["compare"]["reference"] else config["stream"]["precision"]
+
+
 def drift_box_uncertainty():
     """Input ``uncertainty`` of the drift box plot (fig_drift in figures.smk): the axis tests, whose
     ``mean_D_lo``, ``mean_D_hi`` are drawn beside the boxes, when uncertainty.enabled with
@@ -369,11 +533,39 @@ def depth_bins():
 
 
 def quality_params():
-    """Per-layer quality metrics in the sums pass (None when disabled)."""
+    """Per-layer quality metrics in the sums pass (None when disabled), with the eps grid of
+    the sensitivity sweep (quality.sensitivity.eps and quality.eps, sorted)."""
     q = config["quality"]
-    return (
-        {"eps": q["eps"], "orthogonality": q["orthogonality"]} if q["enabled"] else None
-    )
+    if not q["enabled"]:
+        return None
+    return {
+        "eps": q["eps"],
+        "orthogonality": q["orthogonality"],
+        "eps_grid": quality_eps_grid(),
+    }
+
+
+def quality_eps_grid():
+    """The sorted eps grid the sums pass counts sparse filters for (quality.eps included)."""
+    from filterdb.accumulate import eps_grid
+
+    q = config["quality"]
+    try:
+        return [float(v) for v in eps_grid(q["eps"], q["sensitivity"]["eps"])]
+    except ValueError as exc:
+        raise WorkflowError(f"invalid config: {exc}") from None
+
+
+def eps_grid_size():
+    """Thresholds of the eps grid (0 when quality is off): for the memory estimates."""
+    return len(quality_eps_grid()) if config["quality"]["enabled"] else 0
+
+
+def quality_flag_settings():
+    """The layer and model flags' settings (filterdb.quality_tables.thresholds_with_defaults):
+    quality.thresholds and the rule, quality.rule."""
+    q = config["quality"]
+    return {**q["thresholds"], "rule": q["rule"]}
 
 
 # The default sample DB (workflow/rules/sample.smk)

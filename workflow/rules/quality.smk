@@ -1,4 +1,5 @@
-# Filter quality and degeneration per layer, model, axis group and depth bin (docs/method.md §9).
+# Filter quality and degeneration per layer, model, axis group and depth bin (docs/method.md §9), and
+# the sensitivity of the flags to their thresholds.
 # The per-layer metrics come from the `sums` pass (filterdb.accumulate.SumsPass,
 # arrays quality_* in stats/sums.npz) when quality.enabled is true. Settings: config["quality"],
 # defaults filled by validate() from workflow/schemas/config.schema.yaml. Target list:
@@ -59,7 +60,7 @@ rule quality_tables:
     params:
         kind="tables",
         axes={a: axis_config(a) for a in AXES},
-        thresholds=QUALITY["thresholds"],
+        thresholds=quality_flag_settings(),
     script:
         "../scripts/quality_tables.py"
 
@@ -79,6 +80,41 @@ rule quality_groups:
         kind="groups",
         axes={a: axis_config(a) for a in AXES},
         depth_bins=depth_bins(),
+        thresholds=quality_flag_settings(),
+    script:
+        "../scripts/quality_tables.py"
+
+
+# Each flag over a sweep of its threshold (docs/method.md §9): the eps sweep from the sparse counts
+# of the sums pass (stats/sums.npz quality_n_sparse_grid), every other from the layer table.
+rule quality_sensitivity:
+    input:
+        layers=f"{QUALITY_DIR}/layers.tsv",
+        sums=f"{R}/stats/sums.npz",
+    output:
+        table=report(
+            f"{QUALITY_DIR}/sensitivity.tsv",
+            caption="../report/quality_sensitivity_table.rst",
+            category="Quality",
+            subcategory="Sensitivity",
+            labels={"table": "sensitivity of the flags"},
+        ),
+        svg=report(
+            f"{R}/figures/quality_sensitivity.svg",
+            caption="../report/quality_sensitivity.rst",
+            category="Quality",
+            subcategory="Sensitivity",
+            labels={"figure": "sensitivity of the flags"},
+        ),
+        png=f"{R}/figures/quality_sensitivity.png",
+    log:
+        f"{R}/logs/quality/sensitivity.log",
+    conda:
+        "../envs/filterdb.yaml"
+    params:
+        kind="sensitivity",
+        eps=QUALITY["eps"],
         thresholds=QUALITY["thresholds"],
+        sweeps=QUALITY["sensitivity"],
     script:
         "../scripts/quality_tables.py"

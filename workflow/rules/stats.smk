@@ -38,6 +38,7 @@ if single_job():
             bins=config["histogram"]["bins"],
             fine_bins=config["histogram"]["fine_bins"],
             density=config["density"],
+            fixed_range=fixed_range_param(),
         script:
             "../scripts/analyse.py"
 
@@ -196,6 +197,7 @@ else:
             bins=config["histogram"]["bins"],
             fine_bins=config["histogram"]["fine_bins"],
             density=config["density"],
+            fixed_range=fixed_range_param(),
         script:
             "../scripts/shard_pass.py"
 

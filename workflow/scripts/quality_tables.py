@@ -1,7 +1,8 @@
 """Filter quality tables and figures (docs/method.md §9) from the gathered per-layer statistics.
 
-Two steps (``params.kind``): ``tables`` (layer and model tables from ``stats/sums.npz``; no
-matplotlib) and ``groups`` (every axis's table and figure and the depth profile, in one job).
+Three steps (``params.kind``): ``tables`` (layer and model tables from ``stats/sums.npz``; no
+matplotlib), ``groups`` (every axis's table and figure and the depth profile, in one job) and
+``sensitivity`` (each flag over a sweep of its threshold: table and figure).
 """
 
 from filterdb.glue import main
@@ -49,9 +50,26 @@ def groups(p, inp, out):
     print(f"depth profile: {len(g)} depth bins")
 
 
+def sensitivity(p, inp, out):
+    from filterdb import plots
+    from filterdb import quality_tables as qt
+    from filterdb.results import load_npz, write_tsv
+
+    table = qt.read_layer_quality_table(inp.layers)
+    q = qt.quality_arrays(load_npz(inp.sums))
+    if "eps_grid" not in q:
+        raise ValueError(f"{inp.sums}: no quality_eps_grid (made by an older filterdb?): rerun the sums pass")
+    s = qt.sensitivity_table(table, q["eps_grid"], q["n_sparse_grid"], p.eps, dict(p.thresholds), dict(p.sweeps))
+    write_tsv(s, out.table)
+    plots.save_all(plots.quality_sensitivity(s), [out.svg, out.png])
+    conf = s[s["configured"]]
+    for r in conf.itertuples():
+        print(f"{r.parameter} = {r.value:g}: {r.n_layers_flagged} of {r.n_layers} layers, {r.n_models_flagged} models")
+
+
 def run():
     p = snakemake.params
-    steps = {"tables": tables, "groups": groups}
+    steps = {"tables": tables, "groups": groups, "sensitivity": sensitivity}
     if p.kind not in steps:
         raise ValueError(f"unknown quality step {p.kind!r}")
     steps[p.kind](p, snakemake.input, snakemake.output)

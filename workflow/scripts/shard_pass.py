@@ -11,7 +11,9 @@ def run():
     inp, p = snakemake.input, snakemake.params
     shard, shards = parse_scatteritem(snakemake.wildcards.scatteritem)
     plan = results.load_plan(inp.plan)
-    settings = jobs.pass_settings(p.stream, p.quality, p.fine_bins, p.density, snakemake.threads, inp.db)
+    settings = jobs.pass_settings(
+        p.stream, p.quality, p.fine_bins, p.density, snakemake.threads, inp.db, p.get("fixed_range")
+    )
     kw = {}
     if p.kind != "sums":
         # straight from the previous passes' parts (exact sums, min/max): no wait for the gathers
