@@ -156,7 +156,23 @@ def drift_matrix(
     return d
 
 
-def drift_matrices(p: np.ndarray, evr: np.ndarray) -> np.ndarray:
+def _gram_to_drift(c: np.ndarray, chunk: int) -> np.ndarray:
+    """Turn ``C`` (G, G) into ``D = C[g, g] + C[h, h] - C[g, h] - C[h, g]`` in place, ``chunk``
+    rows and columns at a time (no second G x G array); zero diagonal, exactly symmetric."""
+    g = c.shape[0]
+    s = np.diagonal(c).copy()
+    for i0 in range(0, g, chunk):
+        i = slice(i0, min(i0 + chunk, g))
+        for j0 in range(i0, g, chunk):
+            j = slice(j0, min(j0 + chunk, g))
+            block = s[i, None] + s[None, j] - (c[i, j] + c[j, i].T)
+            c[i, j] = block
+            c[j, i] = block.T
+    np.fill_diagonal(c, 0.0)
+    return c
+
+
+def drift_matrices(p: np.ndarray, evr: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """:func:`drift` between all pairs of G sets, for many stacks at once (expanded form).
 
     ``D(g, h) = C[g, g] + C[h, h] - C[g, h] - C[h, g]`` with
@@ -168,6 +184,8 @@ def drift_matrices(p: np.ndarray, evr: np.ndarray) -> np.ndarray:
     p : (..., G, 9, bins) array_like
         Distributions from :func:`probabilities`.
     evr : (9,) array_like
+    chunk : int
+        Rows and columns turned from ``C`` into ``D`` at a time (memory: one G x G array per stack).
 
     Returns
     -------
@@ -183,11 +201,8 @@ def drift_matrices(p: np.ndarray, evr: np.ndarray) -> np.ndarray:
     c = np.empty((pw2.shape[0], g, g))
     for k in range(pw2.shape[0]):  # one BLAS gemm per stack (numpy's stacked matmul does not use BLAS)
         np.matmul(pw2[k], lp2[k].T, out=c[k])
-    c = c.reshape(shp[:-1] + (g, g))
-    s = np.diagonal(c, axis1=-2, axis2=-1)
-    d = s[..., :, None] + s[..., None, :] - (c + np.swapaxes(c, -1, -2))
-    d[..., np.arange(g), np.arange(g)] = 0.0
-    return d
+        _gram_to_drift(c[k], chunk)
+    return c.reshape(shp[:-1] + (g, g))
 
 
 def group_counts(layer_counts: np.ndarray, labels: pd.Series, groups: list, chunk: int = 4096) -> np.ndarray:

@@ -261,13 +261,9 @@ def component_weights(evr: np.ndarray, weights: str = "evr") -> np.ndarray:
 
 
 def drift_matrix(p: np.ndarray, weights: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
-    """D between every pair of M distributions, in the expanded form of
-    :func:`filterdb.divergence.drift_matrices`, with memory O(M² + M·9·bins).
-
-    ``D(a, b) = C[a, a] + C[b, b] - C[a, b] - C[b, a]`` with ``C = (p·w) logᵀ p``: one matrix product
-    (BLAS) into the output array, then turned into D in place block by block (``chunk`` rows and
-    columns at a time); the result is exactly symmetric, its diagonal 0, and values that rounding
-    makes negative are set to 0.
+    """D between every pair of M distributions: :func:`filterdb.divergence.drift_matrices` (the
+    expanded form, one BLAS product turned into D in place ``chunk`` rows and columns at a time:
+    memory O(M² + M·9·bins)), with the values that rounding makes negative set to 0.
 
     Parameters
     ----------
@@ -281,24 +277,9 @@ def drift_matrix(p: np.ndarray, weights: np.ndarray, chunk: int = CHUNK) -> np.n
     -------
     (M, M) float64 ndarray
     """
-    p = np.asarray(p, dtype=np.float64)
-    m = p.shape[0]
-    w = np.asarray(weights, dtype=np.float64)
-    lp = np.log(p).reshape(m, -1)
-    pw = (p * w[None, :, None]).reshape(m, -1)
-    x = pw @ lp.T  # C
-    del pw, lp
-    s = np.diagonal(x).copy()
-    for i0 in range(0, m, chunk):
-        i = slice(i0, min(i0 + chunk, m))
-        for j0 in range(i0, m, chunk):
-            j = slice(j0, min(j0 + chunk, m))
-            block = s[i, None] + s[None, j] - (x[i, j] + x[j, i].T)
-            x[i, j] = block
-            x[j, i] = block.T
-    np.fill_diagonal(x, 0.0)
-    np.maximum(x, 0.0, out=x)
-    return x
+    d = divergence.drift_matrices(np.asarray(p, dtype=np.float64), weights, chunk=chunk)
+    np.maximum(d, 0.0, out=d)
+    return d
 
 
 def model_drift(
