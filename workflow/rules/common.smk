@@ -569,6 +569,14 @@ def quality_flag_settings():
 
 
 # The default sample DB (workflow/rules/sample.smk)
+def sample_sheet():
+    """The models sheet of the sample DB: sample.sheet, or (null) the sheet this workflow ships,
+    found from the workflow's own folder (a local checkout, or Snakemake's source cache when the
+    workflow is a module from GitHub), not from the folder Snakemake is run in."""
+    sheet = config["sample"]["sheet"]
+    return sheet or workflow.source_path("../../config/sample_models.tsv")
+
+
 def sample_sheets():
     """The sheets merged into the sample DB: the fetched archives' sheet (+ the digits CNN)."""
     sheets = [f"{R}/sample/models.tsv"]

@@ -2,7 +2,7 @@
 # Config: the `sample` block (defaults in workflow/schemas/config.schema.yaml, filled by validate()).
 rule fetch_sample:
     input:
-        sheet=config["sample"]["sheet"],
+        sheet=sample_sheet(),
     output:
         sheet=f"{R}/sample/models.tsv",
         members=directory(f"{R}/sample/members"),
