@@ -123,5 +123,8 @@ def provenance(db_path: str, config: dict, workflow_dir=None) -> dict:
         "config": config,
         "versions": _versions(),
         "sign_convention": SIGN_CONVENTION,
-        "workflow": {"git": _git(workflow_dir) if workflow_dir else None},
+        "workflow": {
+            "dir": str(workflow_dir) if workflow_dir else None,
+            "git": _git(workflow_dir) if workflow_dir else None,
+        },
     }

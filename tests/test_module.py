@@ -129,6 +129,11 @@ def test_provenance_names_the_projects_db(project):
     text = json.dumps(prov)
     assert "db.h5" in text
     assert prov["config"]["histogram"]["bins"] == 60
+    # the revision of this workflow, not of the project that uses it (workflow.basedir is the project's)
+    assert Path(prov["workflow"]["dir"]).resolve() == ROOT.resolve()
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if rev.returncode == 0:
+        assert prov["workflow"]["git"]["revision"] == rev.stdout.strip()
 
 
 def test_outer_rule_consumes_a_module_output(project):

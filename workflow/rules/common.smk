@@ -18,6 +18,11 @@ except WorkflowError as exc:
     ) from None
 
 R = config["results"].rstrip("/")
+# this workflow's own folder (provenance: its git revision), also when it is a module of another
+# project, whose folder workflow.basedir is then; a URL for a module read from GitHub
+WORKFLOW_DIR = os.path.normpath(
+    workflow.current_basedir.join("../..").get_path_or_uri(secret_free=True)
+)
 AXES = list(config["axes"])
 
 

@@ -263,6 +263,6 @@ rule provenance:
         "../envs/filterdb.yaml"
     params:
         config=config,
-        workflow_dir=workflow.basedir,
+        workflow_dir=WORKFLOW_DIR,
     script:
         "../scripts/provenance.py"
