@@ -3,6 +3,14 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+# Snakemake hands nested --config values over as text ('{enabled: true}' -> "true"): read them by
+# the schema's types first (filterdb.settings.coerce_to_schema), so the README's commands work.
+from filterdb.settings import coerce_to_schema
+
+_typed = coerce_to_schema(config, workflow.source_path("../schemas/config.schema.yaml"))
+config.clear()
+config.update(_typed)
+
 try:
     validate(config, schema="../schemas/config.schema.yaml")
 except WorkflowError as exc:
@@ -55,7 +63,7 @@ def default_shards():
         return 1
     if not limit:
         return cores
-    path = dataset()
+    path = dataset_local()
     if not os.path.exists(path):
         return 1
     return 1 if db_rows(path)[0] <= limit else cores
@@ -116,7 +124,30 @@ def single_job_cell_output():
 
 
 def dataset():
-    return config["dataset"]
+    """The DB as the rules' input: its path, or for a URL (``https://...``; any query an installed
+    Snakemake storage plugin takes, e.g. ``s3://`` with snakemake-storage-plugin-s3) the storage
+    file, which Snakemake retrieves before the first job that reads it and keeps under
+    ``.snakemake/storage/`` (keep_local): later runs reuse that copy while the remote one is not
+    newer, so a 100 GB DB is downloaded once."""
+    path = config["dataset"]
+    if is_remote(path):
+        return storage(path, keep_local=True)
+    return path
+
+
+def is_remote(path):
+    """Whether a configured path is a URL for Snakemake's storage plugins (scheme://...)."""
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def dataset_local():
+    """The local file of the DB, for what is read when the jobs are planned (its size, layout,
+    model count): the path, or the storage file's local copy (which may not exist yet).
+    """
+    path = config["dataset"]
+    if is_remote(path):
+        return str(dataset().flags["storage_object"].local_path())
+    return path
 
 
 def axis_config(name):
@@ -169,7 +200,7 @@ def job_mem_mb(kind, plan_path, threads=1):
     from filterdb.results import load_plan
 
     h, d = config["histogram"], config["density"]
-    path = dataset()
+    path = dataset_local()
     return estimate_mem_mb(
         kind,
         load_plan(plan_path),
@@ -346,7 +377,7 @@ def paper_origin():
         f"{R}/synthetic/synthetic.h5": "a synthetic DB this workflow generates (rule synthetic_db; not real data)",
     }
     built = {os.path.normpath(k): v for k, v in built.items()}
-    return built.get(os.path.normpath(dataset()), "")
+    return built.get(os.path.normpath(dataset_local()), "")
 
 
 def paper_axes():
@@ -367,7 +398,9 @@ def paper_statement(wildcards):
     """
     from filterdb.paper import planned_statement
 
-    return planned_statement(dataset(), config["paper"]["release"], paper_origin())
+    return planned_statement(
+        dataset_local(), config["paper"]["release"], paper_origin()
+    )
 
 
 def paper_targets():
@@ -387,7 +420,7 @@ def zoo_decision():
     m = config["models"]
     if m["enabled"] != "auto":
         return decide(m["enabled"], None, m["max_models"])
-    path = dataset()
+    path = dataset_local()
     if os.path.exists(path):
         n = count_models(path)
     elif os.path.normpath(path) == os.path.normpath(f"{R}/synthetic/synthetic.h5"):
