@@ -42,12 +42,14 @@ def schema_path() -> Path:
         install without the workflow folder).
     """
     env = os.environ.get(SCHEMA_ENV)
-    path = Path(env) if env else Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+    # the package's copy (filterdb/data/config.schema.yaml: in the repository a link to the
+    # workflow's schema, in a wheel the file itself), so a non-editable install has it too
+    path = Path(env) if env else Path(__file__).resolve().parent / "data" / "config.schema.yaml"
     if not path.is_file():
         raise FileNotFoundError(
-            f"config schema not found at {path}: filterdb reads its configuration defaults from the "
-            f"repository's workflow/schemas/config.schema.yaml (install the repository editable, "
-            f"pip install -e ., or set {SCHEMA_ENV} to the schema file)"
+            f"config schema not found at {path}: filterdb reads its configuration defaults from "
+            f"workflow/schemas/config.schema.yaml, shipped as filterdb/data/config.schema.yaml "
+            f"(reinstall the package, or set {SCHEMA_ENV} to the schema file)"
         )
     return path
 

@@ -206,3 +206,33 @@ def test_config_dir_holds_the_config_snakedeploy_copies():
         shutil.copytree(ROOT / "config", Path(d) / "config")  # what snakedeploy's deploy_config does
         copied = Path(d) / "config" / "config.yaml"
         assert not copied.is_symlink() and copied.read_bytes() == (ROOT / "config.yaml").read_bytes()
+
+
+def test_installed_package_carries_the_config_schema(tmp_path):
+    """A module from GitHub runs its scripts with filterdb installed from a wheel (no workflow/ folder
+    beside it): the package ships the schema its defaults come from, the workflow's own file."""
+    import sys
+    import zipfile
+
+    res = subprocess.run(
+        [sys.executable, "-m", "uv", "build", "--wheel", "-q", "-o", str(tmp_path / "dist"), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("filterdb-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(tmp_path / "site")
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    shipped = tmp_path / "site" / "filterdb" / "data" / "config.schema.yaml"
+    assert not shipped.is_symlink() and shipped.read_bytes() == schema.read_bytes()
+    code = (
+        "import filterdb.settings as s; print(s.schema_path()); "
+        "print(s.fill_defaults({'dataset': 'x'})['histogram']['bins'])"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site")}
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    path, bins = run.stdout.split()
+    assert Path(path) == shipped and int(bins) == 70
