@@ -1,10 +1,12 @@
 """filterdb.fetch and rule published_db, end to end against a local HTTP server (never the network).
 
-The server (http.server on 127.0.0.1, started here) serves an xz-compressed small DB written by the
-test; its variants: with byte ranges, without (answers 200 to a Range request), cutting the
-connection after N bytes once, stating an md5 in its ETag (as Zenodo does).
+The archive is downloaded by Snakemake's storage plugin (snakemake-storage-plugin-http), the
+mechanism of a `dataset` URL; filterdb.fetch.prepare checks and decompresses the local copy. The
+server (http.server on 127.0.0.1, started here) serves an xz-compressed small DB written by the test
+and records every request (GET and HEAD).
 """
 
+import email.utils
 import hashlib
 import lzma
 import re
@@ -20,13 +22,14 @@ import yaml
 
 from filterdb import fetch as fetchmod
 from filterdb.db import open_db
-from filterdb.fetch import FetchError, fetch, xz_uncompressed_size
+from filterdb.fetch import FetchError, unpack, verify, xz_uncompressed_size
 from filterdb.synth import write_synth_db
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake")
-CUT = 20_000  # bytes the cutting server sends before dropping the connection
-FAST = {"backoff": 0.0, "chunk": 4096, "progress": None}  # no pauses between retries, small chunks
+FAST = {"chunk": 4096, "progress": None}
+QUIET = {"log": lambda _: None, **FAST}
+LAST_MODIFIED = email.utils.formatdate(1_600_000_000, usegmt=True)  # older than any output
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -35,10 +38,23 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet
         pass
 
+    def do_HEAD(self):
+        srv = self.server
+        srv.requests.append("HEAD")
+        data = srv.files.get(self.path.split("?")[0])
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Last-Modified", LAST_MODIFIED)
+        self.end_headers()
+
     def do_GET(self):
         srv = self.server
         rng = self.headers.get("Range")
         srv.seen.append(rng)
+        srv.requests.append("GET")
         data = srv.files.get(self.path.split("?")[0])
         if data is None:
             self.send_error(404)
@@ -63,6 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes" if srv.ranges else "none")
+        self.send_header("Last-Modified", LAST_MODIFIED)
         if srv.etag:
             self.send_header("ETag", srv.etag)
         if status == 206:
@@ -88,12 +105,17 @@ class Server:
         self.httpd.files, self.httpd.ranges, self.httpd.etag = files, ranges, etag
         self.httpd.cut = self.httpd.cut_at = cut
         self.httpd.seen = []
+        self.httpd.requests = []
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     @property
     def seen(self):
         return self.httpd.seen
+
+    @property
+    def requests(self):
+        return self.httpd.requests
 
     def url(self, name):
         host, port = self.httpd.server_address
@@ -133,147 +155,60 @@ def files_in(folder):
     return sorted(p.name for p in Path(folder).iterdir())
 
 
-def test_success_byte_identical_and_opens(db, serve, tmp_path):
+def test_prepare_xz_byte_identical_and_opens(db, tmp_path):
     raw, xz, md5 = db
-    s = serve()
+    archive = tmp_path / "dl" / "dataset.h5.xz"
+    archive.parent.mkdir()
+    archive.write_bytes(xz)
     out = tmp_path / "pub" / "dataset.h5"
     lines = []
-    assert fetch(s.url("dataset.h5.xz"), md5, out, log=lines.append, **FAST) == out
+    checked = out.with_name("dataset.h5.xz")
+    url = "https://example.org/dataset.h5.xz?download=1"
+    assert verify(archive, url, md5, checked, log=lines.append, **FAST) == checked
+    assert checked.read_bytes() == xz and archive.exists()
+    assert unpack(checked, out, log=lines.append, **FAST) == out
     assert out.read_bytes() == raw
-    assert files_in(out.parent) == ["dataset.h5"]  # compressed file deleted, no partial
+    assert files_in(out.parent) == ["dataset.h5", "dataset.h5.xz"]
     opened = open_db(out)
     assert opened.n_rows > 0 and len(opened.layers) > 0
-    assert s.seen[0] == "bytes=-65536" and s.seen[-1] is None  # probe of the tail, then the download
-    assert any("peak disk use" in line for line in lines)
+    assert any(f"md5 {md5} as expected" in x for x in lines)
 
 
-def test_keep_compressed_and_rerun_reuses_it(db, serve, tmp_path):
+def test_prepare_wrong_md5_one_line_names_the_file_nothing_left(db, tmp_path):
     raw, xz, md5 = db
-    s = serve()
-    out = tmp_path / "dataset.h5"
-    fetch(s.url("dataset.h5.xz"), md5, out, keep_compressed=True, log=lambda _: None, **FAST)
-    assert files_in(tmp_path) == ["dataset.h5", "dataset.h5.xz"]
-    assert (tmp_path / "dataset.h5.xz").read_bytes() == xz
-    out.unlink()
-    n = len(s.seen)
-    lines = []
-    fetch(s.url("dataset.h5.xz"), md5, out, keep_compressed=False, log=lines.append, **FAST)
-    assert len(s.seen) == n, "a checked compressed file is not downloaded again"
-    assert out.read_bytes() == raw and files_in(tmp_path) == ["dataset.h5"]
+    archive = tmp_path / "dataset.h5.xz"
+    archive.write_bytes(xz[:-100])  # as a killed download leaves it
+    out = tmp_path / "pub" / "dataset.h5"
+    with pytest.raises(FetchError) as exc:
+        verify(archive, "https://example.org/dataset.h5.xz", md5, out.with_name("dataset.h5.xz"), **QUIET)
+    msg = str(exc.value)
+    assert "\n" not in msg and md5 in msg and hashlib.md5(xz[:-100]).hexdigest() in msg
+    assert str(archive) in msg and "delete it" in msg and "https://example.org/dataset.h5.xz" in msg
+    assert not out.parent.exists() or files_in(out.parent) == []
 
 
-def test_wrong_md5_one_line_nothing_left(db, serve, tmp_path):
-    _, xz, md5 = db
-    s = serve()
-    url = s.url("dataset.h5.xz")
-    wrong = "0" * 32
-    with pytest.raises(FetchError) as err:
-        fetch(url, wrong, tmp_path / "dataset.h5", log=lambda _: None, **FAST)
-    msg = str(err.value)
-    assert "\n" not in msg and wrong in msg and md5 in msg and url in msg
-    assert files_in(tmp_path) == []
+def test_prepare_plain_file_is_copied(db, tmp_path):
+    raw, _, _ = db
+    archive = tmp_path / "dataset.h5"
+    archive.write_bytes(raw)
+    out = tmp_path / "pub" / "copy.h5"
+    checked = verify(
+        archive, archive.as_uri(), hashlib.md5(raw).hexdigest(), out.with_name("copy.h5.download"), **QUIET
+    )
+    unpack(checked, out, **QUIET)
+    assert out.read_bytes() == raw and files_in(out.parent) == ["copy.h5", "copy.h5.download"]
 
 
-def test_cut_connection_then_resume_next_run(db, serve, tmp_path):
+def test_prepare_not_enough_disk_nothing_written(db, tmp_path, monkeypatch):
     raw, xz, md5 = db
-    s = serve(cut=CUT)
-    out = tmp_path / "dataset.h5"
-    with pytest.raises(FetchError, match="no retry"):
-        fetch(s.url("dataset.h5.xz"), md5, out, retries=0, log=lambda _: None, **FAST)
-    assert files_in(tmp_path) == ["dataset.h5.xz.partial"]
-    kept = (tmp_path / "dataset.h5.xz.partial").read_bytes()
-    n = len(kept)  # what arrived before the cut, in whole chunks
-    assert 0 < n <= CUT and kept == xz[:n]
-    lines = []
-    fetch(s.url("dataset.h5.xz"), md5, out, log=lines.append, **FAST)
-    assert s.seen[-1] == f"bytes={n}-"
-    assert out.read_bytes() == raw and files_in(tmp_path) == ["dataset.h5"]
-    assert any("resuming" in line and f"from byte {n} " in line for line in lines)
-
-
-def test_cut_connection_resumed_by_retry(db, serve, tmp_path):
-    raw, _, md5 = db
-    s = serve(cut=CUT)
-    out = tmp_path / "dataset.h5"
-    lines = []
-    fetch(s.url("dataset.h5.xz"), md5, out, log=lines.append, **FAST)
-    assert s.seen[-2] is None and re.fullmatch(r"bytes=(\d+)-", s.seen[-1])
-    assert 0 < int(s.seen[-1][6:-1]) <= CUT
-    assert out.read_bytes() == raw and files_in(tmp_path) == ["dataset.h5"]
-    assert any("retrying" in line for line in lines)
-
-
-def test_truncated_partial_of_earlier_run_resumed(db, serve, tmp_path):
-    raw, xz, md5 = db
-    s = serve()
-    (tmp_path / "dataset.h5.xz.partial").write_bytes(xz[:12345])
-    fetch(s.url("dataset.h5.xz"), md5, tmp_path / "dataset.h5", log=lambda _: None, **FAST)
-    assert s.seen[-1] == "bytes=12345-"
-    assert (tmp_path / "dataset.h5").read_bytes() == raw and files_in(tmp_path) == ["dataset.h5"]
-
-
-def test_server_without_ranges_restarts_from_zero(db, serve, tmp_path):
-    raw, xz, md5 = db
-    s = serve(ranges=False)
-    (tmp_path / "dataset.h5.xz.partial").write_bytes(xz[:12345])
-    lines = []
-    fetch(s.url("dataset.h5.xz"), md5, tmp_path / "dataset.h5", log=lines.append, **FAST)
-    assert s.seen[-1] == "bytes=12345-"  # asked for the rest, got the whole file with 200
-    assert any("restarting the download from zero" in line for line in lines)
-    assert any("decompressed size is checked after the download" in line for line in lines)
-    assert (tmp_path / "dataset.h5").read_bytes() == raw and files_in(tmp_path) == ["dataset.h5"]
-
-
-def test_not_enough_disk_nothing_downloaded(db, serve, tmp_path, monkeypatch):
-    raw, xz, md5 = db
-    s = serve()
-    usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=1000))
-    with pytest.raises(FetchError) as err:
-        fetch(s.url("dataset.h5.xz"), md5, tmp_path / "dataset.h5", log=lambda _: None, **FAST)
-    msg = str(err.value)
-    need = fetchmod.human_bytes(len(xz) + len(raw))
-    assert "\n" not in msg and f"{need} needed at the peak" in msg and "1.0 kB free" in msg, msg
-    assert files_in(tmp_path) == []
-    assert all(r is not None and not r.endswith("-") for r in s.seen), "only the tail was read"
-
-
-def test_xz_index_read_by_range_requests(db, serve, tmp_path, monkeypatch):
-    raw, xz, md5 = db
-    s = serve()
-    monkeypatch.setattr(fetchmod, "TAIL_BYTES", 16)  # the index is not in the probed tail
-    usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=len(xz) + len(raw) - 1))
-    with pytest.raises(FetchError, match="needed at the peak"):
-        fetch(s.url("dataset.h5.xz"), md5, tmp_path / "dataset.h5", log=lambda _: None, **FAST)
-    assert any(re.fullmatch(r"bytes=\d+-\d+", r or "") for r in s.seen)
-
-
-def test_etag_md5_differs_stops_before_download(db, serve, tmp_path):
-    _, xz, md5 = db
-    s = serve(etag='"md5:' + "f" * 32 + '"')
-    with pytest.raises(FetchError, match="f{32}.*" + md5):
-        fetch(s.url("dataset.h5.xz"), md5, tmp_path / "dataset.h5", log=lambda _: None, **FAST)
-    assert files_in(tmp_path) == []
-
-
-def test_plain_file_url_no_decompression(db, tmp_path):
-    raw, xz, _ = db
-    src = tmp_path / "src" / "dataset.h5"
-    src.parent.mkdir()
-    src.write_bytes(raw)
-    out = tmp_path / "out" / "dataset.h5"
-    fetch(src.as_uri(), hashlib.md5(raw).hexdigest(), out, log=lambda _: None, **FAST)
-    assert out.read_bytes() == raw and files_in(out.parent) == ["dataset.h5"]
-
-
-def test_file_url_xz(db, tmp_path):
-    raw, xz, md5 = db
-    src = tmp_path / "dataset.h5.xz"
-    src.write_bytes(xz)
-    out = tmp_path / "out" / "dataset.h5"
-    fetch(src.as_uri(), md5, out, log=lambda _: None, **FAST)
-    assert out.read_bytes() == raw and files_in(out.parent) == ["dataset.h5"]
+    archive = tmp_path / "dataset.h5.xz"
+    archive.write_bytes(xz)
+    real = shutil.disk_usage
+    monkeypatch.setattr(fetchmod.shutil, "disk_usage", lambda p: real(p)._replace(free=len(raw) - 1))
+    out = tmp_path / "pub" / "dataset.h5"
+    with pytest.raises(FetchError, match=r"not enough free disk space .* needed at the peak \(decompressed"):
+        unpack(archive, out, **QUIET)
+    assert files_in(out.parent) == []
 
 
 def test_invalid_xz_leaves_nothing_under_path(tmp_path):
@@ -283,7 +218,7 @@ def test_invalid_xz_leaves_nothing_under_path(tmp_path):
     src.write_bytes(bad)
     out = tmp_path / "out" / "dataset.h5"
     with pytest.raises(FetchError, match="not valid xz data"):
-        fetch(src.as_uri(), hashlib.md5(bad).hexdigest(), out, log=lambda _: None, **FAST)
+        unpack(src, out, **QUIET)
     assert not out.exists() and not (out.parent / "dataset.h5.partial").exists()
 
 
@@ -296,19 +231,19 @@ def test_xz_uncompressed_size_streams_and_padding():
 
 def test_bad_md5_argument():
     with pytest.raises(FetchError, match="32 hex digits"):
-        fetch("file:///nonexistent.xz", "abc", "/nonexistent/x.h5", log=lambda _: None)
+        verify("/nonexistent.xz", "file:///nonexistent.xz", "abc", "/nonexistent/x.h5.xz", log=lambda _: None)
 
 
 # ---------------------------------------------------------------------------------------------
-# Through Snakemake
+# Through Snakemake: the storage plugin downloads, verify() checks, unpack() decompresses
 
 
-def run_published_db(tmp, published):
+def run_snakemake(tmp, published, *args):
     cfg = tmp / "published.yaml"
     cfg.write_text(yaml.safe_dump({"published": published}))
-    cmd = [SNAKEMAKE, "published_db", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp)]
-    cmd += ["--configfile", str(ROOT / "config.yaml"), str(cfg)]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    cmd = [SNAKEMAKE, *(args or ["published_db"]), "--cores", "1", "-s", str(ROOT / "Snakefile")]
+    cmd += ["--directory", str(tmp), "--configfile", str(ROOT / "config.yaml"), str(cfg)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake not installed")
@@ -316,16 +251,48 @@ def test_snakemake_published_db(db, serve, tmp_path):
     raw, xz, md5 = db
     s = serve()
     url = s.url("dataset.h5.xz")
-    res = run_published_db(tmp_path, {"url": url, "md5": "0" * 32, "path": "pub/dataset.h5"})
+    pub = {"url": url, "md5": "0" * 32, "path": "pub/dataset.h5"}
+    res = run_snakemake(tmp_path, pub)
     assert res.returncode != 0
-    line = [x for x in res.stderr.splitlines() if "filterdb error in rule published_db" in x]
+    line = [x for x in res.stderr.splitlines() if "filterdb error in rule published_download" in x]
     assert len(line) == 1 and "0" * 32 in line[0] and md5 in line[0] and url in line[0], res.stderr[-3000:]
     assert not (tmp_path / "pub").exists() or files_in(tmp_path / "pub") == []
 
-    res = run_published_db(tmp_path, {"url": url, "md5": md5, "path": "pub/dataset.h5"})
+    s.requests.clear()
+    res = run_snakemake(tmp_path, {**pub, "md5": md5})
     assert res.returncode == 0, res.stderr[-3000:]
+    assert s.requests.count("GET") == 1  # one download, by the storage plugin
     assert (tmp_path / "pub/dataset.h5").read_bytes() == raw
     assert files_in(tmp_path / "pub") == ["dataset.h5"]
-    log = (tmp_path / "results/logs/published_db.log").read_text()
-    assert "md5 " + md5 + " as expected" in log and "download" in log
+    assert "md5 " + md5 + " as expected" in (tmp_path / "results/logs/published_download.log").read_text()
+    assert "decompressing" in (tmp_path / "results/logs/published_db.log").read_text()
     assert (tmp_path / "results/benchmarks/published_db.tsv").exists()
+    # keep_compressed false: the checked archive was temporary, Snakemake's local copy is gone too
+    assert not list((tmp_path / ".snakemake" / "storage").rglob("dataset.h5.xz"))
+    assert (tmp_path / "results/logs/published_download.log").exists()
+
+    # the DB there: no request at all, neither for published_db nor for an analysis of it (offline)
+    s.close()
+    res = run_snakemake(tmp_path, {**pub, "md5": md5}, "published_db", "-n")
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr, res.stdout[-3000:]
+    res = run_snakemake(tmp_path, {**pub, "md5": md5}, "results/pca/basis.tsv", "--config", "dataset=pub/dataset.h5")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "results/pca/basis.tsv").exists()
+
+
+@pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake not installed")
+def test_snakemake_keep_compressed_and_file_url(db, serve, tmp_path):
+    raw, xz, md5 = db
+    s = serve()
+    url = s.url("dataset.h5.xz")
+    res = run_snakemake(tmp_path, {"url": url, "md5": md5, "path": "pub/dataset.h5", "keep_compressed": True})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert files_in(tmp_path / "pub") == ["dataset.h5", "dataset.h5.xz"]
+    assert (tmp_path / "pub/dataset.h5.xz").read_bytes() == xz
+    # a file:// URL (an archive downloaded by hand) takes no storage plugin
+    local = tmp_path / "by_hand" / "dataset.h5.xz"
+    local.parent.mkdir()
+    local.write_bytes(xz)
+    res = run_snakemake(tmp_path, {"url": local.as_uri(), "md5": md5, "path": "pub2/dataset.h5"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "pub2/dataset.h5").read_bytes() == raw and local.exists()

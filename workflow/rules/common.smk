@@ -140,6 +140,37 @@ def is_remote(path):
     return "://" in str(path) and not str(path).startswith("file://")
 
 
+def published_missing():
+    """Whether the published DB (published.path) is still to be made: only then does the workflow
+    define the rules that download and decompress it (workflow/rules/published.smk)."""
+    return not os.path.exists(config["published"]["path"])
+
+
+def published_archive():
+    """The input of rule published_download, the published archive (published.url) through Snakemake's
+    storage plugin for http(s) (the mechanism of a `dataset` URL), the local file for file:// or a
+    path."""
+    url = config["published"]["url"]
+    if is_remote(url):
+        return storage(url)
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
+def published_download_name():
+    """The checked download beside the DB: <path>.xz for an .xz URL, else <path>.download."""
+    from filterdb.fetch import is_xz
+
+    p = config["published"]
+    return p["path"] + (".xz" if is_xz(p["url"]) else ".download")
+
+
+def published_download_output():
+    """The output of rule published_download, temporary (removed once published_db has decompressed
+    it) unless published.keep_compressed."""
+    name = published_download_name()
+    return name if config["published"]["keep_compressed"] else temp(name)
+
+
 def dataset_local():
     """The local file of the DB, for what is read when the jobs are planned (its size, layout,
     model count): the path, or the storage file's local copy (which may not exist yet).
