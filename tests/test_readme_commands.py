@@ -58,10 +58,29 @@ def user_db(tmp_path_factory):
     return path
 
 
-def argv(command, folder):
+@pytest.fixture(scope="module")
+def server(user_db):
+    """A local HTTP server holding the generated DB: the README's example URL points at it."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(user_db.parent)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def argv(command, folder, server=None):
     for k, v in PLACEHOLDERS.items():
         command = command.replace(k, v)
     command = command.replace("/data/", f"{folder}/data/")
+    if server:
+        command = re.sub(r"https://host/[^ ]*/(\w+\.h5)", f"{server}/dataset.h5", command)
     args = shlex.split(command, comments=True)
     assert args[0] == "snakemake"
     return args[1:]
@@ -76,7 +95,7 @@ def user_files(args, folder, db):
             names.add(m.group(1))
     for name in names:
         p = Path(name) if Path(name).is_absolute() else folder / name
-        if "synthetic" in name or "sample" in name:
+        if "synthetic" in name or "sample" in name or "://" in name:
             continue  # the workflow makes these itself
         p.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(db, p)
@@ -100,7 +119,8 @@ def finished_run(tmp_path_factory, user_db):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_dry_runs(command, tmp_path, user_db, request):
-    args = argv(command, tmp_path)
+    url = "https://host/" in command  # the README's example of a DB in remote storage: served here
+    args = argv(command, tmp_path, request.getfixturevalue("server") if url else None)
     if "--report" in args:
         # a report follows a run: the README's command, in the folder of a finished run, of its DB
         tmp_path = request.getfixturevalue("finished_run")
