@@ -1,9 +1,10 @@
 """Provenance of a run: which DB, which settings, which code made the numbers.
 
-``{results}/provenance.json`` (rule ``provenance``) records the input DB (path, size, modification
-time, a content hash of its meta table and a hash of a fixed sample of its filter rows), the
-effective configuration (defaults filled), the versions of Python and of the packages that compute
-or draw, the PCA sign convention, and the git revision of the workflow when it is a git checkout.
+``{results}/provenance.json`` (rule ``provenance``) records the input DB (path, the URL it was
+read from when ``dataset`` is one, size, modification time, a content hash of its meta table and a
+hash of a fixed sample of its filter rows), the effective configuration (defaults filled), the
+versions of Python and of the packages that compute or draw, the PCA sign convention, and the git
+revision of the workflow when it is a git checkout.
 """
 
 from __future__ import annotations
@@ -107,9 +108,11 @@ def provenance(db_path: str, config: dict, workflow_dir=None) -> dict:
     db = open_db(db_path, checks={k: "warn" for k in checks})  # findings recorded below, not raised here
     key, n = db.key, db.n_rows
     st = os.stat(db_path)
+    source = str((config or {}).get("dataset", ""))  # a URL: path is the storage plugin's local copy
     return {
         "db": {
             "path": os.path.abspath(db_path),
+            "url": source if "://" in source and not source.startswith("file://") else None,
             "size_bytes": st.st_size,
             "modified": datetime.datetime.fromtimestamp(st.st_mtime, datetime.UTC).isoformat(),
             "filter_dataset": key,

@@ -296,3 +296,10 @@ def test_snakemake_keep_compressed_and_file_url(db, serve, tmp_path):
     res = run_snakemake(tmp_path, {"url": local.as_uri(), "md5": md5, "path": "pub2/dataset.h5"})
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "pub2/dataset.h5").read_bytes() == raw and local.exists()
+    # a URL not ending in .xz: checked and copied as it is, the temporary <path>.download removed
+    s.requests.clear()
+    plain = {"url": s.url("dataset.h5"), "md5": hashlib.md5(raw).hexdigest(), "path": "pub3/dataset.h5"}
+    res = run_snakemake(tmp_path, plain)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "pub3/dataset.h5").read_bytes() == raw and files_in(tmp_path / "pub3") == ["dataset.h5"]
+    assert s.requests.count("GET") == 1

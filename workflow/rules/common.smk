@@ -131,8 +131,46 @@ def dataset():
     newer, so a 100 GB DB is downloaded once."""
     path = config["dataset"]
     if is_remote(path):
-        return storage(path, keep_local=True)
-    return path
+        db = storage(path, keep_local=True)
+        check_local_copy(db)
+        return db
+    return local_file(path)
+
+
+_CHECKED_COPIES = set()
+
+
+def check_local_copy(db):
+    """Stop with one line when the kept local copy of a dataset URL is not the size the storage
+    states: a download killed by SIGKILL (or a full disk) leaves a short file that Snakemake would
+    take as present, its date being newer than the remote's. Once per run, in the main process
+    only (a cluster job's node may have no route to the server), one request (the plugin's size(),
+    a HEAD for http); skipped when the storage states no size or the remote file is newer (then
+    Snakemake retrieves it again), and when the request fails (Snakemake's own then reports it).
+    """
+    obj = db.flags["storage_object"]
+    copy = str(obj.local_path())
+    if copy in _CHECKED_COPIES or not workflow.is_main_process:
+        return
+    _CHECKED_COPIES.add(copy)
+    if not os.path.isfile(copy):
+        return
+    have = os.path.getsize(copy)
+    try:
+        size = obj.size()
+        if not size or size == have or obj.mtime() > os.path.getmtime(copy):
+            return
+    except Exception:
+        return
+    raise WorkflowError(
+        f"config dataset {obj.print_query}: the local copy {os.path.abspath(copy)} has {have} "
+        f"bytes, the storage states {size} (a download cut short?): delete it to download again"
+    )
+
+
+def local_file(path):
+    """A configured path as a local path: a file:// URL's path, else the path as given."""
+    return path[len("file://") :] if str(path).startswith("file://") else path
 
 
 def is_remote(path):
@@ -178,7 +216,7 @@ def dataset_local():
     path = config["dataset"]
     if is_remote(path):
         return str(dataset().flags["storage_object"].local_path())
-    return path
+    return local_file(path)
 
 
 def axis_config(name):
