@@ -11,15 +11,15 @@ grow with the number of shards.
 
 Passes (see docs/method.md):
 
-``sums``  — ``n``, ``sum`` (9,), ``outer`` (9, 9) of the peak-scaled filters per layer (float64,
+``sums``  — ``n``, ``sum`` (d,), ``outer`` (d, d) of the peak-scaled filters per layer (float64,
             row by row), ``nonfinite`` rows per layer, and the quality moments of the unscaled
             weights (``quality_*`` arrays) when quality is on, with the sparse filters counted for
             every eps of the sensitivity sweep (``quality_n_sparse_grid`` (L, E) over
             ``quality_eps_grid`` (E,)).
-``range`` — ``cmin``, ``cmax`` (9,) of the PCA coefficients per layer.
+``range`` — ``cmin``, ``cmax`` (d,) of the PCA coefficients per layer.
 ``hist``  — ``counts`` (bins per coefficient) per layer over the shared range; with a fixed range
             (config ``models.range``) also ``fixed_counts`` over ``fixed_edges`` and the values
-            outside it, ``fixed_outside`` (L, 9); fine per-cell histograms (``cell``,
+            outside it, ``fixed_outside`` (L, d); fine per-cell histograms (``cell``,
             ``cell_counts``); 2-D histograms of coefficient pairs (``total__density``).
 """
 
@@ -37,20 +37,12 @@ import numpy as np
 from . import compiled, quality, scaling
 from .histogram import uniform_edges
 from .results import Plan, load_part
+from .shape import STUDY
 from .stream import DEFAULT_BLOCK_ROWS, ROW_BYTES, BlockReader, plan_blocks, plan_shards, progress
 
 PASSES = ("sums", "range", "hist")
-QUALITY_FIELDS = [
-    "n_filters",
-    "n_sparse",
-    "sparsity",
-    "variance_entropy",
-    "variance_entropy_norm",
-    "variance_entropy_clean",
-    "orthogonality",
-    "absmax",
-    "notes",
-]
+#: The per-layer quality arrays of the sums pass (:data:`filterdb.quality.FIELDS`).
+QUALITY_FIELDS = quality.FIELDS
 
 
 class NonFiniteError(ValueError):
@@ -208,6 +200,7 @@ class _Pass:
     def __init__(self, plan: Plan, lo: int, hi: int, settings: PassSettings):
         self.plan, self.lo, self.hi, self.s = plan, lo, hi, settings
         self.k = hi - lo
+        self.d = int(plan.width)  # values per filter (k²; filterdb.shape)
         self.drop = settings.nonfinite == "drop"
         self.prec = scaling.PRECISIONS[settings.precision]
 
@@ -267,8 +260,9 @@ class SumsPass(_Pass):
         super().__init__(plan, lo, hi, settings)
         k = self.k
         self.n = np.zeros(k, np.int64)
-        self.sum = np.zeros((k, 9))
-        self.outer = np.zeros((k, 9, 9))
+        d = self.d
+        self.sum = np.zeros((k, d))
+        self.outer = np.zeros((k, d, d))
         self.nonfinite = np.zeros(k, np.int64)
         self.first_bad = np.full(k, -1, np.int64)
         self.quality = settings.quality_eps is not None
@@ -276,8 +270,8 @@ class SumsPass(_Pass):
             self.absmax = np.full(k, np.nan)
             self.n_sparse = np.zeros(k, np.int64)
             self.n_clean = np.zeros(k, np.int64)
-            self.g_all = np.zeros((k, 9, 9))
-            self.g_clean = np.zeros((k, 9, 9))
+            self.g_all = np.zeros((k, d, d))
+            self.g_clean = np.zeros((k, d, d))
             self.ortho = np.full(k, np.nan)
             self.eps_grid = eps_grid(float(settings.quality_eps), settings.quality_eps_grid)
             self.n_sparse_grid = np.zeros((k, self.eps_grid.size), np.int64)
@@ -288,7 +282,7 @@ class SumsPass(_Pass):
         ls, le = self._bounds(a, pos)
         q = self.quality
         eps = float(self.s.quality_eps) if q else 0.0
-        z1, z3 = np.zeros(0), np.zeros((0, 9, 9))
+        z1, z3 = np.zeros(0), np.zeros((0, self.d, self.d))
         compiled.load().sums_block(
             x,
             ls,
@@ -340,11 +334,11 @@ class SumsPass(_Pass):
         for kv in np.unique(key):
             grp = sel[key == kv]
             oc, nn = int(o[grp[0]]), int(n[grp[0]])
-            step = max(1, int(4_000_000 // (oc * oc + nn * 9)))  # bounded temporaries
+            step = max(1, int(4_000_000 // (oc * oc + nn * self.d)))  # bounded temporaries
             for g0 in range(0, grp.size, step):
                 g = grp[g0 : g0 + step]
                 if np.all(ls[g[1:]] == le[g[:-1]]):  # one run of rows (or one layer): a view
-                    W = x[ls[g[0]] : le[g[-1]]].reshape(g.size, nn, 9)
+                    W = x[ls[g[0]] : le[g[-1]]].reshape(g.size, nn, self.d)
                 else:
                     W = np.stack([x[ls[j] : le[j]] for j in g])
                 self.ortho[pos[g]] = quality.orthogonality_many(W, oc)
@@ -371,7 +365,7 @@ class SumsPass(_Pass):
         out["total__sum_limbs"] = compiled.exact_limbs(self.sum)
         out["total__outer_limbs"] = compiled.exact_limbs(self.outer)
         if self.quality:
-            q = quality_from_moments(
+            q = quality.from_moments(
                 self.n,
                 self.absmax,
                 self.n_sparse,
@@ -389,70 +383,6 @@ class SumsPass(_Pass):
         return out
 
 
-def quality_from_moments(n, absmax, n_sparse, n_clean, g_all, g_clean, ortho, out_channels) -> dict:
-    """The per-layer quality metrics (docs/method.md §9) from the moments of the sums pass,
-    vectorised over layers (equal to :func:`filterdb.quality.layer_quality` to float64 rounding).
-
-    Parameters
-    ----------
-    n, n_sparse, n_clean : (k,) int
-        Filters, sparse filters and non-sparse filters per layer.
-    absmax : (k,) float
-        Peak ``|w|`` per layer.
-    g_all, g_clean : (k, 9, 9) float
-        Centred scatter matrices of all / non-sparse filters.
-    ortho : (k,) float
-        Orthogonality (NaN where not computed).
-    out_channels : (k,) float
-        Output channels per layer (NaN when unknown).
-
-    Returns
-    -------
-    dict of (k,) arrays, keys :data:`QUALITY_FIELDS`.
-    """
-    n = np.asarray(n, np.int64)
-    notes = np.array([quality.orthogonality_note(int(a), b) for a, b in zip(n, out_channels)], np.int64)
-    notes |= np.where(n < 2, quality.NOTE_FEW_FILTERS, 0)
-    notes |= np.where(n <= 2, quality.NOTE_NO_THRESHOLD, 0)
-    notes |= np.where((n > 0) & (absmax == 0.0), quality.NOTE_ALL_ZERO, 0)
-    notes |= np.where(np.asarray(n_clean) < 2, quality.NOTE_FEW_CLEAN, 0)
-    h = _entropies(g_all, n)
-    t = quality.entropy_threshold(np.maximum(n, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        norm = np.where((t > 0) & ~np.isnan(h), h / np.where(t > 0, t, 1.0), np.nan)
-        sparsity = np.where(n > 0, n_sparse / np.maximum(n, 1), np.nan)
-    no_ortho = (
-        notes & (quality.NOTE_NO_OUT | quality.NOTE_NOT_MULTIPLE | quality.NOTE_ONE_OUT | quality.NOTE_EMPTY)
-    ) != 0
-    return {
-        "n_filters": n,
-        "n_sparse": np.asarray(n_sparse, np.int64),
-        "sparsity": sparsity,
-        "variance_entropy": h,
-        "variance_entropy_norm": norm,
-        "variance_entropy_clean": _entropies(g_clean, np.asarray(n_clean, np.int64)),
-        "orthogonality": np.where(no_ortho, np.nan, ortho),
-        "absmax": np.where(n > 0, absmax, np.nan),
-        "notes": notes,
-    }
-
-
-def _entropies(g: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Variance entropy (log10) of each layer from its centred scatter matrix (k, 9, 9); NaN for n < 2."""
-    out = np.full(n.size, np.nan)
-    ok = n >= 2
-    if not ok.any():
-        return out
-    ev = np.linalg.eigvalsh((g[ok] + np.swapaxes(g[ok], 1, 2)) / 2.0)[:, ::-1]
-    v = np.clip(ev, 0.0, None) / (n[ok] - 1)[:, None]
-    total = v.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = v / np.where(total > 0, total, 1.0)[:, None]
-        h = -np.sum(np.where(p > 0, p * np.log10(np.where(p > 0, p, 1.0)), 0.0), axis=1)
-    out[ok] = np.where(total > 0, h, 0.0)
-    return out
-
-
 class RangePass(_Pass):
     kind = "range"
     per_layer = ("cmin", "cmax")
@@ -461,8 +391,9 @@ class RangePass(_Pass):
         super().__init__(plan, lo, hi, settings)
         self.mean = np.ascontiguousarray(mean, np.float64)
         self.comps = np.ascontiguousarray(components, np.float64)
-        self.cmin = np.full((self.k, 9), np.inf)
-        self.cmax = np.full((self.k, 9), -np.inf)
+        c = self.comps.shape[0]
+        self.cmin = np.full((self.k, c), np.inf)
+        self.cmax = np.full((self.k, c), -np.inf)
 
     def block(self, x, a, pos):
         ls, le = self._bounds(a, pos)
@@ -498,7 +429,7 @@ def _write_all(fd: int, arrays: list[np.ndarray], offset: int | None) -> None:
 
 
 class _CellSink:
-    """The file receiving closed fine cell histograms (records of ``(9, fine_bins)`` uint32) and
+    """The file receiving closed fine cell histograms (records of ``(d, fine_bins)`` uint32) and
     their cell ids in file order; shared by the lanes of a pass (one lock)."""
 
     def __init__(self, path):
@@ -519,18 +450,18 @@ class _CellSink:
 
 class CellHistFile:
     """A sink for the hist pass's closed cells that writes each record straight into its place in a
-    ``(n_cells, 9, fine_bins)`` uint32 ``.npy`` (cells never closed stay 0): no records file and no
+    ``(n_cells, d, fine_bins)`` uint32 ``.npy`` (cells never closed stay 0): no records file and no
     gather when one job runs the whole pass. A cell closed twice (by two lanes) is added to what
     is there. Shared by the lanes (one lock); the caller closes it."""
 
-    def __init__(self, path, n_cells: int, fine_bins: int):
+    def __init__(self, path, n_cells: int, fine_bins: int, width: int = STUDY.size):
         self.fh = open(path, "wb+")
         np.lib.format.write_array_header_1_0(
-            self.fh, {"descr": np.dtype(np.uint32).str, "fortran_order": False, "shape": (n_cells, 9, fine_bins)}
+            self.fh, {"descr": np.dtype(np.uint32).str, "fortran_order": False, "shape": (n_cells, width, fine_bins)}
         )
         self.fh.flush()
         self.base = self.fh.tell()
-        self.rec = 9 * fine_bins * 4
+        self.rec = int(width) * fine_bins * 4
         self.fh.truncate(self.base + n_cells * self.rec)  # zeros (a sparse file until written)
         self.fd = self.fh.fileno()
         self.written = np.zeros(n_cells, bool)
@@ -570,7 +501,7 @@ class HistPass(_Pass):
 
     Fine histograms live in a pool of slots, one per *open* cell (a cell whose layers in this shard
     are not all processed yet). When the pass moves past a cell's last layer, its histogram is
-    closed: appended to ``cell_sink`` (a file of ``(9, fine_bins)`` uint32 records, ids in
+    closed: appended to ``cell_sink`` (a file of ``(d, fine_bins)`` uint32 records, ids in
     ``part__cell``) and its slot reused, so the job's memory grows with the cells of a read block,
     not with the cells of the shard. Without ``cell_sink`` (in-process runs) closed cells are kept
     in memory (``part__cell_counts``). Lanes (threads) have their own pools: a cell whose layers lie
@@ -585,7 +516,8 @@ class HistPass(_Pass):
         self.comps = np.ascontiguousarray(components, np.float64)
         self.edges = np.ascontiguousarray(edges, np.float64)
         bins = self.edges.size - 1
-        self.counts = np.zeros((self.k, 9, bins), np.uint32)
+        c = self.comps.shape[0]
+        self.counts = np.zeros((self.k, c, bins), np.uint32)
         self.fb = max(int(settings.fine_bins), 0)
         cells = plan.cell[lo:hi]
         self.cells = np.unique(cells[cells >= 0]) if self.fb else np.zeros(0, np.int64)
@@ -599,13 +531,18 @@ class HistPass(_Pass):
         np.maximum.at(self.last, self.lcell[has], np.flatnonzero(has))
         self.slot_of = np.full(self.cells.size, -1, np.int64)
         self.lslot = np.full(self.k, -1, np.int64)
-        self.pool = np.zeros((0, 9, self.fb), np.uint32)
+        self.pool = np.zeros((0, c, self.fb), np.uint32)
         self.free: list[int] = []
         self.own_sink = isinstance(cell_sink, (str, os.PathLike))  # else a shared sink (lanes, CellHistFile)
         self.sink = _CellSink(cell_sink) if self.own_sink else cell_sink
         self.closed_ids: list[np.ndarray] = []
         self.closed_mem: list[np.ndarray] = []
         self.pairs = np.array(settings.density_pairs, np.int64).reshape(-1, 2)
+        if self.pairs.size and (self.pairs.min() < 0 or self.pairs.max() >= c):
+            raise ValueError(
+                f"density.pairs: {settings.density_pairs!r} names a coefficient outside c0..c{c - 1} "
+                f"(filters of {self.d} values have {c} coefficients)"
+            )
         self.dbins = int(settings.density_bins)
         self.dlo, self.dhi = (float(v) for v in settings.density_extent)
         self.dens = np.zeros((self.pairs.shape[0], self.dbins, self.dbins), np.uint32)
@@ -613,12 +550,12 @@ class HistPass(_Pass):
         self.fixed = fixed_range(settings.fixed_range)
         if self.fixed is not None:
             self.xedges = uniform_edges(*self.fixed, bins)
-            self.fixed_counts = np.zeros((self.k, 9, bins), np.uint32)
-            self.fixed_outside = np.zeros((self.k, 9), np.int64)
+            self.fixed_counts = np.zeros((self.k, c, bins), np.uint32)
+            self.fixed_outside = np.zeros((self.k, c), np.int64)
         else:
             self.xedges = np.zeros(1)
-            self.fixed_counts = np.zeros((0, 9, 1), np.uint32)
-            self.fixed_outside = np.zeros((0, 9), np.int64)
+            self.fixed_counts = np.zeros((0, c, 1), np.uint32)
+            self.fixed_outside = np.zeros((0, c), np.int64)
 
     def lane(self, lo, hi):
         sub = HistPass(self.plan, lo, hi, self.s, self.mean, self.comps, self.edges, cell_sink=self.sink)
@@ -646,7 +583,7 @@ class HistPass(_Pass):
         if need.size > len(self.free):
             grow = max(need.size - len(self.free), self.pool.shape[0])
             base = self.pool.shape[0]
-            self.pool = np.concatenate([self.pool, np.zeros((grow, 9, self.fb), np.uint32)])
+            self.pool = np.concatenate([self.pool, np.zeros((grow,) + self.pool.shape[1:], np.uint32)])
             self.free.extend(range(base + grow - 1, base - 1, -1))
         for c in need:
             self.slot_of[c] = self.free.pop()
@@ -713,7 +650,9 @@ class HistPass(_Pass):
             out.update({"part__cell": ids, "total__cell_edges": self.fedges})
             if self.sink is None:
                 out["part__cell_counts"] = (
-                    np.concatenate(self.closed_mem) if self.closed_mem else np.zeros((0, 9, self.fb), np.uint32)
+                    np.concatenate(self.closed_mem)
+                    if self.closed_mem
+                    else np.zeros((0,) + self.pool.shape[1:], np.uint32)
                 )
         if self.own_sink:
             self.sink.close()
@@ -777,6 +716,11 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", layer_names=No
 
     def stream(lane: _Pass) -> BlockReader:
         with BlockReader(path, key, precision=s.precision, bypass_cache=s.bypass_cache, raw=True) as rd:
+            if rd.width != plan.width:
+                raise ValueError(
+                    f"{path}: dataset '{key}' holds {rd.shape.label} filters ({rd.width} values), but the layer plan "
+                    f"was made for {plan.width} values per filter: rerun the layer table of this DB"
+                )
             rs, re_ = plan.row_start[lane.lo : lane.hi], plan.row_end[lane.lo : lane.hi]
             blocks = plan_blocks(rs, re_, block_rows, breaks=rd.breaks())
             read = rd.blocks([(a, b) for a, b, _, _ in blocks])
@@ -814,6 +758,46 @@ def run_pass(path: str, key: str, pas: _Pass, desc: str = "pass", layer_names=No
         f"kernels: {compiled.load().mode})",
         file=sys.stderr,
     )
+    return out
+
+
+def run_rows(rows: np.ndarray, pas: _Pass, layer_names=None) -> dict[str, np.ndarray]:
+    """The pass ``pas`` over filter rows held in memory (one model's weights: ``filterdb inspect``
+    and ``compare``), block by block as :func:`run_pass` streams them from a DB: the same kernels
+    and order of operations, so the numbers equal those of a DB holding these rows.
+
+    Parameters
+    ----------
+    rows : (N, d) ndarray
+        float16, float32 or float64 rows (as a DB would store them), numbered as the pass's plan
+        numbers them (``row_start`` / ``row_end``).
+    pas : pass object from :func:`make_pass`
+    layer_names : callable, optional
+        ``layer_names(global_layer) -> str`` for error messages.
+
+    Returns
+    -------
+    dict of ndarray
+        As :func:`run_pass`: ``layer`` and the pass's arrays.
+    """
+    plan, lo, hi = pas.plan, pas.lo, pas.hi
+    x = np.asarray(rows)
+    if x.dtype not in (np.float16, np.float32, np.float64):
+        raise ValueError(f"filter rows of dtype {x.dtype}: expected float16, float32 or float64")
+    x = np.ascontiguousarray(x.reshape(x.shape[0], -1) if x.ndim != 2 else x)
+    if x.shape[1] != plan.width:
+        raise ValueError(f"filter rows of {x.shape[1]} values, the layer plan has {plan.width} per filter")
+    if x.dtype == np.float16:  # the kernels read float16 as its bit patterns
+        x = x.view(np.uint16)
+    rs, re_ = plan.row_start[lo:hi], plan.row_end[lo:hi]
+    for a, b, first, end in plan_blocks(rs, re_, max(1, int(pas.s.block_rows))):
+        pas.begin_block(first, end)
+        pas.block(x[a:b], a, np.arange(first, end))
+        pas.end_block(first, end)
+    if isinstance(pas, SumsPass):
+        pas.check_finite(layer_names)
+    out = {"layer": np.arange(lo, hi, dtype=np.int64)}
+    out.update(pas.arrays())
     return out
 
 
@@ -859,12 +843,12 @@ def run_shard(
     shard, shards : int
         Zero-based shard index and shard count (:func:`filterdb.stream.plan_shards`).
     settings : PassSettings
-    basis : (mean (9,), components (9, 9)), for range and hist
+    basis : (mean (d,), components (d, d)), for range and hist
     edges : (bins + 1,) coarse histogram edges, for hist
     layer_names : callable, optional
         ``layer_names(global_layer) -> str`` for error messages.
     cell_sink : str, optional
-        hist pass: file for the fine cell histograms (records of ``(9, fine_bins)`` uint32, ids in
+        hist pass: file for the fine cell histograms (records of ``(d, fine_bins)`` uint32, ids in
         ``part__cell``); None keeps them in memory (``part__cell_counts``).
     """
     settings = settings or PassSettings()
@@ -916,7 +900,7 @@ def gather_parts(
     ``total__*`` arrays are summed (edges and pairs checked equal), ``min__*`` / ``max__*`` arrays
     combined by minimum / maximum. Fine cell histograms (ids in
     ``part__cell``; records in ``part__cell_counts`` or in the part's file of ``cell_files``) are
-    added by cell id: with ``cell_hist_path`` into a ``(n_cells, 9, fine_bins)`` uint32 ``.npy``
+    added by cell id: with ``cell_hist_path`` into a ``(n_cells, d, fine_bins)`` uint32 ``.npy``
     written ``window_cells`` cells at a time (memory: one window, whatever the number of cells or
     shards), else into an in-memory array returned as ``cell_counts``.
 
@@ -977,19 +961,21 @@ def gather_parts(
         )
     if records:
         fine_bins = int(out["cell_edges"].size - 1)
+        width = int(out["counts"].shape[1])  # the coefficients per filter (d) of the coarse histograms
         if cell_hist_path is None:
-            cells = np.zeros((n_cells, 9, fine_bins), np.uint32)
+            cells = np.zeros((n_cells, width, fine_bins), np.uint32)
             _add_records(cells, 0, n_cells, records, fine_bins)
             out["cell_counts"] = cells
         else:
-            _write_cell_hist(cell_hist_path, n_cells, fine_bins, records, max(1, int(window_cells)))
+            _write_cell_hist(cell_hist_path, n_cells, fine_bins, records, max(1, int(window_cells)), width)
     return out
 
 
 def _add_records(buf: np.ndarray, c0: int, c1: int, records, fine_bins: int) -> None:
     """Add every record whose cell lies in ``[c0, c1)`` into ``buf`` (cells ``c0..c1-1``). A part
     may hold a cell more than once (one record per lane of its job): those are added one by one."""
-    rec_bytes = 9 * fine_bins * 4
+    width = buf.shape[1]
+    rec_bytes = width * fine_bins * 4
     for ids, mem, src in records:
         sel = np.flatnonzero((ids >= c0) & (ids < c1))
         if not sel.size:
@@ -1002,7 +988,8 @@ def _add_records(buf: np.ndarray, c0: int, c1: int, records, fine_bins: int) -> 
             cuts = np.flatnonzero(np.diff(sel) != 1) + 1
             for run in np.split(sel, cuts):
                 fh.seek(int(run[0]) * rec_bytes)
-                data = np.fromfile(fh, np.uint32, count=run.size * 9 * fine_bins).reshape(run.size, 9, fine_bins)
+                data = np.fromfile(fh, np.uint32, count=run.size * width * fine_bins)
+                data = data.reshape(run.size, width, fine_bins)
                 _add_into(buf, ids[run] - c0, data)
 
 
@@ -1014,16 +1001,16 @@ def _add_into(buf: np.ndarray, rows: np.ndarray, data: np.ndarray) -> None:
         np.add.at(buf, rows, data)
 
 
-def _write_cell_hist(path, n_cells: int, fine_bins: int, records, window: int) -> None:
-    """Write the ``(n_cells, 9, fine_bins)`` uint32 ``.npy`` window by window (file writes, no
+def _write_cell_hist(path, n_cells: int, fine_bins: int, records, window: int, width: int) -> None:
+    """Write the ``(n_cells, width, fine_bins)`` uint32 ``.npy`` window by window (file writes, no
     memory map: the job's memory is one window)."""
     with open(path, "wb") as fh:
         np.lib.format.write_array_header_1_0(
-            fh, {"descr": np.dtype(np.uint32).str, "fortran_order": False, "shape": (n_cells, 9, fine_bins)}
+            fh, {"descr": np.dtype(np.uint32).str, "fortran_order": False, "shape": (n_cells, width, fine_bins)}
         )
         for c0 in range(0, n_cells, window):
             c1 = min(n_cells, c0 + window)
-            buf = np.zeros((c1 - c0, 9, fine_bins), np.uint32)
+            buf = np.zeros((c1 - c0, width, fine_bins), np.uint32)
             _add_records(buf, c0, c1, records, fine_bins)
             buf.tofile(fh)
 
@@ -1084,15 +1071,17 @@ def range_from_parts(part_paths: list) -> tuple[float, float]:
 
 
 def coefficient_range(cmin: np.ndarray, cmax: np.ndarray) -> tuple[float, float]:
-    """The shared range ``[min, max]`` over all 9 coefficients of all layers."""
+    """The shared range ``[min, max]`` over all coefficients of all layers."""
     return float(np.min(cmin)), float(np.max(cmax))
 
 
-def _per_layer_bytes(bins: int, eps_grid: int = 0, fixed: bool = False) -> dict[str, int]:
-    """Bytes per layer of each pass's arrays (sums with the quality moments and ``eps_grid``
-    sparse counts; hist with the fixed-range histograms when ``fixed``)."""
-    hist = 4 * 9 * bins + (4 * 9 * bins + 8 * 9 if fixed else 0)
-    return {"sums": 8 * (1 + 9 + 81 + 2) + 8 * (6 + 2 * 81) + 8 * eps_grid, "range": 8 * 18, "hist": hist}
+def _per_layer_bytes(bins: int, eps_grid: int = 0, fixed: bool = False, width: int = STUDY.size) -> dict[str, int]:
+    """Bytes per layer of each pass's arrays for filters of ``width`` values (sums with the
+    quality moments and ``eps_grid`` sparse counts; hist with the fixed-range histograms when
+    ``fixed``)."""
+    d = int(width)
+    hist = 4 * d * bins + (4 * d * bins + 8 * d if fixed else 0)
+    return {"sums": 8 * (1 + d + d * d + 2) + 8 * (6 + 2 * d * d) + 8 * eps_grid, "range": 8 * 2 * d, "hist": hist}
 
 
 def estimate_mem_mb(
@@ -1111,7 +1100,7 @@ def estimate_mem_mb(
     fixed: bool = False,
 ) -> int:
     """Peak memory (MB, with a safety margin) of one job of ``kind`` on ``plan`` (``row_bytes``:
-    bytes of one stored filter, 18/36/72 for float16/32/64; ``eps_grid``: thresholds of the
+    bytes of one stored filter, 18/36/72 for 3x3 float16/32/64; ``eps_grid``: thresholds of the
     sparsity sweep; ``fixed``: fixed-range histograms too).
 
     ``kind`` is ``shard_sums``, ``shard_range``, ``shard_hist``, ``gather_sums``, ``gather_range``,
@@ -1121,13 +1110,14 @@ def estimate_mem_mb(
     touched pages of the cell histograms. The largest shard's need is returned for every shard.
     """
     base = 300.0  # Python, numpy, numba, h5py
+    d = int(plan.width)
     if kind == "gather_cells":  # one window of cells, the records' ids
-        return int((base + 2048 * 4 * 9 * fine_bins / 1e6 + 16 * plan.n_cells / 1e6) * 1.25) + 1
-    per_layer = _per_layer_bytes(bins, eps_grid, fixed)
+        return int((base + 2048 * 4 * d * fine_bins / 1e6 + 16 * plan.n_cells / 1e6) * 1.25) + 1
+    per_layer = _per_layer_bytes(bins, eps_grid, fixed, d)
     p = kind.split("_", 1)[1]
     n_f = plan.n_filters
     L = plan.n_layers
-    fine = 4 * 9 * fine_bins
+    fine = 4 * d * fine_bins
     dens = 8 * density_pairs * density_bins**2
     if kind.startswith("shard"):
         mb = 0.0
@@ -1142,7 +1132,7 @@ def estimate_mem_mb(
             if p == "hist":
                 m += (cells * fine + (len(lanes) + 1) * dens) / 1e6
             if p == "sums":
-                m += max(rows, default=0) * 9 * 8 / 1e6  # moments of a layer holding NaN/Inf (drop policy)
+                m += max(rows, default=0) * d * 8 / 1e6  # moments of a layer holding NaN/Inf (drop policy)
             mb = max(mb, m)
         mb += base
     else:
@@ -1166,6 +1156,7 @@ def estimate_single_job_mb(
     row_bytes: int = ROW_BYTES,
     eps_grid: int = 0,
     fixed: bool = False,
+    width: int = STUDY.size,
 ) -> int:
     """Peak memory (MB, with a safety margin) of the one-job path (rule ``analyse``), estimated
     before its layer plan exists from the DB's filter count and its number of ``layers``
@@ -1175,9 +1166,10 @@ def estimate_single_job_mb(
     if layers is None:
         layers = int(filters) // max(1, filters_per_layer)
     layers = max(1, int(layers))
-    per_layer = max(_per_layer_bytes(bins, eps_grid, fixed).values()) + 8 * 18 + 2000  # + the meta table's row
+    d = int(width)  # values per filter
+    per_layer = max(_per_layer_bytes(bins, eps_grid, fixed, d).values()) + 8 * 2 * d + 2000  # + the meta table's row
     mb = 400.0 + layers * per_layer / 1e6  # Python, pandas, numpy, h5py
     mb += 3 * max(block_rows, 1 << 16) * row_bytes / 1e6
     lanes = max(1, int(threads))
-    mb += lanes * (256 * 4 * 9 * fine_bins + 8 * density_pairs * density_bins**2) / 1e6
+    mb += lanes * (256 * 4 * d * fine_bins + 8 * density_pairs * density_bins**2) / 1e6
     return int(mb * 1.25) + 1

@@ -5,7 +5,7 @@ Every model of a models sheet (:mod:`filterdb.ingest.sheet`; any format ``filter
 reads) is read **one at a time**, projected onto the reference run's global PCA basis and binned over its
 edges (:func:`filterdb.inspect.project_model`, as ``filterdb inspect`` does: scaling in the reference run's
 precision, coefficients outside the reference's range counted and left out of the histograms); only its
-per-layer histograms ``(L, 9, bins)`` and quality rows are kept, so memory is bounded by the largest model.
+per-layer histograms ``(L, d, bins)`` and quality rows are kept, so memory is bounded by the largest model.
 The reference's filters are never read: its tables are (:func:`filterdb.inspect.load_reference`).
 
 From those histograms alone:
@@ -143,12 +143,12 @@ class SheetModel:
     name: str
     file: str
     proj: inspect.Projection
-    probs: np.ndarray  # (L, 9, bins) per-layer distributions (divergence.probabilities)
+    probs: np.ndarray  # (L, d, bins) per-layer distributions (divergence.probabilities)
     n_filters: np.ndarray  # (L,)
 
     @property
     def counts(self) -> np.ndarray:
-        """(9, bins): the whole model's histograms."""
+        """(d, bins): the whole model's histograms."""
         return self.proj.counts.sum(axis=0)
 
 
@@ -512,7 +512,7 @@ def _depth_drifts(
     names = depth_bin_labels(axis.bins)
     per = []
     for sm in models:
-        c = divergence.group_counts(sm.proj.counts, layer_labels(sm.proj.meta, axis), names)  # (bins, 9, B)
+        c = divergence.group_counts(sm.proj.counts, layer_labels(sm.proj.meta, axis), names)  # (bins, d, B)
         per.append((c, divergence.probabilities(c, hist_eps, floor, edges), c[:, 0, :].sum(axis=1)))
     rows = []
     for x in range(len(models)):
@@ -542,7 +542,7 @@ def trajectory_table(models: Sequence[SheetModel], values: np.ndarray, dm: np.nd
         The order column's values, sheet order.
     dm : (M, M) ndarray
         The model x model drift.
-    evr : (9,) array_like
+    evr : (d,) array_like
 
     Returns
     -------

@@ -2,8 +2,8 @@
 
 Layout (see ``docs/method.md``, appendix on the published file layouts):
 
-* one float32 HDF5 dataset ``filters`` (or ``filter``) of shape ``(N, 9)`` or ``(N, 3, 3)``;
-  the row number is the filter id;
+* one float HDF5 dataset ``filters`` (or ``filter``) of shape ``(N, k, k)`` or ``(N, k²)``, ``k``
+  odd >= 3 (the study: ``(N, 3, 3)``; :mod:`filterdb.shape`); the row number is the filter id;
 * a pandas DataFrame under key ``meta`` (PyTables "fixed" format), one row per conv layer,
   MultiIndex ``(model_id, conv_depth, conv_depth_norm)`` (not unique), column ``filter_ids``
   either a list of ints (v0.1) or an inclusive ``"start:end"`` string (v1.0).
@@ -28,6 +28,7 @@ import pandas as pd
 
 from . import h5safe
 from .h5safe import UnsafeFile
+from .shape import STUDY, FilterShape
 
 FILTER_KEYS = ("filters", "filter")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -50,6 +51,12 @@ class FilterDB:
     layers: pd.DataFrame  # one row per layer, sorted by row_start; see :func:`layer_table`
     dtype: str = "float32"  # stored dtype of the filter dataset; every other float is read as float32
     coverage: Coverage | None = None  # rows of no layer and empty layers (:func:`coverage`)
+    shape: FilterShape = STUDY  # the filters' k x k shape, read from the filter dataset
+
+    @property
+    def width(self) -> int:
+        """Values per filter (``k²``)."""
+        return self.shape.size
 
 
 #: ``checks`` of :func:`open_db` (config ``checks``): what to do about filter rows that no layer
@@ -225,9 +232,9 @@ def _corrupt(path: str, what: str, exc: BaseException) -> DBError:
     return DBError(f"{path}: corrupt HDF5 file: cannot read {what} ({_first_line(exc)})")
 
 
-def _check_filters(path: str) -> tuple[str, int, str]:
-    """(dataset name, number of rows, dtype name) of the filter dataset, after the checks of
-    :func:`filter_shape`."""
+def _check_filters(path: str) -> tuple[str, int, str, FilterShape]:
+    """(dataset name, number of rows, dtype name, filter shape) of the filter dataset, after the
+    checks of :func:`filter_shape`."""
     with _open_hdf5(path) as f:
         try:
             key = _filter_key(f, path)
@@ -245,14 +252,16 @@ def _check_filters(path: str) -> tuple[str, int, str]:
         except Exception as exc:  # a damaged file: any h5py error
             raise _corrupt(path, "the filter dataset", exc) from None
     if not is_dataset:
-        raise DBError(f"{path}: '{key}' is a group, expected a dataset of shape (N, 9) or (N, 3, 3)")
-    if not (len(shape) == 2 and shape[1] == 9) and not (len(shape) == 3 and shape[1:] == (3, 3)):
-        raise DBError(f"{path}: dataset '{key}' has shape {shape}, expected (N, 9) or (N, 3, 3)")
+        raise DBError(f"{path}: '{key}' is a group, expected a dataset of shape (N, k, k) or (N, k*k), k odd >= 3")
+    try:
+        fshape = FilterShape.of_dataset(shape)
+    except ValueError as exc:
+        raise DBError(f"{path}: dataset '{key}' has {exc}") from None
     if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
         raise DBError(
             f"{path}: dataset '{key}' has dtype {dtype}, expected floating point (float16, float32 or float64)"
         )
-    return key, int(shape[0]), dtype.name
+    return key, int(shape[0]), dtype.name, fshape
 
 
 def filter_shape(path: str | os.PathLike) -> tuple[str, int]:
@@ -275,10 +284,11 @@ def filter_shape(path: str | os.PathLike) -> tuple[str, int]:
     DBError
         If the file is empty, not HDF5 (no HDF5 signature: checked before h5py opens it),
         truncated or corrupt, has no filter dataset, or the dataset is not a floating-point array
-        of shape ``(N, 9)`` or ``(N, 3, 3)`` (float16, float32 or float64: the passes read
+        of shape ``(N, k, k)`` or ``(N, k²)`` with ``k`` odd and >= 3 (the study: ``(N, 3, 3)``;
+        :class:`filterdb.shape.FilterShape`; float16, float32 or float64: the passes read
         any of them as stored and load each value as ``stream.precision`` says).
     """
-    key, n, _ = _check_filters(str(path))
+    key, n, _, _ = _check_filters(str(path))
     return key, n
 
 
@@ -296,6 +306,24 @@ def filter_layout(path: str | os.PathLike) -> tuple[str, int, str]:
     n_rows : int
     dtype : str
         ``float16``, ``float32`` or ``float64``.
+    """
+    return _check_filters(str(path))[:3]
+
+
+def filter_geometry(path: str | os.PathLike) -> tuple[str, int, str, FilterShape]:
+    """As :func:`filter_layout`, plus the filters' :class:`filterdb.shape.FilterShape` (the
+    kernel size, read from the dataset's shape).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    key : str
+    n_rows : int
+    dtype : str
+    shape : FilterShape
     """
     return _check_filters(str(path))
 
@@ -572,7 +600,7 @@ def open_db(path: str | os.PathLike, required_columns: Iterable[str] = (), check
         h5safe.crash_check(path, _read_structure)
     except UnsafeFile as exc:
         raise DBError(str(exc)) from None
-    key, n, dtype = _check_filters(path)
+    key, n, dtype, fshape = _check_filters(path)
     meta = read_meta(path)
     layers = layer_table(meta, n, path, required_columns)
     cov = coverage(meta, layers, n)
@@ -586,7 +614,7 @@ def open_db(path: str | os.PathLike, required_columns: Iterable[str] = (), check
             f"{path}: {len(cov.empty)} layers have an empty filter range ({cov.empty_text(3)}); "
             f"expected at least one filter per layer (checks.empty_layers: error)"
         )
-    return FilterDB(path=path, key=key, n_rows=n, layers=layers, dtype=dtype, coverage=cov)
+    return FilterDB(path=path, key=key, n_rows=n, layers=layers, dtype=dtype, coverage=cov, shape=fshape)
 
 
 def is_filter_db(path: str | os.PathLike) -> bool:
@@ -641,21 +669,21 @@ def find_column(columns: Iterable[str], name: str) -> str | None:
 
 
 def read_rows(ds: h5py.Dataset, start: int, end: int) -> np.ndarray:
-    """Rows ``[start, end)`` of the filter dataset as a float32 ``(n, 9)`` array.
+    """Rows ``[start, end)`` of the filter dataset as a float32 ``(n, d)`` array (``d = k²``).
 
     Parameters
     ----------
     ds : h5py.Dataset
-        The filter dataset, shape ``(N, 9)`` or ``(N, 3, 3)``.
+        The filter dataset, shape ``(N, k, k)`` or ``(N, k²)``.
     start, end : int
         Row range, ``end`` exclusive (``0 <= start <= end <= N``).
 
     Returns
     -------
-    (end - start, 9) float32 ndarray
+    (end - start, d) float32 ndarray
     """
     block = ds[start:end]
-    return np.asarray(block, dtype=np.float32).reshape(end - start, 9)
+    return np.asarray(block, dtype=np.float32).reshape(end - start, FilterShape.of_dataset(ds.shape).size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -709,10 +737,11 @@ def write_db(
     layout: str = "v1.0",
     shape3x3: bool = False,
     chunk_rows: int = 65536,
+    kernel: FilterShape = STUDY,
 ) -> None:
     """Write a DB in the published layout.
 
-    ``filters`` is an ``(N, 9)`` array (rows as numbered by ``row_start``/``row_end``) or a
+    ``filters`` is an ``(N, d)`` array (``d = k²``, ``kernel``) (rows as numbered by ``row_start``/``row_end``) or a
     sequence of per-layer arrays in the order of ``layers``; ``layers`` holds ``model_id``,
     ``conv_depth``, ``conv_depth_norm``, ``row_start``, ``row_end`` and any meta columns.
 
@@ -721,7 +750,7 @@ def write_db(
     path : str or os.PathLike
         Output file (replaced atomically, see :func:`write_db_streaming`).
     filters : ndarray or sequence of ndarray
-        ``(N, 9)`` (or any shape of size ``9 N``) array, or one array of ``n_filters * 9`` values
+        ``(N, d)`` (or any shape of size ``d N``) array, or one array of ``n_filters * d`` values
         per layer; stored as float32.
     layers : pandas.DataFrame
         Per-layer table (as :func:`layer_table` returns, or a subset of its columns).
@@ -729,21 +758,23 @@ def write_db(
         ``filter_ids`` format: ``"start:end"`` strings (v1.0) or id lists, with ``Visual Category``
         stored as ``Datatype`` (v0.1).
     shape3x3 : bool
-        Store the filters as ``(N, 3, 3)`` instead of ``(N, 9)``.
+        Store the filters as ``(N, k, k)`` (the published layout) instead of ``(N, d)``.
     chunk_rows : int
         HDF5 chunk length in rows.
+    kernel : FilterShape
+        The filters' shape (default: 3x3).
 
     Returns
     -------
     None
     """
     if isinstance(filters, np.ndarray):
-        rows = filters.reshape(-1, 9)
+        rows = filters.reshape(-1, kernel.size)
         make = lambda row: rows[int(row["row_start"]) : int(row["row_end"])]  # noqa: E731
     else:
         it = iter(filters)
         make = lambda row: next(it)  # noqa: E731
-    write_db_streaming(path, layers, make, layout, shape3x3, chunk_rows)
+    write_db_streaming(path, layers, make, layout, shape3x3, chunk_rows, kernel=kernel)
 
 
 def write_db_streaming(
@@ -754,6 +785,7 @@ def write_db_streaming(
     shape3x3: bool = False,
     chunk_rows: int = 65536,
     dtype: str = "float32",
+    kernel: FilterShape = STUDY,
 ) -> None:
     """Write a DB whose layer filters come from ``make_filters(row)`` one layer at a time, in the
     order of ``layers`` (bounded memory). The file is written to a temporary name and renamed at the
@@ -768,15 +800,17 @@ def write_db_streaming(
         columns. The array has ``max(row_end)`` rows; rows of no layer stay zero.
     make_filters : callable
         ``make_filters(row)`` for a row of ``layers`` (a pandas Series) returns that layer's
-        ``row_end - row_start`` filters (any shape of that size times 9).
+        ``row_end - row_start`` filters (any shape of that size times ``d``).
     layout : {"v1.0", "v0.1"}
         As :func:`write_db`.
     shape3x3 : bool
-        Store the filters as ``(N, 3, 3)`` instead of ``(N, 9)``.
+        Store the filters as ``(N, k, k)`` (the published layout) instead of ``(N, d)``.
     chunk_rows : int
         HDF5 chunk length in rows.
     dtype : {"float32", "float64", "float16"}
         Stored dtype of the filters (the published v1.0 file is float64).
+    kernel : FilterShape
+        The filters' shape (default: 3x3).
 
     Returns
     -------
@@ -785,7 +819,7 @@ def write_db_streaming(
     path = str(path)
     tmp = path + ".partial"
     n = int(layers["row_end"].max()) if len(layers) else 0
-    shape = (n, 3, 3) if shape3x3 else (n, 9)
+    shape = (n, kernel.side, kernel.side) if shape3x3 else (n, kernel.size)
     try:
         with h5py.File(tmp, "w") as f:
             ds = f.create_dataset(
@@ -819,7 +853,8 @@ def append_db(
     path : str or os.PathLike
         Existing DB, modified in place.
     new_filters : sequence of ndarray
-        Filters of each new layer (size a multiple of 9), in the order of ``new_layers``.
+        Filters of each new layer (size a multiple of the DB's values per filter ``d``), in the
+        order of ``new_layers``.
     new_layers : pandas.DataFrame
         Meta of the new layers (``model_id``, ``conv_depth``, ``conv_depth_norm`` and meta
         columns); any ``row_start`` / ``row_end`` are overwritten.
@@ -840,7 +875,8 @@ def append_db(
     db = open_db(path)
     if layout is None:
         layout = "v0.1" if "Datatype" in read_meta(path).columns else "v1.0"
-    sizes = [int(np.asarray(w).size // 9) for w in new_filters]
+    d = db.width
+    sizes = [int(np.asarray(w).size // d) for w in new_filters]
     starts = db.n_rows + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     add = new_layers.copy()
     add["row_start"] = starts
@@ -853,7 +889,7 @@ def append_db(
         ds.resize(total, axis=0)
         for a, w in zip(starts, new_filters):
             w = np.asarray(w, dtype=np.float32)
-            ds[int(a) : int(a) + w.size // 9] = w.reshape((w.size // 9,) + ds.shape[1:])
+            ds[int(a) : int(a) + w.size // d] = w.reshape((w.size // d,) + ds.shape[1:])
     old = db.layers.sort_values("meta_row").drop(columns=["meta_row"])
     both = pd.concat([old, add], ignore_index=True)
     meta = _meta_frame(both, layout)

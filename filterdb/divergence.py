@@ -82,14 +82,14 @@ def drift(p: np.ndarray, q: np.ndarray, evr: np.ndarray) -> np.ndarray:
     """The drift ``D`` between histogram sets: THE definition (docs/method.md §4).
 
     ``D = sum_i evr_i sum_b (p_ib - q_ib) (log p_ib - log q_ib)``, i.e. the evr-weighted
-    symmetric KL divergence (natural log) summed over the 9 coefficients.
+    symmetric KL divergence (natural log) summed over the d coefficients (9 for 3x3 filters).
 
     Parameters
     ----------
-    p, q : (..., 9, bins) array_like
+    p, q : (..., d, bins) array_like
         Distributions from :func:`probabilities` (strictly positive); leading axes broadcast, so
-        ``p`` of shape (9, bins) against ``q`` of shape (G, 9, bins) gives D to each of G sets.
-    evr : (9,) array_like
+        ``p`` of shape (d, bins) against ``q`` of shape (G, d, bins) gives D to each of G sets.
+    evr : (d,) array_like
         Explained variance ratio of the global PCA.
 
     Returns
@@ -98,21 +98,21 @@ def drift(p: np.ndarray, q: np.ndarray, evr: np.ndarray) -> np.ndarray:
     """
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
-    kl = np.sum((p - q) * (np.log(p) - np.log(q)), axis=-1)  # (..., 9)
+    kl = np.sum((p - q) * (np.log(p) - np.log(q)), axis=-1)  # (..., d)
     return kl @ np.asarray(evr, dtype=np.float64)
 
 
 def drift_to(p: np.ndarray, qs: np.ndarray, evr: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """:func:`drift` from one set ``p`` (9, bins) to each of ``qs`` (G, 9, bins), in chunks of
+    """:func:`drift` from one set ``p`` (d, bins) to each of ``qs`` (G, d, bins), in chunks of
     ``chunk`` sets (bounded memory). Returns (G,) float64.
 
     Parameters
     ----------
-    p : (9, bins) array_like
+    p : (d, bins) array_like
         Distributions of one set, from :func:`probabilities` (strictly positive).
-    qs : (G, 9, bins) array_like
+    qs : (G, d, bins) array_like
         Distributions of G sets, from :func:`probabilities`.
-    evr : (9,) array_like
+    evr : (d,) array_like
         Explained variance ratio of the global PCA.
     chunk : int
         Number of sets of ``qs`` processed at a time.
@@ -136,9 +136,9 @@ def drift_matrix(
 
     Parameters
     ----------
-    group_counts : (G, 9, bins) array_like
+    group_counts : (G, d, bins) array_like
         Group histograms (sums of their layers' histograms).
-    evr : (9,) array_like
+    evr : (d,) array_like
     eps, floor, edges
         As :func:`probabilities`.
 
@@ -146,7 +146,7 @@ def drift_matrix(
     -------
     (G, G) float64 ndarray, symmetric, zero diagonal; row a is :func:`drift` of group a to all.
     """
-    p = probabilities(group_counts, eps, floor, edges)  # (G, 9, B)
+    p = probabilities(group_counts, eps, floor, edges)  # (G, d, B)
     g = p.shape[0]
     d = np.zeros((g, g))
     for a in range(g):
@@ -181,9 +181,9 @@ def drift_matrices(p: np.ndarray, evr: np.ndarray, chunk: int = 1024) -> np.ndar
 
     Parameters
     ----------
-    p : (..., G, 9, bins) array_like
+    p : (..., G, d, bins) array_like
         Distributions from :func:`probabilities`.
-    evr : (9,) array_like
+    evr : (d,) array_like
     chunk : int
         Rows and columns turned from ``C`` into ``D`` at a time (memory: one G x G array per stack).
 
@@ -210,7 +210,7 @@ def group_counts(layer_counts: np.ndarray, labels: pd.Series, groups: list, chun
 
     Parameters
     ----------
-    layer_counts : (L, 9, bins) array_like
+    layer_counts : (L, d, bins) array_like
     labels : pandas.Series of length L
         Group label per layer (NaN: in no group).
     groups : list of G labels
@@ -219,7 +219,7 @@ def group_counts(layer_counts: np.ndarray, labels: pd.Series, groups: list, chun
 
     Returns
     -------
-    (G, 9, bins) int64 ndarray, in the order of ``groups``.
+    (G, d, bins) int64 ndarray, in the order of ``groups``.
     """
     layer_counts = np.asarray(layer_counts)
     out = np.zeros((len(groups),) + layer_counts.shape[1:], dtype=np.int64)

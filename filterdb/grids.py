@@ -40,11 +40,18 @@ import numpy as np
 import pandas as pd
 
 from .axes import Axis, layer_labels
-from .pca import PIXELS
 from .scaling import PRECISIONS, scale_as
+from .shape import STUDY, FilterShape
 
-#: Columns of ``grids/{axis}.tsv`` and ``grids/model.tsv``: one row per tile.
-GRID_COLUMNS = ["group", "row", "model", "layer", "conv_depth", "conv_depth_norm"] + PIXELS
+
+def grid_columns(shape: FilterShape = STUDY) -> list[str]:
+    """Columns of ``grids/{axis}.tsv`` and ``grids/model.tsv`` for filters of ``shape``: one row
+    per tile, the tile's values ``w0 .. w{d-1}``."""
+    return ["group", "row", "model", "layer", "conv_depth", "conv_depth_norm"] + shape.pixels
+
+
+#: :func:`grid_columns` of 3x3 filters.
+GRID_COLUMNS = grid_columns()
 
 #: The grid of one model's layers is named so in file names and seeds.
 MODEL_GRID = "model"
@@ -170,11 +177,11 @@ class Selection:
 @dataclass
 class Grid:
     """A selection with its tiles: the table of ``grids/{name}.tsv`` (columns
-    :data:`GRID_COLUMNS`, one row per tile, groups in display order, rows ascending in a group)."""
+    :func:`grid_columns`, one row per tile, groups in display order, rows ascending in a group)."""
 
     selection: Selection
     table: pd.DataFrame
-    tiles: list[np.ndarray] = field(default_factory=list)  # per group (k, 9) float64 scaled values
+    tiles: list[np.ndarray] = field(default_factory=list)  # per group (k, d) float64 scaled values
 
     @property
     def name(self) -> str:
@@ -431,9 +438,9 @@ def read_rows(db, rows: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    (k, 9) ndarray
-        The stored dtype (float16, float32 or float64, native byte order); ``(N, 3, 3)`` rows
-        reshaped to 9.
+    (k, d) ndarray
+        The stored dtype (float16, float32 or float64, native byte order); ``(N, k, k)`` rows
+        reshaped to ``d = k²`` values.
 
     Raises
     ------
@@ -455,7 +462,7 @@ def read_rows(db, rows: np.ndarray) -> np.ndarray:
     if r.size and (np.any(np.diff(r) <= 0) or r[0] < 0 or r[-1] >= db.n_rows):
         raise ValueError(f"{db.path}: rows to read must be sorted, distinct and inside 0..{db.n_rows - 1}")
     with BlockReader(db.path, db.key, map_blocks=False, raw=True) as rd:
-        out = np.empty((r.size, 9), rd.row_dtype)
+        out = np.empty((r.size, rd.width), rd.row_dtype)
         cut = np.flatnonzero(np.diff(r) != 1) + 1  # runs of consecutive rows
         for a, b in zip(np.concatenate([[0], cut]).tolist(), np.concatenate([cut, [r.size]]).tolist()):
             if b > a:
@@ -500,6 +507,7 @@ def fill(db, layers: pd.DataFrame, selections: Sequence[Selection], precision: s
     rows = np.unique(np.concatenate([s.all_rows for s in selections])) if selections else np.zeros(0, np.int64)
     scaled = scale_as(read_rows(db, rows), precision)
     names = model_names(layers)
+    columns = grid_columns(db.shape)
     by_layer = pd.Series(np.arange(len(layers)), index=_layer_numbers(layers))
     depth = layers["conv_depth"].to_numpy()
     depth_norm = layers["conv_depth_norm"].to_numpy(np.float64)
@@ -507,7 +515,7 @@ def fill(db, layers: pd.DataFrame, selections: Sequence[Selection], precision: s
     for s in selections:
         tiles, parts = [], []
         for g, r, lay in zip(s.groups, s.rows, s.layers):
-            x = scaled[np.searchsorted(rows, r)] if r.size else np.zeros((0, 9))
+            x = scaled[np.searchsorted(rows, r)] if r.size else np.zeros((0, db.width))
             tiles.append(x)
             pos = by_layer.loc[lay].to_numpy(np.int64) if lay.size else np.zeros(0, np.int64)
             part = pd.DataFrame(
@@ -520,9 +528,9 @@ def fill(db, layers: pd.DataFrame, selections: Sequence[Selection], precision: s
                     "conv_depth_norm": depth_norm[pos],
                 }
             )
-            parts.append(pd.concat([part, pd.DataFrame(x, columns=PIXELS)], axis=1))
-        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=GRID_COLUMNS)
-        out.append(Grid(s, table[GRID_COLUMNS], tiles))
+            parts.append(pd.concat([part, pd.DataFrame(x, columns=db.shape.pixels)], axis=1))
+        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        out.append(Grid(s, table[columns], tiles))
     return out
 
 

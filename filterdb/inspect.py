@@ -10,7 +10,7 @@ holding the model), without re-reading the DB's filters:
    ``{results}/stats/hist.npz``); coefficients outside the DB's range are counted and reported
    (numpy's histogram leaves them out);
 3. the drift D (evr-weighted symmetric KL, :func:`filterdb.divergence.drift`, docs/method.md §4) to every
-   group of every axis (group histograms = sums of the DB's per-layer histograms ``counts`` (L, 9, bins)) and to every
+   group of every axis (group histograms = sums of the DB's per-layer histograms ``counts`` (L, d, bins)) and to every
    DB model, giving the nearest models;
 4. a verdict: degeneration flags, and whether the model's distance to its nearest DB model is
    typical, compared with the DB models' own nearest-neighbour drifts (percentile).
@@ -34,11 +34,11 @@ import numpy as np
 import pandas as pd
 
 from . import divergence, quality, quality_tables, results
-from .accumulate import QUALITY_FIELDS
+from .accumulate import QUALITY_FIELDS, PassSettings, make_pass, run_rows
 from .axes import Axis, group_table, layer_labels
 from .db import find_column, is_filter_db
-from .kernels import coefficients, histogram_columns
-from .scaling import PRECISIONS, scale_as, values
+from .results import Plan
+from .scaling import PRECISIONS
 
 ATYPICAL_PERCENTILE = 95.0
 
@@ -49,7 +49,7 @@ ATYPICAL_PERCENTILE = 95.0
 
 @dataclass
 class ModelLayers:
-    """The 3x3 conv layers of one model: weights ``(n, 9)`` per layer and a meta table (one row per
+    """The k x k conv layers of one model: weights ``(n, d)`` per layer and a meta table (one row per
     layer; ``conv_depth``, ``conv_depth_norm``, ``out_channels`` when known, other meta columns)."""
 
     name: str
@@ -72,7 +72,7 @@ def read_model(path: str | os.PathLike, model: str | None = None) -> ModelLayers
     Returns
     -------
     ModelLayers
-        ``weights``: one (n_filters, 9) float32 array per 3x3 conv layer; ``meta``: one row per layer.
+        ``weights``: one (n_filters, d) float32 array per conv layer; ``meta``: one row per layer.
     """
     path = str(path)
     if is_filter_db(path):
@@ -105,10 +105,16 @@ def _read_db_model(path: str, model: str | None) -> ModelLayers:
     return ModelLayers(name=name, weights=weights, meta=sel.reset_index(drop=True))
 
 
+def _filter_rows(w) -> np.ndarray:
+    """A layer's weights as float32 ``(n, d)`` rows: ``(n, d)`` as given, ``(..., k, k)`` as ``(n, k²)``."""
+    w = np.asarray(w, np.float32)
+    return w if w.ndim == 2 else w.reshape(-1, w.shape[-1] * w.shape[-2]) if w.ndim >= 3 else w.reshape(-1, 9)
+
+
 def _ingest(path: str) -> ModelLayers:
     """Model formats other than a filter DB, through ``filterdb.ingest`` (ONNX, safetensors, ...).
 
-    Expects ``filterdb.ingest.read_model_layers(path) -> (weights, meta)``: per-layer ``(n, 9)``
+    Expects ``filterdb.ingest.read_model_layers(path) -> (weights, meta)``: per-layer ``(n, d)``
     arrays and a table with ``conv_depth``, ``conv_depth_norm`` and ``out_channels``."""
     try:
         from . import ingest
@@ -122,7 +128,7 @@ def _ingest(path: str) -> ModelLayers:
     weights, meta = reader(path)
     return ModelLayers(
         name=Path(path).stem,
-        weights=[np.asarray(w, np.float32).reshape(-1, 9) for w in weights],
+        weights=[_filter_rows(w) for w in weights],
         meta=pd.DataFrame(meta).reset_index(drop=True),
     )
 
@@ -136,7 +142,7 @@ class Reference:
     """What ``inspect`` needs of an analysed DB."""
 
     layers: pd.DataFrame
-    counts: np.ndarray  # (L, 9, bins)
+    counts: np.ndarray  # (L, d, bins)
     edges: np.ndarray
     mean: np.ndarray
     components: np.ndarray
@@ -162,8 +168,8 @@ def load_reference(
     Returns
     -------
     Reference
-        ``counts`` (L, 9, bins), ``edges`` (bins + 1,), ``mean`` (9,), ``components`` (9, 9),
-        ``evr`` (9,), ``range`` (min, max), ``layers`` (L rows).
+        ``counts`` (L, d, bins), ``edges`` (bins + 1,), ``mean`` (d,), ``components`` (d, d),
+        ``evr`` (d,), ``range`` (min, max), ``layers`` (L rows).
     """
     paths = results.Paths(results_dir)
     sdir = Path(stats_dir) if stats_dir else paths.stats
@@ -229,11 +235,11 @@ def drift_row(
 
     Parameters
     ----------
-    counts : (9, bins) array_like
+    counts : (d, bins) array_like
         The model's histograms.
-    others : (G, 9, bins) array_like
+    others : (G, d, bins) array_like
         Group (or model) histograms.
-    evr : (9,) array_like
+    evr : (d,) array_like
     eps, floor, edges
         As :func:`filterdb.divergence.probabilities`.
 
@@ -252,12 +258,12 @@ def model_histograms(layers: pd.DataFrame, counts: np.ndarray) -> tuple[pd.DataF
     Parameters
     ----------
     layers : pandas.DataFrame of L rows (``model_id``, ``n_filters``, optionally ``model``)
-    counts : (L, 9, bins) array_like
+    counts : (L, d, bins) array_like
 
     Returns
     -------
     table : pandas.DataFrame of M rows: ``model_id``, ``model``, ``n_layers``, ``n_filters``
-    model_counts : (M, 9, bins) int64 ndarray
+    model_counts : (M, d, bins) int64 ndarray
     """
     mid = layers["model_id"].to_numpy()
     uniq, inv = np.unique(mid, return_inverse=True)
@@ -290,8 +296,8 @@ def nearest_neighbour_drifts(
 
     Parameters
     ----------
-    model_counts : (M, 9, bins) array_like
-    evr : (9,) array_like
+    model_counts : (M, d, bins) array_like
+    evr : (d,) array_like
     eps, floor, edges
         As :func:`filterdb.divergence.probabilities`.
 
@@ -318,7 +324,7 @@ class Projection:
 
     name: str
     meta: pd.DataFrame  # one row per layer: the model's meta, model_id/model/conv_depth/conv_depth_norm filled, layer
-    counts: np.ndarray  # (L, 9, bins) int64: per layer the 9 coefficient histograms over the reference's edges
+    counts: np.ndarray  # (L, d, bins) int64: per layer the d coefficient histograms over the reference's edges
     outside: np.ndarray  # (L,) int64: coefficient values outside the reference's range (not in the histograms)
     quality: dict  # QUALITY_FIELDS -> (L,) arrays (filterdb.quality.layer_quality_fast)
 
@@ -356,9 +362,11 @@ def resolve_settings(
 
 
 def project_model(m: ModelLayers, ref: Reference, eps: float, precision: str) -> Projection:
-    """Per layer: the quality metrics and the 9 coefficient histograms on the reference's basis and
+    """Per layer: the quality metrics and the d coefficient histograms on the reference's basis and
     edges (coefficients outside the reference's range are counted in ``outside`` and left out of
-    the histograms, as :func:`numpy.histogram` leaves them out).
+    the histograms, as :func:`numpy.histogram` leaves them out), computed by the DB's own sums and
+    hist passes over the model's rows in memory (:func:`filterdb.accumulate.run_rows`): the same
+    numbers as an analysis of a DB holding the model.
 
     Parameters
     ----------
@@ -367,39 +375,72 @@ def project_model(m: ModelLayers, ref: Reference, eps: float, precision: str) ->
     eps : float
         Quality sparsity eps.
     precision : {"float16", "float32", "float64"}
-        How the weights enter the arithmetic (docs/method.md §1): scaled with
-        :func:`filterdb.scaling.scale_as`; in float16 the quality metrics are computed on the
-        float16-rounded weights, as the passes compute them (§1, §9).
+        How the weights enter the arithmetic (docs/method.md §1), as in the passes (quality on the
+        weights loaded so, coefficients of the peak-scaled filters).
 
     Returns
     -------
     Projection
     """
-    prec = PRECISIONS[precision]
-    qual = []
-    counts = np.zeros((len(m.weights), 9, ref.edges.size - 1), np.int64)
-    outside = np.zeros(len(m.weights), np.int64)
-    for i, w in enumerate(m.weights):
-        row = m.meta.iloc[i] if len(m.meta) > i else pd.Series(dtype=object)
-        # float16: quality on the float16-rounded weights, as the passes compute it (§1, §9)
-        wq = values(w, prec) if precision == "float16" else w
-        qual.append(quality.layer_quality_fast(wq, row.get("out_channels", None), eps))
-        coef = coefficients(scale_as(w, precision), ref.mean, ref.components)
-        counts[i] = histogram_columns(coef, ref.edges)
-        outside[i] = int(np.count_nonzero((coef < ref.edges[0]) | (coef > ref.edges[-1])))
+    n = np.array([np.asarray(w).size for w in m.weights], np.int64)
+    shapes = {np.asarray(w).shape[-1] for w in m.weights if np.asarray(w).ndim == 2}
+    width = shapes.pop() if len(shapes) == 1 else ref.mean.size
+    if width != ref.mean.size:
+        raise ValueError(
+            f"model {m.name}: {width} values per filter, the reference holds {ref.mean.size} (another kernel size)"
+        )
+    n //= width
+    ends = np.cumsum(n)
+    rows = (
+        np.concatenate([np.asarray(w).reshape(-1, width) for w in m.weights])
+        if m.weights
+        else np.zeros((0, width), np.float32)
+    )
+    out_ch = (
+        pd.to_numeric(m.meta["out_channels"], errors="coerce").to_numpy(np.float64)[: len(n)]
+        if "out_channels" in m.meta.columns
+        else np.full(len(n), np.nan)
+    )
+    if out_ch.size < n.size:
+        out_ch = np.concatenate([out_ch, np.full(n.size - out_ch.size, np.nan)])
+    plan = Plan(ends - n, ends, np.full(n.size, -1, np.int64), out_ch, 0, "", width)
+    # the passes of a DB run over the model's rows in memory: the same kernels, so the same numbers
+    settings = PassSettings(
+        block_rows=max(1, int(ends[-1])) if n.size else 1,
+        threads=1,
+        precision=precision,
+        nonfinite="error",
+        quality_eps=float(eps),
+        quality_eps_grid=(),
+        orthogonality=True,
+        fine_bins=0,
+        density_pairs=[],
+        density_bins=1,
+        density_extent=(0.0, 1.0),
+        fixed_range=None,
+        progress=False,
+        bypass_cache=False,
+    )
+    names = lambda g: f"model {m.name}, 3x3 conv layer {g}"  # noqa: E731
+    sums = run_rows(rows, make_pass("sums", plan, 0, n.size, settings), names)
+    basis = (ref.mean, ref.components)
+    hist = run_rows(rows, make_pass("hist", plan, 0, n.size, settings, basis=basis, edges=ref.edges), names)
+    counts = np.asarray(hist["counts"], np.int64)
+    # every coefficient inside the reference's range is counted once: the rest fell outside it
+    outside = n * ref.components.shape[0] - counts.sum(axis=(1, 2))
+    arrays = {f: np.asarray(sums[f"quality_{f}"]) for f in QUALITY_FIELDS}
     meta = m.meta.copy()
     for col, default in (("model_id", m.name), ("model", m.name), ("conv_depth", np.nan), ("conv_depth_norm", np.nan)):
         if col not in meta:
             meta[col] = default
     meta["layer"] = np.arange(len(meta))
-    arrays = {f: np.array([q[f] for q in qual]) for f in QUALITY_FIELDS}
     return Projection(name=m.name, meta=meta, counts=counts, outside=outside, quality=arrays)
 
 
 @dataclass
 class ReferenceGroups:
     """The groups of one reference axis: ``table`` (:func:`filterdb.axes.group_table`) and their
-    histograms ``counts`` (G, 9, bins), sums of the reference's per-layer histograms."""
+    histograms ``counts`` (G, d, bins), sums of the reference's per-layer histograms."""
 
     axis: Axis
     table: pd.DataFrame
@@ -441,7 +482,7 @@ def group_drift_table(
 
     Parameters
     ----------
-    counts : (9, bins) array_like
+    counts : (d, bins) array_like
         The model's histograms.
     groups : sequence of ReferenceGroups
         :func:`reference_groups`.
@@ -489,7 +530,7 @@ class Inspection:
     name: str
     layers: pd.DataFrame  # layer quality
     model: pd.Series  # model quality row
-    counts: np.ndarray  # (9, bins)
+    counts: np.ndarray  # (d, bins)
     outside: int  # coefficient values outside the DB's range
     groups: pd.DataFrame  # axis, group, drift, n_models, n_filters, member
     models: pd.DataFrame  # DB models by drift
@@ -512,7 +553,7 @@ def inspect_model(
     Parameters
     ----------
     m : ModelLayers
-        The model: per layer weights (n, 9).
+        The model: per layer weights (n, d).
     ref : Reference
         The analysed DB (:func:`load_reference`).
     axes : sequence of Axis
@@ -532,7 +573,7 @@ def inspect_model(
     Returns
     -------
     Inspection
-        ``counts`` (9, bins); ``groups`` one row per (axis, group); ``models`` one row per DB model.
+        ``counts`` (d, bins); ``groups`` one row per (axis, group); ``models`` one row per DB model.
     """
     eps, hist_eps, floor, precision = resolve_settings(ref, eps, hist_eps, floor, precision)
     proj = project_model(m, ref, eps, precision)

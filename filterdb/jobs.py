@@ -71,13 +71,13 @@ def layer_table(
         for stream in {sys.stderr, sys.__stderr__}:  # the log, and the terminal (workflow scripts log stderr)
             print(f"warning: {line}", file=stream)
     if db.dtype != "float32":
-        size = {"float16": 18, "float64": 72}.get(db.dtype, 36)
+        size = db.shape.row_bytes({"float16": 2, "float64": 8}.get(db.dtype, 4))
         print(
             f"note: {db.path}: dataset '{db.key}' is {db.dtype} ({size} B per filter): the passes read it as "
             f"stored and their kernels round each value as stream.precision says",
             file=sys.stderr,
         )
-    plan, cells = pipeline.make_plan(db.layers, depth_bins, db.key)
+    plan, cells = pipeline.make_plan(db.layers, depth_bins, db.key, db.width)
     results.write_layers(db.layers, layers_out)
     results.save_npz(plan_out, plan.arrays())
     results.write_tsv(cells, cells_out, floats=False)
@@ -157,7 +157,7 @@ def analyse(inp, out, params, threads: int) -> None:
         done = {}
 
         def write(tmp):
-            sink = CellHistFile(tmp, plan.n_cells, s.fine_bins)
+            sink = CellHistFile(tmp, plan.n_cells, s.fine_bins, plan.width)
             try:
                 done["part"] = one_pass("hist", basis=basis, edges=edges, cell_sink=sink)
             finally:

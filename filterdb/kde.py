@@ -221,13 +221,13 @@ def binned_kde(
 def group_kdes(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """KDEs of every group and coefficient on one shared grid.
 
-    ``counts``: ``(G, 9, bins)`` fine histograms. The grid is :func:`kde_grid` for the largest
-    bandwidth, so it covers every curve's support. Returns ``(grid (X,), density (G, 9, X),
-    bw (G, 9))``.
+    ``counts``: ``(G, d, bins)`` fine histograms. The grid is :func:`kde_grid` for the largest
+    bandwidth, so it covers every curve's support. Returns ``(grid (X,), density (G, d, X),
+    bw (G, d))``.
 
     Parameters
     ----------
-    counts : (G, 9, bins) array_like
+    counts : (G, d, bins) array_like
         Fine histograms of each group and coefficient.
     edges : (bins + 1,) array_like
         Their shared uniform bin edges.
@@ -237,9 +237,9 @@ def group_kdes(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.nd
     grid : (X,) float64 ndarray
         Shared grid (:func:`kde_grid` for the largest bandwidth; for bandwidth 0 when no histogram
         holds 2 points).
-    density : (G, 9, X) float64 ndarray
+    density : (G, d, X) float64 ndarray
         :func:`binned_kde` of each histogram on ``grid`` (zeros for an empty one).
-    bw : (G, 9) float64 ndarray
+    bw : (G, d) float64 ndarray
         :func:`silverman_bandwidth_binned` of each histogram, 1.0 where it has fewer than 2 points.
     """
     c = np.asarray(counts)
@@ -258,7 +258,7 @@ def group_kdes(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def group_cell_counts(labels, cell_of_layer: np.ndarray, cell_counts: np.ndarray, groups: Sequence[str]) -> np.ndarray:
-    """Fine histograms ``(G, 9, bins)`` of the groups of an axis, summed from their cells.
+    """Fine histograms ``(G, d, bins)`` of the groups of an axis, summed from their cells.
 
     ``labels``: group label of each layer (:func:`filterdb.axes.layer_labels`; NaN = no group);
     ``cell_of_layer``: cell of each layer (:func:`filterdb.pipeline.cell_table`). Every group must be
@@ -271,7 +271,7 @@ def group_cell_counts(labels, cell_of_layer: np.ndarray, cell_counts: np.ndarray
         Group label of each layer (NaN / None = no group).
     cell_of_layer : (L,) array_like of int
         Cell index of each layer, in ``[0, n_cells)``.
-    cell_counts : (n_cells, 9, bins) ndarray
+    cell_counts : (n_cells, d, bins) ndarray
         Fine histograms of each cell.
     groups : sequence of str
         The groups, in output order; compared with the labels as strings. A group with no cell
@@ -279,7 +279,7 @@ def group_cell_counts(labels, cell_of_layer: np.ndarray, cell_counts: np.ndarray
 
     Returns
     -------
-    (G, 9, bins) int64 ndarray
+    (G, d, bins) int64 ndarray
         ``out[k]`` is the sum of the histograms of the cells of ``groups[k]``.
 
     Raises

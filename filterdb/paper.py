@@ -157,7 +157,7 @@ class DBFacts:
     n_models, n_layers, n_filters : int
         Distinct ``model_id``, meta rows, rows of the filter array.
     dtype, shape : str
-        The stored dtype and ``(N, 9)`` / ``(N, 3, 3)``.
+        The stored dtype and ``(N, 3, 3)`` / ``(N, 9)`` (``(N, k, k)`` / ``(N, k²)`` for k x k filters).
     """
 
     layout: str
@@ -233,7 +233,7 @@ def meta_layout(meta: pd.DataFrame) -> tuple[str, str, str]:
 
 def db_facts(path) -> DBFacts:
     """Read what :func:`detect_release` needs: the meta table and the filter dataset's header
-    (:func:`filterdb.db.read_meta`, :func:`filterdb.db.filter_layout`; no filter row is read).
+    (:func:`filterdb.db.read_meta`, :func:`filterdb.db.filter_geometry`; no filter row is read).
 
     Parameters
     ----------
@@ -247,15 +247,16 @@ def db_facts(path) -> DBFacts:
     Raises
     ------
     filterdb.db.DBError
-        As :func:`filterdb.db.read_meta` and :func:`filterdb.db.filter_layout`.
+        As :func:`filterdb.db.read_meta` and :func:`filterdb.db.filter_geometry`.
     """
     import h5py
 
-    from .db import filter_layout, read_meta
+    from .db import filter_geometry, read_meta
 
-    key, n_rows, dtype = filter_layout(path)
-    with h5py.File(str(path), "r") as f:  # checked by filter_layout: a plain dataset of this file
-        shape = "(N, 3, 3)" if len(f[key].shape) == 3 else "(N, 9)"
+    key, n_rows, dtype, fshape = filter_geometry(path)
+    with h5py.File(str(path), "r") as f:  # checked by filter_geometry: a plain dataset of this file
+        k = fshape.side
+        shape = f"(N, {k}, {k})" if len(f[key].shape) == 3 else f"(N, {fshape.size})"
     meta = read_meta(path)
     layout, kind, col = meta_layout(meta)
     names = [n for n in (meta.index.names or []) if n is not None]

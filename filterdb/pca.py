@@ -1,6 +1,7 @@
 """PCA from additive sums (docs/method.md §2, §3).
 
-For a set of scaled filters with count ``n``, sum ``s`` (9,) and outer-product sum ``S`` (9, 9):
+For a set of scaled filters with count ``n``, sum ``s`` (d,) and outer-product sum ``S`` (d, d)
+(``d = k²`` values per filter, :mod:`filterdb.shape`; the study: 9):
 ``mean = s / n`` and ``cov = (S - n mean mean^T) / (n - 1)`` (ddof 1, as sklearn's PCA).
 Components are the eigenvectors of ``cov`` by decreasing eigenvalue.
 
@@ -15,19 +16,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import exactsum
+from .shape import STUDY, FilterShape
 
-PIXELS = [f"w{i}" for i in range(9)]
-COMPONENTS = [f"c{i}" for i in range(9)]
+#: The column names of a 3x3 filter's values and PCA coefficients (``FilterShape.pixels`` /
+#: ``.components`` for any other shape).
+PIXELS = STUDY.pixels
+COMPONENTS = STUDY.components
 
 
 @dataclass
 class PCA:
     n: int
-    mean: np.ndarray  # (9,)
-    components: np.ndarray  # (9, 9), row k = component k, in pixel order w0..w8
-    explained_variance: np.ndarray  # (9,)
-    explained_variance_ratio: np.ndarray  # (9,)
-    covariance: np.ndarray  # (9, 9)
+    mean: np.ndarray  # (d,)
+    components: np.ndarray  # (d, d), row k = component k, in pixel order w0..w{d-1}
+    explained_variance: np.ndarray  # (d,)
+    explained_variance_ratio: np.ndarray  # (d,)
+    covariance: np.ndarray  # (d, d)
+
+    @property
+    def shape(self) -> FilterShape:
+        """The filters' k x k shape (from the width of the mean)."""
+        return FilterShape.of_width(self.mean.size)
 
 
 def orient(components: np.ndarray) -> np.ndarray:
@@ -38,12 +47,12 @@ def orient(components: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    components : (k, 9) array_like
-        Components as rows, in pixel order w0..w8.
+    components : (k, d) array_like
+        Components as rows, in pixel order w0..w{d-1}.
 
     Returns
     -------
-    (k, 9) float64 ndarray
+    (k, d) float64 ndarray
         A copy with each row multiplied by -1 where its largest-magnitude loading is negative.
 
     Examples
@@ -68,15 +77,15 @@ def covariance_from_sums(n: int, s: np.ndarray, outer: np.ndarray) -> tuple[np.n
     ----------
     n : int
         Number of filters summarised; must be at least 2.
-    s : (9,) array_like
+    s : (d,) array_like
         Sum of the scaled filters.
-    outer : (9, 9) array_like
+    outer : (d, d) array_like
         Sum of the outer products ``x x^T`` of the scaled filters.
 
     Returns
     -------
-    mean : (9,) float64 ndarray
-    cov : (9, 9) float64 ndarray
+    mean : (d,) float64 ndarray
+    cov : (d, d) float64 ndarray
         Symmetric covariance with ddof 1.
 
     Raises
@@ -103,17 +112,17 @@ def pca_from_sums(n: int, s: np.ndarray, outer: np.ndarray) -> PCA:
     ----------
     n : int
         Number of filters summarised; must be at least 2.
-    s : (9,) array_like
+    s : (d,) array_like
         Sum of the scaled filters.
-    outer : (9, 9) array_like
+    outer : (d, d) array_like
         Sum of the outer products of the scaled filters.
 
     Returns
     -------
     PCA
-        ``mean`` (9,), ``components`` (9, 9) with row k = component k, ``explained_variance`` (9,),
-        ``explained_variance_ratio`` (9,) (all zeros if the total variance is 0) and
-        ``covariance`` (9, 9), all float64.
+        ``mean`` (d,), ``components`` (d, d) with row k = component k, ``explained_variance`` (d,),
+        ``explained_variance_ratio`` (d,) (all zeros if the total variance is 0) and
+        ``covariance`` (d, d), all float64.
 
     Raises
     ------
@@ -137,8 +146,8 @@ def pca_from_limbs(count: int, sum_limbs: np.ndarray, outer_limbs: np.ndarray) -
     ----------
     count : int
         Number of filters.
-    sum_limbs : (9, N_LIMBS) int64
-    outer_limbs : (9, 9, N_LIMBS) int64
+    sum_limbs : (d, N_LIMBS) int64
+    outer_limbs : (d, d, N_LIMBS) int64
 
     Returns
     -------
@@ -175,9 +184,9 @@ def pca_of_layers(n: np.ndarray, sums: np.ndarray, outers: np.ndarray, mask: np.
     ----------
     n : (L,) array_like of int
         Filter count of each layer.
-    sums : (L, 9) ndarray
+    sums : (L, d) ndarray
         Sum of the scaled filters of each layer.
-    outers : (L, 9, 9) ndarray
+    outers : (L, d, d) ndarray
         Outer-product sum of the scaled filters of each layer.
     mask : (L,) bool ndarray or index array, optional
         Layers to include; None means all layers.

@@ -58,8 +58,11 @@ def cell_table(layers: pd.DataFrame, depth_bins: int = 10) -> tuple[np.ndarray, 
     return cell_of_layer.astype(np.intp), cells
 
 
-def make_plan(layers: pd.DataFrame, depth_bins: int = 10, key: str = "filters") -> tuple[Plan, pd.DataFrame]:
-    """The arrays the passes need (:class:`filterdb.results.Plan`) and the cell table."""
+def make_plan(
+    layers: pd.DataFrame, depth_bins: int = 10, key: str = "filters", width: int = 9
+) -> tuple[Plan, pd.DataFrame]:
+    """The arrays the passes need (:class:`filterdb.results.Plan`) and the cell table (``width``:
+    values per filter, the DB's ``FilterDB.width``)."""
     cell_of_layer, cells = cell_table(layers, depth_bins)
     out = (
         layers["out_channels"].to_numpy(np.float64)
@@ -73,6 +76,7 @@ def make_plan(layers: pd.DataFrame, depth_bins: int = 10, key: str = "filters") 
         out_channels=np.asarray(out, np.float64),
         n_cells=len(cells),
         key=key,
+        width=int(width),
     )
     return plan, cells
 
@@ -170,7 +174,7 @@ def analyse(
     """
     db = open_db(path, [a.column for a in axes])
     layers = db.layers
-    plan, cell_tab = make_plan(layers, depth_bins, db.key)
+    plan, cell_tab = make_plan(layers, depth_bins, db.key, db.width)
     d = dict(density or {})
     settings = PassSettings(
         block_rows=block_rows,

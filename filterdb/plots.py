@@ -18,8 +18,8 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure  # figures outside pyplot: no backend or global figure state
 
-from .pca import COMPONENTS, PIXELS
 from .results import atomic_write
+from .shape import STUDY, FilterShape
 
 DENSITY_VMIN = 1e-5
 ANNOTATE_MAX = 12  # drift heatmaps with at most this many groups print their values
@@ -121,7 +121,7 @@ def save_all(fig: Figure, paths: Sequence[str | Path], dpi: int | None = None) -
 
 @_styled
 def cumulative_variance(evr: np.ndarray, title: str = "Global PCA") -> Figure:
-    """Cumulative explained variance ratio of the 9 components (line with markers, values printed).
+    """Cumulative explained variance ratio of the components (line with markers, values printed).
 
     Each component's own ratio is drawn as a grey bar behind the cumulative line.
 
@@ -157,13 +157,15 @@ def cumulative_variance(evr: np.ndarray, title: str = "Global PCA") -> Figure:
 
 @_styled
 def pixel_covariance(cov: np.ndarray, title: str = "Covariance of the scaled filters") -> Figure:
-    """The 9x9 pixel covariance (``seismic``, symmetric around 0, values printed).
+    """The d x d pixel covariance (``seismic``, symmetric around 0; values printed for 3x3 filters).
 
     Parameters
     ----------
-    cov : (9, 9) array_like
-        Covariance of the scaled filters, pixels w0..w8 in row-major order (e.g.
+    cov : (d, d) array_like
+        Covariance of the scaled filters, pixels w0..w{d-1} in row-major order (e.g.
         :attr:`filterdb.pca.PCA.covariance`). The colour scale is ``[-max |cov|, max |cov|]``.
+        Larger kernels (d > 9): no values printed, pixel ticks every ``k`` pixels (one per row
+        of the kernel).
     title : str
         Axes title.
 
@@ -172,14 +174,19 @@ def pixel_covariance(cov: np.ndarray, title: str = "Covariance of the scaled fil
     matplotlib.figure.Figure
     """
     cov = np.asarray(cov, dtype=np.float64)
+    shape = FilterShape.of_width(cov.shape[0])
     fig = _figure(4.4, 3.8)
     ax = fig.add_subplot()
     m = float(np.abs(cov).max()) or 1.0
     im = ax.imshow(cov, cmap="seismic", vmin=-m, vmax=m)
-    for (r, c), v in np.ndenumerate(cov):
-        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if abs(v) > 0.6 * m else "black")
-    ax.set_xticks(range(9), PIXELS)
-    ax.set_yticks(range(9), PIXELS)
+    small = shape.size <= STUDY.size
+    if small:
+        for (r, c), v in np.ndenumerate(cov):
+            colour = "white" if abs(v) > 0.6 * m else "black"
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6, color=colour)
+    ticks = range(0, shape.size, 1 if small else shape.side)
+    ax.set_xticks(ticks, [shape.pixels[t] for t in ticks])
+    ax.set_yticks(ticks, [shape.pixels[t] for t in ticks])
     ax.set_title(title)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
@@ -187,8 +194,9 @@ def pixel_covariance(cov: np.ndarray, title: str = "Covariance of the scaled fil
 
 def _eigen_row(axes, components: np.ndarray, evr: np.ndarray):
     im = None
+    side = FilterShape.of_width(np.asarray(components).shape[-1]).side
     for k, ax in enumerate(axes):
-        im = ax.imshow(np.asarray(components[k]).reshape(3, 3), cmap="seismic", vmin=-1, vmax=1)
+        im = ax.imshow(np.asarray(components[k]).reshape(side, side), cmap="seismic", vmin=-1, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"c{k}  {evr[k]:.1%}", fontsize=7, pad=2)
@@ -197,13 +205,15 @@ def _eigen_row(axes, components: np.ndarray, evr: np.ndarray):
 
 @_styled
 def eigenimages(components: np.ndarray, evr: np.ndarray, title: str = "Global PCA basis") -> Figure:
-    """The 9 components as 3x3 eigenimages, each titled with its explained variance ratio.
+    """The d components as k x k eigenimages, each titled with its explained variance ratio: one
+    row of 9 for 3x3 filters, ``k`` rows of ``k`` for larger kernels.
 
     Parameters
     ----------
-    components : (9, 9) array_like
-        Row k = component k in pixel order w0..w8 (reshaped to 3x3); colour scale fixed at [-1, 1].
-    evr : (9,) array_like
+    components : (d, d) array_like
+        Row k = component k in pixel order w0..w{d-1} (reshaped to k x k); colour scale fixed at
+        [-1, 1].
+    evr : (d,) array_like
         Explained variance ratio of each component (printed as a percentage).
     title : str
         Figure title.
@@ -212,12 +222,22 @@ def eigenimages(components: np.ndarray, evr: np.ndarray, title: str = "Global PC
     -------
     matplotlib.figure.Figure
     """
-    fig = _figure(7.6, 1.45)
-    axes = fig.subplots(1, 9)
+    shape = FilterShape.of_width(np.asarray(components).shape[-1])
+    if shape == STUDY:
+        fig = _figure(7.6, 1.45)
+        axes = list(fig.subplots(1, shape.size))
+    else:
+        fig = _figure(1.1 * shape.side + 0.8, 1.0 * shape.side + 0.4)
+        axes = list(fig.subplots(shape.side, shape.side).ravel())
     im = _eigen_row(axes, components, evr)
-    fig.colorbar(im, ax=list(axes), shrink=0.9, pad=0.01, ticks=[-1, 0, 1])
+    fig.colorbar(im, ax=axes, shrink=0.9, pad=0.01, ticks=[-1, 0, 1])
     fig.suptitle(title)
     return fig
+
+
+#: Components per group drawn by :func:`eigenimage_grid` (all 9 of a 3x3 filter; the leading 9
+#: of a larger kernel's, so a row stays readable).
+MOSAIC_COMPONENTS = STUDY.size
 
 
 @_styled
@@ -228,19 +248,21 @@ def eigenimage_grid(
     n_filters: Sequence[int] | None = None,
     title: str = "",
 ) -> Figure:
-    """Subset-PCA eigenimages: one row per group (``components[g]`` (9, 9) or None when the group
-    has too few filters for a PCA), one column per component, each titled with its ratio.
+    """Subset-PCA eigenimages: one row per group (``components[g]`` (d, d) or None when the group
+    has too few filters for a PCA), one column per component, each titled with its ratio. For
+    kernels larger than 3x3 the leading :data:`MOSAIC_COMPONENTS` components are drawn (the
+    title says so).
 
-    Drawn as one mosaic image in a single Axes (3x3 blocks separated by transparent cells, framed
+    Drawn as one mosaic image in a single Axes (k x k blocks separated by transparent cells, framed
     by one line artist): a grid of G x 9 Axes took seconds to lay out and save for ~20 groups.
 
     Parameters
     ----------
     groups : sequence of str
         Group names, one row each (first on top).
-    components : sequence of (9, 9) array_like or None
+    components : sequence of (d, d) array_like or None
         Subset-PCA components of each group (row k = component k); None draws "too few filters".
-    evr : sequence of (9,) array_like or None
+    evr : sequence of (d,) array_like or None
         Explained variance ratio of each group (ignored where ``components[g]`` is None).
     n_filters : sequence of int, optional
         Filter count of each group, added to the row labels.
@@ -252,36 +274,43 @@ def eigenimage_grid(
     matplotlib.figure.Figure
     """
     G = max(len(groups), 1)
-    sx, sy = 4, 5  # block pitch in cells: 3 + 1 blank column, 3 + 2 blank rows (room for titles)
-    fig = _figure(7.8, 0.35 + 0.82 * G)
+    widths = {np.asarray(c).shape[-1] for c in components if c is not None}
+    shape = FilterShape.of_width(widths.pop()) if len(widths) == 1 else STUDY
+    n = min(shape.size, MOSAIC_COMPONENTS)  # components drawn per group
+    t = shape.side
+    sx, sy = t + 1, t + 2  # block pitch in cells: k + 1 blank column, k + 2 blank rows (room for titles)
+    fig = _figure(7.8, 0.35 + 0.82 * G * (t / STUDY.side))
     ax = fig.add_subplot()
-    img = np.full((G * sy - 2, 9 * sx - 1), np.nan)
+    img = np.full((G * sy - 2, n * sx - 1), np.nan)
     frame_x, frame_y = [], []
+    mid = (t - 1) / 2
     for g in range(len(groups)):
         top = g * sy
         if components[g] is None:
-            ax.text(1, top + 1, "too few\nfilters", fontsize=6, ha="center", va="center")
+            ax.text(mid, top + mid, "too few\nfilters", fontsize=6, ha="center", va="center")
             continue
-        for k in range(9):
+        for k in range(n):
             left = k * sx
-            img[top : top + 3, left : left + 3] = np.asarray(components[g][k]).reshape(3, 3)
-            ax.text(left + 1, top - 0.6, f"c{k}  {evr[g][k]:.1%}", fontsize=7, ha="center", va="bottom")
-            x0, x1, y0, y1 = left - 0.5, left + 2.5, top - 0.5, top + 2.5
+            img[top : top + t, left : left + t] = np.asarray(components[g][k]).reshape(t, t)
+            ax.text(left + mid, top - 0.6, f"c{k}  {evr[g][k]:.1%}", fontsize=7, ha="center", va="bottom")
+            x0, x1, y0, y1 = left - 0.5, left + t - 0.5, top - 0.5, top + t - 0.5
             frame_x += [x0, x1, x1, x0, x0, np.nan]
             frame_y += [y0, y0, y1, y1, y0, np.nan]
     cmap = matplotlib.colormaps["seismic"].with_extremes(bad=(0, 0, 0, 0))
     im = ax.imshow(img, cmap=cmap, vmin=-1, vmax=1, aspect="equal")
     ax.plot(frame_x, frame_y, color="black", linewidth=0.8)
     labels = [str(g) if n_filters is None else f"{g}\n(n={int(n_filters[i]):,})" for i, g in enumerate(groups)]
-    ax.set_yticks([g * sy + 1 for g in range(len(groups))], labels, fontsize=7)
+    ax.set_yticks([g * sy + mid for g in range(len(groups))], labels, fontsize=7)
     ax.tick_params(length=0)
     ax.set_xticks([])
-    ax.set_xlim(-0.6, 9 * sx - 1.4)
+    ax.set_xlim(-0.6, n * sx - 1.4)
     ax.set_ylim(G * sy - 2.4, -1.6)
     for spine in ax.spines.values():
         spine.set_visible(False)
     if any(c is not None for c in components):
         fig.colorbar(im, ax=ax, shrink=min(0.9, 4.0 / G), pad=0.01, ticks=[-1, 0, 1])
+    if n < shape.size:
+        title = (title + " " if title else "") + f"(leading {n} of {shape.size} components)"
     if title:
         fig.suptitle(title)
     return fig
@@ -303,9 +332,9 @@ def ridge_plot(
     points: int = 512,
     rasterized: bool = True,
 ) -> Figure:
-    """Ridge plot: rows = groups, columns = coefficients c0..c8, every panel on ``xlim``.
+    """Ridge plot: rows = groups, columns = coefficients c0..c{C-1}, every panel on ``xlim``.
 
-    ``density`` is ``(G, 9, X)`` on ``grid`` (X,). Curves are scaled to a height of ``1 + overlap``
+    ``density`` is ``(G, C, X)`` on ``grid`` (X,). Curves are scaled to a height of ``1 + overlap``
     row units, by the largest value in their column (``scale="column"``: heights comparable between
     groups) or by their own maximum (``scale="panel"``: shapes only), so neighbouring rows overlap.
     Row labels are on the left of the first column; the figure grows with the number of groups.
@@ -317,7 +346,7 @@ def ridge_plot(
     ----------
     grid : (X,) array_like
         Increasing x values of the densities (e.g. from :func:`filterdb.kde.group_kdes`).
-    density : (G, 9, X) array_like
+    density : (G, C, X) array_like
         Density of each group and coefficient on ``grid``.
     groups : sequence of str
         Group names, in row order (first on top).
@@ -373,7 +402,7 @@ def ridge_plot(
             )
         ax.set_xlim(*xlim)
         ax.set_ylim(-0.1, G - 1 + height + 0.1)
-        ax.set_title(COMPONENTS[i])
+        ax.set_title(f"c{i}")
         ax.tick_params(axis="x", labelsize=6)
         ax.tick_params(axis="y", length=0)
         for side in ("left", "right", "top"):
@@ -829,22 +858,24 @@ def significance_heatmap(r, title: str = ""):
 # ---------------------------------------------------------------------------------------------
 # Filter grids (docs/method.md §8; the filters are chosen and read by filterdb.grids)
 
-#: Cells from one tile's first row (column) to the next one's: 3 of the tile and 1 blank.
-TILE_PITCH = 4
+#: Cells from one 3x3 tile's first row (column) to the next one's: 3 of the tile and 1 blank
+#: (``k + 1`` for k x k tiles).
+TILE_PITCH = STUDY.side + 1
 
 
-def tile_block(img: np.ndarray, g: int, j: int) -> np.ndarray:
+def tile_block(img: np.ndarray, g: int, j: int, side: int = STUDY.side) -> np.ndarray:
     """Tile ``j`` of row ``g`` of a :func:`filter_grid` mosaic (its ``AxesImage`` array): the
-    ``3 x 3`` block at rows ``g * TILE_PITCH``, columns ``j * TILE_PITCH``."""
-    r, c = g * TILE_PITCH, j * TILE_PITCH
-    return img[r : r + 3, c : c + 3]
+    ``side x side`` block at rows ``g * (side + 1)``, columns ``j * (side + 1)``."""
+    p = side + 1
+    r, c = g * p, j * p
+    return img[r : r + side, c : c + side]
 
 
 @_styled
 def filter_grid(
     tiles: Sequence[np.ndarray], labels: Sequence[str], columns: int | None = None, title: str = ""
 ) -> Figure:
-    """Example filters as 3x3 tiles: one row per group, ``seismic`` on [-1, 1], no interpolation.
+    """Example filters as k x k tiles: one row per group, ``seismic`` on [-1, 1], no interpolation.
 
     Drawn as one mosaic image in a single Axes (:func:`tile_block` gives tile ``j`` of row ``g``;
     the cells between tiles are transparent) with each tile framed, so that a tile of near-zero
@@ -852,8 +883,9 @@ def filter_grid(
 
     Parameters
     ----------
-    tiles : sequence of (k_g, 9) array_like
-        Per row the peak-scaled filters (row-major 3x3), e.g. :attr:`filterdb.grids.Grid.tiles`;
+    tiles : sequence of (k_g, d) array_like
+        Per row the peak-scaled filters (row-major k x k, ``d = k²``), e.g.
+        :attr:`filterdb.grids.Grid.tiles`;
         rows may hold different numbers of tiles (a row of none is marked "no filters").
     labels : sequence of str
         Row labels, one per entry of ``tiles`` (first on top), e.g. ``natural (557)``.
@@ -866,27 +898,32 @@ def filter_grid(
     -------
     matplotlib.figure.Figure
     """
-    rows = [np.asarray(t, dtype=np.float64).reshape(-1, 9) for t in tiles]
+    widths = {np.asarray(t).shape[-1] for t in tiles if np.asarray(t).size}
+    shape = FilterShape.of_width(widths.pop()) if len(widths) == 1 else STUDY
+    t = shape.side
+    rows = [np.asarray(r, dtype=np.float64).reshape(-1, shape.size) for r in tiles]
     G = max(len(rows), 1)
     K = max([columns or 0] + [r.shape[0] for r in rows] + [1])
-    p = TILE_PITCH
-    img = np.full((G * p - (p - 3), K * p - (p - 3)), np.nan)
+    p = t + 1
+    img = np.full((G * p - (p - t), K * p - (p - t)), np.nan)
     frame_x, frame_y = [], []
-    fig = _figure(min(1.9 + 0.3 * K, 14.0), 0.75 + 0.3 * G)
+    grow = t / STUDY.side  # a larger tile takes as many more inches
+    fig = _figure(min(1.9 + 0.3 * K * grow, 14.0), 0.75 + 0.3 * G * grow)
     ax = fig.add_subplot()
+    mid = (t - 1) / 2
     for g, r in enumerate(rows):
         if not r.shape[0]:
-            ax.text(1, g * p + 1, "no filters", fontsize=6, ha="left", va="center")
+            ax.text(mid, g * p + mid, "no filters", fontsize=6, ha="left", va="center")
         for j in range(r.shape[0]):
-            tile_block(img, g, j)[...] = r[j].reshape(3, 3)
+            tile_block(img, g, j, t)[...] = r[j].reshape(t, t)
             x0, y0 = j * p - 0.5, g * p - 0.5
-            frame_x += [x0, x0 + 3, x0 + 3, x0, x0, np.nan]
-            frame_y += [y0, y0, y0 + 3, y0 + 3, y0, np.nan]
+            frame_x += [x0, x0 + t, x0 + t, x0, x0, np.nan]
+            frame_y += [y0, y0, y0 + t, y0 + t, y0, np.nan]
     cmap = matplotlib.colormaps["seismic"].with_extremes(bad=(0, 0, 0, 0))
     im = ax.imshow(img, cmap=cmap, vmin=-1, vmax=1, interpolation="none", aspect="equal")
     if frame_x:
         ax.plot(frame_x, frame_y, color="0.55", linewidth=0.4)
-    ax.set_yticks([g * p + 1 for g in range(len(rows))], [str(s) for s in labels], fontsize=7)
+    ax.set_yticks([g * p + mid for g in range(len(rows))], [str(s) for s in labels], fontsize=7)
     ax.tick_params(length=0)
     ax.set_xticks([])
     ax.set_xlim(-0.7, img.shape[1] - 0.3)

@@ -54,7 +54,7 @@ def filters_sample_sha256(path: str, key: str) -> str:
     with h5py.File(path, "r") as f:
         ds = f[key]
         for a, b in sample_rows(int(ds.shape[0])):
-            h.update(np.ascontiguousarray(ds[a:b], dtype=np.float32).reshape(b - a, 9).tobytes())
+            h.update(np.ascontiguousarray(ds[a:b], dtype=np.float32).reshape(b - a, -1).tobytes())
     return h.hexdigest()
 
 

@@ -5,13 +5,13 @@ computes the metrics per layer is :class:`filterdb.accumulate.SumsPass`; the lay
 model and group tables (and the degeneration flags) are in :mod:`filterdb.quality_tables`; the
 figures are :func:`filterdb.plots.quality_depth_figure` and :func:`filterdb.plots.quality_group_figure`.
 
-Every metric is computed on the UNSCALED weights ``W`` of one layer, an ``(n, 9)`` array (one row
+Every metric is computed on the UNSCALED weights ``W`` of one layer, an ``(n, d)`` array (``d = k²``; one row
 per 3x3 kernel, rows of output channel ``o`` at ``o*in .. (o+1)*in - 1`` as extracted from a
 ``(out, in, 3, 3)`` weight). Arithmetic is float64 throughout.
 
 Per layer
 ---------
-``sparsity``                 share of sparse filters: a filter is sparse when all 9 ``|w| < t`` with
+``sparsity``                 share of sparse filters: a filter is sparse when all d ``|w| < t`` with
                              ``t = eps * max|W|`` (eps = :data:`DEFAULT_EPS`). All-zero layer: 1.0
                              (every filter is dead, though no ``|w| < 0`` holds). Empty layer: NaN.
 ``variance_entropy``         ``H = -sum_k p_k log10 p_k`` with ``p = v / sum(v)``, ``v = s^2/(n-1)``,
@@ -25,7 +25,7 @@ Per layer
                              About 0.9 = healthy, near 0 = redundant, >= 1 = random-like.
 ``variance_entropy_clean``   ``variance_entropy`` of the non-sparse filters only (NaN when fewer
                              than 2 remain).
-``orthogonality``            rows of ``W.reshape(out, in*9)`` L2-normalised (zero rows stay zero),
+``orthogonality``            rows of ``W.reshape(out, in*d)`` L2-normalised (zero rows stay zero),
                              ``1 - sum|W W^T - I| / (out (out - 1))`` (1 = orthogonal output
                              channels). Needs ``out_channels``; NaN when it is missing, when ``n`` is
                              not a multiple of it, when ``out < 2``, or for an empty layer. Zero rows keep a 0 on the
@@ -57,9 +57,23 @@ import math
 
 import numpy as np
 
+from .shape import STUDY
+
 THR_A, THR_B, THR_C, THR_D = 1.2618047, 0.88767525, 2.30436435, 0.31050834
 CHUNK_ROWS = 1 << 18  # rows per float64 chunk when centring large layers (bounded memory)
 
+#: The per-layer quality arrays (:func:`from_moments`, the sums pass's ``quality_*`` arrays).
+FIELDS = [
+    "n_filters",
+    "n_sparse",
+    "sparsity",
+    "variance_entropy",
+    "variance_entropy_norm",
+    "variance_entropy_clean",
+    "orthogonality",
+    "absmax",
+    "notes",
+]
 METRICS = ["sparsity", "variance_entropy", "variance_entropy_norm", "variance_entropy_clean", "orthogonality"]
 FLAGS = ["sparse", "low_diversity", "random_like"]
 
@@ -72,6 +86,7 @@ NOTE_NO_THRESHOLD = 16
 NOTE_ALL_ZERO = 32
 NOTE_FEW_CLEAN = 64
 NOTE_EMPTY = 128
+NOTE_NO_FIT = 256
 NOTES = {
     NOTE_NO_OUT: "no out_channels in meta: orthogonality not computed",
     NOTE_NOT_MULTIPLE: "n_filters not a multiple of out_channels: orthogonality not computed",
@@ -81,10 +96,11 @@ NOTES = {
     NOTE_ALL_ZERO: "all-zero layer: sparsity 1, entropy 0 by convention",
     NOTE_FEW_CLEAN: "fewer than 2 non-sparse filters: clean entropy undefined",
     NOTE_EMPTY: "empty layer (0 filters): no metric defined",
+    NOTE_NO_FIT: "not 3x3 filters: the random-layer threshold was fitted for 3x3 only, entropy_norm undefined",
 }
 _NO_ORTHOGONALITY = NOTE_NO_OUT | NOTE_NOT_MULTIPLE | NOTE_ONE_OUT | NOTE_EMPTY
 
-#: A filter is sparse when all 9 ``|w| < DEFAULT_EPS * max|W|`` (config ``quality.eps``).
+#: A filter is sparse when all its ``|w| < DEFAULT_EPS * max|W|`` (config ``quality.eps``).
 DEFAULT_EPS = 0.01
 
 #: Degeneration thresholds (config ``quality.thresholds``; the study publishes none).
@@ -105,7 +121,7 @@ CVPR_ENTROPY = 0.5  # with sparsity: H < CVPR_ENTROPY ...
 CVPR_SPARSITY = 0.14  # ... and sparsity >= CVPR_SPARSITY
 
 
-def cvpr_reanalysis_flags(entropy, n, sparsity) -> dict[str, np.ndarray]:
+def cvpr_reanalysis_flags(entropy, n, sparsity, width: int = STUDY.size) -> dict[str, np.ndarray]:
     """The ``cvpr_reanalysis`` degeneration rule per layer: degenerated when
     ``H >= thr(n) - 0.02`` or (``H < 0.5`` and ``sparsity >= 0.14``).
 
@@ -126,6 +142,9 @@ def cvpr_reanalysis_flags(entropy, n, sparsity) -> dict[str, np.ndarray]:
         Filters per layer.
     sparsity : (L,) array_like
         Sparsity per layer (NaN allowed).
+    width : int
+        Values per filter (9 for 3x3): the threshold exists for 3x3 filters only
+        (:func:`entropy_threshold`), so for other kernels the first clause never holds.
 
     Returns
     -------
@@ -141,7 +160,7 @@ def cvpr_reanalysis_flags(entropy, n, sparsity) -> dict[str, np.ndarray]:
     """
     h = np.asarray(entropy, np.float64)
     s = np.asarray(sparsity, np.float64)
-    t = np.asarray(entropy_threshold(np.maximum(np.asarray(n, np.float64), 1.0)), np.float64)
+    t = np.asarray(entropy_threshold(np.maximum(np.asarray(n, np.float64), 1.0), width), np.float64)
     with np.errstate(invalid="ignore"):
         random_like = (t > 0) & (h >= t - CVPR_MARGIN)
         low = h < CVPR_ENTROPY
@@ -159,8 +178,11 @@ def cvpr_reanalysis_flags(entropy, n, sparsity) -> dict[str, np.ndarray]:
 
 
 def _as_filters(W: np.ndarray) -> np.ndarray:
+    """``W`` as ``(n, d)``: a 2-D array as it is, ``(..., k, k)`` as ``(n, k²)``, a flat array as
+    3x3 filters (9 values each)."""
     W = np.asarray(W)
-    return W.reshape(-1, 9) if W.size else np.zeros((0, 9), W.dtype if W.dtype.kind == "f" else np.float64)
+    d = W.shape[-1] if W.ndim == 2 else W.shape[-1] * W.shape[-2] if W.ndim >= 3 else STUDY.size
+    return W.reshape(-1, d) if W.size else np.zeros((0, d), W.dtype if W.dtype.kind == "f" else np.float64)
 
 
 def sparse_mask(W: np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:
@@ -168,8 +190,8 @@ def sparse_mask(W: np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:
 
     Parameters
     ----------
-    W : array_like, shape (n, 9) or (..., 3, 3)
-        The unscaled filters of one layer.
+    W : array_like, shape (n, d) or (..., k, k)
+        The unscaled filters of one layer (``d = k²`` values each).
     eps : float
         Relative threshold.
 
@@ -192,7 +214,7 @@ def sparsity(W: np.ndarray, eps: float = DEFAULT_EPS) -> float:
 
     Parameters
     ----------
-    W : array_like, shape (n, 9)
+    W : array_like, shape (n, d)
     eps : float
 
     Returns
@@ -217,18 +239,18 @@ def centred_gram(W: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
 
     Parameters
     ----------
-    W : array_like, shape (n, 9)
+    W : array_like, shape (n, d)
     chunk_rows : int
         Rows converted to float64 at a time (bounds memory).
 
     Returns
     -------
-    numpy.ndarray, shape (9, 9), float64
+    numpy.ndarray, shape (d, d), float64
         Symmetric.
     """
     W = _as_filters(W)
     mean = W.sum(axis=0, dtype=np.float64) / max(W.shape[0], 1)
-    G = np.zeros((9, 9))
+    G = np.zeros((W.shape[1], W.shape[1]))
     for a in range(0, W.shape[0], chunk_rows):
         c = W[a : a + chunk_rows].astype(np.float64) - mean
         G += c.T @ c
@@ -243,17 +265,17 @@ def component_variances(W: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    W : array_like, shape (n, 9)
+    W : array_like, shape (n, d)
 
     Returns
     -------
-    numpy.ndarray, shape (9,), float64
+    numpy.ndarray, shape (d,), float64
         Descending; all NaN when ``n < 2``.
     """
     W = _as_filters(W)
     n = W.shape[0]
     if n < 2:
-        return np.full(9, math.nan)
+        return np.full(W.shape[1], math.nan)
     ev = np.linalg.eigvalsh(centred_gram(W))[::-1]
     return np.clip(ev, 0.0, None) / (n - 1)
 
@@ -293,7 +315,7 @@ def variance_entropy(W: np.ndarray) -> float:
 
     Parameters
     ----------
-    W : array_like, shape (n, 9)
+    W : array_like, shape (n, d)
 
     Returns
     -------
@@ -303,16 +325,20 @@ def variance_entropy(W: np.ndarray) -> float:
     return entropy_of_variances(component_variances(W))
 
 
-def entropy_threshold(n) -> np.ndarray | float:
-    """The variance entropy i.i.d. random layers of ``n`` filters reach (authors' logistic fit).
+def entropy_threshold(n, width: int = STUDY.size) -> np.ndarray | float:
+    """The variance entropy i.i.d. random layers of ``n`` 3x3 filters reach (authors' logistic fit).
 
     ``1.2618047 / (1 + exp(-0.88767525 (log2 n - 2.30436435))) - 0.31050834``: tends to 0.9513
-    (about log10 9) for large ``n``; negative for ``n <= 2``.
+    (about log10 9) for large ``n``; negative for ``n <= 2``. The fit was made for the 9 variance
+    components of 3x3 filters: for filters of another ``width`` there is none (NaN; the
+    normalised entropy is then undefined, note bit :data:`NOTE_NO_FIT`).
 
     Parameters
     ----------
     n : int or array_like of int
         Filter counts (positive).
+    width : int
+        Values per filter (9 for 3x3).
 
     Returns
     -------
@@ -321,11 +347,13 @@ def entropy_threshold(n) -> np.ndarray | float:
     """
     x = np.log2(np.asarray(n, dtype=np.float64))
     t = THR_A / (1.0 + np.exp(-THR_B * (x - THR_C))) - THR_D
+    if int(width) != STUDY.size:
+        t = np.full_like(t, np.nan)
     return float(t) if np.ndim(t) == 0 else t
 
 
-def _entropy_norm(h: float, n: int) -> float:
-    t = entropy_threshold(max(n, 1))
+def _entropy_norm(h: float, n: int, width: int = STUDY.size) -> float:
+    t = entropy_threshold(max(n, 1), width)
     return float(h / t) if t > 0 and not math.isnan(h) else math.nan
 
 
@@ -334,7 +362,7 @@ def variance_entropy_norm(W: np.ndarray, entropy: float | None = None) -> float:
 
     Parameters
     ----------
-    W : array_like, shape (n, 9)
+    W : array_like, shape (n, d)
     entropy : float, optional
         ``variance_entropy(W)`` when already known.
 
@@ -346,7 +374,7 @@ def variance_entropy_norm(W: np.ndarray, entropy: float | None = None) -> float:
     """
     W = _as_filters(W)
     h = variance_entropy(W) if entropy is None else entropy
-    return _entropy_norm(h, W.shape[0])
+    return _entropy_norm(h, W.shape[0], W.shape[1])
 
 
 def variance_entropy_clean(W: np.ndarray, eps: float = DEFAULT_EPS) -> float:
@@ -354,7 +382,7 @@ def variance_entropy_clean(W: np.ndarray, eps: float = DEFAULT_EPS) -> float:
 
     Parameters
     ----------
-    W : array_like, shape (n, 9)
+    W : array_like, shape (n, d)
     eps : float
         Sparsity threshold (see :func:`sparse_mask`).
 
@@ -380,7 +408,7 @@ def orthogonality(W: np.ndarray, out_channels, block: int = 1024) -> float:
 
     Parameters
     ----------
-    W : array_like, shape (n, 9)
+    W : array_like, shape (n, d)
         Rows of output channel ``o`` at ``o*in .. (o+1)*in - 1``.
     out_channels : int, float or None
         Number of output channels.
@@ -404,7 +432,7 @@ def orthogonality_many(W: np.ndarray, out: int, block: int = 1024) -> np.ndarray
 
     Parameters
     ----------
-    W : (G, n, 9) array_like
+    W : (G, n, d) array_like
         ``G`` layers of ``n`` filters each, ``n`` a multiple of ``out``.
     out : int
         Output channels of every layer (at least 2).
@@ -479,6 +507,8 @@ def _layer_result(
     entropy and orthogonality derived here, the same way for both implementations)."""
     n = W.shape[0]
     notes = orthogonality_note(n, out_channels)
+    if W.shape[1] != STUDY.size:
+        notes |= NOTE_NO_FIT
     if n < 2:
         notes |= NOTE_FEW_FILTERS
     if n <= 2:
@@ -492,7 +522,7 @@ def _layer_result(
         "n_sparse": n_sparse,
         "sparsity": n_sparse / n if n else math.nan,
         "variance_entropy": entropy,
-        "variance_entropy_norm": _entropy_norm(entropy, n),
+        "variance_entropy_norm": _entropy_norm(entropy, n, W.shape[1]),
         "variance_entropy_clean": entropy_clean,
         "orthogonality": math.nan if notes & _NO_ORTHOGONALITY else orthogonality(W, out_channels),
         "absmax": absmax,
@@ -505,7 +535,7 @@ def layer_quality(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EPS) ->
 
     Parameters
     ----------
-    W : array_like, shape (n, 9)
+    W : array_like, shape (n, d)
         The unscaled filters of one layer.
     out_channels : int, float or None
         Output channels of the layer (for orthogonality; missing: NaN orthogonality).
@@ -551,17 +581,9 @@ def note_text(bits: int) -> str:
     return "; ".join(text for bit, text in NOTES.items() if bits & bit)
 
 
-def _entropy_from_gram(G: np.ndarray, n: int) -> float:
-    """Variance entropy from the centred 9x9 scatter matrix of ``n`` filters (as
-    :func:`component_variances` + :func:`entropy_of_variances`)."""
-    if n < 2:
-        return math.nan
-    ev = np.linalg.eigvalsh((G + G.T) / 2.0)[::-1]
-    return entropy_of_variances(np.clip(ev, 0.0, None) / (n - 1))
-
-
 def layer_quality_fast(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EPS) -> dict:
-    """:func:`layer_quality` with sparsity and both centred scatter matrices from one compiled pass.
+    """:func:`layer_quality` with sparsity and both centred scatter matrices from one compiled pass,
+    the metrics by :func:`from_moments` (the passes' implementation).
 
     Uses :func:`filterdb.kernels.layer_moments` (numba); equal to :func:`layer_quality` up to
     float64 rounding (tested). Falls back to :func:`layer_quality` without numba or for an empty
@@ -569,7 +591,7 @@ def layer_quality_fast(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EP
 
     Parameters
     ----------
-    W : array_like, shape (n, 9)
+    W : array_like, shape (n, d)
     out_channels : int, float or None
     eps : float
 
@@ -585,6 +607,76 @@ def layer_quality_fast(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EP
     if not HAVE_NUMBA or n == 0:
         return layer_quality(W, out_channels, eps)
     absmax, n_sparse, n_clean, g_all, g_clean = layer_moments(W, eps)
-    return _layer_result(
-        W, out_channels, n_sparse, n_clean, absmax, _entropy_from_gram(g_all, n), _entropy_from_gram(g_clean, n_clean)
-    )
+    ortho = math.nan if orthogonality_note(n, out_channels) else orthogonality(W, out_channels)
+    out = math.nan if out_channels is None else out_channels
+    q = from_moments([n], [absmax], [n_sparse], [n_clean], g_all[None], g_clean[None], [ortho], [out])
+    ints = ("n_filters", "n_sparse", "notes")
+    return {k: int(v[0]) if k in ints else float(v[0]) for k, v in q.items()}
+
+
+def from_moments(n, absmax, n_sparse, n_clean, g_all, g_clean, ortho, out_channels) -> dict:
+    """The per-layer quality metrics (docs/method.md §9) from the moments of the sums pass,
+    vectorised over layers: the one implementation the passes, ``inspect`` and
+    :func:`layer_quality_fast` use (equal to the numpy reference :func:`layer_quality` to float64
+    rounding, tested).
+
+    Parameters
+    ----------
+    n, n_sparse, n_clean : (k,) int
+        Filters, sparse filters and non-sparse filters per layer.
+    absmax : (k,) float
+        Peak ``|w|`` per layer.
+    g_all, g_clean : (k, d, d) float
+        Centred scatter matrices of all / non-sparse filters.
+    ortho : (k,) float
+        Orthogonality (NaN where not computed).
+    out_channels : (k,) float
+        Output channels per layer (NaN when unknown).
+
+    Returns
+    -------
+    dict of (k,) arrays, keys :data:`FIELDS`.
+    """
+    n = np.asarray(n, np.int64)
+    absmax = np.asarray(absmax, np.float64)
+    width = int(np.shape(g_all)[-1])  # values per filter
+    notes = np.array([orthogonality_note(int(a), b) for a, b in zip(n, out_channels)], np.int64)
+    if width != STUDY.size:
+        notes |= NOTE_NO_FIT
+    notes |= np.where(n < 2, NOTE_FEW_FILTERS, 0)
+    notes |= np.where(n <= 2, NOTE_NO_THRESHOLD, 0)
+    notes |= np.where((n > 0) & (absmax == 0.0), NOTE_ALL_ZERO, 0)
+    notes |= np.where(np.asarray(n_clean) < 2, NOTE_FEW_CLEAN, 0)
+    h = entropies(g_all, n)
+    t = np.asarray(entropy_threshold(np.maximum(n, 1), width), np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = np.where((t > 0) & ~np.isnan(h), h / np.where(t > 0, t, 1.0), np.nan)
+        sparsity = np.where(n > 0, n_sparse / np.maximum(n, 1), np.nan)
+    no_ortho = (notes & _NO_ORTHOGONALITY) != 0
+    return {
+        "n_filters": n,
+        "n_sparse": np.asarray(n_sparse, np.int64),
+        "sparsity": sparsity,
+        "variance_entropy": h,
+        "variance_entropy_norm": norm,
+        "variance_entropy_clean": entropies(g_clean, np.asarray(n_clean, np.int64)),
+        "orthogonality": np.where(no_ortho, np.nan, ortho),
+        "absmax": np.where(n > 0, absmax, np.nan),
+        "notes": notes,
+    }
+
+
+def entropies(g: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Variance entropy (log10) of each layer from its centred scatter matrix (k, d, d); NaN for n < 2."""
+    out = np.full(n.size, np.nan)
+    ok = n >= 2
+    if not ok.any():
+        return out
+    ev = np.linalg.eigvalsh((g[ok] + np.swapaxes(g[ok], 1, 2)) / 2.0)[:, ::-1]
+    v = np.clip(ev, 0.0, None) / (n[ok] - 1)[:, None]
+    total = v.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = v / np.where(total > 0, total, 1.0)[:, None]
+        h = -np.sum(np.where(p > 0, p * np.log10(np.where(p > 0, p, 1.0)), 0.0), axis=1)
+    out[ok] = np.where(total > 0, h, 0.0)
+    return out

@@ -15,9 +15,9 @@ Layout (``R`` = the results folder)::
     R/stats/sums.npz          per-layer n, sum, outer (+ quality_* arrays)
     R/stats/range.npz         per-layer coefficient min/max
     R/stats/hist.npz          per-layer coefficient histograms (+ density)
-    R/stats/cell_hist.npy     fine per-cell histograms (cells, 9, fine_bins), memory-mappable
-    R/pca/basis.tsv           component, explained_variance, explained_variance_ratio, w0..w8
-    R/pca/mean.tsv            w0..w8
+    R/stats/cell_hist.npy     fine per-cell histograms (cells, d, fine_bins), memory-mappable
+    R/pca/basis.tsv           component, explained_variance, explained_variance_ratio, w0..w{d-1}
+    R/pca/mean.tsv            w0..w{d-1}      (d = k² values per k x k filter: 9 for 3x3)
     R/pca/range.tsv           min, max
     R/drift/{axis}.tsv        group x group drift matrix (first column ``group``)
     R/groups/{axis}.tsv       groups of an axis with their counts
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pca import COMPONENTS, PIXELS
+from .shape import STUDY, FilterShape
 
 #: Number format of every float column in a TSV: enough digits to round-trip a float64.
 FLOAT_FORMAT = "%.17g"
@@ -149,6 +149,8 @@ class Plan:
     n_cells : int
     key : str
         The filter dataset of the DB (``filters`` or ``filter``).
+    width : int
+        Values per filter, ``d = k²`` (:class:`filterdb.shape.FilterShape`; the study: 9).
     """
 
     row_start: np.ndarray
@@ -157,6 +159,7 @@ class Plan:
     out_channels: np.ndarray
     n_cells: int
     key: str = "filters"
+    width: int = STUDY.size
 
     @property
     def n_layers(self) -> int:
@@ -172,8 +175,8 @@ class Plan:
         Returns
         -------
         dict of str to ndarray
-            ``row_start``, ``row_end``, ``cell``, ``out_channels``, ``n_cells`` (0-d int64) and
-            ``key`` (0-d str).
+            ``row_start``, ``row_end``, ``cell``, ``out_channels``, ``n_cells`` (0-d int64),
+            ``key`` (0-d str) and ``width`` (0-d int64).
         """
         return {
             "row_start": self.row_start,
@@ -182,6 +185,7 @@ class Plan:
             "out_channels": self.out_channels,
             "n_cells": np.array(self.n_cells, np.int64),
             "key": np.array(self.key),
+            "width": np.array(self.width, np.int64),
         }
 
     @classmethod
@@ -192,7 +196,7 @@ class Plan:
         ----------
         a : mapping of str to array_like
             With ``row_start``, ``row_end``, ``cell``, ``out_channels``, ``n_cells`` and optionally
-            ``key`` (default ``"filters"``).
+            ``key`` (default ``"filters"``) and ``width`` (default 9, 3x3 filters).
 
         Returns
         -------
@@ -205,6 +209,7 @@ class Plan:
             np.asarray(a["out_channels"], np.float64),
             int(a["n_cells"]),
             str(a["key"]) if "key" in a else "filters",
+            int(a["width"]) if "width" in a else STUDY.size,
         )
 
 
@@ -454,7 +459,7 @@ def load_plan(path) -> Plan:
 
 class CellHist:
     """``stats/cell_hist.npy`` read a chunk of cells at a time: ``shape``, and ``[c]`` gives cell
-    ``c``'s ``(9, fine_bins)`` histogram. Plain file reads (no memory map), so the memory of a job
+    ``c``'s ``(d, fine_bins)`` histogram. Plain file reads (no memory map), so the memory of a job
     that walks through every cell stays at one chunk however many cells the DB has."""
 
     def __init__(self, path, chunk_cells: int = 1024):
@@ -465,7 +470,7 @@ class CellHist:
             shape, fortran, dtype = read_header(fh)
             self.offset = fh.tell()
         if fortran or dtype != np.dtype(np.uint32) or len(shape) != 3:
-            raise ValueError(f"{path}: expected a C-ordered uint32 (cells, 9, bins) array, got {dtype} {shape}")
+            raise ValueError(f"{path}: expected a C-ordered uint32 (cells, d, bins) array, got {dtype} {shape}")
         self.shape = tuple(shape)
         self.dtype = dtype
         self.chunk = max(1, int(chunk_cells))
@@ -490,13 +495,13 @@ class CellHist:
 
 
 def open_cell_hist(path) -> CellHist:
-    """``stats/cell_hist.npy``: fine per-cell histograms ``(cells, 9, fine_bins)`` uint32, read a
+    """``stats/cell_hist.npy``: fine per-cell histograms ``(cells, d, fine_bins)`` uint32, read a
     chunk of cells at a time (:class:`CellHist`).
 
     Parameters
     ----------
     path : str or os.PathLike
-        A C-ordered uint32 ``.npy`` of shape ``(cells, 9, fine_bins)``.
+        A C-ordered uint32 ``.npy`` of shape ``(cells, d, fine_bins)``.
 
     Returns
     -------
@@ -517,7 +522,7 @@ def open_cell_hist(path) -> CellHist:
 
 def basis_table(p):
     """``pca/basis.tsv`` as a DataFrame: component, explained_variance, explained_variance_ratio,
-    w0..w8 (one row per component).
+    w0..w{d-1} (one row per component).
 
     Parameters
     ----------
@@ -531,15 +536,15 @@ def basis_table(p):
     """
     import pandas as pd
 
-    df = pd.DataFrame(p.components, columns=PIXELS)
+    df = pd.DataFrame(p.components, columns=p.shape.pixels)
     df.insert(0, "explained_variance_ratio", p.explained_variance_ratio)
     df.insert(0, "explained_variance", p.explained_variance)
-    df.insert(0, "component", COMPONENTS[: len(df)])
+    df.insert(0, "component", p.shape.components[: len(df)])
     return df
 
 
 def mean_table(p):
-    """``pca/mean.tsv`` as a DataFrame: one row, columns w0..w8.
+    """``pca/mean.tsv`` as a DataFrame: one row, columns w0..w{d-1}.
 
     Parameters
     ----------
@@ -552,7 +557,7 @@ def mean_table(p):
     """
     import pandas as pd
 
-    return pd.DataFrame([p.mean], columns=PIXELS)
+    return pd.DataFrame([p.mean], columns=p.shape.pixels)
 
 
 def write_basis(p, basis_path, mean_path) -> None:
@@ -599,19 +604,40 @@ def read_basis(basis_path, mean_path) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
     Returns
     -------
-    mean : (9,) float64
-    components : (9, 9) float64, row k = component k in pixel order w0..w8
-    explained_variance_ratio : (9,) float64
+    mean : (d,) float64
+    components : (d, d) float64, row k = component k in pixel order w0..w{d-1}
+    explained_variance_ratio : (d,) float64
     """
     b = _read_columns(basis_path)
     m = _read_columns(mean_path)
-    comps = np.stack([b[p] for p in PIXELS], axis=1)
-    mean = np.array([m[p][0] for p in PIXELS])
+    pixels = pixel_columns(m, mean_path)
+    comps = np.stack([b[p] for p in pixels], axis=1)
+    mean = np.array([m[p][0] for p in pixels])
     return mean, comps, b["explained_variance_ratio"]
 
 
+def pixel_columns(columns, path=None) -> list[str]:
+    """The pixel columns ``w0 .. w{d-1}`` of a table's ``columns`` (``d = k²``: the filters'
+    :class:`filterdb.shape.FilterShape`, read from the columns present).
+
+    Raises
+    ------
+    ValueError
+        When the ``w*`` columns are not ``w0 .. w{d-1}`` of a k x k filter (naming ``path``).
+    """
+    n = sum(1 for c in columns if isinstance(c, str) and c[:1] == "w" and c[1:].isdigit())
+    try:
+        pixels = FilterShape.of_width(n).pixels
+    except ValueError as exc:
+        raise ValueError(f"{path}: pixel columns w0..w{{d-1}}: {exc}") from None
+    missing = [p for p in pixels if p not in columns]
+    if missing:
+        raise ValueError(f"{path}: expected pixel columns {pixels[0]}..{pixels[-1]}, missing {missing[0]}")
+    return pixels
+
+
 def read_evr(basis_path) -> np.ndarray:
-    """The explained variance ratio column of ``pca/basis.tsv`` (9,).
+    """The explained variance ratio column of ``pca/basis.tsv`` (d,).
 
     Parameters
     ----------
@@ -619,7 +645,7 @@ def read_evr(basis_path) -> np.ndarray:
 
     Returns
     -------
-    (9,) float64 ndarray
+    (d,) float64 ndarray
     """
     return _read_columns(basis_path)["explained_variance_ratio"]
 

@@ -31,10 +31,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .shape import STUDY, FilterShape
+
 DEFAULT_BLOCK_ROWS = 1 << 20
 _ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: multiples of the largest usual block size
 _DIRECT_PIECES = 4  # O_DIRECT requests in flight per reader
-ROW_BYTES = 9 * 4  # a float32 row; a reader's own is ``BlockReader.row_bytes``
+ROW_BYTES = STUDY.row_bytes(4)  # a float32 3x3 row; a reader's own is ``BlockReader.row_bytes``
 #: Stored dtypes read straight from the file (little-endian float16/32/64).
 DIRECT_DTYPES = ("<f2", "<f4", "<f8")
 #: The dtype of a raw block by the stored itemsize (numba has no float16: its rows are handed over
@@ -191,7 +193,8 @@ def _direct_spans(ds) -> tuple[str, object] | None:
 
 
 class BlockReader:
-    """Read row blocks ``[a, b)`` of a DB's filter dataset as ``(b - a, 9)`` arrays.
+    """Read row blocks ``[a, b)`` of a DB's filter dataset as ``(b - a, d)`` arrays (``d = k²``
+    values per filter, :attr:`width`, from the dataset's shape).
 
     With ``raw=True`` the rows come as stored (float32 or float64; float16 as uint16 bit
     patterns): the pass kernels convert each value as ``precision`` says. Otherwise they come as
@@ -256,7 +259,10 @@ class BlockReader:
             raise ValueError(f"{self.path}: dataset {key!r} has dtype {self._ds.dtype}, expected float16/32/64")
         #: dtype of a raw block: the stored one in native order (float16 as uint16 bit patterns)
         self.row_dtype = ROW_DTYPES[self._ds.dtype.itemsize]
-        self.row_bytes = 9 * self.row_dtype.itemsize
+        #: values per filter (``k²``) and the filters' shape, from the dataset's shape
+        self.shape = FilterShape.of_dataset(self._ds.shape)
+        self.width = self.shape.size
+        self.row_bytes = self.shape.row_bytes(self.row_dtype.itemsize)
         self._spans = _direct_spans(self._ds) if direct else None
         self._fd = os.open(self.path, os.O_RDONLY) if self._spans else None
         self._dfd = None  # O_DIRECT descriptor
@@ -433,7 +439,7 @@ class BlockReader:
         mm = mmap.mmap(self._fd, off + n - start, flags=flags, prot=mmap.PROT_READ, offset=start)
         self.mapped += 1
         self.bytes_read += n
-        x = np.frombuffer(mm, self.row_dtype, count=(b - a) * 9, offset=off - start).reshape(b - a, 9)
+        x = np.frombuffer(mm, self.row_dtype, count=(b - a) * self.width, offset=off - start).reshape(b - a, self.width)
         return x if self.raw else self._convert(x)
 
     def _convert(self, x: np.ndarray) -> np.ndarray:
@@ -454,16 +460,16 @@ class BlockReader:
         a, b : int
             Row range, ``b`` exclusive (``0 <= a <= b <= n_rows``).
         out : ndarray, optional
-            C-contiguous buffer of dtype :attr:`row_dtype` and shape ``(>= b - a, 9)``; its first
+            C-contiguous buffer of dtype :attr:`row_dtype` and shape ``(>= b - a, d)``; its first
             ``b - a`` rows are filled. None: a new array.
 
         Returns
         -------
-        (b - a, 9) ndarray
+        (b - a, d) ndarray
             ``raw``: the rows as stored (:attr:`row_dtype`; a view of ``out`` when given);
             otherwise as float32 (:func:`filterdb.scaling.values`). Unallocated chunks read as 0.
         """
-        out = np.empty((b - a, 9), self.row_dtype) if out is None else out[: b - a]
+        out = np.empty((b - a, self.width), self.row_dtype) if out is None else out[: b - a]
         if b > a:
             if self._spans is None:
                 self._read_h5py(a, b, out)
@@ -473,7 +479,7 @@ class BlockReader:
         return out if self.raw else self._convert(out)
 
     def _read_h5py(self, a: int, b: int, out: np.ndarray) -> None:
-        block = np.asarray(self._ds[a:b]).reshape(b - a, 9)
+        block = np.asarray(self._ds[a:b]).reshape(b - a, self.width)
         out[...] = np.ascontiguousarray(block, np.float16).view(np.uint16) if block.dtype.itemsize == 2 else block
 
     def _read_direct(self, a: int, b: int, out: np.ndarray) -> None:
@@ -515,7 +521,7 @@ class BlockReader:
         ------
         (a, b) : (int, int)
             The span.
-        rows : (b - a, 9) float32 ndarray
+        rows : (b - a, d) float32 ndarray
             Its rows, as :meth:`read`, or (float32 rows that are one run of bytes in the file,
             page cache not bypassed) a read-only view of the file's mapped pages. With prefetching
             a copied block is a view of a reused buffer: it stays valid only until the next block
@@ -536,7 +542,7 @@ class BlockReader:
         # buffer is refilled only after the consumer asked for the block after it (generator), so
         # the rows it was given stay valid until it asks for the next block.
         rows = max(b - a for a, b in spans)
-        buffers = [np.empty((rows, 9), self.row_dtype) for _ in range(prefetch + 2)]  # untouched while mapping
+        buffers = [np.empty((rows, self.width), self.row_dtype) for _ in range(prefetch + 2)]  # untouched while mapping
 
         def produce():
             try:

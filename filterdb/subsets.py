@@ -15,9 +15,17 @@ import pandas as pd
 
 from . import kde, pca
 from .axes import Axis, group_table, layer_labels
-from .results import PIXELS, basis_table
+from .results import basis_table
+from .shape import STUDY, FilterShape
 
-SUBSET_COLUMNS = ["group", "n_filters", "component", "explained_variance", "explained_variance_ratio"] + PIXELS
+
+def subset_columns(shape: FilterShape = STUDY) -> list[str]:
+    """The columns of ``pca/subsets/{axis}.tsv`` for filters of ``shape``."""
+    return ["group", "n_filters", "component", "explained_variance", "explained_variance_ratio"] + shape.pixels
+
+
+#: :func:`subset_columns` of 3x3 filters.
+SUBSET_COLUMNS = subset_columns()
 RIDGE_COLUMNS = ["group", "coefficient", "n", "bandwidth"]
 
 
@@ -44,12 +52,12 @@ class SubsetPCAs:
     n : numpy.ndarray
         Number of filters of each group, shape ``(G,)``.
     components : list of numpy.ndarray or None
-        Per group the ``(9, 9)`` components (row k = component k); ``None`` for a group of fewer
+        Per group the ``(d, d)`` components (row k = component k); ``None`` for a group of fewer
         than 2 filters.
     explained_variance_ratio : list of numpy.ndarray or None
-        Per group the ``(9,)`` explained variance ratios within the group; ``None`` as above.
+        Per group the ``(d,)`` explained variance ratios within the group; ``None`` as above.
     table : pandas.DataFrame
-        ``pca/subsets/{axis}.tsv``: columns :data:`SUBSET_COLUMNS`, 9 rows per group with a PCA.
+        ``pca/subsets/{axis}.tsv``: columns :func:`subset_columns`, d rows per group with a PCA.
     """
 
     groups: list[str]
@@ -69,7 +77,7 @@ def subset_pcas(
     layers : pandas.DataFrame
         The layer table (``stats/layers.tsv``), one row per layer, in the order of ``sums``.
     sums : dict of numpy.ndarray
-        Per-layer sums (``stats/sums.npz``): ``n`` (L,), ``sum`` (L, 9), ``outer`` (L, 9, 9).
+        Per-layer sums (``stats/sums.npz``): ``n`` (L,), ``sum`` (L, d), ``outer`` (L, d, d).
     axis : filterdb.axes.Axis
         The grouping of layers.
     groups : sequence of str, optional
@@ -102,7 +110,10 @@ def subset_pcas(
         t.insert(0, "n_filters", n)
         t.insert(0, "group", g)
         rows.append(t)
-    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=SUBSET_COLUMNS)
+    if rows:
+        table = pd.concat(rows, ignore_index=True)
+    else:
+        table = pd.DataFrame(columns=subset_columns(FilterShape.of_width(np.asarray(sums["sum"]).shape[-1])))
     return SubsetPCAs(names, np.asarray(ns, dtype=np.int64), comps, evrs, table)
 
 
@@ -148,7 +159,7 @@ def group_ridges(
     cell_of_layer : numpy.ndarray
         Cell of each layer (``filterdb.pipeline.cell_table``).
     cell_counts : numpy.ndarray
-        Fine histograms per cell, ``(C, 9, bins)`` (``stats/hist.npz`` ``cell_counts``).
+        Fine histograms per cell, ``(C, d, bins)`` (``stats/hist.npz`` ``cell_counts``).
     cell_edges : numpy.ndarray
         Bin edges of the fine histograms, ``(bins + 1,)``.
     groups : sequence of str, optional
@@ -167,8 +178,8 @@ def group_ridges(
     n = counts.sum(axis=-1)
     table = pd.DataFrame(
         {
-            "group": np.repeat(np.asarray(names, dtype=object), 9),
-            "coefficient": [f"c{i}" for i in range(9)] * len(names),
+            "group": np.repeat(np.asarray(names, dtype=object), counts.shape[1]),
+            "coefficient": [f"c{i}" for i in range(counts.shape[1])] * len(names),
             "n": n.ravel(),
             "bandwidth": bw.ravel(),
         }

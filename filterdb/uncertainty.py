@@ -5,7 +5,7 @@ Not part of the study (which reports D alone, docs/method.md §4); switched on w
 
 Units. D is computed from group histograms that are sums of per-layer histograms. Models, not
 filters, are the independent draws, so resampling works on *units*: the sum of one model's layers
-within one group of the axis (``{results}/stats/hist.npz`` ``counts`` (L, 9, bins) summed by
+within one group of the axis (``{results}/stats/hist.npz`` ``counts`` (L, d, bins) summed by
 (``model_id``, group)). On axes where a model belongs to one group (task, visual category, ...) a
 unit is a model; on the depth axis a unit is the part of a model in one depth bin.
 
@@ -33,7 +33,7 @@ For an axis with G groups and U units (unit u in group ``g(u)``, ``n_g`` units i
   the units stay models (not filters), so filter counts still differ with the models' sizes.
 
 Everything is vectorised over replicates: the group sums of a batch of replicates are matrix
-products of resampling weights (replicates, units) with the unit histograms (units, 9*bins) (dense
+products of resampling weights (replicates, units) with the unit histograms (units, d*bins) (dense
 per group, or one sparse product for many groups), and D of all pairs of all replicates a batched
 matrix product (:func:`filterdb.divergence.drift_matrices`, the same D as
 :func:`filterdb.divergence.drift`). Random draws are made up front from a seeded generator, so
@@ -66,7 +66,7 @@ def units(
     Parameters
     ----------
     layers : pandas.DataFrame of L rows with ``model_id``
-    counts : (L, 9, bins) array_like
+    counts : (L, d, bins) array_like
         Per-layer histograms (``stats/hist.npz`` ``counts``).
     labels : pandas.Series of length L
         Group label per layer on the axis (NaN: in no group).
@@ -75,7 +75,7 @@ def units(
 
     Returns
     -------
-    unit_counts : (U, 9, bins) int64 ndarray
+    unit_counts : (U, d, bins) int64 ndarray
     unit_group : (U,) int ndarray, index into ``groups``
     unit_model : (U,) ndarray, the ``model_id`` of each unit
     """
@@ -98,7 +98,7 @@ def units(
 
 
 def _matrices(gc: np.ndarray, evr: np.ndarray, eps: float, floor: str, edges: np.ndarray | None) -> np.ndarray:
-    """D matrices (r, G, G) of replicate group sums ``gc`` (r, G, 9, bins)."""
+    """D matrices (r, G, G) of replicate group sums ``gc`` (r, G, d, bins)."""
     return divergence.drift_matrices(divergence.probabilities(gc, eps, floor, edges), evr)
 
 
@@ -161,11 +161,11 @@ def bootstrap(
 
     Parameters
     ----------
-    unit_counts : (U, 9, bins) array_like
+    unit_counts : (U, d, bins) array_like
     unit_group : (U,) int array_like, group index of each unit (0..G-1)
     n_groups : int
         G; every group needs at least one unit.
-    evr : (9,) array_like
+    evr : (d,) array_like
     replicates : int
         B.
     seed : int, sequence or numpy Generator
@@ -266,11 +266,11 @@ def equal_size_drift(
 
     Parameters
     ----------
-    unit_counts : (U, 9, bins) array_like
+    unit_counts : (U, d, bins) array_like
     unit_group : (U,) int array_like, group index of each unit (0..G-1)
     n_groups : int
         G; every group needs at least one unit.
-    evr : (9,) array_like
+    evr : (d,) array_like
     replicates : int
         R.
     seed : int, sequence or numpy Generator
@@ -389,12 +389,12 @@ def axis_uncertainty(
 
     Parameters
     ----------
-    unit_counts : (U, 9, bins) array_like
+    unit_counts : (U, d, bins) array_like
         Unit histograms (:func:`units`).
     unit_group : (U,) int array_like
         Group index of each unit into ``groups``.
     groups : list of G labels
-    evr : (9,) array_like
+    evr : (d,) array_like
     edges, eps, floor
         As :func:`filterdb.divergence.probabilities`.
     bootstrap_replicates : int
@@ -525,7 +525,7 @@ def uncertainty_of_axis(
 
     Parameters
     ----------
-    layers : pandas.DataFrame (L rows), counts : (L, 9, bins), edges : (bins + 1,), evr : (9,)
+    layers : pandas.DataFrame (L rows), counts : (L, d, bins), edges : (bins + 1,), evr : (d,)
     axis : filterdb.axes.Axis
     eps, floor
         As :func:`filterdb.divergence.probabilities`.

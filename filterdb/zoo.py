@@ -4,7 +4,7 @@ Every model is the union of its conv layers, so its coefficient histograms are s
 histograms (``stats/hist.npz``; :func:`model_counts`): no filter is read again. From them:
 
 * :func:`drift_matrix`: the M x M matrix of the drift D of §4 between every pair of models
-  (weights: the global explained variance ratios, the study's D, or 1/9 each: :func:`component_weights`;
+  (weights: the global explained variance ratios, the study's D, or 1/d each: :func:`component_weights`;
   histograms over the run's shared range or over a fixed range: :func:`model_histograms`);
 * :func:`cluster`: a hierarchical clustering of the models (scipy, average linkage by default) and its
   leaf order (:func:`leaf_order`), the heatmap's order;
@@ -64,7 +64,7 @@ class ZooSettings:
     Attributes
     ----------
     weights : str
-        ``evr`` (the study's D) or ``equal`` (1/9 per coefficient).
+        ``evr`` (the study's D) or ``equal`` (1/d per coefficient, 1/9 for 3x3).
     range : str or sequence of 2 floats
         ``auto`` (the run's shared range, the study's) or ``[lo, hi]`` (a fixed range).
     linkage : str
@@ -190,8 +190,8 @@ def model_histograms(hist: Mapping, range_setting="auto", source: str = "stats/h
     Parameters
     ----------
     hist : mapping
-        The arrays of ``stats/hist.npz``: ``counts`` (L, 9, bins) over ``edges``, and, when the run
-        counted a fixed range, ``fixed_counts`` (L, 9, bins) over ``fixed_edges``.
+        The arrays of ``stats/hist.npz``: ``counts`` (L, d, bins) over ``edges``, and, when the run
+        counted a fixed range, ``fixed_counts`` (L, d, bins) over ``fixed_edges``.
     range_setting : ``"auto"`` or (lo, hi)
         Config ``models.range``.
     source : str
@@ -199,7 +199,7 @@ def model_histograms(hist: Mapping, range_setting="auto", source: str = "stats/h
 
     Returns
     -------
-    counts : (L, 9, bins) array
+    counts : (L, d, bins) array
     edges : (bins + 1,) float64 array
 
     Raises
@@ -224,11 +224,9 @@ def model_histograms(hist: Mapping, range_setting="auto", source: str = "stats/h
         raise ValueError(
             f"{source}: fixed_edges span [{edges[0]:g}, {edges[-1]:g}], config models/range is [{lo:g}, {hi:g}]"
         )
-    if counts.ndim != 3 or counts.shape[1:] != (9, edges.size - 1) or counts.shape[0] != hist["counts"].shape[0]:
-        raise ValueError(
-            f"{source}: fixed_counts has shape {counts.shape}, "
-            f"expected ({hist['counts'].shape[0]}, 9, {edges.size - 1})"
-        )
+    want = (hist["counts"].shape[0], hist["counts"].shape[1], edges.size - 1)
+    if counts.ndim != 3 or counts.shape != want:
+        raise ValueError(f"{source}: fixed_counts has shape {counts.shape}, expected {want}")
     return counts, edges
 
 
@@ -238,12 +236,12 @@ def model_counts(layers: pd.DataFrame, counts: np.ndarray) -> tuple[list[str], n
     Parameters
     ----------
     layers : pandas.DataFrame of L rows
-    counts : (L, 9, bins) array_like
+    counts : (L, d, bins) array_like
 
     Returns
     -------
     names : list of M str (:func:`model_names`)
-    model_counts : (M, 9, bins) int64 ndarray, in the order of ``names``
+    model_counts : (M, d, bins) int64 ndarray, in the order of ``names``
     """
     names = model_names(layers)
     key, _ = model_key(layers)
@@ -251,25 +249,26 @@ def model_counts(layers: pd.DataFrame, counts: np.ndarray) -> tuple[list[str], n
 
 
 def component_weights(evr: np.ndarray, weights: str = "evr") -> np.ndarray:
-    """The 9 coefficient weights of D: the explained variance ratios (``evr``, the study) or 1/9
-    each (``equal``)."""
+    """The d coefficient weights of D: the explained variance ratios (``evr``, the study) or 1/d
+    each (``equal``; 1/9 for 3x3 filters)."""
     if weights == "evr":
         return np.asarray(evr, dtype=np.float64)
     if weights == "equal":
-        return np.full(9, 1.0 / 9.0)
+        d = np.asarray(evr).size
+        return np.full(d, 1.0 / d)
     raise ValueError(f"config models/weights: {weights!r} is not one of {', '.join(WEIGHTS)}")
 
 
 def drift_matrix(p: np.ndarray, weights: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
     """D between every pair of M distributions: :func:`filterdb.divergence.drift_matrices` (the
     expanded form, one BLAS product turned into D in place ``chunk`` rows and columns at a time:
-    memory O(M² + M·9·bins)), with the values that rounding makes negative set to 0.
+    memory O(M² + M·d·bins)), with the values that rounding makes negative set to 0.
 
     Parameters
     ----------
-    p : (M, 9, bins) array_like
+    p : (M, d, bins) array_like
         Distributions from :func:`filterdb.divergence.probabilities` (strictly positive).
-    weights : (9,) array_like
+    weights : (d,) array_like
         Coefficient weights (:func:`component_weights`).
     chunk : int
 
@@ -297,7 +296,7 @@ def model_drift(
     -------
     names : list of M str (:func:`model_names`)
     D : (M, M) float64 ndarray, rows and columns in the order of ``names``
-    model_counts : (M, 9, bins) int64 ndarray
+    model_counts : (M, d, bins) int64 ndarray
     """
     names, mc = model_counts(layers, counts)
     p = divergence.probabilities(mc, eps, floor, edges)
@@ -628,7 +627,7 @@ class Zoo:
 
     names: list  # M models, the rows of D
     d: np.ndarray  # (M, M)
-    counts: np.ndarray  # (M, 9, bins) model histograms
+    counts: np.ndarray  # (M, d, bins) model histograms
     edges: np.ndarray  # (bins + 1,)
     linkage: np.ndarray  # (M - 1, 4)
     order: np.ndarray  # (M,) leaf order
@@ -656,7 +655,7 @@ def analyse(
         The layer table (``stats/layers.tsv``).
     hist : mapping
         ``stats/hist.npz`` (``counts``, ``edges``; ``fixed_counts``, ``fixed_edges`` for a fixed range).
-    evr : (9,) array_like
+    evr : (d,) array_like
         Global explained variance ratio.
     settings : ZooSettings, optional
     eps, floor
@@ -685,6 +684,7 @@ def analyse(
     shares = spectrum_shares(w)
     n_filters = int(np.sum(layers["n_filters"]))
     inside = int(mc.sum())
+    width = int(mc.shape[1])  # coefficients per filter
     upper = divergence.upper_triangle(d)
     summary = {
         "n_models": len(names),
@@ -697,7 +697,7 @@ def analyse(
         "bins": int(edges.size - 1),
         "floor": floor,
         "eps": float(eps),
-        "outside_range_share": 1.0 - inside / (9 * n_filters) if n_filters else 0.0,
+        "outside_range_share": 1.0 - inside / (width * n_filters) if n_filters else 0.0,
         "D_mean": float(upper.mean()),
         "D_median": float(np.median(upper)),
         "D_max": float(upper.max()),

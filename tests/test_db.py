@@ -1,6 +1,9 @@
 """Reading the published layout and rejecting bad files with one clear line."""
 
+import re
+
 import h5py
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -114,8 +117,13 @@ def test_missing_filters_and_bad_shape(tmp_path):
         open_db(p)
     q = tmp_path / "f.h5"
     _write(q, 10, _meta(["0:9"]), shape=(10, 5))
-    with pytest.raises(DBError, match=r"shape \(10, 5\), expected \(N, 9\) or \(N, 3, 3\)"):
+    with pytest.raises(DBError, match=r"shape \(10, 5\), expected \(N, k, k\) or \(N, k\*k\) with k odd and >= 3"):
         open_db(q)
+    # k x k filters of an even or 1x1 kernel, or not square: refused the same way
+    for bad in [(10, 4, 4), (10, 1, 1), (10, 3, 5), (10, 16), (10, 1)]:
+        _write(q, 10, _meta(["0:9"]), shape=bad)
+        with pytest.raises(DBError, match=re.escape(f"shape {bad}, expected (N, k, k)")):
+            open_db(q)
 
 
 def test_missing_meta_and_not_hdf5(tmp_path):
