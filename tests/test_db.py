@@ -3,7 +3,6 @@
 import re
 
 import h5py
-
 import numpy as np
 import pandas as pd
 import pytest
