@@ -22,7 +22,9 @@ def study_scale(x):
     x.astype(np.float16)`` and ``d / np.abs(d).max(axis=1)`` in float16 (an all-zero row divided by
     1), returned as float64."""
     with np.errstate(over="ignore"):
-        d = np.asarray(x).reshape(-1, 9).astype(np.float16)
+        x = np.asarray(x)
+        x = x if x.ndim == 2 else x.reshape(len(x), -1) if x.ndim > 2 else x.reshape(-1, 9)  # 1-D: 3x3 rows
+        d = x.astype(np.float16)
     peak = np.abs(d).max(axis=1)
     peak[peak == 0] = 1
     return (d / peak[:, None]).astype(np.float64)
@@ -34,6 +36,7 @@ def load_all(path):
 
     with h5py.File(path, "r") as f:
         key = "filters" if "filters" in f else "filter"
-        x = f[key][...].reshape(-1, 9).astype(np.float64)
+        x = f[key][...]
+        x = x.reshape(len(x), -1).astype(np.float64)  # (N, k, k) or (N, k²): one filter per row
     meta = pd.read_hdf(path, "meta").reset_index()
     return x, meta
