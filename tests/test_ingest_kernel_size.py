@@ -8,6 +8,7 @@ archives, FILTERDB_OFFLINE=1 skips)."""
 
 import json
 import os
+import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -310,6 +311,53 @@ def test_append_to_a_kxk_db(tmp_path, zoo, capsys):
         "append with kernel 3x3 or build another DB"
     )
     assert db3.read_bytes() == before3 and not Path(str(db3) + ".appending").exists()
+
+
+def test_append_to_a_db_without_conv_kind(tmp_path, zoo):
+    """A 3x3 DB built before the column existed: the appended layers get their conv_kind, the older
+    rows an empty one (unknown); the older rows' other meta and filters are kept."""
+    from filterdb.db import write_meta
+
+    sheet, convs = zoo
+    one = tmp_path / "one.tsv"
+    pd.read_csv(sheet, sep="\t").iloc[:1].to_csv(one, sep="\t", index=False)
+    out = tmp_path / "old.h5"
+    build(str(one), str(out), log=lambda m: None)
+    write_meta(read_meta(out).drop(columns=["conv_kind"]), str(out))  # as an earlier build wrote it
+    old = read_meta(out)
+    res = build(str(sheet), str(out), append=True, log=lambda m: None)
+    assert res.built == ["toy-tflite", "toy-keras", "toy-pytorch"]
+    meta = read_meta(out)
+    want = [c for fmt in ("tflite", "keras", "pytorch") for c in convs[fmt] if c[0] == 3]
+    assert list(meta["conv_kind"]) == [""] * len(old) + [c[2] for c in want]
+    assert list(meta["conv_kind"]) == ["", "full", "full", ""]
+    kept = meta.iloc[: len(old)][list(old.columns)]  # the columns the older rows had, unchanged
+    pd.testing.assert_frame_equal(kept, old, check_dtype=False)
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, want",
+    [
+        ((4, 9), "f8", 3),
+        ((4, 3, 3), "f4", 3),
+        ((4, 5, 5), "f4", 5),
+        ((2, 7, 7), "f2", 7),
+        ((4, 4, 4), "f4", "expected (N, 9) or (N, K, K) with K odd"),
+        ((4, 25), "f4", "expected (N, 9) or (N, K, K) with K odd"),
+        ((4, 5, 5), "i4", "dtype int32, expected floating point"),
+    ],
+)
+def test_filter_kernel_reads_k_from_the_shape(tmp_path, shape, dtype, want):
+    from filterdb.ingest.build import filter_kernel
+
+    p = tmp_path / "db.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("filters", shape=shape, dtype=dtype)
+    if isinstance(want, int):
+        assert filter_kernel(str(p)) == want
+    else:
+        with pytest.raises(ValueError, match=re.escape(want)):
+            filter_kernel(str(p))
 
 
 def _open_any_kernel(path, *args, **kwargs):

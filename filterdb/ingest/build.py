@@ -103,7 +103,7 @@ def filter_kernel(path: str) -> int:
     ------
     IngestError
         Not an HDF5 file, no filter dataset, one reached through a link out of the file or stored
-        outside it, or another shape.
+        outside it, not floating point, or another shape.
     """
     try:
         with h5py.File(path, "r") as f:
@@ -115,12 +115,14 @@ def filter_kernel(path: str) -> int:
                 raise IngestError(f"{path}: '{key}' is a group, expected a dataset of filters")
             h5safe.check_dataset(ds, path, key)
             h5safe.check_attrs(ds, path, key)
-            shape = tuple(int(n) for n in ds.shape)
+            shape, dtype = tuple(int(n) for n in ds.shape), ds.dtype
     except OSError as exc:
         why = str(exc).splitlines()[0] if str(exc) else "OSError"
         raise IngestError(f"{path}: cannot open as HDF5 ({why})") from None
     except h5safe.UnsafeFile as exc:
         raise IngestError(str(exc)) from None
+    if dtype.kind != "f":
+        raise IngestError(f"{path}: filter dataset of dtype {dtype}, expected floating point")
     if shape[1:] in ((9,), (3, 3)):
         return 3
     if len(shape) == 3 and shape[1] == shape[2] and shape[1] % 2 == 1 and shape[1] >= 3:
