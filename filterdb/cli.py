@@ -21,7 +21,8 @@ def add_build_parser(subparsers) -> argparse.ArgumentParser:
         "build",
         help="build a filter DB (published v1.0 layout) from a sheet of trained model files",
         description="Read every model of a models sheet (ONNX, PyTorch, safetensors, Keras HDF5, TFLite), "
-        "keep its 3x3 conv kernels and write a filter DB in the published CNN-Filter-DB layout. "
+        "keep its K x K conv kernels (--kernel, default 3x3) and write a filter DB in the published "
+        "CNN-Filter-DB layout. "
         "Models that cannot be read are reported and listed in the skipped TSV; the exit code "
         "is non-zero only when no model could be built.",
     )
@@ -46,13 +47,23 @@ def add_build_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--no-download", action="store_true", help="never download: 'source' rows must already be in the cache"
     )
+    p.add_argument(
+        "--kernel",
+        default="3x3",
+        metavar="KxK",
+        help="kernel size kept: KxK with K odd and at least 3 (default 3x3); a 3x3 DB stores its filters "
+        "as (N, 9), any other as (N, K, K); convs of other sizes are only counted",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only skipped models and the summary")
     p.set_defaults(func=run_build)
     return p
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from .ingest import parse_kernel
     from .ingest.build import build, default_skipped_path
+
+    kernel = parse_kernel(args.kernel, "--kernel")  # one line, before anything is read or written
 
     def log(msg: str) -> None:
         if not args.quiet or msg.startswith("skipped"):
@@ -66,6 +77,7 @@ def run_build(args: argparse.Namespace) -> int:
         cache=args.cache,
         download=not args.no_download,
         log=log,
+        kernel=kernel,
     )
     skipped = args.skipped or default_skipped_path(args.output)
     print(
@@ -317,8 +329,9 @@ def add_models_parser(subparsers) -> argparse.ArgumentParser:
         "models",
         help="list the models of a filter DB from its meta table (no filter is read)",
         description="One line per model: id, architecture, task, visual category, training and pretraining "
-        "data, producer, 3x3 conv layers, 3x3 filters, their share of the model's kernels. Reads the meta "
-        "table only (through the DB's safe reader).",
+        "data, producer, K x K conv layers, their filters, their share of the model's kernels (K = 3 for "
+        "the published DBs; columns filters_KxK, share_KxK). Reads the meta table only (through the DB's "
+        "safe reader).",
     )
     p.add_argument("db", help="the filter DB (HDF5, published layout)")
     p.add_argument("-o", "--output", default=None, help="also write the table as TSV here")
@@ -331,16 +344,24 @@ def run_models(args: argparse.Namespace) -> int:
     """``filterdb models``: print (and write) :func:`filterdb.catalog.models_table`. Returns 0."""
     from . import catalog, results
     from .db import open_db
+    from .ingest.build import filter_kernel
 
     db = open_db(args.db)
-    table = catalog.models_table(db.layers)
+    k = filter_kernel(args.db)  # 3 for the published (N, 9) / (N, 3, 3) layouts, else the (N, K, K) shape's K
+    layers = db.layers
+    if k != 3:  # the catalog reads the 3x3 names: give it this K's share, name its columns after K
+        layers = layers.drop(columns=[c for c in ("3x3_filter_share",) if c in layers.columns])
+        layers = layers.rename(columns={f"{k}x{k}_filter_share": "3x3_filter_share"})
+    table = catalog.models_table(layers)
+    if k != 3:
+        table = table.rename(columns={"filters_3x3": f"filters_{k}x{k}", "share_3x3": f"share_{k}x{k}"})
     if args.output:
         results.write_tsv(table, args.output, floats=False)
     if not args.quiet:
         with pd_display():
             print(table.drop(columns=["model_id"]).to_string(index=False))
-    total = int(table["filters_3x3"].sum())
-    print(f"{len(table)} models, {int(table['layers'].sum())} 3x3 conv layers, {total} filters", file=sys.stderr)
+    total = int(table[f"filters_{k}x{k}"].sum())
+    print(f"{len(table)} models, {int(table['layers'].sum())} {k}x{k} conv layers, {total} filters", file=sys.stderr)
     return 0
 
 

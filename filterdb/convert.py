@@ -11,8 +11,9 @@ them in float16 (its notebook rounds them with ``filters.astype(np.float16)`` on
   through float32, is not used for the data). NaN and ±inf of the source are carried as they are;
   a finite value that the target cannot hold (beyond ±65504 for float16: it would become ±inf)
   is refused, naming its row, unless ``allow_overflow``.
-* **Layout.** The same dataset name (``filters`` or ``filter``) and shape (``(N, 9)`` or
-  ``(N, 3, 3)``); the ``meta`` table read with :func:`filterdb.db.read_meta` and stored with
+* **Layout.** The same dataset name (``filters`` or ``filter``) and shape (``(N, 9)``,
+  ``(N, 3, 3)``, or ``(N, K, K)`` for a DB of K x K filters, whose ``filterdb_kernel_size``
+  attribute is carried over); the ``meta`` table read with :func:`filterdb.db.read_meta` and stored with
   :func:`filterdb.db.write_meta` (it reads back equal); storage chunked and uncompressed, resizable
   along the rows, as :func:`filterdb.db.write_db_streaming` writes it, so that ``filterdb build
   --append`` works on the copy and filterdb's direct readers (:mod:`filterdb.stream`: raw
@@ -339,7 +340,7 @@ def convert(
                     if narrowing:
                         bad = _overflow(block, conv)
                         if bad.size and not allow_overflow:
-                            row, col = divmod(int(bad[0]), 9)
+                            row, col = divmod(int(bad[0]), int(np.prod(shape[1:], dtype=np.int64)))
                             value = float(block.reshape(-1)[bad[0]])
                             raise ConvertError(
                                 f"{src}: row {a + row} (pixel {col}) holds {value!r}, beyond "
@@ -361,6 +362,8 @@ def convert(
             }
             if sha:
                 attrs["source_sha256"] = sha
+            if ATTR_PREFIX + "kernel_size" in ds.attrs:  # K of a DB of K x K filters (filterdb build --kernel)
+                attrs["kernel_size"] = np.int64(ds.attrs[ATTR_PREFIX + "kernel_size"])
             for k, v in attrs.items():
                 do.attrs[ATTR_PREFIX + k] = v
         if _stat_id(os.stat(src)) != _stat_id(st):

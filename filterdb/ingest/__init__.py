@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .base import Conv, IngestError, ModelFile, UnsafeFileError
-from .extract import model_layers
+from .extract import model_layers, parse_kernel
 from .formats import detect_format, read_model_file
 
 __all__ = [
@@ -25,32 +25,37 @@ __all__ = [
     "detect_format",
     "read_model_file",
     "model_layers",
+    "parse_kernel",
     "read_model_layers",
 ]
 
 
-def read_model_layers(path) -> tuple[list[np.ndarray], pd.DataFrame]:
-    """The 3x3 conv layers of one model file (used by ``filterdb inspect``).
+def read_model_layers(path, kernel="3x3") -> tuple[list[np.ndarray], pd.DataFrame]:
+    """The K x K conv layers of one model file (3x3 by default; used by ``filterdb inspect``).
 
     Parameters
     ----------
     path : str or PathLike
         A model file of any supported format.
+    kernel : str or int
+        The kernel size kept, ``"KxK"`` with K odd and at least 3 (see :func:`parse_kernel`).
 
     Returns
     -------
     (list of ndarray, DataFrame)
-        Per 3x3 layer an ``(out * in/groups, 9)`` float32 array of its kernels, and a table with one
-        row per layer: ``conv_depth``, ``conv_depth_norm``, ``out_channels``, ``in_channels``,
-        ``groups``, ``layer_name``, ... and the model-level columns repeated.
+        Per K x K layer an ``(out * in/groups, K * K)`` float32 array of its kernels, and a table
+        with one row per layer: ``conv_depth``, ``conv_depth_norm``, ``out_channels``,
+        ``in_channels``, ``groups``, ``layer_name``, ``conv_kind``, ... and the model-level columns
+        repeated.
 
     Raises
     ------
     IngestError
-        The file cannot be read (see :func:`read_model_file`).
+        A bad ``kernel``, or the file cannot be read (see :func:`read_model_file`).
     """
+    k = parse_kernel(kernel)
     m = read_model_file(path)
-    weights, layers, cols = model_layers(m)
+    weights, layers, cols = model_layers(m, k)
     for k, v in cols.items():
         layers[k] = [v] * len(layers)
     return weights, layers

@@ -29,7 +29,10 @@ class Conv:
     ``weight``: float32 ``(out, in/groups, kh, kw)``; ``groups``: 0 when unknown (plain state
     dicts); ``in_channels``: ``in/groups * groups`` when groups is known, else ``in/groups``;
     ``depth``: the node's graph depth (longest path from a graph input), or ``None`` when the
-    file has no graph (state dicts: the conv's position in the file is used).
+    file has no graph (state dicts: the conv's position in the file is used); ``kind``: what the
+    format's op says (``"depthwise"`` for TFLite ``DEPTHWISE_CONV_2D``, Keras ``DepthwiseConv2D``
+    and the depthwise part of ``SeparableConv2D``), ``None`` to derive it from ``groups``
+    (:attr:`conv_kind`).
     """
 
     name: str
@@ -38,6 +41,12 @@ class Conv:
     in_channels: int = 0
     depth: float | None = None
     op: str = ""
+    kind: str | None = None
+
+    @property
+    def conv_kind(self) -> str:
+        """``"full"``, ``"depthwise"``, ``"grouped"``, or ``""`` when unknown (see :func:`conv_kind`)."""
+        return self.kind if self.kind is not None else conv_kind(self.groups, int(self.weight.shape[1]))
 
     @property
     def out_channels(self) -> int:
@@ -66,6 +75,35 @@ class ModelFile:
     bn_folded: bool | None = None  # True: no separate BatchNorm in the file (weights are the inference weights)
     producer: str = ""
     extra: dict = field(default_factory=dict)  # further meta columns (op_set, depth, ...)
+
+
+def conv_kind(groups: int, in_per_group: int) -> str:
+    """The kind of a convolution from its group count.
+
+    Parameters
+    ----------
+    groups : int
+        Group count; 0 when the file does not tell (plain state dicts, safetensors).
+    in_per_group : int
+        Input channels per group (``weight.shape[1]``).
+
+    Returns
+    -------
+    str
+        ``"full"`` (one group), ``"depthwise"`` (more than one group, one input channel each: as
+        many groups as input channels), ``"grouped"`` (more than one group of several input
+        channels each) or ``""`` (unknown).
+
+    Examples
+    --------
+    >>> conv_kind(1, 3), conv_kind(32, 1), conv_kind(4, 8), conv_kind(0, 1)
+    ('full', 'depthwise', 'grouped', '')
+    """
+    if groups <= 0:
+        return ""
+    if groups == 1:
+        return "full"
+    return "depthwise" if in_per_group == 1 else "grouped"
 
 
 def as_float32(a) -> np.ndarray:

@@ -1,12 +1,17 @@
 """``filterdb build``: a models sheet -> a filter DB in the published v1.0 layout.
 
-* each model is read (see the readers), its 3x3 convs become meta rows and filter rows;
-* a model that cannot be used (missing / unreadable / unsupported / unsafe file, no 3x3 conv,
+* each model is read (see the readers), its K x K convs (``kernel``, default ``"3x3"``; any odd
+  K >= 3) become meta rows and filter rows;
+* the filters are stored as float32: ``(N, 9)`` for 3x3 (as every earlier build), ``(N, K, K)``
+  for K > 3, whose filter dataset also carries the integer attribute ``filterdb_kernel_size`` = K
+  (:data:`KERNEL_ATTR`);
+* a model that cannot be used (missing / unreadable / unsupported / unsafe file, no K x K conv,
   failed download) is reported in one line naming the file and the reason, listed in the skipped
   TSV (``<db stem>.skipped.tsv`` next to the DB unless given) and the rest goes on;
 * ``--append``: models already in the DB (same ``model`` id, or same ``content_sha256`` of the
   weights file) are reported and skipped; existing filter rows are not rewritten
-  (:func:`filterdb.db.append_db`); new ``model_id`` s continue after the largest one present;
+  (:func:`filterdb.db.append_db`); new ``model_id`` s continue after the largest one present; the
+  DB's filters must be K x K (a 3x3 DB takes only a 3x3 build);
 * the DB is written to a temporary name and renamed (:func:`filterdb.db.write_db`), so a failed
   build never leaves a partial DB; ``--append`` works on a copy of the DB (``<db>.appending``)
   that replaces the DB only when the whole run succeeded, so an interrupted append leaves the
@@ -20,17 +25,24 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 
+import h5py
 import numpy as np
 import pandas as pd
 
 from .. import db as dbmod
+from .. import h5safe
 from .base import IngestError
-from .extract import model_layers
+from .extract import kernel_name, model_layers, parse_kernel
 from .fetch import resolve_file, sha256_file
 from .formats import read_model_file
 from .sheet import meta_columns, read_sheet
 
 SKIPPED_COLUMNS = ["model", "file", "reason"]
+#: Integer attribute of the filter dataset of a DB of K x K filters, K > 3 (a 3x3 DB, as the
+#: published files, has none: its shape ``(N, 9)`` or ``(N, 3, 3)`` tells).
+KERNEL_ATTR = "filterdb_kernel_size"
+#: HDF5 chunk length in rows of the filter dataset (as :func:`filterdb.db.write_db`).
+CHUNK_ROWS = 65536
 
 
 def default_skipped_path(out: str) -> str:
@@ -64,18 +76,97 @@ def default_cache() -> str:
 @dataclass
 class BuildResult:
     """What :func:`build` did: model ids added, skipped models (``model``, ``file``, ``reason``),
-    the 3x3 layers and filters added, and the number of models in the DB afterwards."""
+    the K x K layers and filters added, the number of models in the DB afterwards and K."""
 
     built: list[str] = field(default_factory=list)  # model ids added
     skipped: list[dict] = field(default_factory=list)  # model, file, reason
     n_layers: int = 0
     n_filters: int = 0
     db_models: int = 0  # models in the DB after the run
+    kernel: int = 3  # K of the K x K filters
 
 
-def _existing(out: str) -> tuple[int, set, set]:
-    """(largest model_id, model ids, content hashes) of an existing DB."""
-    meta = dbmod.open_db(out).layers
+def filter_kernel(path: str) -> int:
+    """K of the filters of an existing DB, from the filter dataset's shape (no data is read).
+
+    Parameters
+    ----------
+    path : str
+        A filter DB.
+
+    Returns
+    -------
+    int
+        3 for ``(N, 9)`` and ``(N, 3, 3)``, K for ``(N, K, K)``.
+
+    Raises
+    ------
+    IngestError
+        Not an HDF5 file, no filter dataset, one reached through a link out of the file or stored
+        outside it, not floating point, or another shape.
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            key = next((k for k in dbmod.FILTER_KEYS if f.get(k, getlink=True) is not None), None)
+            if key is None:
+                raise IngestError(f"{path}: no filter dataset: expected an HDF5 dataset named 'filters' or 'filter'")
+            ds = h5safe.check_link(f, key, path)
+            if not isinstance(ds, h5py.Dataset):
+                raise IngestError(f"{path}: '{key}' is a group, expected a dataset of filters")
+            h5safe.check_dataset(ds, path, key)
+            h5safe.check_attrs(ds, path, key)
+            shape, dtype = tuple(int(n) for n in ds.shape), ds.dtype
+    except OSError as exc:
+        why = str(exc).splitlines()[0] if str(exc) else "OSError"
+        raise IngestError(f"{path}: cannot open as HDF5 ({why})") from None
+    except h5safe.UnsafeFile as exc:
+        raise IngestError(str(exc)) from None
+    if dtype.kind != "f":
+        raise IngestError(f"{path}: filter dataset of dtype {dtype}, expected floating point")
+    if shape[1:] in ((9,), (3, 3)):
+        return 3
+    if len(shape) == 3 and shape[1] == shape[2] and shape[1] % 2 == 1 and shape[1] >= 3:
+        return shape[1]
+    raise IngestError(f"{path}: filter dataset of shape {shape}, expected (N, 9) or (N, K, K) with K odd")
+
+
+def _read_structure(path: str) -> None:
+    """What :func:`_layers` reads of a DB of K x K filters, K > 3 (for :func:`filterdb.h5safe.crash_check`)."""
+    filter_kernel(path)
+    dbmod.read_meta(path)
+
+
+def _layers(out: str, k: int) -> pd.DataFrame:
+    """The layer table of an existing DB of K x K filters (checked to be K x K).
+
+    K = 3: :func:`filterdb.db.open_db`. K > 3: the file's structure first read in a forked child
+    (:func:`filterdb.h5safe.crash_check`, as ``open_db`` does), the filter dataset checked by
+    :func:`filter_kernel`, the meta read with :func:`filterdb.db.read_meta` (no unpickling) and
+    validated against it by :func:`filterdb.db.layer_table`.
+    """
+    if k == 3:
+        layers = dbmod.open_db(out).layers
+    else:
+        try:
+            h5safe.crash_check(out, _read_structure)
+        except h5safe.UnsafeFile as exc:
+            raise IngestError(str(exc)) from None
+    have = filter_kernel(out)
+    if have != k:
+        raise IngestError(
+            f"{out}: the DB holds {kernel_name(have)} filters, this build keeps {kernel_name(k)} kernels; "
+            f"append with kernel {kernel_name(have)} or build another DB"
+        )
+    if k != 3:
+        with h5py.File(out, "r") as f:
+            n = int(f[next(key for key in dbmod.FILTER_KEYS if key in f)].shape[0])
+        layers = dbmod.layer_table(dbmod.read_meta(out), n, out)
+    return layers
+
+
+def _existing(out: str, k: int = 3) -> tuple[int, set, set]:
+    """(largest model_id, model ids, content hashes) of an existing DB of K x K filters."""
+    meta = _layers(out, k)
     max_id = int(meta["model_id"].max()) if len(meta) else -1
     models = set(meta["model"].astype(str)) if "model" in meta.columns else set()
     hashes = set(meta["content_sha256"].dropna().astype(str)) if "content_sha256" in meta.columns else set()
@@ -83,16 +174,68 @@ def _existing(out: str) -> tuple[int, set, set]:
 
 
 def _fill_kernel_counts(path: str, kcols: set) -> None:
-    """Kernel-size count columns that appeared in later batches / appends: 0 for the other models."""
+    """Kernel-size count columns that appeared in later batches / appends: 0 for the other models;
+    ``conv_kind`` of layers appended to a DB built before the column existed: empty (unknown)."""
     meta = dbmod.read_meta(path)
     missing = [
         c
         for c in kcols | {c for c in meta.columns if c.startswith("(") and c.endswith(" filters")}
         if c in meta.columns and meta[c].isna().any()
     ]
+    kind = "conv_kind" in meta.columns and bool(meta["conv_kind"].isna().any())
     if missing:
         meta[missing] = meta[missing].fillna(0).astype(np.int64)
+    if kind:
+        meta["conv_kind"] = meta["conv_kind"].fillna("")
+    if missing or kind:
         dbmod.write_meta(meta, path)
+
+
+def _write_kxk(path: str, weights: list[np.ndarray], layers: pd.DataFrame, k: int) -> None:
+    """A new DB of K x K filters (K > 3): ``filters`` float32 ``(N, K, K)``, chunked, uncompressed and
+    resizable as :func:`filterdb.db.write_db` writes the 3x3 one, with the attribute
+    :data:`KERNEL_ATTR`; the meta as :func:`filterdb.db.write_db` stores it. Written to
+    ``path + ".partial"`` and renamed."""
+    tmp = path + ".partial"
+    n = int(layers["row_end"].max()) if len(layers) else 0
+    try:
+        with h5py.File(tmp, "w") as f:
+            ds = f.create_dataset(
+                "filters",
+                shape=(n, k, k),
+                maxshape=(None, k, k),
+                dtype="float32",
+                chunks=(min(max(n, 1), CHUNK_ROWS), k, k),
+            )
+            ds.attrs[KERNEL_ATTR] = np.int64(k)
+            for a, b, w in zip(layers["row_start"], layers["row_end"], weights):
+                ds[int(a) : int(b)] = np.asarray(w, dtype=np.float32).reshape(int(b) - int(a), k, k)
+        dbmod.write_meta(dbmod._meta_frame(layers, "v1.0"), tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _append_kxk(path: str, weights: list[np.ndarray], layers: pd.DataFrame, k: int) -> None:
+    """Append layers to a DB of K x K filters (K > 3) as :func:`filterdb.db.append_db` does to a 3x3
+    one: the filter rows after the existing ones (these are not rewritten), the meta rewritten."""
+    old = _layers(path, k)
+    with h5py.File(path, "r+") as f:
+        ds = f["filters" if "filters" in f else "filter"]
+        n0 = int(ds.shape[0])
+        if ds.maxshape[0] is not None:
+            raise IngestError(f"{path}: filter dataset is not resizable; rebuild it with `filterdb build`")
+        sizes = np.array([w.shape[0] for w in weights], dtype=np.int64)
+        starts = n0 + np.cumsum(sizes) - sizes
+        ds.resize(n0 + int(sizes.sum()), axis=0)
+        for a, w in zip(starts, weights):
+            ds[int(a) : int(a) + w.shape[0]] = np.asarray(w, dtype=np.float32).reshape(-1, k, k)
+    add = layers.copy()
+    add["row_start"] = starts
+    add["row_end"] = starts + sizes
+    both = pd.concat([old.sort_values("meta_row").drop(columns=["meta_row"]), add], ignore_index=True)
+    dbmod.write_meta(dbmod._meta_frame(both, "v1.0"), path)
 
 
 def build(
@@ -107,6 +250,7 @@ def build(
     archives: str | None = None,
     members: str | None = None,
     flush_rows: int = 8_000_000,
+    kernel: str | int = "3x3",
 ) -> BuildResult:
     """Build (or extend) the DB ``out`` from the models sheet ``sheet``.
 
@@ -132,17 +276,24 @@ def build(
         ``<cache>/members``).
     flush_rows : int
         Filters are written in batches of about this many rows (bounded memory).
+    kernel : str or int
+        The kernel size kept, ``"KxK"`` with K odd and at least 3 (default ``"3x3"``); the convs
+        of other sizes are counted in the ``(kh, kw) filters`` columns only.
 
     Returns
     -------
     BuildResult
-        Models built and skipped, layer and filter counts, models in the DB afterwards.
+        Models built and skipped, layer and filter counts, models in the DB afterwards, K.
 
     Raises
     ------
     IngestError
-        For a fatal sheet error (unreadable sheet, missing ``model`` column, duplicate id, ...).
+        For a bad ``kernel`` (before anything is read or written), a fatal sheet error (unreadable
+        sheet, missing ``model`` column, duplicate id, ...) or, with ``append``, a DB whose
+        filters are not K x K.
     """
+    ksize = parse_kernel(kernel)
+    kname = kernel_name(ksize)
     log = log or (lambda msg: print(msg, file=sys.stderr))
     cache = cache or default_cache()
     archives = archives or os.path.join(cache, "archives")
@@ -152,11 +303,11 @@ def build(
     df = read_sheet(sheet)
     sheet_dir = os.path.dirname(os.path.abspath(sheet))
     cols = meta_columns(df)
-    res = BuildResult()
+    res = BuildResult(kernel=ksize)
     next_id, seen_models, seen_hashes = 0, set(), set()
     appending = append and os.path.exists(out)
     if appending:
-        max_id, seen_models, seen_hashes = _existing(out)
+        max_id, seen_models, seen_hashes = _existing(out, ksize)
         next_id = max_id + 1
     weights_all: list[np.ndarray] = []
     tables: list[pd.DataFrame] = []
@@ -186,14 +337,20 @@ def build(
             if appending and not state["written"]:
                 shutil.copyfile(out, target)  # needs free space for one more copy of the DB
                 shutil.copymode(out, target)
-            dbmod.append_db(target, weights_all, new, layout="v1.0")
+            if ksize == 3:
+                dbmod.append_db(target, weights_all, new, layout="v1.0")
+            else:
+                _append_kxk(target, weights_all, new, ksize)
         else:
             sizes = np.array([w.shape[0] for w in weights_all], dtype=np.int64)
             ends = np.cumsum(sizes)
             new["row_start"] = ends - sizes
             new["row_end"] = ends
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-            dbmod.write_db(target, weights_all, new, layout="v1.0")
+            if ksize == 3:
+                dbmod.write_db(target, weights_all, new, layout="v1.0")
+            else:
+                _write_kxk(target, weights_all, new, ksize)
         state["written"] = True
         tables.clear()
         weights_all.clear()
@@ -218,7 +375,7 @@ def build(
                     skip(mid, path, f"already in the DB (same content sha256 {digest[:12]}...)")
                     continue
                 m = read_model_file(path)
-                weights, layers, model_cols = model_layers(m)
+                weights, layers, model_cols = model_layers(m, ksize)
             except IngestError as exc:
                 file = path or where
                 msg = str(exc)
@@ -236,7 +393,7 @@ def build(
                 skip(
                     mid,
                     path,
-                    "no 3x3 conv" + (f" (conv kernels: {', '.join(kinds)})" if kinds else " (no 4-D conv found)"),
+                    f"no {kname} conv" + (f" (conv kernels: {', '.join(kinds)})" if kinds else " (no 4-D conv found)"),
                 )
                 continue
             t = layers.copy()
@@ -256,7 +413,7 @@ def build(
             res.n_layers += len(t)
             res.n_filters += n
             log(
-                f"read {mid}: {m.format}, {len(t)} 3x3 conv layers, {n} filters, "
+                f"read {mid}: {m.format}, {len(t)} {kname} conv layers, {n} filters, "
                 f"{model_cols['conv_levels']} conv levels ({m.depth_source})"
             )
             next_id += 1
@@ -275,5 +432,5 @@ def build(
     os.makedirs(os.path.dirname(os.path.abspath(skipped)), exist_ok=True)
     pd.DataFrame(res.skipped, columns=SKIPPED_COLUMNS).to_csv(skipped, sep="\t", index=False)
     if os.path.exists(out) and (res.built or appending):
-        res.db_models = int(dbmod.open_db(out).layers["model_id"].nunique())
+        res.db_models = int(_layers(out, ksize)["model_id"].nunique())
     return res

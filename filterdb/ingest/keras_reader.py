@@ -196,6 +196,7 @@ def _convs_of_layer(
                 groups=int(cin),
                 in_channels=int(cin),
                 op="DepthwiseConv2D",
+                kind="depthwise",
             )
         )
         pw = weights.get("pointwise_kernel")

@@ -310,6 +310,7 @@ def _read(path: str, buf: bytes) -> ModelFile:
                 groups=cin,
                 in_channels=cin,
                 op="DEPTHWISE_CONV_2D",
+                kind="depthwise",
             )
         convs_at.append((k, conv))
     nodes = [([int(x) for x in op.vector(1, "<i4") if x >= 0], [int(x) for x in op.vector(2, "<i4")], 1) for op in ops]
