@@ -13,11 +13,14 @@ For each DB size (generated on disk layer by layer, benchmarks/dbgen.py; reused 
               page cache (O_DIRECT, what a DB larger than memory gets);
 * study       the study's in-memory method on the same DB and the same three axes
               (``--study``, DBs up to ~60 M filters), against the workflow for those axes;
-* projection  the time for the published 1.4 B-filter DB on this machine and a 32-core node.
+* projection  the time for the published 1.4 B-filter DB on this machine and a 32-core node;
+* vs          with ``--vs REV``: the workflow of another revision (a copy of it in the workdir) on the
+              same DB, run alternately with this checkout's, and the wall-time ratio pair by pair.
 
     python benchmarks/bench_scale.py --filters 10000000 100000000 --shards 2 8 --cold
     python benchmarks/bench_scale.py --filters 20000000 --study
     python benchmarks/bench_scale.py --filters 360000000 --dtype float64 --shape3x3 --shards 1 --cold-workflow
+    python benchmarks/bench_scale.py --filters 200000000 500000000 --shards 1 2 --repeat 3 --vs HEAD~5
 
 Every figure is printed as a ratio to a baseline measured in this run. Needs no extra package.
 """
@@ -82,18 +85,19 @@ def read_as_lanes(db: str, plan, threads: int, bypass: bool) -> float:
     return time.perf_counter() - t
 
 
-def snakemake(db, res, targets, cores, shards, extra=(), config=()):
+def snakemake(db, res, targets, cores, shards, extra=(), config=(), root=ROOT):
+    """Run the workflow of the checkout ``root`` (its Snakefile, config and package: ``PYTHONPATH``)."""
     cmd = [
         "snakemake",
         *targets,
         "--cores",
         str(cores),
         "-s",
-        str(ROOT / "Snakefile"),
+        str(root / "Snakefile"),
         "-d",
         str(res.parent),
         "--configfile",
-        str(ROOT / "config.yaml"),
+        str(root / "config.yaml"),
         *(("--set-scatter", f"shards={shards}") if shards else ()),
         "--config",
         f"dataset={db}",
@@ -102,8 +106,9 @@ def snakemake(db, res, targets, cores, shards, extra=(), config=()):
         "-q",
         *extra,
     ]
+    env = {**os.environ, "PYTHONPATH": str(root)}
     t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode:
         raise SystemExit(f"snakemake failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return time.perf_counter() - t
@@ -144,15 +149,18 @@ def job_table(res: Path):
     return {k: v for k, v in out.items() if v[3]}, passes
 
 
-def workflow(db, n, work, cores, shards, warm_read, h5_read=None, cold_read=None, cold=False, config=()):
+def workflow(
+    db, n, work, cores, shards, warm_read, h5_read=None, cold_read=None, cold=False, config=(), root=ROOT, tag=""
+):
     """The workflow's drift of every default axis; ``cold``: the DB's pages dropped first (a DB
-    larger than memory is read from disk by every pass anyway), compared with three cold reads."""
-    res = work / f"results-{shards}"
+    larger than memory is read from disk by every pass anyway), compared with three cold reads.
+    ``root``: the checkout whose workflow runs (``--vs``), ``tag`` names it in the output."""
+    res = work / f"results-{shards}{tag}"
     shutil.rmtree(res, ignore_errors=True)
     targets = [str(res / f"drift/{a}.tsv") for a in DEFAULT_AXES]
     if cold:
         drop_file_cache(db)
-    wall = snakemake(db, res, targets, cores, shards, ("--notemp",), config)
+    wall = snakemake(db, res, targets, cores, shards, ("--notemp",), config, root)
     jobs, passes = job_table(res)
     parts = sum(f.stat().st_size for f in (res / "shards").rglob("*") if f.is_file()) / 2**20  # parts + cell records
     shutil.rmtree(res / "shards", ignore_errors=True)
@@ -165,9 +173,10 @@ def workflow(db, n, work, cores, shards, warm_read, h5_read=None, cold_read=None
     else:  # the one-job path: the whole job (layer table, gathers and drift tables included)
         passes_core_s = jobs["analyse"][0] * cores if "analyse" in jobs else float("nan")
     h5 = f", {wall / h5_read:4.1f} x h5py's read" if h5_read else ""
+    dropped = " (pages dropped first)" if cold else ""
     c3 = f", {wall / (3 * cold_read):4.2f} x three cold reads" if cold_read else ""
     print(
-        f"  shards={shards:<4} wall {wall:7.1f} s{' (pages dropped first)' if cold else ''} ({n / wall / 1e6:.1f} M "
+        f"  {tag + ' ' if tag else ''}shards={shards:<4} wall {wall:7.1f} s{dropped} ({n / wall / 1e6:.1f} M "
         f"filters/s) = {wall / warm_read:6.1f} x warm direct read{h5}{c3}; three passes "
         f"{passes_core_s / n * 1e9:5.0f} ns per filter and core as jobs (start-up included), "
         f"{compute_core_s / n * 1e9:5.0f} inside the passes; temporary disk (parts, cell records) {parts:,.0f} MiB"
@@ -180,6 +189,28 @@ def workflow(db, n, work, cores, shards, warm_read, h5_read=None, cold_read=None
         flag = "" if rss * 2**20 <= 2e9 else "  (above 2 GB)"
         print(f"      {kind:<13} {cnt:4d} job(s), slowest {s_max:6.1f} s, peak RSS {rss:7.0f} MiB{flag}")
     return wall, compute_core_s, max(v[2] for v in jobs.values())
+
+
+def checkout(rev: str, work: Path) -> Path:
+    """A copy of the repository at ``rev`` in ``work`` (``git archive``; reused when present), with
+    its pass kernels compiled ahead of time as ``install.sh`` does (else its jobs would pay numba's
+    JIT start-up and the comparison would be unfair)."""
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True, text=True, check=True)
+    sha = sha.stdout.strip()
+    out = work / f"checkout-{sha[:12]}"
+    if not (out / "Snakefile").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        tar = subprocess.run(["git", "-C", str(ROOT), "archive", sha], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(out)], input=tar, check=True)
+    env = {**os.environ, "PYTHONPATH": str(out)}
+    subprocess.run(
+        [sys.executable, "-m", "filterdb.compiled", "build"], cwd=out, env=env, check=True, capture_output=True
+    )
+    st = subprocess.run(
+        [sys.executable, "-m", "filterdb.compiled", "status"], cwd=out, env=env, capture_output=True, text=True
+    )
+    print(f"{rev} ({sha[:12]}) in {out}: kernels {st.stdout.strip()}")
+    return out
 
 
 def cold_passes(db, cores, bypass):
@@ -319,9 +350,17 @@ def main() -> None:
     ap.add_argument("--shape3x3", action="store_true", help="store (N, 3, 3), as the published v1.0 file")
     ap.add_argument("--precision", default=None, help="stream.precision of the workflow runs (default: config)")
     ap.add_argument("--workdir", default="benchmarks/work", help="DBs and results (DBs are reused)")
+    ap.add_argument(
+        "--vs",
+        default=None,
+        metavar="REV",
+        help="also run the workflow of git revision REV (a copy in the workdir, its kernels built) on the same DB, "
+        "alternately with this checkout's (this, REV, this, REV, ...), and print the wall-time ratio pair by pair",
+    )
     args = ap.parse_args()
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    other = checkout(args.vs, work) if args.vs else None
     config = (f"stream={{precision: {args.precision}}}",) if args.precision else ()
     for n in args.filters:
         suffix = ("" if args.dtype == "float32" else f"-{args.dtype}") + ("-3x3" if args.shape3x3 else "")
@@ -345,6 +384,7 @@ def main() -> None:
         )
         best = None
         for shards in args.shards:
+            pairs = []
             for rep in range(args.repeat):
                 base = cold
                 if args.cold_workflow:  # three cold reads just before, as the baseline of this run
@@ -356,6 +396,30 @@ def main() -> None:
                     db, n, work, args.cores, shards, warm, h5, cold_read=base, cold=args.cold_workflow, config=config
                 )
                 best = min(best or core_s, core_s)
+                if other is not None:
+                    if args.cold_workflow:
+                        base = sum(read_once(db, cold=True) for _ in range(3)) / 3
+                    w_other, _, _ = workflow(
+                        db,
+                        n,
+                        work,
+                        args.cores,
+                        shards,
+                        warm,
+                        h5,
+                        base,
+                        args.cold_workflow,
+                        config,
+                        other,
+                        f"[{args.vs}]",
+                    )
+                    pairs.append(wall / w_other)
+            if pairs:
+                shown = ", ".join(f"{r:.3f}" for r in pairs)
+                print(
+                    f"  shards={shards}: wall of this checkout / {args.vs}'s, pair by pair: {shown}; "
+                    f"median {sorted(pairs)[len(pairs) // 2]:.3f}"
+                )
         ratio = None
         if args.cold:
             cold_passes(db, args.cores, bypass=False)
