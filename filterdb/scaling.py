@@ -28,21 +28,69 @@ def values(x: np.ndarray, prec: int) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
+def filter_rows(w: np.ndarray) -> np.ndarray:
+    """Filters as rows of ``d`` values (``d = k * k`` for k x k filters), the width from the shape.
+
+    Parameters
+    ----------
+    w : array_like
+        ``(n, d)``: ``n`` filters as rows, as they are; ``(..., k, k)`` (three axes or more, e.g.
+        ``(n, 3, 3)`` or ``(out, in, 5, 5)``): k x k filters, reshaped to ``(n, k * k)``; 1-D: one
+        filter. A single k x k filter is given as ``(1, k, k)`` (a 2-D array is rows).
+
+    Returns
+    -------
+    (n, d) ndarray
+        A view of ``w`` where possible, of its dtype.
+
+    Raises
+    ------
+    ValueError
+        For three axes or more whose last two differ (not k x k filters).
+
+    Examples
+    --------
+    >>> filter_rows(np.zeros((4, 2, 5, 5))).shape
+    (8, 25)
+    """
+    w = np.asarray(w)
+    if w.ndim == 2:
+        return w
+    if w.ndim >= 3:
+        if w.shape[-1] != w.shape[-2]:
+            raise ValueError(f"filters of shape {w.shape}: expected (n, d) rows or (..., k, k) filters")
+        return w.reshape(-1, w.shape[-2] * w.shape[-1])
+    return w.reshape(1, -1)
+
+
+def check_basis(d: int, mean: np.ndarray, components: np.ndarray) -> None:
+    """A PCA basis for rows of width ``d``: ``mean`` ``(d,)``, ``components`` ``(c, d)`` with
+    ``1 <= c <= d``; else ValueError naming the shapes."""
+    mean, components = np.asarray(mean), np.asarray(components)
+    if mean.shape != (d,) or components.ndim != 2 or components.shape[1] != d or not 1 <= components.shape[0] <= d:
+        raise ValueError(
+            f"PCA basis for rows of {d} values: expected mean ({d},) and components (c, {d}) with 1 <= c <= {d}, "
+            f"got mean {mean.shape} and components {components.shape}"
+        )
+
+
 def scale_filters(w: np.ndarray) -> np.ndarray:
-    """Divide each filter (row of 9) by its own peak ``max |w|``; all-zero rows are divided by 1.
+    """Divide each filter (row of ``d`` values) by its own peak ``max |w|``; all-zero rows are
+    divided by 1.
 
     Computed in float64; every value of the result lies in [-1, 1].
 
     Parameters
     ----------
     w : array_like
-        Filter weights, any shape whose size is a multiple of 9 (e.g. ``(n, 9)`` or ``(n, 3, 3)``);
-        reshaped to ``(n, 9)``, one 3x3 filter per row. Any real dtype.
+        Filter weights as :func:`filter_rows` takes them: ``(n, d)`` rows (``d = k * k``, 9 for
+        3x3 filters) or ``(..., k, k)`` filters (e.g. ``(n, 3, 3)``), reshaped to ``(n, d)``, one
+        filter per row. Any real dtype.
 
     Returns
     -------
     numpy.ndarray
-        float64 array of shape ``(n, 9)``: each row divided by its maximum absolute value. All-zero
+        float64 array of shape ``(n, d)``: each row divided by its maximum absolute value. All-zero
         rows stay all zero.
 
     Examples
@@ -50,7 +98,7 @@ def scale_filters(w: np.ndarray) -> np.ndarray:
     >>> scale_filters(np.array([[0, 2, 0, 0, -4, 0, 0, 0, 1]]))
     array([[ 0.  ,  0.5 ,  0.  ,  0.  , -1.  ,  0.  ,  0.  ,  0.  ,  0.25]])
     """
-    x = np.asarray(w, dtype=np.float64).reshape(-1, 9)
+    x = filter_rows(np.asarray(w, dtype=np.float64))
     peak = np.abs(x).max(axis=1)
     peak[peak == 0] = 1.0
     return x / peak[:, None]
@@ -72,12 +120,12 @@ def scale_as(raw: np.ndarray, precision: str) -> np.ndarray:
     Parameters
     ----------
     raw : array_like
-        Stored values, any float dtype, size a multiple of 9 (``(k, 9)`` or ``(k, 3, 3)``).
+        Stored values, any float dtype: ``(m, d)`` rows or ``(m, k, k)`` filters (:func:`filter_rows`).
     precision : {"float16", "float32", "float64"}
 
     Returns
     -------
-    (k, 9) float64 ndarray
+    (m, d) float64 ndarray
 
     Raises
     ------
@@ -86,7 +134,7 @@ def scale_as(raw: np.ndarray, precision: str) -> np.ndarray:
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    x = np.asarray(raw).reshape(-1, 9)
+    x = filter_rows(raw)
     if precision == "float16":
         with np.errstate(over="ignore", invalid="ignore"):
             h = x.astype(np.float16)
@@ -101,24 +149,33 @@ def scale_as(raw: np.ndarray, precision: str) -> np.ndarray:
 def coefficients(scaled: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
     """PCA coefficients ``c_i = (x - mean) . v_i`` for rows ``x`` of ``scaled``.
 
-    The 9-term dot products are summed in a fixed order with elementwise operations (no BLAS), so
-    a filter gets bit-identical coefficients whatever block it is read in.
+    The ``d``-term dot products are summed in a fixed order (``j = 0 .. d - 1``) with elementwise
+    operations (no BLAS), so a filter gets bit-identical coefficients whatever block it is read in.
 
     Parameters
     ----------
     scaled : array_like
-        Peak-scaled filters, shape ``(n, 9)`` (see :func:`scale_filters`); converted to float64.
+        Peak-scaled filters, shape ``(n, d)`` (see :func:`scale_filters`); converted to float64.
     mean : array_like
-        PCA mean filter, shape ``(9,)``; converted to float64.
+        PCA mean filter, shape ``(d,)``; converted to float64.
     components : array_like
-        PCA components ``v_i`` as rows, shape ``(k, 9)``; converted to float64.
+        PCA components ``v_i`` as rows, shape ``(k, d)`` with ``1 <= k <= d``; converted to float64.
 
     Returns
     -------
     numpy.ndarray
         float64 array of shape ``(n, k)``; column ``i`` holds ``c_i`` for every filter.
+
+    Raises
+    ------
+    ValueError
+        If ``scaled`` is not 2-D or the widths of ``scaled``, ``mean`` and ``components`` differ.
     """
-    d = np.asarray(scaled, dtype=np.float64) - np.asarray(mean, dtype=np.float64)
+    x = np.asarray(scaled, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"scaled filters: expected (n, d) rows, got shape {x.shape}")
+    check_basis(x.shape[1], mean, components)
+    d = x - np.asarray(mean, dtype=np.float64)
     comps = np.asarray(components, dtype=np.float64)
     out = np.empty((d.shape[0], comps.shape[0]), dtype=np.float64)
     for i in range(comps.shape[0]):

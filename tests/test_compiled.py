@@ -26,12 +26,12 @@ def aot(tmp_path_factory):
     return compiled.namespace(mod)
 
 
-def block_data(seed=0):
+def block_data(seed=0, d=9):
     rng = np.random.default_rng(seed)
     sizes = [1, 7, 64, 65, 300, 0, 129, 1000]
-    x = rng.standard_normal((sum(sizes), 9)).astype(np.float32)
+    x = rng.standard_normal((sum(sizes), d)).astype(np.float32)
     x[5] = 0.0
-    x[70, 3] = np.nan
+    x[70, min(3, d - 1)] = np.nan
     x[400] *= 1e-4
     le = np.cumsum(sizes).astype(np.int64)
     ls = le - np.asarray(sizes, np.int64)
@@ -39,29 +39,30 @@ def block_data(seed=0):
     return x, ls, le, lp
 
 
-def run_all(k, drop, dtype=np.float32, prec=0):
-    x, ls, le, lp = block_data()
+def run_all(k, drop, dtype=np.float32, prec=0, d=9):
+    """Every kernel on rows of ``d`` values (a filter width; the same compiled code for any)."""
+    x, ls, le, lp = block_data(d=d)
     x = scaling.half_bits(x.astype(np.float16)) if dtype == np.float16 else x.astype(dtype)
     L = len(ls)
-    sums = [np.zeros(L, np.int64), np.zeros((L, 9)), np.zeros((L, 9, 9)), np.zeros(L, np.int64)]
+    sums = [np.zeros(L, np.int64), np.zeros((L, d)), np.zeros((L, d, d)), np.zeros(L, np.int64)]
     sums += [np.full(L, -1, np.int64)]
-    qual = [np.zeros(L), np.zeros(L, np.int64), np.zeros(L, np.int64), np.zeros((L, 9, 9)), np.zeros((L, 9, 9))]
+    qual = [np.zeros(L), np.zeros(L, np.int64), np.zeros(L, np.int64), np.zeros((L, d, d)), np.zeros((L, d, d))]
     grid = np.array([0.001, 0.01, 0.1, 0.5])
     qual += [np.zeros((L, grid.size), np.int64)]  # sparse filters at each eps of the grid
     k.sums_block(x, ls, le, lp, drop, prec, *sums, True, 0.01, *qual[:5], grid, qual[5])
     rng = np.random.default_rng(1)
-    mean = rng.standard_normal(9) * 0.1
-    comps = np.ascontiguousarray(np.linalg.qr(rng.standard_normal((9, 9)))[0])
-    cmin, cmax = np.full((L, 9), np.inf), np.full((L, 9), -np.inf)
+    mean = rng.standard_normal(d) * 0.1
+    comps = np.ascontiguousarray(np.linalg.qr(rng.standard_normal((d, d)))[0])
+    cmin, cmax = np.full((L, d), np.inf), np.full((L, d), -np.inf)
     k.range_block(x, ls, le, lp, True, prec, mean, comps, cmin, cmax)
     edges = uniform_edges(-2.0, 2.0, 70)
-    counts = np.zeros((L, 9, 70), np.uint32)
-    cells = np.zeros((3, 9, 256), np.uint32)
+    counts = np.zeros((L, d, 70), np.uint32)
+    cells = np.zeros((3, d, 256), np.uint32)
     dens = np.zeros((2, 64, 64), np.uint32)
-    fixed, outside = np.zeros((L, 9, 70), np.uint32), np.zeros((L, 9), np.int64)  # fixed range [-1, 1]
+    fixed, outside = np.zeros((L, d, 70), np.uint32), np.zeros((L, d), np.int64)  # fixed range [-1, 1]
     k.hist_block(
         x, ls, le, lp, True, prec, mean, comps, edges, counts, (lp % 4 - 1).astype(np.int64),
-        uniform_edges(-2.0, 2.0, 256), cells, np.array([[0, 1], [2, 5]], np.int64), -1.5, 1.5, 64, dens,
+        uniform_edges(-2.0, 2.0, 256), cells, np.array([[0, 1], [2, min(5, d - 1)]], np.int64), -1.5, 1.5, 64, dens,
         uniform_edges(-1.0, 1.0, 70), fixed, outside,
     )  # fmt: skip
     vals = rng.standard_normal((50, 9)) * 10.0 ** rng.integers(-300, 300, (50, 9))
@@ -82,21 +83,35 @@ def run_all(k, drop, dtype=np.float32, prec=0):
 
 
 @pytest.mark.parametrize(
-    "drop,dtype,prec",
-    [(False, np.float32, 0), (True, np.float32, 0), (True, np.float64, 0), (True, np.float64, 1)]
-    + [(True, np.float64, 2), (True, np.float16, 0), (True, np.float32, 1), (True, np.float16, 1)],
+    "drop,dtype,prec,d",
+    [(False, np.float32, 0, 9), (True, np.float32, 0, 9), (True, np.float64, 0, 9), (True, np.float64, 1, 9)]
+    + [(True, np.float64, 2, 9), (True, np.float16, 0, 9), (True, np.float32, 1, 9), (True, np.float16, 1, 9)]
+    + [(True, np.float16, 1, 25), (False, np.float32, 0, 25), (True, np.float64, 2, 25), (True, np.float16, 0, 49)]
+    + [(True, np.float32, 1, 49)],
 )
-def test_aot_kernels_equal_jit(aot, drop, dtype, prec):
+def test_aot_kernels_equal_jit(aot, drop, dtype, prec, d):
     """Every compiled variant (rows float32, float64, float16 bits; each precision) gives the JIT's
-    numbers bit for bit."""
+    numbers bit for bit, for 3x3 filters and, with the same build, 5x5 and 7x7 ones (d = 25, 49)."""
     jit = type("J", (), {k: staticmethod(getattr(kernels, v)) for k, v in compiled.KERNELS.items()})
-    a, b = run_all(aot, drop, dtype, prec), run_all(jit, drop, dtype, prec)
+    a, b = run_all(aot, drop, dtype, prec, d), run_all(jit, drop, dtype, prec, d)
     for u, v in zip(a, b):
         assert u.dtype == v.dtype and np.array_equal(u, v, equal_nan=True)
     assert a[-6].sum() > 0 and a[-5].sum() > 0  # fine cells, 2-D density
     assert a[-2].sum() > 0 and a[-1].sum() > 0  # fixed-range histograms, values outside the range
     assert a[10].sum() > 0  # sparse filters of the eps grid
     assert np.isfinite(a[1]).all() == drop  # the NaN row: left out only with drop
+
+
+def test_aot_kernels_refuse_mismatched_widths(aot):
+    """The built kernels check the widths as the JIT ones do: components of 9 values for rows of
+    25 raise one ValueError (nothing written), in both."""
+    x = np.ones((10, 25), np.float32)
+    b = (np.array([0]), np.array([10]), np.array([0]), True, 0)
+    for k in (aot, kernels):
+        cmin = np.full((1, 9), np.inf)
+        with pytest.raises(ValueError, match=r"range_block: mean must be \(d,\) and comps \(c, d\)"):
+            k.range_block(x, *b, np.zeros(9), np.eye(9), cmin, np.full((1, 9), -np.inf))
+        assert np.isinf(cmin).all()
 
 
 def test_stale_or_missing_build_falls_back_to_jit(tmp_path, monkeypatch):
