@@ -344,10 +344,9 @@ def run_models(args: argparse.Namespace) -> int:
     """``filterdb models``: print (and write) :func:`filterdb.catalog.models_table`. Returns 0."""
     from . import catalog, results
     from .db import open_db
-    from .ingest.build import filter_kernel
 
     db = open_db(args.db)
-    k = filter_kernel(args.db)  # 3 for the published (N, 9) / (N, 3, 3) layouts, else the (N, K, K) shape's K
+    k = db.shape.side  # 3 for the published (N, 9) / (N, 3, 3) layouts, else K of (N, K, K) / (N, K²)
     layers = db.layers
     if k != 3:  # the catalog reads the 3x3 names: give it this K's share, name its columns after K
         layers = layers.drop(columns=[c for c in ("3x3_filter_share",) if c in layers.columns])
