@@ -68,7 +68,7 @@ def read_model(path: str | os.PathLike, model: str | None = None, kernel: Filter
     A filter DB in the published layout (HDF5 with ``filters``/``filter`` and ``meta``,
     :func:`filterdb.db.is_filter_db`) is read directly; ``model`` selects one model (``model``
     column or ``model_id``) when it holds several. Any other file goes to ``filterdb.ingest``,
-    which keeps its ``kernel`` x ``kernel`` convs.
+    which keeps its convs of the ``kernel`` size.
 
     Parameters
     ----------

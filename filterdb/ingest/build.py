@@ -177,6 +177,9 @@ def build(
         For a bad ``kernel`` (before anything is read or written), a fatal sheet error (unreadable
         sheet, missing ``model`` column, duplicate id, ...) or, with ``append``, a DB whose
         filters are not K x K.
+    filterdb.db.DBError
+        With ``append``, a DB that :func:`filterdb.db.open_db` refuses (one line naming it), or
+        whose filter dataset is not resizable.
     """
     ksize = parse_kernel(kernel)
     kname = kernel_name(ksize)
