@@ -93,7 +93,10 @@ def run_build(args: argparse.Namespace) -> int:
 
 # ---- inspect ----------------------------------------------------------------------------------
 
-INSPECT_DESCRIPTION = "``filterdb inspect``: one model against an analysed DB."
+INSPECT_DESCRIPTION = (
+    "``filterdb inspect``: one model against an analysed DB. The model's convs of the DB's kernel size are "
+    "read (3x3 for the study's DB, 5x5 for a DB built with --kernel 5x5: the width of RESULTS/pca/mean.tsv)."
+)
 
 
 def add_inspect_parser(subparsers) -> argparse.ArgumentParser:
@@ -162,11 +165,13 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     kw = inspect_settings(args.config)
     ref = inspect.load_reference(args.results, args.stats, args.db)
-    m = inspect.read_model(args.model_file, args.model)
+    m = inspect.read_model(args.model_file, args.model, kernel=ref.shape)  # the reference's kernel size
     r = inspect.inspect_model(m, ref, **kw)
     out = args.out or str(inspect.default_out_dir(args.results, m.name))
     inspect.write_outputs(r, out)
-    print(f"model {m.name}: {len(m.weights)} 3x3 conv layers, {sum(w.shape[0] for w in m.weights)} filters")
+    print(
+        f"model {m.name}: {len(m.weights)} {ref.shape.label} conv layers, {sum(w.shape[0] for w in m.weights)} filters"
+    )
     for line in r.verdict:
         print("  " + line)
     print("  nearest models:")
@@ -183,7 +188,9 @@ COMPARE_DESCRIPTION = (
     "read one at a time and projected onto the reference run's PCA basis and coefficient range (the reference's "
     "filters are not read again). Writes the model x model drift (OUT/drift.tsv), the drift of matching layers "
     "(by name, else by position) and per depth bin, each model's drift to every reference group, the quality "
-    "metrics and, with --order, the training trajectory (OUT/trajectory.tsv and figure). docs/method.md §12."
+    "metrics and, with --order, the training trajectory (OUT/trajectory.tsv and figure). Each model's convs of the "
+    "reference's kernel size are read (3x3 for the study's DB, K x K for a DB built with --kernel KxK). "
+    "docs/method.md §12."
 )
 
 
@@ -344,10 +351,9 @@ def run_models(args: argparse.Namespace) -> int:
     """``filterdb models``: print (and write) :func:`filterdb.catalog.models_table`. Returns 0."""
     from . import catalog, results
     from .db import open_db
-    from .ingest.build import filter_kernel
 
     db = open_db(args.db)
-    k = filter_kernel(args.db)  # 3 for the published (N, 9) / (N, 3, 3) layouts, else the (N, K, K) shape's K
+    k = db.shape.side  # 3 for the published (N, 9) / (N, 3, 3) layouts, else K of (N, K, K) / (N, K²)
     layers = db.layers
     if k != 3:  # the catalog reads the 3x3 names: give it this K's share, name its columns after K
         layers = layers.drop(columns=[c for c in ("3x3_filter_share",) if c in layers.columns])

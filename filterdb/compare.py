@@ -13,7 +13,7 @@ From those histograms alone:
 * the model x model drift D (``drift.tsv``, sheet order) and its heatmap;
 * the drift of each layer between every pair of models whose layers match (:func:`match_layers`: by
   layer name when both models name their layers, the names are unique and every name of the first model
-  is found in the second; else by position among the 3x3 conv layers), and the layers that do not match;
+  is found in the second; else by position among the k x k conv layers), and the layers that do not match;
 * the drift per depth bin between every pair (``conv_depth_norm`` bins of the configured depth axis);
 * each model's drift to every group of every reference axis (:func:`filterdb.inspect.group_drift_table`)
   and to its nearest reference model;
@@ -39,6 +39,7 @@ import pandas as pd
 
 from . import divergence, inspect, quality_tables, results
 from .axes import Axis, depth_axis, depth_bin_labels, layer_labels
+from .shape import STUDY, FilterShape
 
 #: Columns of the sheet that locate a model's file (not copied to its meta).
 LOCATION = ("path", "source", "member", "archive")
@@ -82,10 +83,10 @@ class CompareError(ValueError):
 
 @dataclass
 class LayerMatch:
-    """How the 3x3 conv layers of model ``a`` (the first) and ``b`` pair up.
+    """How the k x k conv layers of model ``a`` (the first) and ``b`` pair up.
 
     ``how``: ``"name"`` or ``"position"``; ``pairs``: ``(i, j)`` = layer ``i`` of ``a`` with layer
-    ``j`` of ``b`` (positions among each model's 3x3 layers), in ``a``'s order; ``only_a``,
+    ``j`` of ``b`` (positions among each model's k x k layers), in ``a``'s order; ``only_a``,
     ``only_b``: the layers left without a partner."""
 
     how: str
@@ -109,13 +110,13 @@ def match_layers(a: pd.DataFrame, b: pd.DataFrame) -> LayerMatch:
 
     By name when both layer tables carry a ``layer_name`` for every layer, the names are unique within
     each model and every name of ``a`` is one of ``b``'s; otherwise by position: layer ``k`` of ``a``
-    with layer ``k`` of ``b`` for ``k < min(L_a, L_b)`` (the 3x3 conv layers in the reader's order:
+    with layer ``k`` of ``b`` for ``k < min(L_a, L_b)`` (the k x k conv layers in the reader's order:
     graph order, or file order for state dicts).
 
     Parameters
     ----------
     a, b : pandas.DataFrame
-        One row per 3x3 conv layer, in the model's layer order (``layer_name`` optional).
+        One row per k x k conv layer, in the model's layer order (``layer_name`` optional).
 
     Returns
     -------
@@ -194,8 +195,9 @@ def _row_meta(row: pd.Series) -> dict:
     return {c: row[c] for c in row.index if c not in LOCATION and c != "model"}
 
 
-def _read_model(path: str, mid: str) -> inspect.ModelLayers:
-    """The model of one sheet row: a filter DB holding several models gives the one named ``mid``."""
+def _read_model(path: str, mid: str, kernel: FilterShape = STUDY) -> inspect.ModelLayers:
+    """The model of one sheet row (its ``kernel`` convs, the reference's kernel size): a filter DB
+    holding several models gives the one named ``mid``."""
     from .db import is_filter_db, open_db
 
     model = None
@@ -204,7 +206,7 @@ def _read_model(path: str, mid: str) -> inspect.ModelLayers:
         names = set(layers["model"].astype(str)) if "model" in layers else set()
         if len(set(layers["model_id"])) > 1 or mid in names:
             model = mid
-    return inspect.read_model(path, model)
+    return inspect.read_model(path, model, kernel=kernel)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +301,8 @@ def compare(
     Raises
     ------
     CompareError
-        A bad sheet, a missing or unreadable model file, a model without 3x3 conv layer, a missing or
+        A bad sheet, a missing or unreadable model file, a model without a conv of the reference's
+        kernel size (3x3 for the study's DB), a DB of another kernel size, a missing or
         non-numeric ``order`` column: one line naming the sheet row and the file.
     """
     from .ingest.build import default_cache
@@ -313,6 +316,7 @@ def compare(
     sheet_dir = os.path.dirname(os.path.abspath(sheet))
     cache = cache or default_cache()
     eps, hist_eps, floor, precision = inspect.resolve_settings(ref, eps, hist_eps, floor, precision)
+    kernel = ref.shape  # every model is read for its convs of the reference's kernel size
 
     def where(i: int) -> str:
         return f"{sheet}: row {i + 2} (model {df['model'].iloc[i]!r})"
@@ -345,11 +349,11 @@ def compare(
                 download=download,
                 log=lambda m: print(m, file=sys.stderr),
             )
-            m = _read_model(path, mid)
+            m = _read_model(path, mid, kernel)
         except (ValueError, OSError) as exc:  # IngestError, DBError are ValueErrors
             raise CompareError(f"{where(i)}: {exc}") from None
         if not m.weights:
-            raise CompareError(f"{where(i)}: {path}: no 3x3 conv layer")
+            raise CompareError(f"{where(i)}: {path}: no {kernel.label} conv layer")
         proj = inspect.project_model(m, ref, eps, precision)
         del m  # the weights: only the histograms and quality rows are kept
         meta = proj.meta
@@ -387,7 +391,7 @@ def compare(
         r = rows[-1]
         bar.clear()
         log(
-            f"model {mid}: {fmt or 'filter DB'}, {r['n_layers']} 3x3 conv layers, {r['n_filters']} filters, "
+            f"model {mid}: {fmt or 'filter DB'}, {r['n_layers']} {kernel.label} conv layers, {r['n_filters']} filters, "
             f"{r['coefficients_outside_range']} coefficient values outside the reference range"
             + (f"; nearest reference model {r['nearest_reference_model']} (D = {r['nearest_reference_drift']:.4g})")
         )
@@ -531,7 +535,7 @@ def trajectory_table(models: Sequence[SheetModel], values: np.ndarray, dm: np.nd
     The checkpoints in ascending ``values`` (ties: sheet order); for step ``t`` (checkpoint ``k``),
     the first checkpoint ``f`` and the previous one ``p``: one row of scope ``model`` with
     ``D(k, f)`` and ``D(k, p)`` (the entries of the model x model matrix ``dm``), then one row per
-    3x3 layer ``j`` of ``k`` with the drift to its matching layer in ``f`` and in ``p``
+    conv layer ``j`` of ``k`` with the drift to its matching layer in ``f`` and in ``p``
     (:func:`match_layers`, the earlier checkpoint first; NaN where it has none or either layer is
     empty). Step 0 has drift 0 to the first and NaN to the previous.
 

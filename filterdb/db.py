@@ -738,6 +738,7 @@ def write_db(
     shape3x3: bool = False,
     chunk_rows: int = 65536,
     kernel: FilterShape = STUDY,
+    attrs: dict | None = None,
 ) -> None:
     """Write a DB in the published layout.
 
@@ -763,6 +764,9 @@ def write_db(
         HDF5 chunk length in rows.
     kernel : FilterShape
         The filters' shape (default: 3x3).
+    attrs : dict, optional
+        HDF5 attributes of the filter dataset (plain numbers or text, e.g. the
+        ``filterdb_kernel_size`` of a ``filterdb build --kernel`` DB); default none.
 
     Returns
     -------
@@ -774,7 +778,7 @@ def write_db(
     else:
         it = iter(filters)
         make = lambda row: next(it)  # noqa: E731
-    write_db_streaming(path, layers, make, layout, shape3x3, chunk_rows, kernel=kernel)
+    write_db_streaming(path, layers, make, layout, shape3x3, chunk_rows, kernel=kernel, attrs=attrs)
 
 
 def write_db_streaming(
@@ -786,6 +790,7 @@ def write_db_streaming(
     chunk_rows: int = 65536,
     dtype: str = "float32",
     kernel: FilterShape = STUDY,
+    attrs: dict | None = None,
 ) -> None:
     """Write a DB whose layer filters come from ``make_filters(row)`` one layer at a time, in the
     order of ``layers`` (bounded memory). The file is written to a temporary name and renamed at the
@@ -811,6 +816,8 @@ def write_db_streaming(
         Stored dtype of the filters (the published v1.0 file is float64).
     kernel : FilterShape
         The filters' shape (default: 3x3).
+    attrs : dict, optional
+        HDF5 attributes of the filter dataset (plain numbers or text); default none.
 
     Returns
     -------
@@ -829,6 +836,8 @@ def write_db_streaming(
                 dtype=dtype,
                 chunks=(min(max(n, 1), chunk_rows),) + shape[1:],
             )
+            for name, value in (attrs or {}).items():
+                ds.attrs[name] = value
             for _, row in layers.iterrows():
                 a, b = int(row["row_start"]), int(row["row_end"])
                 ds[a:b] = np.asarray(make_filters(row), dtype=dtype).reshape((b - a,) + shape[1:])

@@ -3,8 +3,11 @@
 For a model file (any format ``filterdb.ingest`` reads, or a filter DB in the published layout
 holding the model), without re-reading the DB's filters:
 
-1. filter quality of each of its 3x3 conv layers and the model's degeneration flags
-   (:mod:`filterdb.quality`, thresholds as configured);
+1. filter quality of each of its k x k conv layers and the model's degeneration flags
+   (:mod:`filterdb.quality`, thresholds as configured); k is the reference's kernel size
+   (:attr:`Reference.shape`, from the width d = k² of its ``pca/mean.tsv``): a model file is read
+   for its convs of that size only (3x3 against the study's DB, 5x5 against a DB built with
+   ``filterdb build --kernel 5x5``);
 2. its coefficient histograms under the DB's global PCA basis and shared range
    (``{results}/pca/basis.tsv``, ``mean.tsv``, ``range.tsv``; bins = the edges of
    ``{results}/stats/hist.npz``); coefficients outside the DB's range are counted and reported
@@ -26,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,7 @@ from .axes import Axis, group_table, layer_labels
 from .db import find_column, is_filter_db
 from .results import Plan
 from .scaling import PRECISIONS
+from .shape import STUDY, FilterShape
 
 ATYPICAL_PERCENTILE = 95.0
 
@@ -57,35 +62,51 @@ class ModelLayers:
     meta: pd.DataFrame
 
 
-def read_model(path: str | os.PathLike, model: str | None = None) -> ModelLayers:
+def read_model(path: str | os.PathLike, model: str | None = None, kernel: FilterShape | None = None) -> ModelLayers:
     """The layers of the model in ``path``.
 
     A filter DB in the published layout (HDF5 with ``filters``/``filter`` and ``meta``,
     :func:`filterdb.db.is_filter_db`) is read directly; ``model`` selects one model (``model``
-    column or ``model_id``) when it holds several. Any other file goes to ``filterdb.ingest``.
+    column or ``model_id``) when it holds several. Any other file goes to ``filterdb.ingest``,
+    which keeps its convs of the ``kernel`` size.
 
     Parameters
     ----------
     path : str or Path
     model : str, optional
+    kernel : FilterShape, optional
+        The kernel size of the reference the model is compared with (:attr:`Reference.shape`).
+        A model file gives its convs of this size (default: 3x3); a filter DB must hold filters of
+        this size (None: any).
 
     Returns
     -------
     ModelLayers
         ``weights``: one (n_filters, d) float32 array per conv layer; ``meta``: one row per layer.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file: a model file without a conv of the kernel size, a DB of filters of
+        another size, or what the readers refuse.
     """
     path = str(path)
     if is_filter_db(path):
-        return _read_db_model(path, model)
-    return _ingest(path)
+        return _read_db_model(path, model, kernel)
+    return _ingest(path, STUDY if kernel is None else kernel)
 
 
-def _read_db_model(path: str, model: str | None) -> ModelLayers:
+def _read_db_model(path: str, model: str | None, kernel: FilterShape | None = None) -> ModelLayers:
     import h5py
 
     from .db import open_db, read_rows
 
     db = open_db(path)
+    if kernel is not None and db.shape != kernel:
+        raise ValueError(
+            f"{path}: a DB of {db.shape.label} filters ({db.width} values per filter), the reference holds "
+            f"{kernel.label} filters ({kernel.size} values); expected a reference run of the same kernel size"
+        )
     layers = db.layers
     names = layers["model"].astype(str) if "model" in layers else layers["model_id"].astype(str)
     ids = layers["model_id"].astype(str)
@@ -105,17 +126,26 @@ def _read_db_model(path: str, model: str | None) -> ModelLayers:
     return ModelLayers(name=name, weights=weights, meta=sel.reset_index(drop=True))
 
 
-def _filter_rows(w) -> np.ndarray:
-    """A layer's weights as float32 ``(n, d)`` rows: ``(n, d)`` as given, ``(..., k, k)`` as ``(n, k²)``."""
+def _filter_rows(w, width: int = STUDY.size) -> np.ndarray:
+    """A layer's weights as float32 ``(n, d)`` rows: ``(n, d)`` as given, ``(..., k, k)`` as ``(n, k²)``,
+    anything else as rows of ``width`` values."""
     w = np.asarray(w, np.float32)
-    return w if w.ndim == 2 else w.reshape(-1, w.shape[-1] * w.shape[-2]) if w.ndim >= 3 else w.reshape(-1, 9)
+    return w if w.ndim == 2 else w.reshape(-1, w.shape[-1] * w.shape[-2]) if w.ndim >= 3 else w.reshape(-1, width)
 
 
-def _ingest(path: str) -> ModelLayers:
+def _kernel_sizes(meta: pd.DataFrame) -> list[str]:
+    """The kernel sizes a model file holds, from its ``(kh, kw) filters`` count columns: ``["3x3", ...]``."""
+    found = [re.fullmatch(r"\((\d+), (\d+)\) filters", str(c)) for c in meta.columns]
+    return [f"{a}x{b}" for a, b in sorted((int(m[1]), int(m[2])) for m in found if m)]
+
+
+def _ingest(path: str, kernel: FilterShape = STUDY) -> ModelLayers:
     """Model formats other than a filter DB, through ``filterdb.ingest`` (ONNX, safetensors, ...).
 
-    Expects ``filterdb.ingest.read_model_layers(path) -> (weights, meta)``: per-layer ``(n, d)``
-    arrays and a table with ``conv_depth``, ``conv_depth_norm`` and ``out_channels``."""
+    Expects ``filterdb.ingest.read_model_layers(path, kernel) -> (weights, meta)``: per-layer
+    ``(n, d)`` arrays of the ``kernel`` convs and a table with ``conv_depth``, ``conv_depth_norm``
+    and ``out_channels``; a model without such a conv is refused in one line naming the file and the
+    size (and the sizes it holds)."""
     try:
         from . import ingest
     except ImportError:
@@ -125,12 +155,15 @@ def _ingest(path: str) -> ModelLayers:
     reader = getattr(ingest, "read_model_layers", None)
     if reader is None:
         raise ValueError(f"{path}: filterdb.ingest has no read_model_layers(path)")
-    weights, meta = reader(path)
-    return ModelLayers(
-        name=Path(path).stem,
-        weights=[_filter_rows(w) for w in weights],
-        meta=pd.DataFrame(meta).reset_index(drop=True),
-    )
+    weights, meta = reader(path, kernel=kernel.label)
+    meta = pd.DataFrame(meta).reset_index(drop=True)
+    if not weights:
+        held = _kernel_sizes(meta)
+        raise ValueError(
+            f"{path}: no {kernel.label} conv layer, expected at least one to compare with the reference's "
+            f"{kernel.label} filters" + (f" (conv kernels: {', '.join(held)})" if held else " (no 4-D conv found)")
+        )
+    return ModelLayers(name=Path(path).stem, weights=[_filter_rows(w, kernel.size) for w in weights], meta=meta)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +182,11 @@ class Reference:
     evr: np.ndarray
     range: tuple[float, float]
     precision: str | None = None  # stream.precision of the run (provenance.json), None: unknown
+
+    @property
+    def shape(self) -> FilterShape:
+        """The reference's k x k filter shape, from the width d = k² of its PCA mean."""
+        return FilterShape.of_width(self.mean.size)
 
 
 def load_reference(
@@ -179,6 +217,7 @@ def load_reference(
     if missing:
         raise ValueError(f"analysed results missing: {', '.join(missing)} (run the workflow on the DB first)")
     mean, comps, evr = results.read_basis(paths.basis, paths.mean)
+    shape = FilterShape.of_width(mean.size)  # read_basis checked the pixel columns w0..w{d-1}, d = k²
     layers = results.read_layers(layers_path)
     hist = results.load_npz(hist_path)
     counts, edges = hist["counts"], hist["edges"]
@@ -187,7 +226,13 @@ def load_reference(
     if db is not None:
         from .db import open_db
 
-        n = open_db(db).n_rows  # the one reader: checks the whole DB, runs nothing from it
+        opened = open_db(db)  # the one reader: checks the whole DB, runs nothing from it
+        n = opened.n_rows
+        if opened.shape != shape:
+            raise ValueError(
+                f"{db}: {opened.shape.label} filters ({opened.width} values per filter), but {paths.mean} has "
+                f"{shape.size} values ({shape.label}); the results belong to another DB"
+            )
         if int(layers["row_end"].max()) > n:
             raise ValueError(
                 f"{db}: {n} filter rows, but {layers_path} reaches row {int(layers['row_end'].max())}; "
@@ -319,7 +364,7 @@ def nearest_neighbour_drifts(
 
 @dataclass
 class Projection:
-    """One model's 3x3 conv layers on a reference's basis and range (:func:`project_model`): what
+    """One model's k x k conv layers on a reference's basis and range (:func:`project_model`): what
     ``inspect`` and ``compare`` keep of a model once its weights are dropped."""
 
     name: str
@@ -421,7 +466,11 @@ def project_model(m: ModelLayers, ref: Reference, eps: float, precision: str) ->
         progress=False,
         bypass_cache=False,
     )
-    names = lambda g: f"model {m.name}, 3x3 conv layer {g}"  # noqa: E731
+    try:
+        label = FilterShape.of_width(width).label
+    except ValueError:
+        label = f"{width}-value"
+    names = lambda g: f"model {m.name}, {label} conv layer {g}"  # noqa: E731
     sums = run_rows(rows, make_pass("sums", plan, 0, n.size, settings), names)
     basis = (ref.mean, ref.components)
     hist = run_rows(rows, make_pass("hist", plan, 0, n.size, settings, basis=basis, edges=ref.edges), names)

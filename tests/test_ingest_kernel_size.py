@@ -19,7 +19,7 @@ import pytest
 from torch_writer import write_torch_zip
 
 from filterdb import cli
-from filterdb.db import FilterDB, layer_table, open_db, read_meta
+from filterdb.db import layer_table, open_db, read_meta
 from filterdb.ingest.build import KERNEL_ATTR, build
 
 onnx = pytest.importorskip("onnx")
@@ -206,6 +206,7 @@ def test_build_kernel_keeps_exactly_the_kxk_convs(tmp_path, zoo, capsys, k):
         ds = f["filters"]
         assert ds.dtype == np.float32 and ds.shape[1:] == (k, k) and ds.maxshape == (None, k, k)
         assert ds.compression is None and int(ds.attrs[KERNEL_ATTR]) == k
+        assert ds.chunks == (len(ds), k, k) and ds.attrs[KERNEL_ATTR].dtype == np.int64
         x = ds[...]
     expected = np.concatenate([c[1] for fmt in WRITERS for c in want[fmt]])
     np.testing.assert_array_equal(x, expected)  # sheet order, graph (file) order, out then in channel
@@ -313,6 +314,33 @@ def test_append_to_a_kxk_db(tmp_path, zoo, capsys):
     assert db3.read_bytes() == before3 and not Path(str(db3) + ".appending").exists()
 
 
+def test_kxk_db_with_a_pickled_attribute_is_refused(tmp_path, zoo, capsys):
+    """The kernel-size attribute passes the DB reader's attribute check; a pickle beside it on the
+    filter dataset is refused by open_db, `filterdb models` and `build --append` (DB unchanged)."""
+    from tests.fixtures.hostile_dbs import REFUSE, evil_pickle, marker
+
+    sheet, _ = zoo
+    one = tmp_path / "one.tsv"
+    pd.read_csv(sheet, sep="\t").iloc[:1].to_csv(one, sep="\t", index=False)
+    out = tmp_path / "db5.h5"
+    build(str(one), str(out), kernel="5x5", log=lambda m: None)
+    assert open_db(out).shape.label == "5x5"  # with its filterdb_kernel_size attribute
+    with h5py.File(out, "a") as f:
+        f["filters"].attrs["note"] = np.bytes_(evil_pickle(tmp_path))
+    before = out.read_bytes()
+    want = f"{out}: node 'filters' attribute 'note' holds a pickled posix.system call; {REFUSE}"
+    with pytest.raises(ValueError) as exc:
+        open_db(out)
+    assert str(exc.value) == want
+    capsys.readouterr()
+    assert cli.main(["models", str(out)]) == 1
+    assert capsys.readouterr().err.strip() == f"filterdb models: {want}"
+    assert cli.main(["build", str(sheet), "-o", str(out), "--kernel", "5x5", "--append"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"filterdb build: {want}"
+    assert out.read_bytes() == before and not Path(str(out) + ".appending").exists()
+    assert not marker(tmp_path).exists()
+
+
 def test_append_to_a_db_without_conv_kind(tmp_path, zoo):
     """A 3x3 DB built before the column existed: the appended layers get their conv_kind, the older
     rows an empty one (unknown); the older rows' other meta and filters are kept."""
@@ -342,39 +370,33 @@ def test_append_to_a_db_without_conv_kind(tmp_path, zoo):
         ((4, 3, 3), "f4", 3),
         ((4, 5, 5), "f4", 5),
         ((2, 7, 7), "f2", 7),
-        ((4, 4, 4), "f4", "expected (N, 9) or (N, K, K) with K odd"),
-        ((4, 25), "f4", "expected (N, 9) or (N, K, K) with K odd"),
-        ((4, 5, 5), "i4", "dtype int32, expected floating point"),
+        ((4, 25), "f4", 5),  # (N, k²): the DB reader takes it as k x k
+        ((4, 4, 4), "f4", "has shape (4, 4, 4), expected (N, k, k) or (N, k*k) with k odd and >= 3"),
+        ((4, 24), "f4", "has shape (4, 24), expected (N, k, k) or (N, k*k) with k odd and >= 3"),
+        ((4, 5, 5), "i4", "has dtype int32, expected floating point"),
     ],
 )
-def test_filter_kernel_reads_k_from_the_shape(tmp_path, shape, dtype, want):
-    from filterdb.ingest.build import filter_kernel
+def test_the_db_reader_reads_k_from_the_shape(tmp_path, shape, dtype, want):
+    """What build reads K from when it appends (the DB reader: filter_geometry / open_db)."""
+    from filterdb.db import filter_geometry
 
     p = tmp_path / "db.h5"
     with h5py.File(p, "w") as f:
         f.create_dataset("filters", shape=shape, dtype=dtype)
     if isinstance(want, int):
-        assert filter_kernel(str(p)) == want
+        assert filter_geometry(str(p))[3].side == want
     else:
-        with pytest.raises(ValueError, match=re.escape(want)):
-            filter_kernel(str(p))
+        with pytest.raises(ValueError, match=re.escape(f"{p}: dataset 'filters' {want}")):
+            filter_geometry(str(p))
 
 
-def _open_any_kernel(path, *args, **kwargs):
-    """open_db's result for a DB of K x K filters, from the safe meta reader (for the commands
-    whose K handling is tested here, whatever filter shapes the project's open_db accepts)."""
-    with h5py.File(path, "r") as f:
-        n, dtype = f["filters"].shape[0], f["filters"].dtype.name
-    return FilterDB(path=str(path), key="filters", n_rows=n, layers=_plain_layers(path), dtype=dtype)
-
-
-def test_models_table_of_a_5x5_db(tmp_path, zoo, capsys, monkeypatch):
-    import filterdb.db
-
+def test_models_table_of_a_5x5_db(tmp_path, zoo, capsys):
     sheet, convs = zoo
     out = tmp_path / "db5.h5"
     build(str(sheet), str(out), kernel="5x5", log=lambda m: None)
-    monkeypatch.setattr(filterdb.db, "open_db", _open_any_kernel)
+    db = open_db(out)  # the project's reader, the kernel-size attribute on the dataset
+    assert db.shape.label == "5x5" and db.width == 25
+    pd.testing.assert_frame_equal(db.layers, _plain_layers(out))
     tsv = tmp_path / "models.tsv.out"
     assert cli.main(["models", str(out), "-o", str(tsv)]) == 0
     err = capsys.readouterr().err.strip()
@@ -390,18 +412,18 @@ def test_models_table_of_a_5x5_db(tmp_path, zoo, capsys, monkeypatch):
     assert err == f"5 models, {layers} 5x5 conv layers, {filters} filters"
 
 
-def test_convert_keeps_the_kxk_shape(tmp_path, zoo, monkeypatch):
+def test_convert_keeps_the_kxk_shape(tmp_path, zoo):
     from filterdb import convert as cv
 
     sheet, _ = zoo
     src, dst = tmp_path / "db7.h5", tmp_path / "db7-f16.h5"
     build(str(sheet), str(src), kernel="7x7", log=lambda m: None)
-    monkeypatch.setattr(cv, "open_db", _open_any_kernel)
     res = cv.convert(src, dst, "float16")
     with h5py.File(src, "r") as a, h5py.File(dst, "r") as b:
         assert b["filters"].shape == a["filters"].shape and b["filters"].shape[1:] == (7, 7)
         np.testing.assert_array_equal(b["filters"][...], a["filters"][...].astype(np.float16))
         assert int(b["filters"].attrs[KERNEL_ATTR]) == 7 and res.shape == a["filters"].shape
+    assert open_db(dst).shape.label == "7x7"
     pd.testing.assert_frame_equal(read_meta(dst), read_meta(src))
 
 

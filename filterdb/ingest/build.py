@@ -2,9 +2,10 @@
 
 * each model is read (see the readers), its K x K convs (``kernel``, default ``"3x3"``; any odd
   K >= 3) become meta rows and filter rows;
-* the filters are stored as float32: ``(N, 9)`` for 3x3 (as every earlier build), ``(N, K, K)``
-  for K > 3, whose filter dataset also carries the integer attribute ``filterdb_kernel_size`` = K
-  (:data:`KERNEL_ATTR`);
+* the filters are stored as float32 by :func:`filterdb.db.write_db` / :func:`filterdb.db.append_db`
+  (the project's one writer; an existing DB is read with :func:`filterdb.db.open_db`): ``(N, 9)``
+  for 3x3 (as every earlier build), ``(N, K, K)`` for K > 3, whose filter dataset also carries the
+  integer attribute ``filterdb_kernel_size`` = K (:data:`KERNEL_ATTR`);
 * a model that cannot be used (missing / unreadable / unsupported / unsafe file, no K x K conv,
   failed download) is reported in one line naming the file and the reason, listed in the skipped
   TSV (``<db stem>.skipped.tsv`` next to the DB unless given) and the rest goes on;
@@ -25,12 +26,11 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from .. import db as dbmod
-from .. import h5safe
+from ..shape import FilterShape
 from .base import IngestError
 from .extract import kernel_name, model_layers, parse_kernel
 from .fetch import resolve_file, sha256_file
@@ -41,8 +41,6 @@ SKIPPED_COLUMNS = ["model", "file", "reason"]
 #: Integer attribute of the filter dataset of a DB of K x K filters, K > 3 (a 3x3 DB, as the
 #: published files, has none: its shape ``(N, 9)`` or ``(N, 3, 3)`` tells).
 KERNEL_ATTR = "filterdb_kernel_size"
-#: HDF5 chunk length in rows of the filter dataset (as :func:`filterdb.db.write_db`).
-CHUNK_ROWS = 65536
 
 
 def default_skipped_path(out: str) -> str:
@@ -86,82 +84,17 @@ class BuildResult:
     kernel: int = 3  # K of the K x K filters
 
 
-def filter_kernel(path: str) -> int:
-    """K of the filters of an existing DB, from the filter dataset's shape (no data is read).
-
-    Parameters
-    ----------
-    path : str
-        A filter DB.
-
-    Returns
-    -------
-    int
-        3 for ``(N, 9)`` and ``(N, 3, 3)``, K for ``(N, K, K)``.
-
-    Raises
-    ------
-    IngestError
-        Not an HDF5 file, no filter dataset, one reached through a link out of the file or stored
-        outside it, not floating point, or another shape.
-    """
-    try:
-        with h5py.File(path, "r") as f:
-            key = next((k for k in dbmod.FILTER_KEYS if f.get(k, getlink=True) is not None), None)
-            if key is None:
-                raise IngestError(f"{path}: no filter dataset: expected an HDF5 dataset named 'filters' or 'filter'")
-            ds = h5safe.check_link(f, key, path)
-            if not isinstance(ds, h5py.Dataset):
-                raise IngestError(f"{path}: '{key}' is a group, expected a dataset of filters")
-            h5safe.check_dataset(ds, path, key)
-            h5safe.check_attrs(ds, path, key)
-            shape, dtype = tuple(int(n) for n in ds.shape), ds.dtype
-    except OSError as exc:
-        why = str(exc).splitlines()[0] if str(exc) else "OSError"
-        raise IngestError(f"{path}: cannot open as HDF5 ({why})") from None
-    except h5safe.UnsafeFile as exc:
-        raise IngestError(str(exc)) from None
-    if dtype.kind != "f":
-        raise IngestError(f"{path}: filter dataset of dtype {dtype}, expected floating point")
-    if shape[1:] in ((9,), (3, 3)):
-        return 3
-    if len(shape) == 3 and shape[1] == shape[2] and shape[1] % 2 == 1 and shape[1] >= 3:
-        return shape[1]
-    raise IngestError(f"{path}: filter dataset of shape {shape}, expected (N, 9) or (N, K, K) with K odd")
-
-
-def _read_structure(path: str) -> None:
-    """What :func:`_layers` reads of a DB of K x K filters, K > 3 (for :func:`filterdb.h5safe.crash_check`)."""
-    filter_kernel(path)
-    dbmod.read_meta(path)
-
-
 def _layers(out: str, k: int) -> pd.DataFrame:
-    """The layer table of an existing DB of K x K filters (checked to be K x K).
-
-    K = 3: :func:`filterdb.db.open_db`. K > 3: the file's structure first read in a forked child
-    (:func:`filterdb.h5safe.crash_check`, as ``open_db`` does), the filter dataset checked by
-    :func:`filter_kernel`, the meta read with :func:`filterdb.db.read_meta` (no unpickling) and
-    validated against it by :func:`filterdb.db.layer_table`.
-    """
-    if k == 3:
-        layers = dbmod.open_db(out).layers
-    else:
-        try:
-            h5safe.crash_check(out, _read_structure)
-        except h5safe.UnsafeFile as exc:
-            raise IngestError(str(exc)) from None
-    have = filter_kernel(out)
+    """The layer table of an existing DB, checked to hold K x K filters (:func:`filterdb.db.open_db`:
+    the one reader, for every K)."""
+    db = dbmod.open_db(out)
+    have = db.shape.side
     if have != k:
         raise IngestError(
             f"{out}: the DB holds {kernel_name(have)} filters, this build keeps {kernel_name(k)} kernels; "
             f"append with kernel {kernel_name(have)} or build another DB"
         )
-    if k != 3:
-        with h5py.File(out, "r") as f:
-            n = int(f[next(key for key in dbmod.FILTER_KEYS if key in f)].shape[0])
-        layers = dbmod.layer_table(dbmod.read_meta(out), n, out)
-    return layers
+    return db.layers
 
 
 def _existing(out: str, k: int = 3) -> tuple[int, set, set]:
@@ -189,53 +122,6 @@ def _fill_kernel_counts(path: str, kcols: set) -> None:
         meta["conv_kind"] = meta["conv_kind"].fillna("")
     if missing or kind:
         dbmod.write_meta(meta, path)
-
-
-def _write_kxk(path: str, weights: list[np.ndarray], layers: pd.DataFrame, k: int) -> None:
-    """A new DB of K x K filters (K > 3): ``filters`` float32 ``(N, K, K)``, chunked, uncompressed and
-    resizable as :func:`filterdb.db.write_db` writes the 3x3 one, with the attribute
-    :data:`KERNEL_ATTR`; the meta as :func:`filterdb.db.write_db` stores it. Written to
-    ``path + ".partial"`` and renamed."""
-    tmp = path + ".partial"
-    n = int(layers["row_end"].max()) if len(layers) else 0
-    try:
-        with h5py.File(tmp, "w") as f:
-            ds = f.create_dataset(
-                "filters",
-                shape=(n, k, k),
-                maxshape=(None, k, k),
-                dtype="float32",
-                chunks=(min(max(n, 1), CHUNK_ROWS), k, k),
-            )
-            ds.attrs[KERNEL_ATTR] = np.int64(k)
-            for a, b, w in zip(layers["row_start"], layers["row_end"], weights):
-                ds[int(a) : int(b)] = np.asarray(w, dtype=np.float32).reshape(int(b) - int(a), k, k)
-        dbmod.write_meta(dbmod._meta_frame(layers, "v1.0"), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _append_kxk(path: str, weights: list[np.ndarray], layers: pd.DataFrame, k: int) -> None:
-    """Append layers to a DB of K x K filters (K > 3) as :func:`filterdb.db.append_db` does to a 3x3
-    one: the filter rows after the existing ones (these are not rewritten), the meta rewritten."""
-    old = _layers(path, k)
-    with h5py.File(path, "r+") as f:
-        ds = f["filters" if "filters" in f else "filter"]
-        n0 = int(ds.shape[0])
-        if ds.maxshape[0] is not None:
-            raise IngestError(f"{path}: filter dataset is not resizable; rebuild it with `filterdb build`")
-        sizes = np.array([w.shape[0] for w in weights], dtype=np.int64)
-        starts = n0 + np.cumsum(sizes) - sizes
-        ds.resize(n0 + int(sizes.sum()), axis=0)
-        for a, w in zip(starts, weights):
-            ds[int(a) : int(a) + w.shape[0]] = np.asarray(w, dtype=np.float32).reshape(-1, k, k)
-    add = layers.copy()
-    add["row_start"] = starts
-    add["row_end"] = starts + sizes
-    both = pd.concat([old.sort_values("meta_row").drop(columns=["meta_row"]), add], ignore_index=True)
-    dbmod.write_meta(dbmod._meta_frame(both, "v1.0"), path)
 
 
 def build(
@@ -291,6 +177,9 @@ def build(
         For a bad ``kernel`` (before anything is read or written), a fatal sheet error (unreadable
         sheet, missing ``model`` column, duplicate id, ...) or, with ``append``, a DB whose
         filters are not K x K.
+    filterdb.db.DBError
+        With ``append``, a DB that :func:`filterdb.db.open_db` refuses (one line naming it), or
+        whose filter dataset is not resizable.
     """
     ksize = parse_kernel(kernel)
     kname = kernel_name(ksize)
@@ -337,20 +226,25 @@ def build(
             if appending and not state["written"]:
                 shutil.copyfile(out, target)  # needs free space for one more copy of the DB
                 shutil.copymode(out, target)
-            if ksize == 3:
-                dbmod.append_db(target, weights_all, new, layout="v1.0")
-            else:
-                _append_kxk(target, weights_all, new, ksize)
+            dbmod.append_db(target, weights_all, new, layout="v1.0")
         else:
             sizes = np.array([w.shape[0] for w in weights_all], dtype=np.int64)
             ends = np.cumsum(sizes)
             new["row_start"] = ends - sizes
             new["row_end"] = ends
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-            if ksize == 3:
+            if ksize == 3:  # (N, 9), no attribute: as every earlier build
                 dbmod.write_db(target, weights_all, new, layout="v1.0")
             else:
-                _write_kxk(target, weights_all, new, ksize)
+                dbmod.write_db(
+                    target,
+                    weights_all,
+                    new,
+                    layout="v1.0",
+                    shape3x3=True,
+                    kernel=FilterShape(ksize),
+                    attrs={KERNEL_ATTR: np.int64(ksize)},
+                )
         state["written"] = True
         tables.clear()
         weights_all.clear()
