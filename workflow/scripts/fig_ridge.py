@@ -1,13 +1,14 @@
-"""Ridge plot of every axis: Gaussian KDEs (Silverman) of c0..c8 per group, from fine histograms."""
+"""Ridge plot of one axis: Gaussian KDEs (Silverman) of c0..c8 per group, from fine histograms."""
 
-from filterdb import plots, results
-from filterdb.axes import Axis
 from filterdb.glue import main
-from filterdb.subsets import group_ridges
 
 
 def run():
-    inp, out, params = snakemake.input, snakemake.output, snakemake.params
+    from filterdb import plots, results
+    from filterdb.axes import Axis
+    from filterdb.subsets import group_ridges
+
+    inp, out, params, name = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards.axis
     layers = results.read_layers(inp.layers)
     hist = results.load_npz(inp.hist)
     if "cell_edges" not in hist:
@@ -19,22 +20,21 @@ def run():
         raise ValueError(
             f"{inp.cell_hist}: {cell_counts.shape[0]} cells, but the layer plan needs {cell_of_layer.max() + 1}"
         )
-    for (name, cfg), groups_path in zip(params.axes.items(), inp.groups):
-        axis = Axis.from_config(name, dict(cfg))
-        groups = results.read_groups(groups_path)["group"].tolist()
-        r = group_ridges(layers, axis, cell_of_layer, cell_counts, hist["cell_edges"], groups)
-        results.write_tsv(r.table, getattr(out, f"table_{name}"))
-        fig = plots.ridge_plot(
-            r.grid,
-            r.density,
-            r.groups,
-            (lo, hi),
-            overlap=params.overlap,
-            scale=params.scale,
-            title=f"Coefficient distributions per group: {name}",
-        )
-        plots.save_all(fig, [getattr(out, f"svg_{name}"), getattr(out, f"png_{name}")])
-        print(f"axis {name}: {len(r.groups)} groups, grid of {r.grid.size} points")
+    axis = Axis.from_config(name, dict(params.axis))
+    groups = results.read_groups(inp.groups)["group"].tolist()
+    r = group_ridges(layers, axis, cell_of_layer, cell_counts, hist["cell_edges"], groups)
+    results.write_tsv(r.table, out.table)
+    fig = plots.ridge_plot(
+        r.grid,
+        r.density,
+        r.groups,
+        (lo, hi),
+        overlap=params.overlap,
+        scale=params.scale,
+        title=f"Coefficient distributions per group: {name}",
+    )
+    plots.save_all(fig, [out.svg, out.png])
+    print(f"axis {name}: {len(r.groups)} groups, grid of {r.grid.size} points")
 
 
 main(snakemake, run)
