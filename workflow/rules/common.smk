@@ -8,7 +8,9 @@ from filterdb import jobs
 
 # Snakemake hands nested --config values over as text ('{enabled: true}' -> "true"): read them by
 # the schema's types first (filterdb.settings.coerce_to_schema), so the README's commands work.
-_typed = jobs.coerce_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+_typed = jobs.coerce_config(
+    config, workflow.source_path("../schemas/config.schema.yaml")
+)
 config.clear()
 config.update(_typed)
 
@@ -228,7 +230,9 @@ def shard_threads():
 
 def job_mem_mb(kind, plan_path, threads=1):
     """Memory a job of this kind needs (MB), estimated from the layer plan (for resources: mem_mb)."""
-    return jobs.job_mem_mb(config, kind, plan_path, dataset_local(), n_shards(), threads)
+    return jobs.job_mem_mb(
+        config, kind, plan_path, dataset_local(), n_shards(), threads
+    )
 
 
 def single_job_mem_mb(db_path, threads=1):
@@ -283,10 +287,14 @@ def figure_targets():
     """Figures of workflow/rules/figures.smk (SVG and PNG) and their tables."""
     ext = ["svg", "png"]
     targets = expand(f"{FIGURES}/pca_{{kind}}.{{ext}}", kind=PCA_KINDS, ext=ext)
-    targets += per_axis(P.figure("{fig}_{axis}", "{ext}"), fig=["eigenimages", "drift"], ext=ext)
+    targets += per_axis(
+        P.figure("{fig}_{axis}", "{ext}"), fig=["eigenimages", "drift"], ext=ext
+    )
     targets += per_axis(P.subsets("{axis}"))
     targets += [str(P.figure(n, e)) for n in ("drift_box", "kl_combined") for e in ext]
-    targets += [str(P.figure(f"density_c{a}_c{b}", e)) for a, b in density_pairs() for e in ext]
+    targets += [
+        str(P.figure(f"density_c{a}_c{b}", e)) for a, b in density_pairs() for e in ext
+    ]
     if S.fine_bins > 0:
         targets += per_axis(P.figure("ridge_{axis}", "{ext}"), ext=ext)
         targets += per_axis(P.ridge("{axis}"))
@@ -301,7 +309,11 @@ def quality_targets():
     return (
         [str(P.quality(t)) for t in ("layers", "models", "by_depth_bin", "sensitivity")]
         + per_axis(P.quality("by_{axis}"))
-        + [str(P.figure(n, e)) for n in ("quality_depth_profile", "quality_sensitivity") for e in ext]
+        + [
+            str(P.figure(n, e))
+            for n in ("quality_depth_profile", "quality_sensitivity")
+            for e in ext
+        ]
         + per_axis(P.figure("quality_{axis}", "{ext}"), ext=ext)
     )
 
@@ -341,9 +353,9 @@ def grid_targets():
     if not config["grids"]["enabled"]:
         return []
     names = grid_axes() + ["model"]
-    return per_axis(P.figure("filter_grid_{axis}", "{ext}"), names, ext=["svg", "png"]) + per_axis(
-        P.grid("{axis}"), names
-    )
+    return per_axis(
+        P.figure("filter_grid_{axis}", "{ext}"), names, ext=["svg", "png"]
+    ) + per_axis(P.grid("{axis}"), names)
 
 
 # Reproduction of the papers (workflow/rules/paper.smk)
@@ -423,7 +435,9 @@ def zoo_targets():
     return (
         [f"{R}/models/{t}.tsv" for t in tables]
         + expand(f"{FIGURES}/models_heatmap.{{ext}}", ext=ext)
-        + per_axis(P.figure("models_embedding_{axis}", "{ext}"), zoo_label_axes(), ext=ext)
+        + per_axis(
+            P.figure("models_embedding_{axis}", "{ext}"), zoo_label_axes(), ext=ext
+        )
     )
 
 

@@ -1,6 +1,6 @@
 # Figures of the study (docs/method.md §6-§8); SVG (a report item) and PNG.
-# The figures of one axis are jobs of their own ({axis}: fig_subset_eigenimages, fig_ridge,
-# fig_drift), in the cluster group "axis" with that axis's drift tables; the figures of all axes
+# The figures of one axis are a job of their own (rule fig_axis, {axis}), in the cluster group
+# "axis" with that axis's drift tables; the figures of all axes
 # together (the drift box plot, the headline figure) and of no axis (PCA, densities) are one job
 # each. Target list: figure_targets() in common.smk; FIGURES, PCA_KINDS and density_pairs() are
 # defined there.
@@ -60,69 +60,83 @@ rule fig_pca:
         "../scripts/fig_pca.py"
 
 
-rule fig_subset_eigenimages:
-    input:
-        sums=str(P.sums),
-        layers=str(P.layers),
-        groups=str(P.groups("{axis}")),
-    output:
-        svg=report(
+def axis_figure_outputs():
+    """The figures of one axis (rule fig_axis), each its own report item: the subset PCA
+    eigenimages and their table, the drift heatmap and, with fine histograms, the ridge plot and
+    its bandwidths."""
+    out = {
+        "eigenimages_svg": report(
             str(P.figure("eigenimages_{axis}")),
             caption="../report/subset_eigenimages.rst",
             category="PCA",
             subcategory="Subset PCA",
             labels={"axis": "{axis}", "figure": "eigenimages"},
         ),
-        png=str(P.figure("eigenimages_{axis}", "png")),
-        table=report(
+        "eigenimages_png": str(P.figure("eigenimages_{axis}", "png")),
+        "subsets": report(
             str(P.subsets("{axis}")),
             caption="../report/subset_table.rst",
             category="PCA",
             subcategory="Subset PCA",
             labels={"axis": "{axis}", "figure": "table"},
         ),
-    log:
-        str(P.log("figures/eigenimages_{axis}")),
-    benchmark:
-        str(P.benchmark("figures/eigenimages_{axis}"))
-    group:
-        "axis"
-    conda:
-        "../envs/filterdb.yaml"
-    params:
-        axis=lambda wc: axis_config(wc.axis),
-    script:
-        "../scripts/fig_subset_eigenimages.py"
-
-
-rule fig_ridge:
-    input:
-        hist=str(P.hist),
-        cell_hist=str(P.cell_hist),
-        plan=str(P.plan),
-        layers=str(P.layers),
-        groups=str(P.groups("{axis}")),
-        range=str(P.range),
-    output:
-        svg=report(
+        "drift_svg": report(
+            str(P.figure("drift_{axis}")),
+            caption="../report/drift_heatmap.rst",
+            category="Drift",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "heatmap"},
+        ),
+        "drift_png": str(P.figure("drift_{axis}", "png")),
+    }
+    if S.fine_bins > 0:
+        out["ridge_svg"] = report(
             str(P.figure("ridge_{axis}")),
             caption="../report/ridge.rst",
             category="Ridge plots",
             subcategory="{axis}",
             labels={"axis": "{axis}", "figure": "ridge plot"},
-        ),
-        png=str(P.figure("ridge_{axis}", "png")),
-        table=report(
+        )
+        out["ridge_png"] = str(P.figure("ridge_{axis}", "png"))
+        out["ridge"] = report(
             str(P.ridge("{axis}")),
             caption="../report/ridge_table.rst",
             category="Ridge plots",
             subcategory="{axis}",
             labels={"axis": "{axis}", "figure": "bandwidths"},
-        ),
+        )
+    return out
+
+
+def axis_figure_inputs():
+    """What the figures of one axis read (the fine histograms only for the ridge plot)."""
+    inp = {
+        "sums": str(P.sums),
+        "layers": str(P.layers),
+        "groups": str(P.groups("{axis}")),
+        "drift": str(P.drift("{axis}")),
+    }
+    if S.fine_bins > 0:
+        inp.update(
+            hist=str(P.hist),
+            cell_hist=str(P.cell_hist),
+            plan=str(P.plan),
+            range=str(P.range),
+        )
+    return inp
+
+
+# One job per axis for that axis's figures (a job per figure would pay the start-up of Python,
+# pandas and matplotlib once per figure: ~1.5 s of CPU each).
+rule fig_axis:
+    input:
+        **axis_figure_inputs(),
+    output:
+        **axis_figure_outputs(),
     log:
-        str(P.log("figures/ridge_{axis}")),
+        str(P.log("figures/axis_{axis}")),
     benchmark:
-        str(P.benchmark("figures/ridge_{axis}"))
+        str(P.benchmark("figures/axis_{axis}"))
     group:
         "axis"
     conda:
@@ -132,31 +146,7 @@ rule fig_ridge:
         overlap=config["figures"]["ridge_overlap"],
         scale=config["figures"]["ridge_scale"],
     script:
-        "../scripts/fig_ridge.py"
-
-
-rule fig_drift:
-    input:
-        drift=str(P.drift("{axis}")),
-    output:
-        svg=report(
-            str(P.figure("drift_{axis}")),
-            caption="../report/drift_heatmap.rst",
-            category="Drift",
-            subcategory="{axis}",
-            labels={"axis": "{axis}", "figure": "heatmap"},
-        ),
-        png=str(P.figure("drift_{axis}", "png")),
-    log:
-        str(P.log("figures/drift_{axis}")),
-    benchmark:
-        str(P.benchmark("figures/drift_{axis}"))
-    group:
-        "axis"
-    conda:
-        "../envs/filterdb.yaml"
-    script:
-        "../scripts/fig_drift.py"
+        "../scripts/fig_axis.py"
 
 
 rule fig_drift_box:
