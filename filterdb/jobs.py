@@ -183,9 +183,21 @@ def job_mem_mb(config: Mapping, kind: str, plan_path, db_path, shards: int, thre
     from .accumulate import estimate_mem_mb
 
     kw = _estimate_kw(config, threads)
-    if os.path.exists(db_path):
-        kw["row_bytes"] = db_layout(db_path)[1]
+    layout = _readable_layout(db_path)
+    if layout is not None:
+        kw["row_bytes"] = layout[1]
     return estimate_mem_mb(kind, results.load_plan(plan_path), shards=shards, **kw)
+
+
+def _readable_layout(db_path):
+    """:func:`db_layout`, or None when the DB is not there or cannot be read here (the job that
+    opens it reports why, in one line)."""
+    if not os.path.exists(db_path):
+        return None
+    try:
+        return db_layout(db_path)
+    except Exception:
+        return None
 
 
 def single_job_mem_mb(config: Mapping, db_path, threads: int = 1) -> int:
@@ -207,8 +219,9 @@ def single_job_mem_mb(config: Mapping, db_path, threads: int = 1) -> int:
 
     kw = _estimate_kw(config, threads)
     filters, layers = 0, None
-    if os.path.exists(db_path):
-        filters, kw["row_bytes"] = db_layout(db_path)
+    layout = _readable_layout(db_path)
+    if layout is not None:
+        filters, kw["row_bytes"] = layout
         layers = count_layers(db_path)
     return estimate_single_job_mb(filters, layers=layers, **kw)
 

@@ -266,6 +266,72 @@ FIGURES = str(P.figures)
 PCA_KINDS = ["cumulative_variance", "covariance", "eigenimages"]
 
 
+def axis_figure_outputs():
+    """The figures of one axis (of the fig_axis rule), each its own report item, the subset PCA
+    eigenimages and their table, the drift heatmap and, with fine histograms, the ridge plot and
+    its bandwidths."""
+    out = {
+        "eigenimages_svg": report(
+            str(P.figure("eigenimages_{axis}")),
+            caption="../report/subset_eigenimages.rst",
+            category="PCA",
+            subcategory="Subset PCA",
+            labels={"axis": "{axis}", "figure": "eigenimages"},
+        ),
+        "eigenimages_png": str(P.figure("eigenimages_{axis}", "png")),
+        "subsets": report(
+            str(P.subsets("{axis}")),
+            caption="../report/subset_table.rst",
+            category="PCA",
+            subcategory="Subset PCA",
+            labels={"axis": "{axis}", "figure": "table"},
+        ),
+        "drift_svg": report(
+            str(P.figure("drift_{axis}")),
+            caption="../report/drift_heatmap.rst",
+            category="Drift",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "heatmap"},
+        ),
+        "drift_png": str(P.figure("drift_{axis}", "png")),
+    }
+    if S.fine_bins > 0:
+        out["ridge_svg"] = report(
+            str(P.figure("ridge_{axis}")),
+            caption="../report/ridge.rst",
+            category="Ridge plots",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "ridge plot"},
+        )
+        out["ridge_png"] = str(P.figure("ridge_{axis}", "png"))
+        out["ridge"] = report(
+            str(P.ridge("{axis}")),
+            caption="../report/ridge_table.rst",
+            category="Ridge plots",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "bandwidths"},
+        )
+    return out
+
+
+def axis_figure_inputs():
+    """What the figures of one axis read (the fine histograms only for the ridge plot)."""
+    inp = {
+        "sums": str(P.sums),
+        "layers": str(P.layers),
+        "groups": str(P.groups("{axis}")),
+        "drift": str(P.drift("{axis}")),
+    }
+    if S.fine_bins > 0:
+        inp.update(
+            hist=str(P.hist),
+            cell_hist=str(P.cell_hist),
+            plan=str(P.plan),
+            range=str(P.range),
+        )
+    return inp
+
+
 def density_pairs():
     """The configured coefficient pairs of the 2-D densities, as (a, b) tuples."""
     return [tuple(int(v) for v in p) for p in config["density"]["pairs"]]
