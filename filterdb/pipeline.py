@@ -290,7 +290,8 @@ class Chain:
             Files to write (rule ``analyse``): ``sums``, ``basis``, ``mean``, ``range_stats``,
             ``range``, ``hist`` and, when present, ``cell_hist`` (each closed cell written
             straight into its place, no records, no gather); then only one pass's arrays are
-            held at a time and the returned ``sums`` and ``hist`` are empty.
+            held at a time, the returned ``sums`` is empty and ``hist`` holds no fine cell
+            histograms.
 
         Returns
         -------

@@ -49,6 +49,21 @@ def per_axis(template, axes=None, **wildcards):
     return expand(str(template), axis=AXES if axes is None else axes, **wildcards)
 
 
+def axis_configs(axes=None):
+    """The configured axes (or those named) as plain dicts, the params of a job over several axes."""
+    return {a: axis_config(a) for a in (AXES if axes is None else axes)}
+
+
+def per_axis_outputs(outputs, axes=None):
+    """Named outputs of one job over several axes: outputs(axis) gives {name: file} for one axis,
+    each named name_axis here."""
+    return {
+        f"{k}_{a}": v
+        for a in (AXES if axes is None else axes)
+        for k, v in outputs(a).items()
+    }
+
+
 def step_params(step):
     """The settings rule `step`'s job reads (filterdb.settings.STEP_KEYS), as its params."""
     return {"settings": S.step(step)}
@@ -424,6 +439,28 @@ def grid_targets():
     ) + per_axis(P.grid("{axis}"), names)
 
 
+def grid_outputs(a):
+    """One axis's outputs of the filter_grids rule, its figure (SVG, a report item; PNG) and the table of
+    the rows it shows."""
+    return {
+        "svg": report(
+            str(P.figure(f"filter_grid_{a}")),
+            caption="../report/filter_grid.rst",
+            category="Filters",
+            subcategory=a,
+            labels={"axis": a, "figure": "filter grid"},
+        ),
+        "png": str(P.figure(f"filter_grid_{a}", "png")),
+        "table": report(
+            str(P.grid(a)),
+            caption="../report/filter_grid_table.rst",
+            category="Filters",
+            subcategory=a,
+            labels={"axis": a, "figure": "filter grid rows"},
+        ),
+    }
+
+
 # Reproduction of the papers (workflow/rules/paper.smk)
 def paper_origin():
     """What the configured dataset is when this workflow builds it (the sample DB, a synthetic DB),
@@ -520,6 +557,20 @@ def model_axes_targets():
     )
 
 
+def embedding_outputs(a):
+    """One labelling axis's model embedding figure of rule models (SVG, a report item; PNG)."""
+    return {
+        "svg": report(
+            str(P.figure(f"models_embedding_{a}")),
+            caption="../report/models_embedding.rst",
+            category="Models",
+            subcategory="Embedding",
+            labels={"figure": "embedding", "axis": a},
+        ),
+        "png": str(P.figure(f"models_embedding_{a}", "png")),
+    }
+
+
 # Your own models against a reference (workflow/rules/compare.smk)
 def compare_files():
     """The outputs of the compare rule by name (the files filterdb.compare.write_outputs writes),
@@ -601,6 +652,21 @@ def drift_box_uncertainty():
     if not (u["enabled"] and u["bootstrap"] > 0):
         return {}
     return {"uncertainty": f"{R}/uncertainty/axes.tsv"}
+
+
+def quality_group_outputs(a):
+    """One axis's outputs of the quality_groups rule, its table, SVG figure (a report item) and PNG."""
+    return {
+        "table": str(P.quality(f"by_{a}")),
+        "svg": report(
+            str(P.figure(f"quality_{a}")),
+            caption="../report/quality_groups.rst",
+            category="Quality",
+            subcategory=a,
+            labels={"axis": a, "figure": "quality per group"},
+        ),
+        "png": str(P.figure(f"quality_{a}", "png")),
+    }
 
 
 def quality_flag_settings():

@@ -47,7 +47,7 @@ if COMPARE["sheet"]:
             reference=lambda w, input: os.path.dirname(os.path.dirname(input.basis)),
             order=COMPARE["order"],
             precision=compare_precision(),
-            axes={a: axis_config(a) for a in AXES},
+            axes=axis_configs(),
             quality_eps=config["quality"]["eps"],
             thresholds=config["quality"]["thresholds"],
             hist_eps=config["histogram"]["eps"],

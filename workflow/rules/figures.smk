@@ -125,7 +125,7 @@ rule fig_kl_combined:
     conda:
         "../envs/filterdb.yaml"
     params:
-        axes={a: axis_config(a) for a in combined_axes()},
+        axes=axis_configs(combined_axes()),
         title=config["figures"]["combined"]["title"],
     script:
         "../scripts/fig_kl_combined.py"

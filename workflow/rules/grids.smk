@@ -12,27 +12,7 @@ rule filter_grids:
         groups=per_axis(P.groups("{axis}"), grid_axes()),
         db=dataset(),
     output:
-        **{
-            f"svg_{a}": report(
-                str(P.figure(f"filter_grid_{a}")),
-                caption="../report/filter_grid.rst",
-                category="Filters",
-                subcategory=a,
-                labels={"axis": a, "figure": "filter grid"},
-            )
-            for a in grid_axes()
-        },
-        **{f"png_{a}": str(P.figure(f"filter_grid_{a}", "png")) for a in grid_axes()},
-        **{
-            f"table_{a}": report(
-                str(P.grid(a)),
-                caption="../report/filter_grid_table.rst",
-                category="Filters",
-                subcategory=a,
-                labels={"axis": a, "figure": "filter grid rows"},
-            )
-            for a in grid_axes()
-        },
+        **per_axis_outputs(grid_outputs, grid_axes()),
         svg_model=report(
             str(P.figure("filter_grid_model")),
             caption="../report/filter_grid_model.rst",
@@ -56,7 +36,7 @@ rule filter_grids:
     conda:
         "../envs/filterdb.yaml"
     params:
-        axes={a: axis_config(a) for a in grid_axes()},
+        axes=axis_configs(grid_axes()),
         grids=config["grids"],
         precision=config["stream"]["precision"],
         checks=config["checks"],

@@ -32,7 +32,7 @@ rule model_axes:
     conda:
         "../envs/filterdb.yaml"
     params:
-        axes={a: axis_config(a) for a in AXES},
+        axes=axis_configs(),
         options=config["models"]["axes"],
     script:
         "../scripts/model_axes.py"

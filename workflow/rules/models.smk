@@ -11,17 +11,7 @@ rule models:
         hist=f"{R}/stats/hist.npz",
         basis=f"{R}/pca/basis.tsv",
     output:
-        **{
-            f"svg_{a}": report(
-                f"{FIGURES}/models_embedding_{a}.svg",
-                caption="../report/models_embedding.rst",
-                category="Models",
-                subcategory="Embedding",
-                labels={"figure": "embedding", "axis": a},
-            )
-            for a in zoo_label_axes()
-        },
-        **{f"png_{a}": f"{FIGURES}/models_embedding_{a}.png" for a in zoo_label_axes()},
+        **per_axis_outputs(embedding_outputs, zoo_label_axes()),
         drift=report(
             f"{MODELS}/drift.tsv",
             caption="../report/models_drift.rst",
@@ -82,7 +72,7 @@ rule models:
         settings=zoo_settings(),
         enabled=config["models"]["enabled"],
         max_models=config["models"]["max_models"],
-        axes={a: axis_config(a) for a in AXES},
+        axes=axis_configs(),
         label_axes=zoo_label_axes(),
         eps=config["histogram"]["eps"],
         floor=config["histogram"]["floor"],

@@ -11,9 +11,9 @@ rule paper_comparison:
         mean=f"{R}/pca/mean.tsv",
         sums=f"{R}/stats/sums.npz",
         summary=f"{R}/dataset/summary.tsv",
-        drift=expand(f"{R}/drift/{{axis}}.tsv", axis=AXES),
-        groups=expand(f"{R}/groups/{{axis}}.tsv", axis=AXES),
-        subsets=expand(f"{R}/pca/subsets/{{axis}}.tsv", axis=AXES),
+        drift=per_axis(P.drift("{axis}")),
+        groups=per_axis(P.groups("{axis}")),
+        subsets=per_axis(P.subsets("{axis}")),
     output:
         comparison=report(
             f"{R}/paper/comparison.tsv",
@@ -29,7 +29,7 @@ rule paper_comparison:
     params:
         release=config["paper"]["release"],
         origin=paper_origin(),
-        axes={a: axis_config(a) for a in AXES},
+        axes=axis_configs(),
         settings={
             "precision": config["stream"]["precision"],
             "histogram": {k: config["histogram"][k] for k in ("bins", "floor", "eps")},

@@ -21,16 +21,7 @@ QUALITY_GROUP_OUTPUTS = {
     ),
     "profile_png": str(P.figure("quality_depth_profile", "png")),
 }
-for _axis in AXES:
-    QUALITY_GROUP_OUTPUTS[f"table_{_axis}"] = str(P.quality(f"by_{_axis}"))
-    QUALITY_GROUP_OUTPUTS[f"svg_{_axis}"] = report(
-        str(P.figure(f"quality_{_axis}")),
-        caption="../report/quality_groups.rst",
-        category="Quality",
-        subcategory=_axis,
-        labels={"axis": _axis, "figure": "quality per group"},
-    )
-    QUALITY_GROUP_OUTPUTS[f"png_{_axis}"] = str(P.figure(f"quality_{_axis}", "png"))
+QUALITY_GROUP_OUTPUTS.update(per_axis_outputs(quality_group_outputs))
 
 
 rule quality_tables:
@@ -58,7 +49,7 @@ rule quality_tables:
         "../envs/filterdb.yaml"
     params:
         kind="tables",
-        axes={a: axis_config(a) for a in AXES},
+        axes=axis_configs(),
         thresholds=quality_flag_settings(),
     script:
         "../scripts/quality_tables.py"
@@ -77,7 +68,7 @@ rule quality_groups:
         "../envs/filterdb.yaml"
     params:
         kind="groups",
-        axes={a: axis_config(a) for a in AXES},
+        axes=axis_configs(),
         depth_bins=S.depth_bins,
         thresholds=quality_flag_settings(),
     script:
