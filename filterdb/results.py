@@ -185,6 +185,37 @@ class Paths:
         return self.root / "quality" / f"{name}.tsv"
 
     @property
+    def provenance(self) -> Path:
+        """``{root}/provenance.json``: the DB, config, versions and revision of the run."""
+        return self.root / "provenance.json"
+
+    def dataset(self, name: str) -> Path:
+        """A table of the DB (``summary``, ``models``): ``{root}/dataset/{name}.tsv``."""
+        return self.root / "dataset" / f"{name}.tsv"
+
+    def models(self, name: str) -> Path:
+        """A model x model table (``drift``, ``linkage``, ..., ``axes``): ``{root}/models/{name}.tsv``."""
+        return self.root / "models" / f"{name}.tsv"
+
+    @property
+    def paper(self) -> Path:
+        """The reproduction table: ``{root}/paper/comparison.tsv``."""
+        return self.root / "paper" / "comparison.tsv"
+
+    def compare(self, name: str) -> Path:
+        """A file of the comparison of models against a reference: ``{root}/compare/{name}``."""
+        return self.root / "compare" / name
+
+    def sample(self, name: str) -> Path:
+        """A file of the sample DB's build: ``{root}/sample/{name}``."""
+        return self.root / "sample" / name
+
+    @property
+    def synthetic(self) -> Path:
+        """The synthetic DB: ``{root}/synthetic/synthetic.h5``."""
+        return self.root / "synthetic" / "synthetic.h5"
+
+    @property
     def figures(self) -> Path:
         return self.root / "figures"
 

@@ -260,9 +260,9 @@ def all_targets():
     uncertainty_targets()."""
     targets = [str(p) for p in (P.basis, P.mean, P.range, P.hist)]
     targets += per_axis(P.drift("{axis}")) + per_axis(P.groups("{axis}"))
-    targets.append(f"{R}/dataset/summary.tsv")
-    targets.append(f"{R}/dataset/models.tsv")
-    targets.append(f"{R}/provenance.json")
+    targets.append(str(P.dataset("summary")))
+    targets.append(str(P.dataset("models")))
+    targets.append(str(P.provenance))
     return (
         targets
         + figure_targets()
@@ -277,7 +277,6 @@ def all_targets():
 
 
 # Figures (workflow/rules/figures.smk)
-FIGURES = str(P.figures)
 PCA_KINDS = ["cumulative_variance", "covariance", "eigenimages"]
 
 
@@ -367,7 +366,7 @@ def combined_axes():
 def figure_targets():
     """Figures of workflow/rules/figures.smk (SVG and PNG) and their tables."""
     ext = ["svg", "png"]
-    targets = expand(f"{FIGURES}/pca_{{kind}}.{{ext}}", kind=PCA_KINDS, ext=ext)
+    targets = expand(str(P.figure("pca_{kind}", "{ext}")), kind=PCA_KINDS, ext=ext)
     targets += per_axis(
         P.figure("{fig}_{axis}", "{ext}"), fig=["eigenimages", "drift"], ext=ext
     )
@@ -466,8 +465,12 @@ def paper_origin():
     """What the configured dataset is when this workflow builds it (the sample DB, a synthetic DB),
     else '': such a DB is never the study's data, whatever its counts."""
     built = {
-        f"{R}/sample/sample.h5": "the sample DB this workflow builds (rule build_sample_db)",
-        f"{R}/synthetic/synthetic.h5": "a synthetic DB this workflow generates (rule synthetic_db; not real data)",
+        str(
+            P.sample("sample.h5")
+        ): "the sample DB this workflow builds (rule build_sample_db)",
+        str(
+            P.synthetic
+        ): "a synthetic DB this workflow generates (rule synthetic_db; not real data)",
     }
     built = {os.path.normpath(k): v for k, v in built.items()}
     return built.get(os.path.normpath(dataset_local()), "")
@@ -494,7 +497,7 @@ def paper_statement(wildcards):
 
 def paper_targets():
     """The reproduction table paper/comparison.tsv (workflow/rules/paper.smk)."""
-    return [f"{R}/paper/comparison.tsv"]
+    return [str(P.paper)]
 
 
 # Model to model (workflow/rules/models.smk, model_axes.smk)
@@ -510,7 +513,7 @@ def zoo_decision():
     path = dataset_local()
     if os.path.exists(path):
         n = jobs.count_models(path)
-    elif os.path.normpath(path) == os.path.normpath(f"{R}/synthetic/synthetic.h5"):
+    elif os.path.normpath(path) == os.path.normpath(str(P.synthetic)):
         n = config["synthetic"]["models"]
     else:
         n = None
@@ -536,8 +539,8 @@ def zoo_targets():
     ext = ["svg", "png"]
     tables = ["drift", "linkage", "order", "embedding", "nearest", "summary"]
     return (
-        [f"{R}/models/{t}.tsv" for t in tables]
-        + expand(f"{FIGURES}/models_heatmap.{{ext}}", ext=ext)
+        [str(P.models(t)) for t in tables]
+        + [str(P.figure("models_heatmap", e)) for e in ext]
         + per_axis(
             P.figure("models_embedding_{axis}", "{ext}"), zoo_label_axes(), ext=ext
         )
@@ -552,9 +555,9 @@ def model_axes_targets():
     jobs.selected_axes(config["axes"], config["models"]["axes"]["include"])
     if not zoo_targets():
         return []
-    return [f"{R}/models/axes.tsv"] + expand(
-        f"{FIGURES}/models_axes.{{ext}}", ext=["svg", "png"]
-    )
+    return [str(P.models("axes"))] + [
+        str(P.figure("models_axes", e)) for e in ("svg", "png")
+    ]
 
 
 def embedding_outputs(a):
@@ -575,25 +578,25 @@ def embedding_outputs(a):
 def compare_files():
     """The outputs of the compare rule by name (the files filterdb.compare.write_outputs writes),
     the tables, the model x model heatmap, and with compare.order the trajectory."""
-    d = f"{R}/compare"
+    d = P.compare
     files = {
-        "drift": f"{d}/drift.tsv",
-        "heatmap_svg": f"{d}/drift_heatmap.svg",
-        "heatmap_png": f"{d}/drift_heatmap.png",
-        "models": f"{d}/models.tsv",
-        "layer_drift": f"{d}/layer_drift.tsv",
-        "unmatched": f"{d}/unmatched_layers.tsv",
-        "depth_drift": f"{d}/depth_drift.tsv",
-        "groups": f"{d}/groups.tsv",
-        "quality_layers": f"{d}/quality_layers.tsv",
-        "quality_models": f"{d}/quality_models.tsv",
-        "summary": f"{d}/summary.json",
+        "drift": str(d("drift.tsv")),
+        "heatmap_svg": str(d("drift_heatmap.svg")),
+        "heatmap_png": str(d("drift_heatmap.png")),
+        "models": str(d("models.tsv")),
+        "layer_drift": str(d("layer_drift.tsv")),
+        "unmatched": str(d("unmatched_layers.tsv")),
+        "depth_drift": str(d("depth_drift.tsv")),
+        "groups": str(d("groups.tsv")),
+        "quality_layers": str(d("quality_layers.tsv")),
+        "quality_models": str(d("quality_models.tsv")),
+        "summary": str(d("summary.json")),
     }
     if config["compare"]["order"]:
         files.update(
-            trajectory=f"{d}/trajectory.tsv",
-            trajectory_svg=f"{d}/trajectory.svg",
-            trajectory_png=f"{d}/trajectory.png",
+            trajectory=str(d("trajectory.tsv")),
+            trajectory_svg=str(d("trajectory.svg")),
+            trajectory_png=str(d("trajectory.png")),
         )
     return files
 
@@ -614,15 +617,15 @@ def compare_inputs(wildcards):
     """Inputs of the compare rule (the sheet, the reference's tables (never its filters) and the sheet's
     local model files of its `path` rows); a sheet that cannot be read here lists no model file, and
     the job reports why in one line."""
-    ref = compare_reference()
+    ref = jobs.Paths(compare_reference())
     sheet = config["compare"]["sheet"]
     inputs = {
         "sheet": sheet,
-        "basis": f"{ref}/pca/basis.tsv",
-        "mean": f"{ref}/pca/mean.tsv",
-        "range": f"{ref}/pca/range.tsv",
-        "layers": f"{ref}/stats/layers.tsv",
-        "hist": f"{ref}/stats/hist.npz",
+        "basis": str(ref.basis),
+        "mean": str(ref.mean),
+        "range": str(ref.range),
+        "layers": str(ref.layers),
+        "hist": str(ref.hist),
         "models": [],
     }
     try:
@@ -651,7 +654,7 @@ def drift_box_uncertainty():
     u = config["uncertainty"]
     if not (u["enabled"] and u["bootstrap"] > 0):
         return {}
-    return {"uncertainty": f"{R}/uncertainty/axes.tsv"}
+    return {"uncertainty": str(P.uncertainty)}
 
 
 def quality_group_outputs(a):
@@ -687,7 +690,7 @@ def sample_sheet():
 
 def sample_sheets():
     """The sheets merged into the sample DB: the fetched archives' sheet (+ the digits CNN)."""
-    sheets = [f"{R}/sample/models.tsv"]
+    sheets = [str(P.sample("models.tsv"))]
     if config["sample"]["digits"]["train"]:
-        sheets.append(f"{R}/sample/digits/models.tsv")
+        sheets.append(str(P.sample("digits/models.tsv")))
     return sheets

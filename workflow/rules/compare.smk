@@ -39,7 +39,7 @@ if COMPARE["sheet"]:
         output:
             **COMPARE_OUTPUTS,
         log:
-            f"{R}/logs/compare.log",
+            str(P.log("compare")),
         conda:
             "../envs/filterdb.yaml"
         params:

@@ -45,13 +45,13 @@ rule dataset_summary:
         groups=per_axis(P.groups("{axis}")),
     output:
         summary=report(
-            f"{R}/dataset/summary.tsv",
+            str(P.dataset("summary")),
             caption="../report/dataset_summary.rst",
             category="Dataset",
             labels={"table": "models, layers and filters per group"},
         ),
     log:
-        f"{R}/logs/dataset_summary.log",
+        str(P.log("dataset_summary")),
     localrule: True
     conda:
         "../envs/filterdb.yaml"
@@ -66,13 +66,13 @@ rule models_table:
         db=dataset(),
     output:
         models=report(
-            f"{R}/dataset/models.tsv",
+            str(P.dataset("models")),
             caption="../report/models_table.rst",
             category="Dataset",
             labels={"table": "models of the DB"},
         ),
     log:
-        f"{R}/logs/models_table.log",
+        str(P.log("models_table")),
     localrule: True
     conda:
         "../envs/filterdb.yaml"

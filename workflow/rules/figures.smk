@@ -2,8 +2,8 @@
 # The figures of one axis are a job of their own (rule fig_axis, {axis}), in the cluster group
 # "axis" with that axis's drift tables; the figures of all axes
 # together (the drift box plot, the headline figure) and of no axis (PCA, densities) are one job
-# each. Target list: figure_targets() in common.smk; FIGURES, PCA_KINDS and density_pairs() are
-# defined there.
+# each. Target list: figure_targets() in common.smk; PCA_KINDS and density_pairs() are defined
+# there.
 
 PCA_LABELS = {
     "cumulative_variance": "cumulative explained variance",
@@ -160,7 +160,7 @@ rule fig_density:
 
 rule readme_figures:
     input:
-        [f"{FIGURES}/{name}" for name in README_FIGURES],
+        [str(P.figures / name) for name in README_FIGURES],
     output:
         [f"docs/figures/{name}" for name in README_FIGURES],
     log:
