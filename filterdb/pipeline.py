@@ -14,16 +14,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import divergence, results
+from . import results
 from .accumulate import CellHistFile, PassSettings, coefficient_range, gather_parts, run_shard
-from .axes import Axis, axes_from_config, depth_axis, group_table, layer_labels
 from .histogram import uniform_edges
 from .pca import PCA, global_pca
 from .results import Plan
 from .settings import Settings, schema_default
+
+if TYPE_CHECKING:
+    from .axes import Axis
+
+# axes and divergence (pandas) are imported by the steps that use them: a shard job starts without pandas
 
 PASSES = ("sums", "range", "hist")
 
@@ -74,6 +79,8 @@ def cell_table(layers, depth_bins: int) -> tuple[np.ndarray, object]:
         ``cell``, ``model_id``, ``depth_bin`` (label as on the depth axis), ``n_layers``, ``n_filters``.
     """
     import pandas as pd
+
+    from .axes import depth_axis, layer_labels
 
     depth = layer_labels(layers, depth_axis(depth_bins))
     key = pd.DataFrame(
@@ -138,6 +145,9 @@ def axis_result(
     ``eps`` and ``floor`` (``histogram.eps``, ``histogram.floor``: ``density``, the study, or
     ``probability``; None: the schema's defaults) and ``edges`` (the histogram bin edges, needed by
     ``density``) as :func:`filterdb.divergence.probabilities`."""
+    from . import divergence
+    from .axes import group_table, layer_labels
+
     eps = float(schema_default("histogram.eps")) if eps is None else eps
     floor = schema_default("histogram.floor") if floor is None else floor
     labels = layer_labels(layers, axis)
@@ -202,6 +212,8 @@ class Chain:
     def axes(self) -> list[Axis]:
         """The axes of the chain (:func:`filterdb.axes.axes_from_config` of the settings)."""
         if self._axes is None:
+            from .axes import axes_from_config
+
             self._axes = axes_from_config(self.settings.axes)
         return self._axes
 
@@ -371,6 +383,8 @@ class Chain:
             results.write_tsv(drift, out["drift"])
             print(f"axis {axis.name}: {len(groups)} groups")
             if groups.empty:
+                from .axes import layer_labels
+
                 why = (
                     f"no layer has a value in column {axis.column!r}"
                     if layer_labels(layers, axis).isna().all()
