@@ -432,7 +432,13 @@ def _config_of(config: Mapping | None, axes, keywords: dict) -> dict:
             node = node.setdefault(k, {})
         node[last] = value
 
+    def plain(v):  # tuples as lists, as a config file holds them (the schema's arrays)
+        if isinstance(v, Mapping):
+            return {k: plain(x) for k, x in v.items()}
+        return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+
     for name, value in keywords.items():
+        value = plain(value)
         if name == "quality":  # {"eps": e, "eps_grid": [...]} or None (off)
             put("quality.enabled", value is not None)
             if value is not None:
