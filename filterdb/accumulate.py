@@ -49,9 +49,20 @@ class NonFiniteError(ValueError):
     """Filters holding NaN or Inf, with the policy ``error``."""
 
 
+def _schema(key: str):
+    """A default factory reading the schema's default of ``key`` (:func:`filterdb.settings.schema_default`)."""
+    from .settings import schema_default
+
+    return lambda: schema_default(key)
+
+
 @dataclass
 class PassSettings:
     """Settings of the streamed passes (config ``stream``, ``histogram``, ``density``, ``quality``).
+
+    Built by :meth:`from_settings` from the chain's :class:`filterdb.settings.Settings`; a field
+    left out when constructing directly takes the schema's default (or is off: no quality metrics,
+    fine or fixed-range histograms, densities; one thread).
 
     Attributes
     ----------
@@ -64,8 +75,8 @@ class PassSettings:
         between the lanes, so the read buffers take the same memory.
     precision : {"float32", "float16", "float64"}
         How a stored value is loaded (:data:`filterdb.kernels.PRECISIONS`, docs/method.md §1):
-        the study's float16 arithmetic (default: the value rounded straight to float16, each
-        peak-scaled value the float32 quotient rounded to float16), rounded to float32, or as stored.
+        the study's float16 arithmetic (the value rounded straight to float16, each peak-scaled
+        value the float32 quotient rounded to float16), rounded to float32, or as stored.
     nonfinite : {"error", "drop"}
         Filters holding NaN/Inf: stop with a message naming the row, model and layer, or leave
         them out of every statistic (counted per layer in ``nonfinite``).
@@ -97,20 +108,73 @@ class PassSettings:
         larger than memory.
     """
 
-    block_rows: int = DEFAULT_BLOCK_ROWS
+    block_rows: int = field(default_factory=_schema("stream.block_rows"))
     threads: int = 1
-    precision: str = "float16"
-    nonfinite: str = "error"
+    precision: str = field(default_factory=_schema("stream.precision"))
+    nonfinite: str = field(default_factory=_schema("stream.nonfinite"))
     quality_eps: float | None = None
     quality_eps_grid: tuple = ()
-    orthogonality: bool = True
+    orthogonality: bool = field(default_factory=_schema("quality.orthogonality"))
     fine_bins: int = 0
     density_pairs: list = field(default_factory=list)
-    density_bins: int = 512
-    density_extent: tuple = (-3.3, 3.3)
+    density_bins: int = field(default_factory=_schema("density.bins"))
+    density_extent: tuple = field(default_factory=lambda: tuple(_schema("density.extent")()))
     fixed_range: tuple | None = None
     progress: bool = True
     bypass_cache: bool = False
+
+    @classmethod
+    def from_settings(cls, settings, threads: int = 1, db_path=None, progress: bool = False) -> PassSettings:
+        """The passes' settings of the chain's settings.
+
+        Parameters
+        ----------
+        settings : filterdb.settings.Settings
+            The whole config or a pass's slice of it (:data:`filterdb.settings.STEP_KEYS`): a
+            section the slice lacks is off here (no quality metrics without ``quality``, no fine
+            or 2-D histograms without ``histogram`` / ``density``).
+        threads : int
+            Compute threads of the job.
+        db_path : str, optional
+            The DB, for ``stream.bypass_page_cache: auto`` (bypassed when the DB is larger than
+            this machine's memory).
+        progress : bool
+
+        Returns
+        -------
+        PassSettings
+        """
+        from .stream import page_cache_fits
+
+        st, q, d, h = settings.stream, settings.quality, settings.density, settings.histogram
+        bypass = st["bypass_page_cache"]
+        if bypass == "auto":
+            bypass = db_path is not None and not page_cache_fits(db_path)
+        kw = {}  # a key the slice lacks keeps the field's default (the schema's, or off)
+        if q is not None:
+            kw.update(
+                quality_eps=float(q["eps"]),
+                quality_eps_grid=tuple(q["sensitivity"]["eps"]),
+                orthogonality=bool(q["orthogonality"]),
+            )
+        if "fine_bins" in h:
+            kw["fine_bins"] = int(h["fine_bins"])
+        if "pairs" in d:
+            kw["density_pairs"] = [tuple(v) for v in d["pairs"]]
+        if "bins" in d:
+            kw["density_bins"] = int(d["bins"])
+        if "extent" in d:
+            kw["density_extent"] = tuple(d["extent"])
+        return cls(
+            bypass_cache=bool(bypass),
+            block_rows=int(st["block_rows"]),
+            threads=int(threads),
+            precision=st["precision"],
+            nonfinite=st["nonfinite"],
+            fixed_range=fixed_range(settings.fixed_range),
+            progress=progress,
+            **kw,
+        )
 
 
 def eps_grid(eps: float, grid=()) -> np.ndarray:

@@ -1,179 +1,364 @@
-"""The workflow's job steps, shared by the per-step scripts and the one-job path.
+"""The workflow's side of the package: what its rules and thin scripts call, and nothing else.
 
-A sharded run has a job per step: ``layer_table``, a ``shard_{sums,range,hist}`` job per shard, the
-gathers and ``drift``. A run with one shard (the default for a small DB: config
-``stream.single_job_filters``) does the same steps in one job, rule ``analyse``: every step's
-Python start-up, imports and read of the previous step's files is paid once, which is most of the
-time of a small DB. Both paths call the functions below, so they write the same files.
+* **Job steps**: each script hands its Snakemake job to one function here, which runs one step of
+  the analysis chain (:class:`filterdb.pipeline.Chain`, the one driver) with the settings its
+  rule hands over (its step's slice of the filled config, :meth:`filterdb.settings.Settings.step`):
+  rule ``analyse`` (the layer table, the three passes and their gathers in one job), the per-step
+  rules (``layer_table``, a ``shard_{sums,range,hist}`` job per shard, the gathers) and ``drift``
+  (one job per axis).
+* **Planning helpers** for ``workflow/rules/common.smk``: the step settings, the DB's layout and the
+  jobs' memory estimates (:func:`job_mem_mb`, :func:`single_job_mem_mb`), so that the workflow
+  reaches the package only through this module and :mod:`filterdb.results` (the results layout).
+
+numpy-only at import: pandas, h5py and the DB reader are imported by the steps that need them (a
+shard or gather job starts without them).
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Mapping
 
 from . import results
-from .accumulate import CellHistFile, PassSettings, coefficient_range, fixed_range, gather_parts, run_shard
-from .histogram import uniform_edges
-from .pca import global_pca
 
-# pandas, h5py and the DB reader are imported by the steps that need them: a shard or gather job
-# starts without them (~1 s here)
+#: The results layout (:class:`filterdb.results.Paths`), for the rules' paths.
+Paths = results.Paths
+
+# --- planning helpers (common.smk) ---
 
 
-def pass_settings(
-    stream: Mapping,
-    quality: Mapping | None,
-    fine_bins: int,
-    density: Mapping,
-    threads: int,
-    db_path=None,
-    fixed=None,
-):
-    """:class:`filterdb.accumulate.PassSettings` from the rule's params (config ``stream``,
-    ``quality`` with ``eps_grid`` = ``quality.sensitivity.eps``, ``histogram.fine_bins``,
-    ``density``, ``models.range`` as ``fixed``) and its threads; ``stream.bypass_page_cache:
-    auto`` bypasses it when the DB ``db_path`` is larger than this machine's memory."""
-    from .stream import page_cache_fits
+def coerce_config(config: Mapping, schema_path) -> dict:
+    """``--config`` strings read by the schema's types (:func:`filterdb.settings.coerce_to_schema`)."""
+    from .settings import coerce_to_schema
 
-    d = dict(density or {})
-    bypass = stream.get("bypass_page_cache", "auto")
-    if bypass == "auto":
-        bypass = db_path is not None and not page_cache_fits(db_path)
-    return PassSettings(
-        bypass_cache=bool(bypass),
-        block_rows=stream["block_rows"],
+    return coerce_to_schema(config, schema_path)
+
+
+def schema_error_line(exc) -> str:
+    """One line for a config that fails the schema (:func:`filterdb.settings.schema_error_line`)."""
+    from .settings import schema_error_line as line
+
+    return line(exc)
+
+
+def is_xz(url: str) -> bool:
+    """Whether the published download is xz-compressed (:func:`filterdb.fetch.is_xz`)."""
+    from .fetch import is_xz as xz
+
+    return xz(url)
+
+
+def study_axes(axes: Mapping) -> dict:
+    """The configured axis of each of the study's axes (:func:`filterdb.paper.study_axes`)."""
+    from .paper import study_axes as study
+
+    return study(axes)
+
+
+def planned_statement(path, release, origin: str) -> str:
+    """The reproduction table's release statement (:func:`filterdb.paper.planned_statement`)."""
+    from .paper import planned_statement as statement
+
+    return statement(path, release, origin)
+
+
+def count_models(path) -> int:
+    """The DB's model count, from its meta index (:func:`filterdb.zoo.count_models`)."""
+    from .zoo import count_models as count
+
+    return count(path)
+
+
+def zoo_decide(enabled, n_models, max_models):
+    """(on, why) for the model x model analysis (:func:`filterdb.zoo.decide`)."""
+    from .zoo import decide
+
+    return decide(enabled, n_models, max_models)
+
+
+def zoo_label_axes(axes: Mapping) -> list:
+    """The axes that label models (:func:`filterdb.zoo.label_axes`)."""
+    from .zoo import label_axes
+
+    return label_axes(axes)
+
+
+def selected_axes(axes: Mapping, include):
+    """The axes the model x model axis tests take (:func:`filterdb.distance_tests.selected_axes`)."""
+    from .distance_tests import selected_axes as selected
+
+    return selected(axes, include)
+
+
+def read_sheet(path):
+    """A models sheet (:func:`filterdb.ingest.sheet.read_sheet`)."""
+    from .ingest.sheet import read_sheet as read
+
+    return read(path)
+
+
+def settings_of(config: Mapping):
+    """The chain's :class:`filterdb.settings.Settings` of the workflow's filled config."""
+    from .settings import Settings
+
+    return Settings.from_config(config, filled=True)
+
+
+def step_params(config: Mapping, step: str, axis: str | None = None) -> dict:
+    """The settings rule ``step`` hands its job (its params): the slice of the config it reads.
+
+    Parameters
+    ----------
+    config : mapping
+        The workflow's filled config.
+    step : str
+        ``analyse``, ``layer_table``, ``sums``, ``range``, ``hist`` or ``drift``.
+    axis : str, optional
+        The axis of a per-axis step.
+
+    Returns
+    -------
+    dict
+    """
+    return settings_of(config).step(step, axis)
+
+
+def db_layout(path) -> tuple[int, int]:
+    """(filters, bytes per stored filter) of a DB: its dtype's size times the values per filter
+    from the shape of its filter dataset.
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    (int, int)
+
+    Raises
+    ------
+    ValueError, OSError
+        When the file is not a DB that can be read here.
+    """
+    from .db import filter_layout
+    from .pipeline import filter_bytes
+
+    key, n, _ = filter_layout(path)
+    return n, filter_bytes(path, key)
+
+
+def _estimate_kw(config: Mapping, threads: int) -> dict:
+    from .accumulate import eps_grid, fixed_range
+
+    h, d, q = config["histogram"], config["density"], config["quality"]
+    return dict(
         threads=threads,
-        precision=stream["precision"],
-        nonfinite=stream["nonfinite"],
-        quality_eps=(quality or {}).get("eps"),
-        quality_eps_grid=tuple((quality or {}).get("eps_grid") or ()),
-        orthogonality=(quality or {}).get("orthogonality", True),
-        fine_bins=fine_bins,
-        density_pairs=[tuple(v) for v in d.get("pairs", [])],
-        density_bins=d.get("bins", 512),
-        density_extent=tuple(d.get("extent", (-3.3, 3.3))),
-        fixed_range=fixed_range(fixed),
+        block_rows=config["stream"]["block_rows"],
+        bins=h["bins"],
+        fine_bins=h["fine_bins"],
+        density_pairs=len(d["pairs"]),
+        density_bins=d["bins"],
+        eps_grid=len(eps_grid(q["eps"], q["sensitivity"]["eps"])) if q["enabled"] else 0,
+        fixed=fixed_range(config.get("models", {}).get("range")) is not None,
     )
 
 
-def layer_table(
-    db_path: str, columns: list[str], depth_bins: int, layers_out, plan_out, cells_out, coverage_out, checks
-):
-    """Rule ``layer_table``: read the DB's meta, write the layer table, the layer plan, the fine
-    histogram cells and the coverage of the filter array (rows of no layer, empty layers: also
-    printed to the log; config ``checks``). Returns ``(db, plan)``."""
-    from . import pipeline
-    from .db import open_db
+def job_mem_mb(config: Mapping, kind: str, plan_path, db_path, shards: int, threads: int = 1) -> int:
+    """Memory (MB) a job of ``kind`` (``shard_sums``, ``gather_hist``, ...) needs, estimated from
+    the layer plan and the DB's bytes per filter (:func:`filterdb.accumulate.estimate_mem_mb`).
 
-    db = open_db(db_path, required_columns=columns, checks=dict(checks))
-    for line in db.coverage.messages(db.path):
-        for stream in {sys.stderr, sys.__stderr__}:  # the log, and the terminal (workflow scripts log stderr)
-            print(f"warning: {line}", file=stream)
-    if db.dtype != "float32":
-        size = db.shape.row_bytes({"float16": 2, "float64": 8}.get(db.dtype, 4))
-        print(
-            f"note: {db.path}: dataset '{db.key}' is {db.dtype} ({size} B per filter): the passes read it as "
-            f"stored and their kernels round each value as stream.precision says",
-            file=sys.stderr,
-        )
-    plan, cells = pipeline.make_plan(db.layers, depth_bins, db.key, db.width)
-    results.write_layers(db.layers, layers_out)
-    results.save_npz(plan_out, plan.arrays())
-    results.write_tsv(cells, cells_out, floats=False)
-    results.write_tsv(db.coverage.table(), coverage_out, floats=False)
-    print(
-        f"{db.path}: dataset '{db.key}', {db.n_rows} rows, {len(db.layers)} layers, "
-        f"{db.layers['model_id'].nunique()} models, {len(cells)} fine-histogram cells"
+    Parameters
+    ----------
+    config : mapping
+        The workflow's filled config.
+    kind : str
+    plan_path, db_path : str
+        The layer plan and the DB (read for its layout when it exists).
+    shards, threads : int
+
+    Returns
+    -------
+    int
+    """
+    from .accumulate import estimate_mem_mb
+
+    kw = _estimate_kw(config, threads)
+    layout = _readable_layout(db_path)
+    if layout is not None:
+        kw["row_bytes"] = layout[1]
+    return estimate_mem_mb(kind, results.load_plan(plan_path), shards=shards, **kw)
+
+
+def _readable_layout(db_path):
+    """:func:`db_layout`, or None when the DB is not there or cannot be read here (the job that
+    opens it reports why, in one line)."""
+    if not os.path.exists(db_path):
+        return None
+    try:
+        return db_layout(db_path)
+    except Exception:
+        return None
+
+
+def single_job_mem_mb(config: Mapping, db_path, threads: int = 1) -> int:
+    """Memory (MB) of the job of rule ``analyse``, from the DB's layout and its meta table's row
+    count (its layer plan does not exist yet; :func:`filterdb.accumulate.estimate_single_job_mb`).
+
+    Parameters
+    ----------
+    config : mapping
+    db_path : str
+    threads : int
+
+    Returns
+    -------
+    int
+    """
+    from .accumulate import estimate_single_job_mb
+    from .db import count_layers
+
+    kw = _estimate_kw(config, threads)
+    filters, layers = 0, None
+    layout = _readable_layout(db_path)
+    if layout is not None:
+        filters, kw["row_bytes"] = layout
+        layers = count_layers(db_path)
+        from .db import filter_geometry
+
+        kw["width"] = filter_geometry(db_path)[3].size  # values per filter (the per-layer arrays grow with it)
+    return estimate_single_job_mb(filters, layers=layers, **kw)
+
+
+def check_config(config: Mapping) -> None:
+    """Checks of the config beyond its schema, at the run's start (a ValueError naming the key):
+    ``models.range`` and the eps grid of ``quality.sensitivity.eps``."""
+    from .accumulate import eps_grid, fixed_range
+
+    fixed_range(config.get("models", {}).get("range"))
+    q = config["quality"]
+    eps_grid(q["eps"], q["sensitivity"]["eps"])
+
+
+# --- job steps (workflow/scripts) ---
+
+
+def _chain(snakemake):
+    """The chain of a job: its DB (input ``db``, if any), its rule's settings, its threads."""
+    from .pipeline import Chain
+    from .settings import Settings
+
+    settings = Settings.from_config(snakemake.params.settings, filled=True)
+    return Chain(snakemake.input.get("db"), settings, threads=snakemake.threads)
+
+
+def layer_table(snakemake) -> None:
+    """Rule ``layer_table``: the layer table, the layer plan, the fine-histogram cells and the
+    coverage of the filter array (also printed to the log; config ``checks``)."""
+    _chain(snakemake).layer_table(snakemake.output)
+
+
+def shard_pass(snakemake) -> None:
+    """Rules ``shard_{sums,range,hist}``: one pass over one shard's layers, its part (and, for
+    sums and range, the small exact totals the next passes read)."""
+    from .accumulate import TOTALS, basis_from_parts, range_from_parts
+    from .histogram import uniform_edges
+    from .stream import parse_scatteritem
+
+    inp, out, kind = snakemake.input, snakemake.output, snakemake.params.kind
+    shard, shards = parse_scatteritem(snakemake.wildcards.scatteritem)
+    chain = _chain(snakemake)
+    plan = results.load_plan(inp.plan)
+    kw = {}
+    if kind != "sums":  # straight from the previous passes' parts (exact sums, min/max): no wait for the gathers
+        g = basis_from_parts(list(inp.sums))
+        kw["basis"] = (g.mean, g.components)
+    if kind == "hist":
+        kw["edges"] = uniform_edges(*range_from_parts(list(inp.ranges)), chain.settings.bins)
+    part = chain.shard(
+        kind,
+        plan,
+        shard,
+        shards,
+        layer_names=lambda g: results.describe_layer(inp.layers, g),
+        cell_sink=out.get("cells"),
+        **kw,
     )
-    return db, plan
+    results.save_npz(out.part, part)
+    if "totals" in out.keys():  # the exact totals the next passes need (kept: small)
+        results.save_npz(out.totals, {k: v for k, v in part.items() if k.startswith(TOTALS)})
 
 
-def write_gathered(gathered: dict, stats_out, basis_out=None, mean_out=None, range_out=None):
-    """Write a gathered pass (rules ``gather_{sums,range,hist}``): its arrays, and the global PCA
-    (sums) or the shared coefficient range (range). Returns the PCA, the range or None."""
-    results.save_npz(stats_out, gathered)
-    if range_out is not None:
-        lo, hi = coefficient_range(gathered["cmin"], gathered["cmax"])
-        results.write_range(range_out, lo, hi)
-        return lo, hi
-    if basis_out is not None:
-        p = global_pca(gathered)
-        results.write_basis(p, basis_out, mean_out)
-        print(f"PCA over {p.n} filters; cumulative explained variance {p.explained_variance_ratio.cumsum().round(3)}")
-        return p
-    return None
+def gather_pass(snakemake) -> None:
+    """Rules ``gather_{sums,range,hist,cells}``: the parts of one pass, one part at a time."""
+    from .accumulate import gather_parts
+    from .pipeline import Chain
+
+    out = snakemake.output
+    plan = results.load_plan(snakemake.input.plan)
+    cells = list(snakemake.input.get("cells", [])) or None
+    parts = list(snakemake.input.parts)
+    if "cell_hist" in out.keys():  # gather_cells: only the fine cell histograms
+
+        def gather(tmp):
+            gather_parts(parts, plan.n_layers, plan.n_cells, tmp, cell_files=cells)
+
+        results.atomic_write(out.cell_hist, gather)  # renamed only once the gather is complete
+        print(f"gathered the fine histograms of {plan.n_cells} cells from {len(parts)} parts")
+        return
+    g = gather_parts(parts, plan.n_layers, plan.n_cells, cells=False)
+    Chain.write_gathered(g, out.stats, out.get("basis"), out.get("mean"), out.get("range"))
+    print(f"gathered {len(parts)} parts, {plan.n_layers} layers: {sorted(g)}")
 
 
-def drift_tables(layers, hist: Mapping, evr, axes: Mapping, eps: float, floor: str, path_of: Callable) -> None:
-    """Rule ``drift``: each axis's group table and drift matrix, written to ``path_of("groups",
-    axis)`` and ``path_of("drift", axis)``."""
-    from . import pipeline
-    from .axes import Axis, layer_labels
-
-    for name, cfg in axes.items():
-        axis = Axis.from_config(name, dict(cfg))
-        groups, drift = pipeline.axis_result(layers, hist["counts"], evr, axis, eps, floor, hist["edges"])
-        results.write_tsv(groups, path_of("groups", name), floats=False)
-        results.write_tsv(drift, path_of("drift", name))
-        print(f"axis {name}: {len(groups)} groups")
-        if groups.empty:
-            why = (
-                f"no layer has a value in column {axis.column!r}"
-                if layer_labels(layers, axis).isna().all()
-                else "every group is below min_models / min_filters"
-            )
-            print(f"axis {name}: {why}: no groups, empty drift table", file=sys.stderr)
+def analyse(snakemake) -> None:
+    """Rule ``analyse``: the layer table, the three passes (the job's threads each) and their
+    gathers in one job, with the same outputs as the per-step rules; the fine cell histograms
+    (``cell_hist``, when asked for) are written here too."""
+    chain = _chain(snakemake)
+    db, plan, _ = chain.layer_table(snakemake.output)
+    chain.passes(db, plan, 1, snakemake.output)
 
 
-def analyse(inp, out, params, threads: int) -> None:
-    """Rule ``analyse``: the layer table, the three passes (``threads`` lanes each), their gathers
-    and the drift tables of every axis in one job, with the same outputs as the per-step rules; the
-    fine cell histograms (``cell_hist``, when asked for) are gathered here too."""
-    from . import pipeline
+def drift(snakemake) -> None:
+    """Rule ``drift``: the group table and drift matrix of one axis (``{axis}``)."""
+    from .axes import Axis
 
-    db, plan = layer_table(
-        inp.db, params.columns, params.depth_bins, out.layers, out.plan, out.cells, out.coverage, params.checks
-    )
-    s = pass_settings(
-        params.stream, params.quality, params.fine_bins, params.density, threads, inp.db, params.get("fixed_range")
-    )
-    names = pipeline.layer_namer(db.layers)
+    inp, out = snakemake.input, snakemake.output
+    name = snakemake.wildcards.axis
+    chain = _chain(snakemake)
+    axis = Axis.from_config(name, chain.settings.axes[name])
+    chain.drift(results.read_layers(inp.layers), results.load_npz(inp.hist), results.read_evr(inp.basis), axis, out)
 
-    def one_pass(kind, **kw):
-        return run_shard(inp.db, plan.key, plan, kind, settings=s, layer_names=names, **kw)
 
-    # one pass's arrays at a time in memory (the gather of the one part takes its arrays, no copy)
-    p = write_gathered(gather_parts([one_pass("sums")], plan.n_layers), out.sums, out.basis, out.mean)
-    basis = (p.mean, p.components)
-    rng = gather_parts([one_pass("range", basis=basis)], plan.n_layers)
-    lo, hi = write_gathered(rng, out.range_stats, range_out=out.range)
-    del rng
-    edges = uniform_edges(lo, hi, params.bins)
-    cell_hist = out.get("cell_hist")
-    if not cell_hist:
-        part = one_pass("hist", basis=basis, edges=edges)
-    else:  # each closed cell written straight into its place in the .npy (no records, no gather)
-        done = {}
+def concat_tsv(paths: list, out) -> None:
+    """The rows of TSV files with one header, as they are written (their text: no number is read
+    and written again), into ``out`` (written atomically); every header must be the same.
 
-        def write(tmp):
-            sink = CellHistFile(tmp, plan.n_cells, s.fine_bins, plan.width)
-            try:
-                done["part"] = one_pass("hist", basis=basis, edges=edges, cell_sink=sink)
-            finally:
-                sink.close()
+    Parameters
+    ----------
+    paths : list of str
+    out : str
 
-        results.atomic_write(cell_hist, write)
-        part = done.pop("part")
-    hist = gather_parts([part], plan.n_layers, cells=False)
-    del part
-    write_gathered(hist, out.hist)
-    drift_tables(
-        db.layers,
-        hist,
-        p.explained_variance_ratio,
-        params.axes,
-        params.eps,
-        params.floor,
-        lambda kind, axis: out[f"{kind}_{axis}"],
-    )
+    Raises
+    ------
+    ValueError
+        When a file's header differs from the first's (naming the file).
+    """
+    header, rows = None, []
+    for path in paths:
+        with open(path) as fh:
+            lines = fh.read().splitlines(keepends=True)
+        if not lines:
+            raise ValueError(f"{path}: empty, expected a header line")
+        if header is None:
+            header = lines[0]
+        elif lines[0] != header:
+            raise ValueError(f"{path}: header {lines[0].strip()!r} differs from {header.strip()!r} of {paths[0]}")
+        rows += lines[1:]
+
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            fh.write((header or "") + "".join(rows))
+
+    results.atomic_write(out, write)
+    print(f"{len(rows)} rows from {len(paths)} files")

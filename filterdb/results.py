@@ -40,7 +40,10 @@ FLOAT_FORMAT = "%.17g"
 
 @dataclass(frozen=True)
 class Paths:
-    """Paths of the result files under one results folder.
+    """Paths of the result files under one results folder: the one layout of ``{results}/``, used by
+    the package and by the workflow's rules (``workflow/rules/common.smk``).
+
+    A name given as ``"{axis}"`` (or ``"{scatteritem}"``) gives the rule's wildcard pattern.
 
     Parameters
     ----------
@@ -51,6 +54,8 @@ class Paths:
     --------
     >>> Paths("results").drift("task")
     PosixPath('results/drift/task.tsv')
+    >>> str(Paths("results").figure("drift_{axis}", "svg"))
+    'results/figures/drift_{axis}.svg'
     """
 
     root: Path
@@ -73,6 +78,10 @@ class Paths:
     @property
     def cells(self) -> Path:
         return self.stats / "cells.tsv"
+
+    @property
+    def coverage(self) -> Path:
+        return self.stats / "coverage.tsv"
 
     @property
     def sums(self) -> Path:
@@ -131,6 +140,96 @@ class Paths:
             ``{root}/groups/{axis}.tsv``.
         """
         return self.root / "groups" / f"{axis}.tsv"
+
+    def part(self, kind: str, item: str, ext: str = "npz") -> Path:
+        """A shard's part of pass ``kind`` (temporary): ``{root}/shards/{kind}/{item}.{ext}``
+        (``ext`` ``cells``: the hist part's fine cell records)."""
+        return self.root / "shards" / kind / f"{item}.{ext}"
+
+    def totals(self, kind: str, item: str) -> Path:
+        """A shard's exact totals of pass ``kind`` (kept): ``{root}/stats/totals/{kind}/{item}.npz``."""
+        return self.stats / "totals" / kind / f"{item}.npz"
+
+    def subsets(self, axis: str) -> Path:
+        """Subset PCA table of an axis: ``{root}/pca/subsets/{axis}.tsv``."""
+        return self.root / "pca" / "subsets" / f"{axis}.tsv"
+
+    def ridge(self, axis: str) -> Path:
+        """Ridge plot bandwidths of an axis: ``{root}/ridge/{axis}.tsv``."""
+        return self.root / "ridge" / f"{axis}.tsv"
+
+    def drift_ci(self, axis: str) -> Path:
+        """Bootstrap intervals of an axis's drift: ``{root}/drift/{axis}.ci.tsv``."""
+        return self.root / "drift" / f"{axis}.ci.tsv"
+
+    def drift_null(self, axis: str) -> Path:
+        """Permutation null of an axis's drift: ``{root}/drift/{axis}.null.tsv``."""
+        return self.root / "drift" / f"{axis}.null.tsv"
+
+    @property
+    def uncertainty(self) -> Path:
+        """The axis tests of the drift uncertainty: ``{root}/uncertainty/axes.tsv``."""
+        return self.root / "uncertainty" / "axes.tsv"
+
+    def uncertainty_axis(self, axis: str) -> Path:
+        """One axis's row of the axis tests (gathered into :attr:`uncertainty`):
+        ``{root}/uncertainty/axes/{axis}.tsv``."""
+        return self.root / "uncertainty" / "axes" / f"{axis}.tsv"
+
+    def grid(self, name: str) -> Path:
+        """Rows shown by a filter grid (an axis, or ``model``): ``{root}/grids/{name}.tsv``."""
+        return self.root / "grids" / f"{name}.tsv"
+
+    def quality(self, name: str) -> Path:
+        """A quality table (``layers``, ``models``, ``by_{axis}``, ...): ``{root}/quality/{name}.tsv``."""
+        return self.root / "quality" / f"{name}.tsv"
+
+    @property
+    def provenance(self) -> Path:
+        """``{root}/provenance.json``: the DB, config, versions and revision of the run."""
+        return self.root / "provenance.json"
+
+    def dataset(self, name: str) -> Path:
+        """A table of the DB (``summary``, ``models``): ``{root}/dataset/{name}.tsv``."""
+        return self.root / "dataset" / f"{name}.tsv"
+
+    def models(self, name: str) -> Path:
+        """A model x model table (``drift``, ``linkage``, ..., ``axes``): ``{root}/models/{name}.tsv``."""
+        return self.root / "models" / f"{name}.tsv"
+
+    @property
+    def paper(self) -> Path:
+        """The reproduction table: ``{root}/paper/comparison.tsv``."""
+        return self.root / "paper" / "comparison.tsv"
+
+    def compare(self, name: str) -> Path:
+        """A file of the comparison of models against a reference: ``{root}/compare/{name}``."""
+        return self.root / "compare" / name
+
+    def sample(self, name: str) -> Path:
+        """A file of the sample DB's build: ``{root}/sample/{name}``."""
+        return self.root / "sample" / name
+
+    @property
+    def synthetic(self) -> Path:
+        """The synthetic DB: ``{root}/synthetic/synthetic.h5``."""
+        return self.root / "synthetic" / "synthetic.h5"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    def figure(self, name: str, ext: str = "svg") -> Path:
+        """A figure: ``{root}/figures/{name}.{ext}``."""
+        return self.figures / f"{name}.{ext}"
+
+    def log(self, name: str) -> Path:
+        """A job's log: ``{root}/logs/{name}.log``."""
+        return self.root / "logs" / f"{name}.log"
+
+    def benchmark(self, name: str) -> Path:
+        """A job's benchmark (time, memory): ``{root}/benchmarks/{name}.tsv``."""
+        return self.root / "benchmarks" / f"{name}.tsv"
 
 
 @dataclass

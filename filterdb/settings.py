@@ -22,6 +22,8 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -176,6 +178,210 @@ def schema_defaults(schema: dict | None = None) -> dict:
     dict
     """
     return fill_defaults({}, schema=schema)
+
+
+def schema_default(key: str, schema: dict | None = None):
+    """The schema's ``default`` of one key, without validating anything (no jsonschema import).
+
+    Parameters
+    ----------
+    key : str
+        Dotted path of the key (``histogram.eps``); ``*`` steps into ``additionalProperties``
+        (``axes.*.bins``: the default of an axis's ``bins``).
+    schema : dict, optional
+        The schema (default: :func:`load_schema`'s).
+
+    Returns
+    -------
+    The default (a copy).
+
+    Raises
+    ------
+    KeyError
+        When the schema has no default for ``key``.
+    """
+    node = schema if schema is not None else _load_schema(str(schema_path()))
+    for part in key.split("."):
+        node = node.get("additionalProperties") if part == "*" else (node.get("properties") or {}).get(part)
+        if not isinstance(node, dict):
+            raise KeyError(f"config schema: no key {key}")
+    if "default" not in node:
+        raise KeyError(f"config schema: no default for {key}")
+    return copy.deepcopy(node["default"])
+
+
+#: The config keys each step of the analysis chain reads (dotted; ``*``: every entry of a mapping,
+#: ``{axis}``: the one axis of a per-axis job). A step's rule hands over only these (its params),
+#: so that changing another key does not rerun it; ``analyse`` runs the first four in one job.
+STEP_KEYS = {
+    "layer_table": ("axes.*.column", "axes.*.kind", "axes.*.bins", "checks"),
+    "sums": (
+        "stream.block_rows",
+        "stream.precision",
+        "stream.nonfinite",
+        "stream.bypass_page_cache",
+        "quality.enabled",
+        "quality.eps",
+        "quality.orthogonality",
+        "quality.sensitivity.eps",
+    ),
+    "range": ("stream.block_rows", "stream.precision", "stream.nonfinite", "stream.bypass_page_cache"),
+    "hist": (
+        "stream.block_rows",
+        "stream.precision",
+        "stream.nonfinite",
+        "stream.bypass_page_cache",
+        "histogram.bins",
+        "histogram.fine_bins",
+        "density",
+        "models.range",
+    ),
+    "drift": ("axes.{axis}", "histogram.eps", "histogram.floor"),
+}
+STEP_KEYS["analyse"] = tuple(dict.fromkeys(STEP_KEYS["layer_table"] + STEP_KEYS["sums"] + STEP_KEYS["hist"]))
+
+
+def _pick(config: Mapping, parts: list[str], out: dict) -> None:
+    """Copy the value at ``parts`` of ``config`` into ``out`` (``*``: every key); missing keys skipped."""
+    head, rest = parts[0], parts[1:]
+    for k in list(config) if head == "*" else [head]:
+        if k not in config:
+            continue
+        if not rest:
+            out[k] = copy.deepcopy(config[k])
+        elif isinstance(config[k], Mapping):
+            _pick(config[k], rest, out.setdefault(k, {}))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of the analysis chain, read from a config whose defaults are filled in.
+
+    The one object the chain's steps take (:class:`filterdb.pipeline.Chain`): the library entry
+    point builds it from a (partial) config mapping, filled from the schema; a workflow job from
+    its step's slice of the workflow's filled config (:meth:`step`, the rule's params). No value
+    here has a default of its own: every default is the schema's.
+
+    Parameters
+    ----------
+    config : mapping
+        A filled config (:func:`fill_defaults`), or a step's slice of one.
+
+    Examples
+    --------
+    >>> Settings.from_config({"histogram": {"bins": 60}}).bins
+    60
+    """
+
+    config: Mapping
+
+    @classmethod
+    def from_config(cls, config: Mapping | None = None, filled: bool = False) -> Settings:
+        """The settings of a config mapping.
+
+        Parameters
+        ----------
+        config : mapping, optional
+            A partial config: its missing keys are filled from the schema (validated).
+        filled : bool
+            ``config`` is already filled (a workflow's config, or a step's slice of it, as the
+            rules hand it over): used as it is, without validating again.
+
+        Returns
+        -------
+        Settings
+        """
+        return cls(copy.deepcopy(dict(config or {})) if filled else fill_defaults(dict(config or {})))
+
+    def step(self, name: str, axis: str | None = None) -> dict:
+        """The slice of the config that step ``name`` (:data:`STEP_KEYS`) reads: a rule's params.
+
+        Parameters
+        ----------
+        name : str
+            ``layer_table``, ``sums``, ``range``, ``hist``, ``analyse`` or ``drift``.
+        axis : str, optional
+            The axis of a per-axis step (``drift``).
+
+        Returns
+        -------
+        dict
+            A nested dict in the config's shape, with only those keys.
+        """
+        out: dict = {}
+        for key in STEP_KEYS[name]:
+            _pick(self.config, key.replace("{axis}", str(axis)).split("."), out)
+        return out
+
+    def _section(self, name: str) -> dict:
+        return dict(self.config.get(name) or {})
+
+    @property
+    def axes(self) -> dict:
+        """Axis name -> its config (``axes``)."""
+        return {k: dict(v) for k, v in self._section("axes").items()}
+
+    @property
+    def columns(self) -> list[str]:
+        """The meta columns the axes read."""
+        return [cfg["column"] for cfg in self.axes.values()]
+
+    @property
+    def depth_bins(self) -> int:
+        """Depth bins of the fine histogram cells: those of the first binned axis on
+        ``conv_depth_norm``, else the schema's default of an axis's ``bins``."""
+        for cfg in self.axes.values():
+            if cfg.get("kind") == "binned" and cfg["column"] == "conv_depth_norm":
+                return int(cfg.get("bins", schema_default("axes.*.bins")))
+        return int(schema_default("axes.*.bins"))
+
+    @property
+    def checks(self) -> dict:
+        """``checks``: rows of no layer, empty layers."""
+        return self._section("checks")
+
+    @property
+    def stream(self) -> dict:
+        """``stream``: how the passes read the DB."""
+        return self._section("stream")
+
+    @property
+    def histogram(self) -> dict:
+        """``histogram``: bins, fine bins, the floor of empty bins."""
+        return self._section("histogram")
+
+    @property
+    def bins(self) -> int:
+        return int(self.histogram["bins"])
+
+    @property
+    def fine_bins(self) -> int:
+        return int(self.histogram["fine_bins"])
+
+    @property
+    def eps(self) -> float:
+        return float(self.histogram["eps"])
+
+    @property
+    def floor(self) -> str:
+        return str(self.histogram["floor"])
+
+    @property
+    def density(self) -> dict:
+        """``density``: the 2-D histograms' pairs, bins and extent."""
+        return self._section("density")
+
+    @property
+    def quality(self) -> dict | None:
+        """``quality`` when enabled (the sums pass computes the metrics), else None."""
+        q = self._section("quality")
+        return q if q.get("enabled") else None
+
+    @property
+    def fixed_range(self):
+        """``models.range``: ``[lo, hi]``, ``auto``, or None when the slice lacks it (a step that
+        makes no fixed-range histograms)."""
+        return self._section("models").get("range")
 
 
 # --- coercion of --config strings by the schema's types ---

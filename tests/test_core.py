@@ -229,3 +229,54 @@ def test_min_group_size_filters_groups(synth_db):
     _, meta = load_all(path)
     per_task = meta.groupby("Task")["model_id"].nunique()
     assert set(a.groups["task"]["group"]) == set(per_task[per_task >= 3].index)
+
+
+def test_library_entry_point_takes_the_workflow_config(synth_db):
+    """pipeline.analyse with a config mapping (filled from the schema) sets what the workflow sets:
+    histogram bins and floor, quality.orthogonality, stream.bypass_page_cache; the drift equals a
+    plain recomputation with those settings."""
+    _, path, _ = synth_db
+    cfg = {
+        "axes": {"task": DEFAULT_AXES["task"]},
+        "histogram": {"bins": 40, "floor": "probability", "fine_bins": 0},
+        "quality": {"orthogonality": False},
+        "stream": {"bypass_page_cache": False},
+    }
+    a = pipeline.analyse(path, config=cfg)
+    x, meta = load_all(path)
+    xs = plain_scale(x)
+    mean, vals, vecs = plain_pca(xs)
+    vecs = np.array([v * np.sign(v[np.argmax(np.abs(v))]) for v in vecs])
+    coef = (xs - mean) @ vecs.T
+    lo, hi = coef.min(), coef.max()
+    evr = vals / vals.sum()
+    assert a.hist["counts"].shape[-1] == 40 and "cell_counts" not in a.hist
+    rows = layer_rows(meta)
+    lab = plain_labels(meta)["task"].to_numpy()
+    groups = list(a.drift["task"]["group"])
+    assert sorted(groups) == sorted(set(lab))
+    q = {}
+    for g in groups:
+        idx = np.concatenate([np.arange(*rows[i]) for i in np.flatnonzero(lab == g)])
+        p = np.array([np.histogram(coef[idx, c], range=(lo, hi), bins=40)[0] / idx.size for c in range(9)])
+        p[p == 0] = EPS32  # the probability floor: counts / n floored, not the density
+        q[g] = p / p.sum(axis=1, keepdims=True)
+    want = [
+        [sum(evr[c] * (entropy(q[g][c], q[h][c]) + entropy(q[h][c], q[g][c])) for c in range(9)) for h in groups]
+        for g in groups
+    ]
+    got = a.drift["task"].set_index("group").loc[groups, groups].to_numpy(np.float64)
+    np.testing.assert_allclose(got, np.array(want), rtol=1e-9, atol=1e-12)
+    # quality on by default (the schema), orthogonality off as configured: NaN in every layer
+    assert np.isnan(a.sums["quality_orthogonality"]).all()
+    assert np.isfinite(a.sums["quality_sparsity"]).all()
+    on = pipeline.analyse(
+        path, config={**cfg, "quality": {"orthogonality": True}, "stream": {"bypass_page_cache": True}}
+    )
+    assert np.isfinite(on.sums["quality_orthogonality"]).any()
+    pd.testing.assert_frame_equal(on.drift["task"], a.drift["task"], check_exact=True)
+    # the keyword arguments of older callers set the same config keys
+    old = pipeline.analyse(path, axes_from_config(cfg["axes"]), bins=40, fine_bins=0)
+    assert np.array_equal(old.hist["counts"], a.hist["counts"])
+    with pytest.raises(ValueError, match="histogram/floor"):
+        pipeline.analyse(path, config={**cfg, "histogram": {"floor": "counts"}})

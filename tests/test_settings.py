@@ -85,3 +85,75 @@ def test_is_filter_db(synth_db, tmp_path):
     assert find_column(["Datatype"], "Visual Category") == "Datatype"
     assert find_column(["Visual Category"], "Datatype") == "Visual Category"
     assert find_column(["Task"], "Name") is None
+
+
+def test_settings_from_a_partial_config_take_the_schema_defaults():
+    """settings.Settings: a partial config filled from the schema; every value read from the
+    filled config (none of its own), and the passes' settings made from it."""
+    from filterdb.accumulate import PassSettings
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    props = schema["properties"]
+    s = settings.Settings.from_config({"histogram": {"bins": 60}, "quality": {"enabled": False}})
+    assert s.bins == 60
+    assert s.fine_bins == props["histogram"]["properties"]["fine_bins"]["default"]
+    assert s.eps == props["histogram"]["properties"]["eps"]["default"]
+    assert s.floor == props["histogram"]["properties"]["floor"]["default"]
+    assert s.quality is None
+    assert s.axes == {
+        k: settings.fill_defaults({"axes": {k: v}})["axes"][k] for k, v in props["axes"]["default"].items()
+    }
+    assert s.depth_bins == props["axes"]["default"]["depth"]["bins"]
+    assert settings.schema_default("density.extent") == props["density"]["properties"]["extent"]["default"]
+    assert (
+        settings.schema_default("axes.*.bins") == props["axes"]["additionalProperties"]["properties"]["bins"]["default"]
+    )
+    with pytest.raises(KeyError, match="histogram.nope"):
+        settings.schema_default("histogram.nope")
+    ps = PassSettings.from_settings(
+        settings.Settings.from_config({"stream": {"block_rows": 1000, "bypass_page_cache": True}}), threads=3
+    )
+    stream = props["stream"]["properties"]
+    assert (ps.block_rows, ps.threads, ps.bypass_cache) == (1000, 3, True)
+    assert (ps.precision, ps.nonfinite) == (stream["precision"]["default"], stream["nonfinite"]["default"])
+    q = props["quality"]["properties"]
+    assert ps.quality_eps == q["eps"]["default"]
+    assert list(ps.quality_eps_grid) == q["sensitivity"]["properties"]["eps"]["default"]
+    assert ps.density_bins == props["density"]["properties"]["bins"]["default"]
+    assert list(ps.density_extent) == props["density"]["properties"]["extent"]["default"]
+    # a dataclass built without the settings takes the same defaults from the schema
+    bare = PassSettings()
+    assert (bare.block_rows, bare.precision, bare.density_bins) == (
+        stream["block_rows"]["default"],
+        stream["precision"]["default"],
+        props["density"]["properties"]["bins"]["default"],
+    )
+
+
+def test_step_slices_hold_only_the_keys_a_step_reads():
+    """Each rule of the chain hands its job only the keys its step reads (so that another key does not
+    rerun it); a per-axis step only its axis."""
+    cfg = settings.fill_defaults({"histogram": {"bins": 50}})
+    s = settings.Settings(cfg)
+    drift = s.step("drift", "task")
+    assert drift == {
+        "axes": {"task": cfg["axes"]["task"]},
+        "histogram": {"eps": cfg["histogram"]["eps"], "floor": cfg["histogram"]["floor"]},
+    }
+    sums = s.step("sums")
+    assert set(sums) == {"stream", "quality"} and "bins" not in str(sums)
+    assert sums["quality"]["sensitivity"] == {"eps": cfg["quality"]["sensitivity"]["eps"]}
+    hist = s.step("hist")
+    assert hist["histogram"] == {"bins": 50, "fine_bins": cfg["histogram"]["fine_bins"]}
+    assert hist["density"] == cfg["density"] and hist["models"] == {"range": cfg["models"]["range"]}
+    table = s.step("layer_table")
+    assert set(table) == {"axes", "checks"}
+    assert table["axes"]["depth"] == {k: cfg["axes"]["depth"][k] for k in ("column", "kind", "bins")}
+    one = s.step("analyse")
+    for part in ("layer_table", "sums", "hist"):
+        for key, value in s.step(part).items():
+            for k, v in value.items():
+                assert one[key][k] == v, (part, key, k)
+    # a slice read back: the same values as the whole config for what the step reads
+    back = settings.Settings.from_config(hist, filled=True)
+    assert (back.bins, back.fine_bins, back.fixed_range) == (50, s.fine_bins, s.fixed_range)

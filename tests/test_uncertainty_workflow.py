@@ -1,4 +1,4 @@
-"""The rule drift_uncertainty (workflow/rules/uncertainty.smk): one job, tables equal the library's."""
+"""The rule drift_uncertainty (workflow/rules/uncertainty.smk): one job per axis, tables equal the library's."""
 
 import re
 import shutil
@@ -57,7 +57,9 @@ def test_uncertainty_rule(tmp_path):
     on = [SNAKEMAKE, *targets] + base[1:] + [str(tmp_path / "u.yaml")] + conf
     dry = subprocess.run(on + ["-n", "--cores", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    assert re.search(r"^drift_uncertainty\s+1$", dry.stdout + dry.stderr, flags=re.M)  # one job for every axis
+    # one job per axis, and one that gathers the axis tests
+    assert re.search(rf"^drift_uncertainty\s+{len(DEFAULT_AXES)}$", dry.stdout + dry.stderr, flags=re.M)
+    assert re.search(r"^uncertainty_axes\s+1$", dry.stdout + dry.stderr, flags=re.M)
     res = subprocess.run(on + ["--cores", "2"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     a = pipeline.analyse(str(db), axes_from_config(DEFAULT_AXES))

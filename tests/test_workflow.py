@@ -150,14 +150,16 @@ def test_bad_dataset_fails_with_one_clear_line(tmp_path):
     assert not (tmp_path / "res/stats/layers.tsv").exists()
 
 
-def test_figures_are_one_job_per_kind(workflow_run):
-    """Every figure kind is one job writing all axes (each figure still its own output)."""
+def test_figures_are_one_job_per_axis_or_per_kind(workflow_run):
+    """The figures of one axis are one job per axis (fig_axis: a cluster runs the axes side by
+    side), the figures of all axes or of none one job per kind; the drift tables one job per axis."""
     tmp, db = workflow_run
     res = run_workflow(tmp, db, tmp / "res", "--dry-run", "--quiet", "rules", targets=[])
     assert res.returncode == 0, res.stderr[-3000:]
-    counts = dict(line.split() for line in res.stdout.splitlines() if line.startswith("fig_"))
-    kinds = ("fig_pca", "fig_subset_eigenimages", "fig_ridge", "fig_drift", "fig_kl_combined", "fig_density")
-    assert counts == {k: "1" for k in kinds}
+    counts = dict(line.split() for line in res.stdout.splitlines() if line.startswith(("fig_", "drift ")))
+    n = str(len(DEFAULT_AXES))
+    per_kind = ("fig_pca", "fig_drift_box", "fig_kl_combined", "fig_density")
+    assert counts == {"fig_axis": n, "drift": n, **{k: "1" for k in per_kind}}
 
 
 def test_other_histogram_bins_rerun_only_the_hist_pass(workflow_run):
@@ -197,7 +199,8 @@ def test_small_db_runs_as_one_job_unless_sharded(workflow_run):
     tmp, db = workflow_run
     res = tmp / "res-dry"
     one = dry_run_jobs(tmp, db, res)
-    assert set(one) == {"analyse", "all"} or set(one) == {"analyse"}, one
+    assert set(one) in ({"analyse", "drift", "all"}, {"analyse", "drift"}), one
+    assert one["analyse"] == 1 and one["drift"] == len(DEFAULT_AXES), one  # the drift tables: one job per axis
     cores = max(1, os.cpu_count() or 1)
     steps = {"layer_table", "shard_sums", "shard_range", "shard_hist", "gather_hist", "drift"}
 

@@ -3,11 +3,14 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+# The workflow reaches the package through filterdb.jobs only (and its scripts through it too).
+from filterdb import jobs
+
 # Snakemake hands nested --config values over as text ('{enabled: true}' -> "true"): read them by
 # the schema's types first (filterdb.settings.coerce_to_schema), so the README's commands work.
-from filterdb.settings import coerce_to_schema
-
-_typed = coerce_to_schema(config, workflow.source_path("../schemas/config.schema.yaml"))
+_typed = jobs.coerce_config(
+    config, workflow.source_path("../schemas/config.schema.yaml")
+)
 config.clear()
 config.update(_typed)
 
@@ -18,12 +21,14 @@ except WorkflowError as exc:
 
     if not isinstance(exc.__context__, jsonschema.ValidationError):
         raise
-    from filterdb.settings import schema_error_line
-
     # one line naming the key and what was expected, instead of the schema excerpt
     raise WorkflowError(
-        f"invalid config: {schema_error_line(exc.__context__)}"
+        f"invalid config: {jobs.schema_error_line(exc.__context__)}"
     ) from None
+try:
+    jobs.check_config(config)  # beyond the schema: models.range, the eps grid
+except ValueError as exc:
+    raise WorkflowError(f"invalid config: {exc}") from None
 
 R = config["results"].rstrip("/")
 # this workflow's own folder (provenance: its git revision), also when it is a module of another
@@ -32,23 +37,46 @@ WORKFLOW_DIR = os.path.normpath(
     workflow.current_basedir.join("../..").get_path_or_uri(secret_free=True)
 )
 AXES = list(config["axes"])
+# the one results layout (filterdb.results.Paths): every rule's result path comes from it
+P = jobs.Paths(R)
+# the analysis chain's settings (filterdb.settings.Settings); each rule hands its job its step's slice
+S = jobs.settings_of(config)
+
+
+def per_axis(template, axes=None, **wildcards):
+    """Every axis's file of a path pattern with {axis} (and other wildcards, each given a list):
+    the one helper for the per-axis outputs and targets."""
+    return expand(str(template), axis=AXES if axes is None else axes, **wildcards)
+
+
+def axis_configs(axes=None):
+    """The configured axes (or those named) as plain dicts, the params of a job over several axes."""
+    return {a: axis_config(a) for a in (AXES if axes is None else axes)}
+
+
+def per_axis_outputs(outputs, axes=None):
+    """Named outputs of one job over several axes: outputs(axis) gives {name: file} for one axis,
+    each named name_axis here."""
+    return {
+        f"{k}_{a}": v
+        for a in (AXES if axes is None else axes)
+        for k, v in outputs(a).items()
+    }
+
+
+def step_params(step):
+    """The settings rule `step`'s job reads (filterdb.settings.STEP_KEYS), as its params."""
+    return {"settings": S.step(step)}
+
+
+def axis_step_params(step):
+    """As step_params, for a per-axis rule: only its axis's settings."""
+    return {"settings": lambda wc: S.step(step, wc.axis)}
 
 
 wildcard_constraints:
     axis="|".join(AXES),
     scatteritem=r"\d+-of-\d+",
-
-
-def db_rows(path):
-    """(filters, bytes per stored filter) of the DB; a guess from its size at 36 bytes per filter
-    when it cannot be read here (the job that opens it reports why)."""
-    try:
-        from filterdb.db import filter_layout
-
-        _, n, dtype = filter_layout(path)
-        return n, 9 * {"float16": 2, "float32": 4, "float64": 8}.get(dtype, 4)
-    except Exception:
-        return os.path.getsize(path) // 36, 36
 
 
 def default_shards():
@@ -66,18 +94,22 @@ def default_shards():
     path = dataset_local()
     if not os.path.exists(path):
         return 1
-    return 1 if db_rows(path)[0] <= limit else cores
+    try:
+        filters = jobs.db_layout(path)[0]
+    except Exception:  # not readable here: one shard, whose job reports why
+        return 1
+    return 1 if filters <= limit else cores
 
 
 def single_job():
-    """One shard: rule analyse runs the layer table, the passes, the gathers and drift in one job."""
+    """One shard: rule analyse runs the layer table, the passes and the gathers in one job."""
     return n_shards() == 1
 
 
 def pca_basis_output():
     """The global PCA basis table (rules gather_sums and analyse), a report entry."""
     return report(
-        f"{R}/pca/basis.tsv",
+        str(P.basis),
         caption="../report/pca_basis_table.rst",
         category="PCA",
         subcategory="Global PCA",
@@ -85,41 +117,10 @@ def pca_basis_output():
     )
 
 
-def drift_outputs():
-    """Every axis's drift and group tables (rules drift and analyse), report entries."""
-    out = {}
-    for a in AXES:
-        out[f"drift_{a}"] = report(
-            f"{R}/drift/{a}.tsv",
-            caption="../report/drift_table.rst",
-            category="Drift",
-            subcategory=a,
-            labels={"axis": a, "figure": "table"},
-        )
-        out[f"groups_{a}"] = report(
-            f"{R}/groups/{a}.tsv",
-            caption="../report/groups_table.rst",
-            category="Drift",
-            subcategory=a,
-            labels={"axis": a, "figure": "groups"},
-        )
-    return out
-
-
-def drift_params():
-    """The drift tables' settings: every axis, the histogram floor."""
-    h = config["histogram"]
-    return {
-        "axes": {a: axis_config(a) for a in AXES},
-        "eps": h["eps"],
-        "floor": h["floor"],
-    }
-
-
 def single_job_cell_output():
     """Rule analyse also writes the fine cell histograms (when histogram.fine_bins > 0)."""
-    if config["histogram"]["fine_bins"] > 0:
-        return {"cell_hist": f"{R}/stats/cell_hist.npy"}
+    if S.fine_bins > 0:
+        return {"cell_hist": str(P.cell_hist)}
     return {}
 
 
@@ -196,10 +197,8 @@ def published_archive():
 
 def published_download_name():
     """The checked download beside the DB: <path>.xz for an .xz URL, else <path>.download."""
-    from filterdb.fetch import is_xz
-
     p = config["published"]
-    return p["path"] + (".xz" if is_xz(p["url"]) else ".download")
+    return p["path"] + (".xz" if jobs.is_xz(p["url"]) else ".download")
 
 
 def published_download_output():
@@ -224,25 +223,6 @@ def axis_config(name):
     return dict(config["axes"][name])
 
 
-def stream_params():
-    """Streaming settings for the shard jobs (block size, precision, NaN/Inf policy)."""
-    keys = ("block_rows", "precision", "nonfinite", "bypass_page_cache")
-    return {k: config["stream"][k] for k in keys}
-
-
-def fixed_range_param():
-    """The hist pass's fixed coefficient range, config models.range: [lo, hi], or None for
-    auto (also while the key is missing); checked here, so a bad value stops the run."""
-    from filterdb.accumulate import fixed_range
-
-    value = config.get("models", {}).get("range", "auto")
-    try:
-        r = fixed_range(value)
-    except ValueError as exc:
-        raise WorkflowError(f"invalid config: {exc}") from None
-    return None if r is None else list(r)
-
-
 def n_shards():
     """The number of shards of this run (scattergather, or --set-scatter shards=N)."""
     return len(gather.shards("{scatteritem}"))
@@ -265,65 +245,24 @@ def shard_threads():
 
 def job_mem_mb(kind, plan_path, threads=1):
     """Memory a job of this kind needs (MB), estimated from the layer plan (for resources: mem_mb)."""
-    from filterdb.accumulate import estimate_mem_mb
-    from filterdb.results import load_plan
-
-    h, d = config["histogram"], config["density"]
-    path = dataset_local()
-    return estimate_mem_mb(
-        kind,
-        load_plan(plan_path),
-        row_bytes=db_rows(path)[1] if os.path.exists(path) else 72,
-        shards=n_shards(),
-        threads=threads,
-        block_rows=config["stream"]["block_rows"],
-        bins=h["bins"],
-        fine_bins=h["fine_bins"],
-        density_pairs=len(d["pairs"]),
-        density_bins=d["bins"],
-        eps_grid=eps_grid_size(),
-        fixed=fixed_range_param() is not None,
+    return jobs.job_mem_mb(
+        config, kind, plan_path, dataset_local(), n_shards(), threads
     )
 
 
 def single_job_mem_mb(db_path, threads=1):
-    """Memory (MB) of the job of rule analyse, from the DB's size and its meta table's row count
-    (its layer plan does not exist yet)."""
-    from filterdb.accumulate import estimate_single_job_mb
-    from filterdb.db import count_layers
-
-    h, d = config["histogram"], config["density"]
-    there = os.path.exists(db_path)
-    filters, row_bytes = db_rows(db_path) if there else (0, 36)
-    return estimate_single_job_mb(
-        filters,
-        row_bytes=row_bytes,
-        layers=count_layers(db_path) if there else None,
-        threads=threads,
-        block_rows=config["stream"]["block_rows"],
-        bins=h["bins"],
-        fine_bins=h["fine_bins"],
-        density_pairs=len(d["pairs"]),
-        density_bins=d["bins"],
-        eps_grid=eps_grid_size(),
-        fixed=fixed_range_param() is not None,
-    )
+    """Memory (MB) of the job of rule analyse (its layer plan does not exist yet)."""
+    return jobs.single_job_mem_mb(config, db_path, threads)
 
 
 def all_targets():
     """Every final output: the contract tables, figure_targets(), quality_targets() and
     uncertainty_targets()."""
-    targets = [
-        f"{R}/pca/basis.tsv",
-        f"{R}/pca/mean.tsv",
-        f"{R}/pca/range.tsv",
-        f"{R}/stats/hist.npz",
-    ]
-    targets += expand(f"{R}/drift/{{axis}}.tsv", axis=AXES)
-    targets += expand(f"{R}/groups/{{axis}}.tsv", axis=AXES)
-    targets.append(f"{R}/dataset/summary.tsv")
-    targets.append(f"{R}/dataset/models.tsv")
-    targets.append(f"{R}/provenance.json")
+    targets = [str(p) for p in (P.basis, P.mean, P.range, P.hist)]
+    targets += per_axis(P.drift("{axis}")) + per_axis(P.groups("{axis}"))
+    targets.append(str(P.dataset("summary")))
+    targets.append(str(P.dataset("models")))
+    targets.append(str(P.provenance))
     return (
         targets
         + figure_targets()
@@ -338,8 +277,73 @@ def all_targets():
 
 
 # Figures (workflow/rules/figures.smk)
-FIGURES = f"{R}/figures"
 PCA_KINDS = ["cumulative_variance", "covariance", "eigenimages"]
+
+
+def axis_figure_outputs():
+    """The figures of one axis (of the fig_axis rule), each its own report item, the subset PCA
+    eigenimages and their table, the drift heatmap and, with fine histograms, the ridge plot and
+    its bandwidths."""
+    out = {
+        "eigenimages_svg": report(
+            str(P.figure("eigenimages_{axis}")),
+            caption="../report/subset_eigenimages.rst",
+            category="PCA",
+            subcategory="Subset PCA",
+            labels={"axis": "{axis}", "figure": "eigenimages"},
+        ),
+        "eigenimages_png": str(P.figure("eigenimages_{axis}", "png")),
+        "subsets": report(
+            str(P.subsets("{axis}")),
+            caption="../report/subset_table.rst",
+            category="PCA",
+            subcategory="Subset PCA",
+            labels={"axis": "{axis}", "figure": "table"},
+        ),
+        "drift_svg": report(
+            str(P.figure("drift_{axis}")),
+            caption="../report/drift_heatmap.rst",
+            category="Drift",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "heatmap"},
+        ),
+        "drift_png": str(P.figure("drift_{axis}", "png")),
+    }
+    if S.fine_bins > 0:
+        out["ridge_svg"] = report(
+            str(P.figure("ridge_{axis}")),
+            caption="../report/ridge.rst",
+            category="Ridge plots",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "ridge plot"},
+        )
+        out["ridge_png"] = str(P.figure("ridge_{axis}", "png"))
+        out["ridge"] = report(
+            str(P.ridge("{axis}")),
+            caption="../report/ridge_table.rst",
+            category="Ridge plots",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "bandwidths"},
+        )
+    return out
+
+
+def axis_figure_inputs():
+    """What the figures of one axis read (the fine histograms only for the ridge plot)."""
+    inp = {
+        "sums": str(P.sums),
+        "layers": str(P.layers),
+        "groups": str(P.groups("{axis}")),
+        "drift": str(P.drift("{axis}")),
+    }
+    if S.fine_bins > 0:
+        inp.update(
+            hist=str(P.hist),
+            cell_hist=str(P.cell_hist),
+            plan=str(P.plan),
+            range=str(P.range),
+        )
+    return inp
 
 
 def density_pairs():
@@ -362,22 +366,18 @@ def combined_axes():
 def figure_targets():
     """Figures of workflow/rules/figures.smk (SVG and PNG) and their tables."""
     ext = ["svg", "png"]
-    targets = expand(f"{FIGURES}/pca_{{kind}}.{{ext}}", kind=PCA_KINDS, ext=ext)
-    targets += expand(
-        f"{FIGURES}/{{fig}}_{{axis}}.{{ext}}",
-        fig=["eigenimages", "drift"],
-        axis=AXES,
-        ext=ext,
+    targets = expand(str(P.figure("pca_{kind}", "{ext}")), kind=PCA_KINDS, ext=ext)
+    targets += per_axis(
+        P.figure("{fig}_{axis}", "{ext}"), fig=["eigenimages", "drift"], ext=ext
     )
-    targets += expand(f"{R}/pca/subsets/{{axis}}.tsv", axis=AXES)
-    targets += expand(f"{FIGURES}/drift_box.{{ext}}", ext=ext)
-    targets += expand(f"{FIGURES}/kl_combined.{{ext}}", ext=ext)
+    targets += per_axis(P.subsets("{axis}"))
+    targets += [str(P.figure(n, e)) for n in ("drift_box", "kl_combined") for e in ext]
     targets += [
-        f"{FIGURES}/density_c{a}_c{b}.{e}" for a, b in density_pairs() for e in ext
+        str(P.figure(f"density_c{a}_c{b}", e)) for a, b in density_pairs() for e in ext
     ]
-    if config["histogram"]["fine_bins"] > 0:
-        targets += expand(f"{FIGURES}/ridge_{{axis}}.{{ext}}", axis=AXES, ext=ext)
-        targets += expand(f"{R}/ridge/{{axis}}.tsv", axis=AXES)
+    if S.fine_bins > 0:
+        targets += per_axis(P.figure("ridge_{axis}", "{ext}"), ext=ext)
+        targets += per_axis(P.ridge("{axis}"))
     return targets
 
 
@@ -385,14 +385,16 @@ def quality_targets():
     """Quality tables and figures of workflow/rules/quality.smk (none when quality.enabled is off)."""
     if not config["quality"]["enabled"]:
         return []
-    q = f"{R}/quality"
     ext = ["svg", "png"]
     return (
-        [f"{q}/{t}.tsv" for t in ("layers", "models", "by_depth_bin", "sensitivity")]
-        + expand(f"{q}/by_{{axis}}.tsv", axis=AXES)
-        + expand(f"{FIGURES}/quality_depth_profile.{{ext}}", ext=ext)
-        + expand(f"{FIGURES}/quality_{{axis}}.{{ext}}", axis=AXES, ext=ext)
-        + expand(f"{FIGURES}/quality_sensitivity.{{ext}}", ext=ext)
+        [str(P.quality(t)) for t in ("layers", "models", "by_depth_bin", "sensitivity")]
+        + per_axis(P.quality("by_{axis}"))
+        + [
+            str(P.figure(n, e))
+            for n in ("quality_depth_profile", "quality_sensitivity")
+            for e in ext
+        ]
+        + per_axis(P.figure("quality_{axis}", "{ext}"), ext=ext)
     )
 
 
@@ -402,10 +404,10 @@ def uncertainty_targets():
     if not config["uncertainty"]["enabled"]:
         return []
     return (
-        [f"{R}/uncertainty/axes.tsv"]
-        + expand(f"{R}/drift/{{axis}}.ci.tsv", axis=AXES)
-        + expand(f"{R}/drift/{{axis}}.null.tsv", axis=AXES)
-        + expand(f"{R}/figures/drift_significance_{{axis}}.svg", axis=AXES)
+        [str(P.uncertainty)]
+        + per_axis(P.drift_ci("{axis}"))
+        + per_axis(P.drift_null("{axis}"))
+        + per_axis(P.figure("drift_significance_{axis}", "svg"))
     )
 
 
@@ -430,11 +432,32 @@ def grid_targets():
     show."""
     if not config["grids"]["enabled"]:
         return []
-    ext = ["svg", "png"]
     names = grid_axes() + ["model"]
-    return expand(f"{FIGURES}/filter_grid_{{name}}.{{ext}}", name=names, ext=ext) + [
-        f"{R}/grids/{n}.tsv" for n in names
-    ]
+    return per_axis(
+        P.figure("filter_grid_{axis}", "{ext}"), names, ext=["svg", "png"]
+    ) + per_axis(P.grid("{axis}"), names)
+
+
+def grid_outputs(a):
+    """One axis's outputs of the filter_grids rule, its figure (SVG, a report item; PNG) and the table of
+    the rows it shows."""
+    return {
+        "svg": report(
+            str(P.figure(f"filter_grid_{a}")),
+            caption="../report/filter_grid.rst",
+            category="Filters",
+            subcategory=a,
+            labels={"axis": a, "figure": "filter grid"},
+        ),
+        "png": str(P.figure(f"filter_grid_{a}", "png")),
+        "table": report(
+            str(P.grid(a)),
+            caption="../report/filter_grid_table.rst",
+            category="Filters",
+            subcategory=a,
+            labels={"axis": a, "figure": "filter grid rows"},
+        ),
+    }
 
 
 # Reproduction of the papers (workflow/rules/paper.smk)
@@ -442,8 +465,12 @@ def paper_origin():
     """What the configured dataset is when this workflow builds it (the sample DB, a synthetic DB),
     else '': such a DB is never the study's data, whatever its counts."""
     built = {
-        f"{R}/sample/sample.h5": "the sample DB this workflow builds (rule build_sample_db)",
-        f"{R}/synthetic/synthetic.h5": "a synthetic DB this workflow generates (rule synthetic_db; not real data)",
+        str(
+            P.sample("sample.h5")
+        ): "the sample DB this workflow builds (rule build_sample_db)",
+        str(
+            P.synthetic
+        ): "a synthetic DB this workflow generates (rule synthetic_db; not real data)",
     }
     built = {os.path.normpath(k): v for k, v in built.items()}
     return built.get(os.path.normpath(dataset_local()), "")
@@ -451,11 +478,9 @@ def paper_origin():
 
 def paper_axes():
     """For the caption: the configured axis with each of the study's axis definitions (or why none has)."""
-    from filterdb.paper import study_axes
-
     return {
         k: (f"axis {m.name}" if m.name else m.reason)
-        for k, m in study_axes(config["axes"]).items()
+        for k, m in jobs.study_axes(config["axes"]).items()
     }
 
 
@@ -465,16 +490,14 @@ def paper_statement(wildcards):
     is built; another DB that does not exist yet (the published file before rule published_db
     fetched it) is stated once it exists, and the changed parameter reruns this one-second job once.
     """
-    from filterdb.paper import planned_statement
-
-    return planned_statement(
+    return jobs.planned_statement(
         dataset_local(), config["paper"]["release"], paper_origin()
     )
 
 
 def paper_targets():
     """The reproduction table paper/comparison.tsv (workflow/rules/paper.smk)."""
-    return [f"{R}/paper/comparison.tsv"]
+    return [str(P.paper)]
 
 
 # Model to model (workflow/rules/models.smk, model_axes.smk)
@@ -484,26 +507,22 @@ def zoo_decision():
     first has no count yet: the synthetic DB has synthetic.models, another (the sample DB) runs and
     its job checks the count (outside 3 .. models.max_models it writes tables without rows).
     """
-    from filterdb.zoo import count_models, decide
-
     m = config["models"]
     if m["enabled"] != "auto":
-        return decide(m["enabled"], None, m["max_models"])
+        return jobs.zoo_decide(m["enabled"], None, m["max_models"])
     path = dataset_local()
     if os.path.exists(path):
-        n = count_models(path)
-    elif os.path.normpath(path) == os.path.normpath(f"{R}/synthetic/synthetic.h5"):
+        n = jobs.count_models(path)
+    elif os.path.normpath(path) == os.path.normpath(str(P.synthetic)):
         n = config["synthetic"]["models"]
     else:
         n = None
-    return decide("auto", n, m["max_models"])
+    return jobs.zoo_decide("auto", n, m["max_models"])
 
 
 def zoo_label_axes():
     """The axes that label models (every kind but binned): one embedding figure each."""
-    from filterdb.zoo import label_axes
-
-    return label_axes(config["axes"])
+    return jobs.zoo_label_axes(config["axes"])
 
 
 def zoo_settings():
@@ -520,12 +539,10 @@ def zoo_targets():
     ext = ["svg", "png"]
     tables = ["drift", "linkage", "order", "embedding", "nearest", "summary"]
     return (
-        [f"{R}/models/{t}.tsv" for t in tables]
-        + expand(f"{FIGURES}/models_heatmap.{{ext}}", ext=ext)
-        + expand(
-            f"{FIGURES}/models_embedding_{{axis}}.{{ext}}",
-            axis=zoo_label_axes(),
-            ext=ext,
+        [str(P.models(t)) for t in tables]
+        + [str(P.figure("models_heatmap", e)) for e in ext]
+        + per_axis(
+            P.figure("models_embedding_{axis}", "{ext}"), zoo_label_axes(), ext=ext
         )
     )
 
@@ -535,39 +552,51 @@ def model_axes_targets():
     the table and the figure (SVG and PNG); none when the model x model matrix is not
     made (zoo_targets() empty). models.axes.include is checked here: an unknown axis
     stops the run at its start."""
-    from filterdb.distance_tests import selected_axes
-
-    selected_axes(config["axes"], config["models"]["axes"]["include"])
+    jobs.selected_axes(config["axes"], config["models"]["axes"]["include"])
     if not zoo_targets():
         return []
-    return [f"{R}/models/axes.tsv"] + expand(
-        f"{FIGURES}/models_axes.{{ext}}", ext=["svg", "png"]
-    )
+    return [str(P.models("axes"))] + [
+        str(P.figure("models_axes", e)) for e in ("svg", "png")
+    ]
+
+
+def embedding_outputs(a):
+    """One labelling axis's model embedding figure of rule models (SVG, a report item; PNG)."""
+    return {
+        "svg": report(
+            str(P.figure(f"models_embedding_{a}")),
+            caption="../report/models_embedding.rst",
+            category="Models",
+            subcategory="Embedding",
+            labels={"figure": "embedding", "axis": a},
+        ),
+        "png": str(P.figure(f"models_embedding_{a}", "png")),
+    }
 
 
 # Your own models against a reference (workflow/rules/compare.smk)
 def compare_files():
     """The outputs of the compare rule by name (the files filterdb.compare.write_outputs writes),
     the tables, the model x model heatmap, and with compare.order the trajectory."""
-    d = f"{R}/compare"
+    d = P.compare
     files = {
-        "drift": f"{d}/drift.tsv",
-        "heatmap_svg": f"{d}/drift_heatmap.svg",
-        "heatmap_png": f"{d}/drift_heatmap.png",
-        "models": f"{d}/models.tsv",
-        "layer_drift": f"{d}/layer_drift.tsv",
-        "unmatched": f"{d}/unmatched_layers.tsv",
-        "depth_drift": f"{d}/depth_drift.tsv",
-        "groups": f"{d}/groups.tsv",
-        "quality_layers": f"{d}/quality_layers.tsv",
-        "quality_models": f"{d}/quality_models.tsv",
-        "summary": f"{d}/summary.json",
+        "drift": str(d("drift.tsv")),
+        "heatmap_svg": str(d("drift_heatmap.svg")),
+        "heatmap_png": str(d("drift_heatmap.png")),
+        "models": str(d("models.tsv")),
+        "layer_drift": str(d("layer_drift.tsv")),
+        "unmatched": str(d("unmatched_layers.tsv")),
+        "depth_drift": str(d("depth_drift.tsv")),
+        "groups": str(d("groups.tsv")),
+        "quality_layers": str(d("quality_layers.tsv")),
+        "quality_models": str(d("quality_models.tsv")),
+        "summary": str(d("summary.json")),
     }
     if config["compare"]["order"]:
         files.update(
-            trajectory=f"{d}/trajectory.tsv",
-            trajectory_svg=f"{d}/trajectory.svg",
-            trajectory_png=f"{d}/trajectory.png",
+            trajectory=str(d("trajectory.tsv")),
+            trajectory_svg=str(d("trajectory.svg")),
+            trajectory_png=str(d("trajectory.png")),
         )
     return files
 
@@ -588,24 +617,22 @@ def compare_inputs(wildcards):
     """Inputs of the compare rule (the sheet, the reference's tables (never its filters) and the sheet's
     local model files of its `path` rows); a sheet that cannot be read here lists no model file, and
     the job reports why in one line."""
-    ref = compare_reference()
+    ref = jobs.Paths(compare_reference())
     sheet = config["compare"]["sheet"]
     inputs = {
         "sheet": sheet,
-        "basis": f"{ref}/pca/basis.tsv",
-        "mean": f"{ref}/pca/mean.tsv",
-        "range": f"{ref}/pca/range.tsv",
-        "layers": f"{ref}/stats/layers.tsv",
-        "hist": f"{ref}/stats/hist.npz",
+        "basis": str(ref.basis),
+        "mean": str(ref.mean),
+        "range": str(ref.range),
+        "layers": str(ref.layers),
+        "hist": str(ref.hist),
         "models": [],
     }
     try:
-        from filterdb.ingest.sheet import read_sheet
-
         base = os.path.dirname(os.path.abspath(sheet))
         inputs["models"] = [
             p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
-            for p in read_sheet(sheet)["path"]
+            for p in jobs.read_sheet(sheet)["path"]
             if p
         ]
     except (OSError, ValueError):
@@ -627,45 +654,22 @@ def drift_box_uncertainty():
     u = config["uncertainty"]
     if not (u["enabled"] and u["bootstrap"] > 0):
         return {}
-    return {"uncertainty": f"{R}/uncertainty/axes.tsv"}
+    return {"uncertainty": str(P.uncertainty)}
 
 
-def depth_bins():
-    """Depth bins of the fine histogram cells: the first binned axis on conv_depth_norm, else 10."""
-    for a in AXES:
-        ax = config["axes"][a]
-        if ax.get("kind") == "binned" and ax["column"] == "conv_depth_norm":
-            return ax.get("bins", 10)
-    return 10
-
-
-def quality_params():
-    """Per-layer quality metrics in the sums pass (None when disabled), with the eps grid of
-    the sensitivity sweep (quality.sensitivity.eps and quality.eps, sorted)."""
-    q = config["quality"]
-    if not q["enabled"]:
-        return None
+def quality_group_outputs(a):
+    """One axis's outputs of the quality_groups rule, its table, SVG figure (a report item) and PNG."""
     return {
-        "eps": q["eps"],
-        "orthogonality": q["orthogonality"],
-        "eps_grid": quality_eps_grid(),
+        "table": str(P.quality(f"by_{a}")),
+        "svg": report(
+            str(P.figure(f"quality_{a}")),
+            caption="../report/quality_groups.rst",
+            category="Quality",
+            subcategory=a,
+            labels={"axis": a, "figure": "quality per group"},
+        ),
+        "png": str(P.figure(f"quality_{a}", "png")),
     }
-
-
-def quality_eps_grid():
-    """The sorted eps grid the sums pass counts sparse filters for (quality.eps included)."""
-    from filterdb.accumulate import eps_grid
-
-    q = config["quality"]
-    try:
-        return [float(v) for v in eps_grid(q["eps"], q["sensitivity"]["eps"])]
-    except ValueError as exc:
-        raise WorkflowError(f"invalid config: {exc}") from None
-
-
-def eps_grid_size():
-    """Thresholds of the eps grid (0 when quality is off): for the memory estimates."""
-    return len(quality_eps_grid()) if config["quality"]["enabled"] else 0
 
 
 def quality_flag_settings():
@@ -686,7 +690,7 @@ def sample_sheet():
 
 def sample_sheets():
     """The sheets merged into the sample DB: the fetched archives' sheet (+ the digits CNN)."""
-    sheets = [f"{R}/sample/models.tsv"]
+    sheets = [str(P.sample("models.tsv"))]
     if config["sample"]["digits"]["train"]:
-        sheets.append(f"{R}/sample/digits/models.tsv")
+        sheets.append(str(P.sample("digits/models.tsv")))
     return sheets

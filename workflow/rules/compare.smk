@@ -39,7 +39,7 @@ if COMPARE["sheet"]:
         output:
             **COMPARE_OUTPUTS,
         log:
-            f"{R}/logs/compare.log",
+            str(P.log("compare")),
         conda:
             "../envs/filterdb.yaml"
         params:
@@ -47,7 +47,7 @@ if COMPARE["sheet"]:
             reference=lambda w, input: os.path.dirname(os.path.dirname(input.basis)),
             order=COMPARE["order"],
             precision=compare_precision(),
-            axes={a: axis_config(a) for a in AXES},
+            axes=axis_configs(),
             quality_eps=config["quality"]["eps"],
             thresholds=config["quality"]["thresholds"],
             hist_eps=config["histogram"]["eps"],

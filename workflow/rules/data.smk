@@ -1,8 +1,8 @@
 rule synthetic_db:
     output:
-        db=f"{R}/synthetic/synthetic.h5",
+        db=str(P.synthetic),
     log:
-        f"{R}/logs/synthetic_db.log",
+        str(P.log("synthetic_db")),
     conda:
         "../envs/filterdb.yaml"
     params:

@@ -1,40 +1,57 @@
-# One job for every axis (one Python start-up instead of one per axis); one report entry per table.
-# With one shard, rule analyse writes these tables.
-if not single_job():
+# One job per axis (rule drift, {axis}: a cluster runs the axes side by side; on both paths, after
+# rule analyse or the gathers): the group table and the drift matrix, one report entry each. Its
+# group, "axis", puts an axis's drift, uncertainty and figures in one cluster submission.
 
-    rule drift:
-        input:
-            layers=f"{R}/stats/layers.tsv",
-            hist=f"{R}/stats/hist.npz",
-            basis=f"{R}/pca/basis.tsv",
-        output:
-            **drift_outputs(),
-        log:
-            f"{R}/logs/drift.log",
-        priority: 10
-        localrule: True
-        conda:
-            "../envs/filterdb.yaml"
-        params:
-            **drift_params(),
-        script:
-            "../scripts/drift.py"
+
+rule drift:
+    input:
+        layers=str(P.layers),
+        hist=str(P.hist),
+        basis=str(P.basis),
+    output:
+        drift=report(
+            str(P.drift("{axis}")),
+            caption="../report/drift_table.rst",
+            category="Drift",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "table"},
+        ),
+        groups=report(
+            str(P.groups("{axis}")),
+            caption="../report/groups_table.rst",
+            category="Drift",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "groups"},
+        ),
+    log:
+        str(P.log("drift/{axis}")),
+    benchmark:
+        str(P.benchmark("drift/{axis}"))
+    priority: 10
+    group:
+        "axis"
+    conda:
+        "../envs/filterdb.yaml"
+    params:
+        **axis_step_params("drift"),
+    script:
+        "../scripts/drift.py"
 
 
 rule dataset_summary:
     input:
-        layers=f"{R}/stats/layers.tsv",
-        coverage=f"{R}/stats/coverage.tsv",
-        groups=expand(f"{R}/groups/{{axis}}.tsv", axis=AXES),
+        layers=str(P.layers),
+        coverage=str(P.coverage),
+        groups=per_axis(P.groups("{axis}")),
     output:
         summary=report(
-            f"{R}/dataset/summary.tsv",
+            str(P.dataset("summary")),
             caption="../report/dataset_summary.rst",
             category="Dataset",
             labels={"table": "models, layers and filters per group"},
         ),
     log:
-        f"{R}/logs/dataset_summary.log",
+        str(P.log("dataset_summary")),
     localrule: True
     conda:
         "../envs/filterdb.yaml"
@@ -49,13 +66,13 @@ rule models_table:
         db=dataset(),
     output:
         models=report(
-            f"{R}/dataset/models.tsv",
+            str(P.dataset("models")),
             caption="../report/models_table.rst",
             category="Dataset",
             labels={"table": "models of the DB"},
         ),
     log:
-        f"{R}/logs/models_table.log",
+        str(P.log("models_table")),
     localrule: True
     conda:
         "../envs/filterdb.yaml"

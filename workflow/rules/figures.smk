@@ -1,8 +1,9 @@
 # Figures of the study (docs/method.md §6-§8); SVG (a report item) and PNG.
-# One job per figure kind writes the figures of every axis (Python, pandas and matplotlib start
-# once per kind, not once per axis); every figure stays its own report item (own caption,
-# category, subcategory and labels). Target list: figure_targets() in common.smk; FIGURES,
-# PCA_KINDS and density_pairs() are defined there.
+# The figures of one axis are a job of their own (rule fig_axis, {axis}), in the cluster group
+# "axis" with that axis's drift tables; the figures of all axes
+# together (the drift box plot, the headline figure) and of no axis (PCA, densities) are one job
+# each. Target list: figure_targets() in common.smk; PCA_KINDS and density_pairs() are defined
+# there.
 
 PCA_LABELS = {
     "cumulative_variance": "cumulative explained variance",
@@ -24,12 +25,11 @@ README_FIGURES = [
 ]
 
 
-# Figures read only the gathered tables (seconds each): run on the submitting node, not as jobs.
+# Figures of no axis or of all axes read only the gathered tables (seconds each): run on the
+# submitting node, not as cluster jobs.
 localrules:
     fig_pca,
-    fig_subset_eigenimages,
-    fig_ridge,
-    fig_drift,
+    fig_drift_box,
     fig_kl_combined,
     fig_density,
     readme_figures,
@@ -37,11 +37,11 @@ localrules:
 
 rule fig_pca:
     input:
-        sums=f"{R}/stats/sums.npz",
+        sums=str(P.sums),
     output:
         **{
             f"svg_{kind}": report(
-                f"{FIGURES}/pca_{kind}.svg",
+                str(P.figure(f"pca_{kind}")),
                 caption=f"../report/pca_{kind}.rst",
                 category="PCA",
                 subcategory="Global PCA",
@@ -49,9 +49,9 @@ rule fig_pca:
             )
             for kind in PCA_KINDS
         },
-        **{f"png_{kind}": f"{FIGURES}/pca_{kind}.png" for kind in PCA_KINDS},
+        **{f"png_{kind}": str(P.figure(f"pca_{kind}", "png")) for kind in PCA_KINDS},
     log:
-        f"{R}/logs/figures/pca.log",
+        str(P.log("figures/pca")),
     conda:
         "../envs/filterdb.yaml"
     params:
@@ -60,140 +60,72 @@ rule fig_pca:
         "../scripts/fig_pca.py"
 
 
-rule fig_subset_eigenimages:
+# One job per axis for that axis's figures (a job per figure would pay the start-up of Python,
+# pandas and matplotlib once per figure: ~1.5 s of CPU each).
+rule fig_axis:
     input:
-        sums=f"{R}/stats/sums.npz",
-        layers=f"{R}/stats/layers.tsv",
-        groups=expand(f"{R}/groups/{{axis}}.tsv", axis=AXES),
+        **axis_figure_inputs(),
     output:
-        **{
-            f"svg_{a}": report(
-                f"{FIGURES}/eigenimages_{a}.svg",
-                caption="../report/subset_eigenimages.rst",
-                category="PCA",
-                subcategory="Subset PCA",
-                labels={"axis": a, "figure": "eigenimages"},
-            )
-            for a in AXES
-        },
-        **{f"png_{a}": f"{FIGURES}/eigenimages_{a}.png" for a in AXES},
-        **{
-            f"table_{a}": report(
-                f"{R}/pca/subsets/{a}.tsv",
-                caption="../report/subset_table.rst",
-                category="PCA",
-                subcategory="Subset PCA",
-                labels={"axis": a, "figure": "table"},
-            )
-            for a in AXES
-        },
+        **axis_figure_outputs(),
     log:
-        f"{R}/logs/figures/eigenimages.log",
+        str(P.log("figures/axis_{axis}")),
+    benchmark:
+        str(P.benchmark("figures/axis_{axis}"))
+    group:
+        "axis"
     conda:
         "../envs/filterdb.yaml"
     params:
-        axes={a: axis_config(a) for a in AXES},
-    script:
-        "../scripts/fig_subset_eigenimages.py"
-
-
-rule fig_ridge:
-    input:
-        hist=f"{R}/stats/hist.npz",
-        cell_hist=f"{R}/stats/cell_hist.npy",
-        plan=f"{R}/stats/plan.npz",
-        layers=f"{R}/stats/layers.tsv",
-        groups=expand(f"{R}/groups/{{axis}}.tsv", axis=AXES),
-        range=f"{R}/pca/range.tsv",
-    output:
-        **{
-            f"svg_{a}": report(
-                f"{FIGURES}/ridge_{a}.svg",
-                caption="../report/ridge.rst",
-                category="Ridge plots",
-                subcategory=a,
-                labels={"axis": a, "figure": "ridge plot"},
-            )
-            for a in AXES
-        },
-        **{f"png_{a}": f"{FIGURES}/ridge_{a}.png" for a in AXES},
-        **{
-            f"table_{a}": report(
-                f"{R}/ridge/{a}.tsv",
-                caption="../report/ridge_table.rst",
-                category="Ridge plots",
-                subcategory=a,
-                labels={"axis": a, "figure": "bandwidths"},
-            )
-            for a in AXES
-        },
-    log:
-        f"{R}/logs/figures/ridge.log",
-    conda:
-        "../envs/filterdb.yaml"
-    params:
-        axes={a: axis_config(a) for a in AXES},
-        depth_bins=depth_bins(),
+        axis=lambda wc: axis_config(wc.axis),
         overlap=config["figures"]["ridge_overlap"],
         scale=config["figures"]["ridge_scale"],
     script:
-        "../scripts/fig_ridge.py"
+        "../scripts/fig_axis.py"
 
 
-rule fig_drift:
+rule fig_drift_box:
     input:
         **drift_box_uncertainty(),
-        drift=expand(f"{R}/drift/{{axis}}.tsv", axis=AXES),
+        drift=per_axis(P.drift("{axis}")),
     output:
-        **{
-            f"svg_{a}": report(
-                f"{FIGURES}/drift_{a}.svg",
-                caption="../report/drift_heatmap.rst",
-                category="Drift",
-                subcategory=a,
-                labels={"axis": a, "figure": "heatmap"},
-            )
-            for a in AXES
-        },
-        **{f"png_{a}": f"{FIGURES}/drift_{a}.png" for a in AXES},
         svg_box=report(
-            f"{FIGURES}/drift_box.svg",
+            str(P.figure("drift_box")),
             caption="../report/drift_box.rst",
             category="Drift",
             subcategory="All axes",
             labels={"axis": "all", "figure": "box plot"},
         ),
-        png_box=f"{FIGURES}/drift_box.png",
+        png_box=str(P.figure("drift_box", "png")),
     log:
-        f"{R}/logs/figures/drift.log",
+        str(P.log("figures/drift_box")),
     conda:
         "../envs/filterdb.yaml"
     params:
         axes=AXES,
         level=config["uncertainty"]["level"],
     script:
-        "../scripts/fig_drift.py"
+        "../scripts/fig_drift_box.py"
 
 
 rule fig_kl_combined:
     input:
-        drift=expand(f"{R}/drift/{{axis}}.tsv", axis=combined_axes()),
-        groups=expand(f"{R}/groups/{{axis}}.tsv", axis=combined_axes()),
+        drift=per_axis(P.drift("{axis}"), combined_axes()),
+        groups=per_axis(P.groups("{axis}"), combined_axes()),
     output:
         svg=report(
-            f"{FIGURES}/kl_combined.svg",
+            str(P.figure("kl_combined")),
             caption="../report/kl_combined.rst",
             category="Drift",
             subcategory="All axes",
             labels={"axis": "+".join(combined_axes()), "figure": "headline figure"},
         ),
-        png=f"{FIGURES}/kl_combined.png",
+        png=str(P.figure("kl_combined", "png")),
     log:
-        f"{R}/logs/figures/kl_combined.log",
+        str(P.log("figures/kl_combined")),
     conda:
         "../envs/filterdb.yaml"
     params:
-        axes={a: axis_config(a) for a in combined_axes()},
+        axes=axis_configs(combined_axes()),
         title=config["figures"]["combined"]["title"],
     script:
         "../scripts/fig_kl_combined.py"
@@ -201,11 +133,11 @@ rule fig_kl_combined:
 
 rule fig_density:
     input:
-        hist=f"{R}/stats/hist.npz",
+        hist=str(P.hist),
     output:
         **{
             f"svg_c{a}_c{b}": report(
-                f"{FIGURES}/density_c{a}_c{b}.svg",
+                str(P.figure(f"density_c{a}_c{b}")),
                 caption="../report/density.rst",
                 category="Density",
                 labels={"pair": f"(c{a}, c{b})", "figure": "density"},
@@ -213,11 +145,11 @@ rule fig_density:
             for a, b in density_pairs()
         },
         **{
-            f"png_c{a}_c{b}": f"{FIGURES}/density_c{a}_c{b}.png"
+            f"png_c{a}_c{b}": str(P.figure(f"density_c{a}_c{b}", "png"))
             for a, b in density_pairs()
         },
     log:
-        f"{R}/logs/figures/density.log",
+        str(P.log("figures/density")),
     conda:
         "../envs/filterdb.yaml"
     params:
@@ -228,11 +160,11 @@ rule fig_density:
 
 rule readme_figures:
     input:
-        [f"{FIGURES}/{name}" for name in README_FIGURES],
+        [str(P.figures / name) for name in README_FIGURES],
     output:
         [f"docs/figures/{name}" for name in README_FIGURES],
     log:
-        f"{R}/logs/figures/readme_figures.log",
+        str(P.log("figures/readme_figures")),
     conda:
         "../envs/filterdb.yaml"
     params:

@@ -5,61 +5,38 @@
 # Target list: grid_targets() in common.smk.
 
 
-GRIDS = f"{R}/grids"
-
-
 # A few hundred rows read from the DB and one figure per axis (seconds): on the submitting node.
 rule filter_grids:
     input:
-        layers=f"{R}/stats/layers.tsv",
-        groups=expand(f"{R}/groups/{{axis}}.tsv", axis=grid_axes()),
+        layers=str(P.layers),
+        groups=per_axis(P.groups("{axis}"), grid_axes()),
         db=dataset(),
     output:
-        **{
-            f"svg_{a}": report(
-                f"{FIGURES}/filter_grid_{a}.svg",
-                caption="../report/filter_grid.rst",
-                category="Filters",
-                subcategory=a,
-                labels={"axis": a, "figure": "filter grid"},
-            )
-            for a in grid_axes()
-        },
-        **{f"png_{a}": f"{FIGURES}/filter_grid_{a}.png" for a in grid_axes()},
-        **{
-            f"table_{a}": report(
-                f"{GRIDS}/{a}.tsv",
-                caption="../report/filter_grid_table.rst",
-                category="Filters",
-                subcategory=a,
-                labels={"axis": a, "figure": "filter grid rows"},
-            )
-            for a in grid_axes()
-        },
+        **per_axis_outputs(grid_outputs, grid_axes()),
         svg_model=report(
-            f"{FIGURES}/filter_grid_model.svg",
+            str(P.figure("filter_grid_model")),
             caption="../report/filter_grid_model.rst",
             category="Filters",
             subcategory="Model",
             labels={"axis": "model", "figure": "filter grid"},
         ),
-        png_model=f"{FIGURES}/filter_grid_model.png",
+        png_model=str(P.figure("filter_grid_model", "png")),
         table_model=report(
-            f"{GRIDS}/model.tsv",
+            str(P.grid("model")),
             caption="../report/filter_grid_table.rst",
             category="Filters",
             subcategory="Model",
             labels={"axis": "model", "figure": "filter grid rows"},
         ),
     log:
-        f"{R}/logs/figures/filter_grids.log",
+        str(P.log("figures/filter_grids")),
     benchmark:
-        f"{R}/benchmarks/filter_grids.tsv"
+        str(P.benchmark("filter_grids"))
     localrule: True
     conda:
         "../envs/filterdb.yaml"
     params:
-        axes={a: axis_config(a) for a in grid_axes()},
+        axes=axis_configs(grid_axes()),
         grids=config["grids"],
         precision=config["stream"]["precision"],
         checks=config["checks"],

@@ -8,31 +8,31 @@
 # Permutations of a few hundred models' labels (seconds): on the submitting node.
 rule model_axes:
     input:
-        drift=f"{R}/models/drift.tsv",
-        layers=f"{R}/stats/layers.tsv",
+        drift=str(P.models("drift")),
+        layers=str(P.layers),
     output:
         table=report(
-            f"{R}/models/axes.tsv",
+            str(P.models("axes")),
             caption="../report/models_axes_table.rst",
             category="Models",
             subcategory="Which axis explains the distances",
             labels={"table": "axis tests"},
         ),
         svg=report(
-            f"{FIGURES}/models_axes.svg",
+            str(P.figure("models_axes", "svg")),
             caption="../report/models_axes.rst",
             category="Models",
             subcategory="Which axis explains the distances",
             labels={"figure": "axes ranked"},
         ),
-        png=f"{FIGURES}/models_axes.png",
+        png=str(P.figure("models_axes", "png")),
     log:
-        f"{R}/logs/model_axes.log",
+        str(P.log("model_axes")),
     localrule: True
     conda:
         "../envs/filterdb.yaml"
     params:
-        axes={a: axis_config(a) for a in AXES},
+        axes=axis_configs(),
         options=config["models"]["axes"],
     script:
         "../scripts/model_axes.py"

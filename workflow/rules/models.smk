@@ -2,87 +2,76 @@
 # drift matrix from the per-layer histograms (no filter is read), its hierarchical clustering, the
 # classical MDS embedding, each model's nearest models, and the figures (heatmap with dendrogram; the
 # embedding coloured by each axis that labels models). Target list and helpers: zoo_* in common.smk.
-MODELS = f"{R}/models"
 
 
 rule models:
     input:
-        layers=f"{R}/stats/layers.tsv",
-        hist=f"{R}/stats/hist.npz",
-        basis=f"{R}/pca/basis.tsv",
+        layers=str(P.layers),
+        hist=str(P.hist),
+        basis=str(P.basis),
     output:
-        **{
-            f"svg_{a}": report(
-                f"{FIGURES}/models_embedding_{a}.svg",
-                caption="../report/models_embedding.rst",
-                category="Models",
-                subcategory="Embedding",
-                labels={"figure": "embedding", "axis": a},
-            )
-            for a in zoo_label_axes()
-        },
-        **{f"png_{a}": f"{FIGURES}/models_embedding_{a}.png" for a in zoo_label_axes()},
+        **per_axis_outputs(embedding_outputs, zoo_label_axes()),
         drift=report(
-            f"{MODELS}/drift.tsv",
+            str(P.models("drift")),
             caption="../report/models_drift.rst",
             category="Models",
             subcategory="Drift between models",
             labels={"table": "model x model drift"},
         ),
         linkage=report(
-            f"{MODELS}/linkage.tsv",
+            str(P.models("linkage")),
             caption="../report/models_clustering.rst",
             category="Models",
             subcategory="Clustering",
             labels={"table": "linkage"},
         ),
         order=report(
-            f"{MODELS}/order.tsv",
+            str(P.models("order")),
             caption="../report/models_clustering.rst",
             category="Models",
             subcategory="Clustering",
             labels={"table": "leaf order"},
         ),
         embedding=report(
-            f"{MODELS}/embedding.tsv",
+            str(P.models("embedding")),
             caption="../report/models_embedding_table.rst",
             category="Models",
             subcategory="Embedding",
             labels={"table": "coordinates and labels"},
         ),
         nearest=report(
-            f"{MODELS}/nearest.tsv",
+            str(P.models("nearest")),
             caption="../report/models_nearest.rst",
             category="Models",
             subcategory="Nearest models",
             labels={"table": "nearest models"},
         ),
         summary=report(
-            f"{MODELS}/summary.tsv",
+            str(P.models("summary")),
             caption="../report/models_summary.rst",
             category="Models",
             subcategory="Drift between models",
             labels={"table": "summary"},
         ),
         svg_heatmap=report(
-            f"{FIGURES}/models_heatmap.svg",
+            str(P.figure("models_heatmap", "svg")),
             caption="../report/models_heatmap.rst",
             category="Models",
             subcategory="Drift between models",
             labels={"figure": "heatmap and dendrogram"},
         ),
-        png_heatmap=f"{FIGURES}/models_heatmap.png",
+        png_heatmap=str(P.figure("models_heatmap", "png")),
     log:
-        f"{R}/logs/models.log",
+        str(P.log("models")),
     benchmark:
-        f"{R}/benchmarks/models.tsv"
+        str(P.benchmark("models"))
     conda:
         "../envs/filterdb.yaml"
     params:
         settings=zoo_settings(),
         enabled=config["models"]["enabled"],
         max_models=config["models"]["max_models"],
-        axes={a: axis_config(a) for a in AXES},
+        axes=axis_configs(),
         label_axes=zoo_label_axes(),
         eps=config["histogram"]["eps"],
         floor=config["histogram"]["floor"],

@@ -7,29 +7,29 @@
 rule paper_comparison:
     input:
         db=dataset(),
-        basis=f"{R}/pca/basis.tsv",
-        mean=f"{R}/pca/mean.tsv",
-        sums=f"{R}/stats/sums.npz",
-        summary=f"{R}/dataset/summary.tsv",
-        drift=expand(f"{R}/drift/{{axis}}.tsv", axis=AXES),
-        groups=expand(f"{R}/groups/{{axis}}.tsv", axis=AXES),
-        subsets=expand(f"{R}/pca/subsets/{{axis}}.tsv", axis=AXES),
+        basis=str(P.basis),
+        mean=str(P.mean),
+        sums=str(P.sums),
+        summary=str(P.dataset("summary")),
+        drift=per_axis(P.drift("{axis}")),
+        groups=per_axis(P.groups("{axis}")),
+        subsets=per_axis(P.subsets("{axis}")),
     output:
         comparison=report(
-            f"{R}/paper/comparison.tsv",
+            str(P.paper),
             caption="../report/paper_comparison.rst",
             category="Reproduction",
             labels={"table": "published values beside this run"},
         ),
     log:
-        f"{R}/logs/paper_comparison.log",
+        str(P.log("paper_comparison")),
     localrule: True
     conda:
         "../envs/filterdb.yaml"
     params:
         release=config["paper"]["release"],
         origin=paper_origin(),
-        axes={a: axis_config(a) for a in AXES},
+        axes=axis_configs(),
         settings={
             "precision": config["stream"]["precision"],
             "histogram": {k: config["histogram"][k] for k in ("bins", "floor", "eps")},

@@ -12,7 +12,7 @@ if published_missing():
         output:
             archive=published_download_output(),
         log:
-            f"{R}/logs/published_download.log",
+            str(P.log("published_download")),
         localrule: True
         conda:
             "../envs/filterdb.yaml"
@@ -28,9 +28,9 @@ if published_missing():
         output:
             db=config["published"]["path"],
         log:
-            f"{R}/logs/published_db.log",
+            str(P.log("published_db")),
         benchmark:
-            f"{R}/benchmarks/published_db.tsv"
+            str(P.benchmark("published_db"))
         localrule: True
         conda:
             "../envs/filterdb.yaml"

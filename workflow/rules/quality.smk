@@ -6,60 +6,50 @@
 # quality_targets() in common.smk.
 
 QUALITY = config["quality"]
-QUALITY_DIR = f"{R}/quality"
 
 
 # Named outputs of `quality_groups`: the depth profile and, per axis, its table, SVG figure (one
 # report item each, with its own subcategory and labels) and PNG figure.
 QUALITY_GROUP_OUTPUTS = {
-    "profile_table": f"{QUALITY_DIR}/by_depth_bin.tsv",
+    "profile_table": str(P.quality("by_depth_bin")),
     "profile_svg": report(
-        f"{R}/figures/quality_depth_profile.svg",
+        str(P.figure("quality_depth_profile", "svg")),
         caption="../report/quality_depth.rst",
         category="Quality",
         subcategory="Depth",
         labels={"axis": "depth", "figure": "quality vs depth"},
     ),
-    "profile_png": f"{R}/figures/quality_depth_profile.png",
+    "profile_png": str(P.figure("quality_depth_profile", "png")),
 }
-for _axis in AXES:
-    QUALITY_GROUP_OUTPUTS[f"table_{_axis}"] = f"{QUALITY_DIR}/by_{_axis}.tsv"
-    QUALITY_GROUP_OUTPUTS[f"svg_{_axis}"] = report(
-        f"{R}/figures/quality_{_axis}.svg",
-        caption="../report/quality_groups.rst",
-        category="Quality",
-        subcategory=_axis,
-        labels={"axis": _axis, "figure": "quality per group"},
-    )
-    QUALITY_GROUP_OUTPUTS[f"png_{_axis}"] = f"{R}/figures/quality_{_axis}.png"
+QUALITY_GROUP_OUTPUTS.update(per_axis_outputs(quality_group_outputs))
 
 
 rule quality_tables:
     input:
-        layers=f"{R}/stats/layers.tsv",
-        sums=f"{R}/stats/sums.npz",
+        layers=str(P.layers),
+        sums=str(P.sums),
     output:
         layers=report(
-            f"{QUALITY_DIR}/layers.tsv",
+            str(P.quality("layers")),
             caption="../report/quality_layers.rst",
             category="Quality",
             subcategory="Tables",
             labels={"table": "per layer"},
         ),
         models=report(
-            f"{QUALITY_DIR}/models.tsv",
+            str(P.quality("models")),
             caption="../report/quality_models.rst",
             category="Quality",
             subcategory="Tables",
             labels={"table": "per model"},
         ),
     log:
-        f"{R}/logs/quality/tables.log",
+        str(P.log("quality/tables")),
     conda:
         "../envs/filterdb.yaml"
     params:
         kind="tables",
-        axes={a: axis_config(a) for a in AXES},
+        axes=axis_configs(),
         thresholds=quality_flag_settings(),
     script:
         "../scripts/quality_tables.py"
@@ -69,17 +59,17 @@ rule quality_tables:
 # and matplotlib once).
 rule quality_groups:
     input:
-        layers=f"{QUALITY_DIR}/layers.tsv",
+        layers=str(P.quality("layers")),
     output:
         **QUALITY_GROUP_OUTPUTS,
     log:
-        f"{R}/logs/quality/groups.log",
+        str(P.log("quality/groups")),
     conda:
         "../envs/filterdb.yaml"
     params:
         kind="groups",
-        axes={a: axis_config(a) for a in AXES},
-        depth_bins=depth_bins(),
+        axes=axis_configs(),
+        depth_bins=S.depth_bins,
         thresholds=quality_flag_settings(),
     script:
         "../scripts/quality_tables.py"
@@ -89,26 +79,26 @@ rule quality_groups:
 # of the sums pass (stats/sums.npz quality_n_sparse_grid), every other from the layer table.
 rule quality_sensitivity:
     input:
-        layers=f"{QUALITY_DIR}/layers.tsv",
-        sums=f"{R}/stats/sums.npz",
+        layers=str(P.quality("layers")),
+        sums=str(P.sums),
     output:
         table=report(
-            f"{QUALITY_DIR}/sensitivity.tsv",
+            str(P.quality("sensitivity")),
             caption="../report/quality_sensitivity_table.rst",
             category="Quality",
             subcategory="Sensitivity",
             labels={"table": "sensitivity of the flags"},
         ),
         svg=report(
-            f"{R}/figures/quality_sensitivity.svg",
+            str(P.figure("quality_sensitivity", "svg")),
             caption="../report/quality_sensitivity.rst",
             category="Quality",
             subcategory="Sensitivity",
             labels={"figure": "sensitivity of the flags"},
         ),
-        png=f"{R}/figures/quality_sensitivity.png",
+        png=str(P.figure("quality_sensitivity", "png")),
     log:
-        f"{R}/logs/quality/sensitivity.log",
+        str(P.log("quality/sensitivity")),
     conda:
         "../envs/filterdb.yaml"
     params:

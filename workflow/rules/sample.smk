@@ -4,10 +4,10 @@ rule fetch_sample:
     input:
         sheet=sample_sheet(),
     output:
-        sheet=f"{R}/sample/models.tsv",
-        members=directory(f"{R}/sample/members"),
+        sheet=str(P.sample("models.tsv")),
+        members=directory(str(P.sample("members"))),
     log:
-        f"{R}/logs/fetch_sample.log",
+        str(P.log("fetch_sample")),
     conda:
         "../envs/ingest.yaml"
     params:
@@ -18,10 +18,10 @@ rule fetch_sample:
 
 rule train_digits:
     output:
-        model=f"{R}/sample/digits/digits_cnn.onnx",
-        sheet=f"{R}/sample/digits/models.tsv",
+        model=str(P.sample("digits/digits_cnn.onnx")),
+        sheet=str(P.sample("digits/models.tsv")),
     log:
-        f"{R}/logs/train_digits.log",
+        str(P.log("train_digits")),
     conda:
         "../envs/ingest.yaml"
     params:
@@ -34,13 +34,13 @@ rule train_digits:
 rule build_sample_db:
     input:
         sheets=sample_sheets(),
-        members=f"{R}/sample/members",
+        members=str(P.sample("members")),
     output:
-        db=f"{R}/sample/sample.h5",
-        skipped=f"{R}/sample/sample.skipped.tsv",
-        sheet=f"{R}/sample/sample.models.tsv",
+        db=str(P.sample("sample.h5")),
+        skipped=str(P.sample("sample.skipped.tsv")),
+        sheet=str(P.sample("sample.models.tsv")),
     log:
-        f"{R}/logs/build_sample_db.log",
+        str(P.log("build_sample_db")),
     conda:
         "../envs/ingest.yaml"
     params:

@@ -1,27 +1,29 @@
 # One shard (the default for a small DB, config stream.single_job_filters): the whole chain up to
 # the drift tables in one job, so that each step's start-up is paid once; the same outputs.
+# One shard (the default: config stream.single_job_filters): the layer table, the three passes and
+# their gathers in one job, so that each step's start-up is paid once; the same outputs. The drift
+# tables are per-axis jobs on both paths (rule drift).
 if single_job():
 
     rule analyse:
         input:
             db=dataset(),
         output:
-            **drift_outputs(),
             **single_job_cell_output(),
-            layers=f"{R}/stats/layers.tsv",
-            plan=f"{R}/stats/plan.npz",
-            cells=f"{R}/stats/cells.tsv",
-            coverage=f"{R}/stats/coverage.tsv",
-            sums=f"{R}/stats/sums.npz",
+            layers=str(P.layers),
+            plan=str(P.plan),
+            cells=str(P.cells),
+            coverage=str(P.coverage),
+            sums=str(P.sums),
             basis=pca_basis_output(),
-            mean=f"{R}/pca/mean.tsv",
-            range_stats=f"{R}/stats/range.npz",
-            range=f"{R}/pca/range.tsv",
-            hist=f"{R}/stats/hist.npz",
+            mean=str(P.mean),
+            range_stats=str(P.range_stats),
+            range=str(P.range),
+            hist=str(P.hist),
         log:
-            f"{R}/logs/analyse.log",
+            str(P.log("analyse")),
         benchmark:
-            f"{R}/benchmarks/analyse.tsv"
+            str(P.benchmark("analyse"))
         priority: 10
         conda:
             "../envs/filterdb.yaml"
@@ -29,16 +31,7 @@ if single_job():
         resources:
             mem_mb=lambda wc, input, threads: single_job_mem_mb(input.db, threads),
         params:
-            **drift_params(),
-            columns=[axis_config(a)["column"] for a in AXES],
-            depth_bins=depth_bins(),
-            checks=config["checks"],
-            stream=stream_params(),
-            quality=quality_params(),
-            bins=config["histogram"]["bins"],
-            fine_bins=config["histogram"]["fine_bins"],
-            density=config["density"],
-            fixed_range=fixed_range_param(),
+            **step_params("analyse"),
         script:
             "../scripts/analyse.py"
 
@@ -48,37 +41,35 @@ else:
         input:
             db=dataset(),
         output:
-            layers=f"{R}/stats/layers.tsv",
-            plan=f"{R}/stats/plan.npz",
-            cells=f"{R}/stats/cells.tsv",
-            coverage=f"{R}/stats/coverage.tsv",
+            layers=str(P.layers),
+            plan=str(P.plan),
+            cells=str(P.cells),
+            coverage=str(P.coverage),
         log:
-            f"{R}/logs/layer_table.log",
+            str(P.log("layer_table")),
         benchmark:
-            f"{R}/benchmarks/layer_table.tsv"
+            str(P.benchmark("layer_table"))
         priority: 10
         localrule: True
         conda:
             "../envs/filterdb.yaml"
         params:
-            columns=[axis_config(a)["column"] for a in AXES],
-            depth_bins=depth_bins(),
-            checks=config["checks"],
+            **step_params("layer_table"),
         script:
             "../scripts/layer_table.py"
 
     rule shard_sums:
         input:
             db=dataset(),
-            plan=f"{R}/stats/plan.npz",
-            layers=f"{R}/stats/layers.tsv",
+            plan=str(P.plan),
+            layers=str(P.layers),
         output:
-            part=temp(f"{R}/shards/sums/{{scatteritem}}.npz"),
-            totals=f"{R}/stats/totals/sums/{{scatteritem}}.npz",
+            part=temp(str(P.part("sums", "{scatteritem}"))),
+            totals=str(P.totals("sums", "{scatteritem}")),
         log:
-            f"{R}/logs/shard_sums/{{scatteritem}}.log",
+            str(P.log("shard_sums/{scatteritem}")),
         benchmark:
-            f"{R}/benchmarks/shard_sums/{{scatteritem}}.tsv"
+            str(P.benchmark("shard_sums/{scatteritem}"))
         priority: 10
         conda:
             "../envs/filterdb.yaml"
@@ -88,27 +79,24 @@ else:
                 "shard_sums", input.plan, threads
             ),
         params:
+            **step_params("sums"),
             kind="sums",
-            stream=stream_params(),
-            quality=quality_params(),
-            fine_bins=0,
-            density={},
         script:
             "../scripts/shard_pass.py"
 
     # Not on the chain of passes: the range and hist jobs read the exact totals (stats/totals/) themselves.
     rule gather_sums:
         input:
-            parts=gather.shards(f"{R}/shards/sums/{{scatteritem}}.npz"),
-            plan=f"{R}/stats/plan.npz",
+            parts=gather.shards(str(P.part("sums", "{scatteritem}"))),
+            plan=str(P.plan),
         output:
-            stats=f"{R}/stats/sums.npz",
+            stats=str(P.sums),
             basis=pca_basis_output(),
-            mean=f"{R}/pca/mean.tsv",
+            mean=str(P.mean),
         log:
-            f"{R}/logs/gather_sums.log",
+            str(P.log("gather_sums")),
         benchmark:
-            f"{R}/benchmarks/gather_sums.tsv"
+            str(P.benchmark("gather_sums"))
         priority: 5
         localrule: True
         conda:
@@ -121,16 +109,16 @@ else:
     rule shard_range:
         input:
             db=dataset(),
-            plan=f"{R}/stats/plan.npz",
-            layers=f"{R}/stats/layers.tsv",
-            sums=gather.shards(f"{R}/stats/totals/sums/{{scatteritem}}.npz"),
+            plan=str(P.plan),
+            layers=str(P.layers),
+            sums=gather.shards(str(P.totals("sums", "{scatteritem}"))),
         output:
-            part=temp(f"{R}/shards/range/{{scatteritem}}.npz"),
-            totals=f"{R}/stats/totals/range/{{scatteritem}}.npz",
+            part=temp(str(P.part("range", "{scatteritem}"))),
+            totals=str(P.totals("range", "{scatteritem}")),
         log:
-            f"{R}/logs/shard_range/{{scatteritem}}.log",
+            str(P.log("shard_range/{scatteritem}")),
         benchmark:
-            f"{R}/benchmarks/shard_range/{{scatteritem}}.tsv"
+            str(P.benchmark("shard_range/{scatteritem}"))
         priority: 10
         conda:
             "../envs/filterdb.yaml"
@@ -140,25 +128,22 @@ else:
                 "shard_range", input.plan, threads
             ),
         params:
+            **step_params("range"),
             kind="range",
-            stream=stream_params(),
-            quality=None,
-            fine_bins=0,
-            density={},
         script:
             "../scripts/shard_pass.py"
 
     rule gather_range:
         input:
-            parts=gather.shards(f"{R}/shards/range/{{scatteritem}}.npz"),
-            plan=f"{R}/stats/plan.npz",
+            parts=gather.shards(str(P.part("range", "{scatteritem}"))),
+            plan=str(P.plan),
         output:
-            stats=f"{R}/stats/range.npz",
-            range=f"{R}/pca/range.tsv",
+            stats=str(P.range_stats),
+            range=str(P.range),
         log:
-            f"{R}/logs/gather_range.log",
+            str(P.log("gather_range")),
         benchmark:
-            f"{R}/benchmarks/gather_range.tsv"
+            str(P.benchmark("gather_range"))
         priority: 5
         localrule: True
         conda:
@@ -171,17 +156,17 @@ else:
     rule shard_hist:
         input:
             db=dataset(),
-            plan=f"{R}/stats/plan.npz",
-            layers=f"{R}/stats/layers.tsv",
-            sums=gather.shards(f"{R}/stats/totals/sums/{{scatteritem}}.npz"),
-            ranges=gather.shards(f"{R}/stats/totals/range/{{scatteritem}}.npz"),
+            plan=str(P.plan),
+            layers=str(P.layers),
+            sums=gather.shards(str(P.totals("sums", "{scatteritem}"))),
+            ranges=gather.shards(str(P.totals("range", "{scatteritem}"))),
         output:
-            part=temp(f"{R}/shards/hist/{{scatteritem}}.npz"),
-            cells=temp(f"{R}/shards/hist/{{scatteritem}}.cells"),
+            part=temp(str(P.part("hist", "{scatteritem}"))),
+            cells=temp(str(P.part("hist", "{scatteritem}", "cells"))),
         log:
-            f"{R}/logs/shard_hist/{{scatteritem}}.log",
+            str(P.log("shard_hist/{scatteritem}")),
         benchmark:
-            f"{R}/benchmarks/shard_hist/{{scatteritem}}.tsv"
+            str(P.benchmark("shard_hist/{scatteritem}"))
         priority: 10
         conda:
             "../envs/filterdb.yaml"
@@ -191,26 +176,21 @@ else:
                 "shard_hist", input.plan, threads
             ),
         params:
+            **step_params("hist"),
             kind="hist",
-            stream=stream_params(),
-            quality=None,
-            bins=config["histogram"]["bins"],
-            fine_bins=config["histogram"]["fine_bins"],
-            density=config["density"],
-            fixed_range=fixed_range_param(),
         script:
             "../scripts/shard_pass.py"
 
     rule gather_hist:
         input:
-            parts=gather.shards(f"{R}/shards/hist/{{scatteritem}}.npz"),
-            plan=f"{R}/stats/plan.npz",
+            parts=gather.shards(str(P.part("hist", "{scatteritem}"))),
+            plan=str(P.plan),
         output:
-            stats=f"{R}/stats/hist.npz",
+            stats=str(P.hist),
         log:
-            f"{R}/logs/gather_hist.log",
+            str(P.log("gather_hist")),
         benchmark:
-            f"{R}/benchmarks/gather_hist.tsv"
+            str(P.benchmark("gather_hist"))
         priority: 10
         localrule: True
         conda:
@@ -227,15 +207,15 @@ if not single_job():
 
     rule gather_cells:
         input:
-            parts=gather.shards(f"{R}/shards/hist/{{scatteritem}}.npz"),
-            cells=gather.shards(f"{R}/shards/hist/{{scatteritem}}.cells"),
-            plan=f"{R}/stats/plan.npz",
+            parts=gather.shards(str(P.part("hist", "{scatteritem}"))),
+            cells=gather.shards(str(P.part("hist", "{scatteritem}", "cells"))),
+            plan=str(P.plan),
         output:
-            cell_hist=f"{R}/stats/cell_hist.npy",
+            cell_hist=str(P.cell_hist),
         log:
-            f"{R}/logs/gather_cells.log",
+            str(P.log("gather_cells")),
         benchmark:
-            f"{R}/benchmarks/gather_cells.tsv"
+            str(P.benchmark("gather_cells"))
         priority: 5
         localrule: True
         conda:
@@ -251,13 +231,13 @@ rule provenance:
         db=dataset(),
     output:
         json=report(
-            f"{R}/provenance.json",
+            str(P.root / "provenance.json"),
             caption="../report/provenance.rst",
             category="Dataset",
             labels={"table": "provenance"},
         ),
     log:
-        f"{R}/logs/provenance.log",
+        str(P.log("provenance")),
     localrule: True
     conda:
         "../envs/filterdb.yaml"

@@ -1,4 +1,5 @@
-# Uncertainty of the drift matrices (filterdb.uncertainty): one job for every axis.
+# Uncertainty of the drift matrices (filterdb.uncertainty): one job per axis (in the cluster group
+# "axis" with its drift tables), and the axis tests of every axis gathered into one table.
 # Off by default (config uncertainty.enabled); the study's outputs do not depend on it.
 # Target list: uncertainty_targets() in common.smk.
 UNCERTAINTY = config["uncertainty"]
@@ -6,56 +7,64 @@ UNCERTAINTY = config["uncertainty"]
 
 rule drift_uncertainty:
     input:
-        layers=f"{R}/stats/layers.tsv",
-        hist=f"{R}/stats/hist.npz",
-        basis=f"{R}/pca/basis.tsv",
+        layers=str(P.layers),
+        hist=str(P.hist),
+        basis=str(P.basis),
     output:
-        **{
-            f"ci_{a}": report(
-                f"{R}/drift/{a}.ci.tsv",
-                caption="../report/drift_ci.rst",
-                category="Drift uncertainty",
-                subcategory=a,
-                labels={"axis": a, "table": "bootstrap intervals"},
-            )
-            for a in AXES
-        },
-        **{
-            f"null_{a}": report(
-                f"{R}/drift/{a}.null.tsv",
-                caption="../report/drift_null.rst",
-                category="Drift uncertainty",
-                subcategory=a,
-                labels={"axis": a, "table": "permutation null"},
-            )
-            for a in AXES
-        },
-        **{
-            f"fig_{a}": report(
-                f"{R}/figures/drift_significance_{a}.svg",
-                caption="../report/drift_significance.rst",
-                category="Drift uncertainty",
-                subcategory=a,
-                labels={"axis": a, "table": "significance heatmap"},
-            )
-            for a in AXES
-        },
-        axes=report(
-            f"{R}/uncertainty/axes.tsv",
-            caption="../report/uncertainty_axes.rst",
+        ci=report(
+            str(P.drift_ci("{axis}")),
+            caption="../report/drift_ci.rst",
             category="Drift uncertainty",
-            labels={"axis": "all", "table": "axis tests"},
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "table": "bootstrap intervals"},
         ),
+        null=report(
+            str(P.drift_null("{axis}")),
+            caption="../report/drift_null.rst",
+            category="Drift uncertainty",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "table": "permutation null"},
+        ),
+        fig=report(
+            str(P.figure("drift_significance_{axis}")),
+            caption="../report/drift_significance.rst",
+            category="Drift uncertainty",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "table": "significance heatmap"},
+        ),
+        row=str(P.uncertainty_axis("{axis}")),
     log:
-        f"{R}/logs/drift_uncertainty.log",
+        str(P.log("drift_uncertainty/{axis}")),
     benchmark:
-        f"{R}/benchmarks/drift_uncertainty.tsv"
+        str(P.benchmark("drift_uncertainty/{axis}"))
+    group:
+        "axis"
     conda:
         "../envs/filterdb.yaml"
     params:
-        axes={a: axis_config(a) for a in AXES},
+        axis=lambda wc: axis_config(wc.axis),
         eps=config["histogram"]["eps"],
         floor=config["histogram"]["floor"],
         options={k: v for k, v in UNCERTAINTY.items() if k != "enabled"},
     script:
         "../scripts/drift_uncertainty.py"
+
+
+# the axis tests of every axis, one row each, in the order of the axes mapping
+rule uncertainty_axes:
+    input:
+        rows=per_axis(P.uncertainty_axis("{axis}")),
+    output:
+        axes=report(
+            str(P.uncertainty),
+            caption="../report/uncertainty_axes.rst",
+            category="Drift uncertainty",
+            labels={"axis": "all", "table": "axis tests"},
+        ),
+    log:
+        str(P.log("uncertainty_axes")),
+    localrule: True
+    conda:
+        "../envs/filterdb.yaml"
+    script:
+        "../scripts/uncertainty_axes.py"
