@@ -311,7 +311,7 @@ if HAVE_NUMBA:
     def _load_rows(x, b0, nb, T, d):  # rows b0..b0+nb-1 of x (d values) into T[j, r] as float64
         raise NotImplementedError
 
-    @overload(_load_rows)
+    @overload(_load_rows, inline="always")  # inlined: a constant width d unrolls its loops
     def _load_rows_impl(x, b0, nb, T, d):
         if isinstance(x.dtype, numba.types.Integer):  # float16 bit patterns
 
