@@ -3,20 +3,26 @@
 For rows of 9 values (3x3 filters), each pass kernel of :mod:`filterdb.kernels` (JIT) is timed
 against the same kernel of a reference commit (default 1cebdd6, the last one with 9 values built
 into the kernels; its ``filterdb/kernels.py`` loaded from ``git show`` into a module of its own,
-JIT as well) on the same synthetic rows, one call each in turn, ``--repeat`` times: the median of
-each, their ratio, the spread (min - max over the repeats) and whether every output array is
-byte-identical. Kernels: the sums pass with quality off and on (an eps grid of 7 thresholds), the
-range pass, and the hist pass with fine bins (every layer in a cell) and a 2-D density pair.
+JIT as well) on the same synthetic rows, one call each in turn (in reversed order every other
+time), ``--repeat`` times: the median of each, their ratio, the spread (min - max over the
+repeats) and whether every output array is byte-identical. Kernels: the sums pass with quality
+off and on (an eps grid of 7 thresholds), the range pass, and the hist pass with fine bins (every
+layer in a cell) and a 2-D density pair. The column "any-width" times the new kernels' variant
+that reads the width from the arrays (what 3x3 rows would run without the variant compiled for 9
+values), on the same rows. ``--asm`` also counts the machine instructions of the old kernels and
+of the new 9-value variants (compiled again without numba's cache: the cached code cannot be
+inspected).
 
 For rows of 25 and 49 values (5x5, 7x7 filters), the new kernels alone: rows/s and values/s, on
 as many values as the 3x3 rows hold (``--rows * 9 / d`` rows).
 
     python benchmarks/bench_kernels.py --rows 5000000 --repeat 3
-    python benchmarks/bench_kernels.py --rows 2000000 --repeat 5 --dtypes float16 --widths 9
+    python benchmarks/bench_kernels.py --rows 2000000 --repeat 5 --dtypes float16 --widths 9 --asm
 
-Layers are 64 to 4096 rows (uniform), as a model's 3x3 conv layers are. The first call of each
-kernel compiles it (numba caches both versions on disk: a second run starts at once) and is not
-timed. Needs no extra package.
+Layers are 64 to 4096 rows (uniform), as a model's 3x3 conv layers are. Times are the calling
+thread's CPU time (a shared machine's other processes do not count; cache and memory contention
+still do: compare the spread). The first call of each kernel compiles it (numba caches both
+versions on disk: a second run starts at once) and is not timed. Needs no extra package.
 """
 
 from __future__ import annotations
@@ -165,6 +171,21 @@ def spread(t: list) -> str:
     return f"{min(t):.3f}-{max(t):.3f}"
 
 
+ANY_WIDTH = {"sums_block": "_sums_any", "range_block": "_range_any", "hist_block": "_hist_any"}
+FIXED_WIDTH = {"sums_block": "_sums_fixed", "range_block": "_range_fixed", "hist_block": "_hist_fixed"}
+
+
+def instructions(fn, args) -> int:
+    """Machine instructions of ``fn`` compiled (again, without the disk cache) for ``args``."""
+    import numba
+
+    f = numba.njit(nogil=True, error_model="numpy")(fn.py_func)
+    sig = tuple(numba.typeof(v) for v in args)
+    f.compile(sig)
+    asm = f.inspect_asm(sig)
+    return sum(1 for line in asm.splitlines() if line.startswith("\t") and not line.startswith("\t."))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=5_000_000, help="rows of 9 values per data set")
@@ -172,6 +193,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dtypes", nargs="+", default=["float16", "float32"], choices=["float16", "float32", "float64"])
     ap.add_argument("--widths", nargs="+", type=int, default=[9, 25, 49], help="values per row (9 is compared)")
     ap.add_argument("--commit", default="1cebdd6", help="the reference kernels (3x3 only)")
+    ap.add_argument("--asm", action="store_true", help="also count the 3x3 kernels' machine instructions")
     a = ap.parse_args(argv)
     if not kernels.HAVE_NUMBA:
         print("numba is not installed: no kernels to time", file=sys.stderr)
@@ -184,24 +206,30 @@ def main(argv=None) -> int:
             x, ls, le, lp = make_rows(a.rows, 9, dtype)
             print(f"\nd = 9, {dtype} rows ({x.shape[0]:,} rows, {ls.size:,} layers), precision float32")
             head = f"  {'kernel':<16} {'old s':>8} {'new s':>8} {'ratio':>6}  {'old min-max':>13} {'new min-max':>13}"
-            print(head + "  same")
+            print(head + f"  same  {'any-width s':>11} {'ratio':>6}" + ("  instructions old/new" if a.asm else ""))
             for label, (name, args) in cases(x, ls, le, lp, prec).items():
-                fo, fn = getattr(old, name), getattr(kernels, name)
+                fo, fn, fa = getattr(old, name), getattr(kernels, name), getattr(kernels, ANY_WIDTH[name])
                 ao, oo = args()
                 an, on = args()
                 fo(*ao)  # compile (or load from numba's cache), and the outputs to compare
                 fn(*an)
+                fa(*args()[0])
                 same = same_bytes(oo, on)
                 bad += not same
-                to, tn = [], []
-                for _ in range(a.repeat):
-                    to.append(timed(fo, args()[0]))
-                    tn.append(timed(fn, args()[0]))
-                mo, mn = float(np.median(to)), float(np.median(tn))
-                print(
+                t = {fo: [], fn: [], fa: []}
+                for i in range(a.repeat):  # in turn, the order reversed every other time
+                    for f in list(t)[:: 1 - 2 * (i % 2)]:
+                        t[f].append(timed(f, args()[0]))
+                to, tn, ta = t.values()
+                mo, mn, ma = (float(np.median(t)) for t in (to, tn, ta))
+                line = (
                     f"  {label:<16} {mo:8.3f} {mn:8.3f} {mn / mo:6.3f}  {spread(to):>13} {spread(tn):>13}  "
-                    f"{'yes' if same else 'NO'}"
+                    f"{'yes' if same else 'NO ':<4} {ma:11.3f} {ma / mo:6.3f}"
                 )
+                if a.asm:
+                    fx = getattr(kernels, FIXED_WIDTH[name])
+                    line += f"  {instructions(fo, an)}/{instructions(fx, an)}"
+                print(line, flush=True)
         for d in (w for w in a.widths if w != 9):
             n = max(1, a.rows * 9 // d)
             x, ls, le, lp = make_rows(n, d, dtype)

@@ -280,9 +280,10 @@ GRID_CHUNK = 512
 #: Within this fraction of a bin from an edge, the bin estimate is checked against the edges.
 NEAR = 1e-6
 #: The row width the block kernels are also compiled for with the width as a constant: 3x3 filters,
-#: the common case (their loops over a row's values then unroll; with the width read from the
-#: arrays the 3x3 passes ran up to ~15% slower, benchmarks/bench_kernels.py). Other widths run the
-#: variant that reads it from the arrays; both do the same operations in the same order.
+#: the common case (their loops over a row's values then unroll, as in the 3x3-only kernels; the
+#: variant reading the width from the arrays ran float32 3x3 rows 3-17% slower, float16 ones
+#: within noise, benchmarks/bench_kernels.py). Other widths run that variant; both do the same
+#: operations in the same order (bit-identical, tested).
 WIDTH = 9
 
 if HAVE_NUMBA:
@@ -311,7 +312,7 @@ if HAVE_NUMBA:
     def _load_rows(x, b0, nb, T, d):  # rows b0..b0+nb-1 of x (d values) into T[j, r] as float64
         raise NotImplementedError
 
-    @overload(_load_rows)
+    @overload(_load_rows, inline="always")  # inlined: a constant width d unrolls its loops
     def _load_rows_impl(x, b0, nb, T, d):
         if isinstance(x.dtype, numba.types.Integer):  # float16 bit patterns
 

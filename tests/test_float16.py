@@ -128,15 +128,17 @@ def test_converted_float16_db_gives_identical_results(tmp_path):
         assert f["filters"].dtype == np.float16
 
 
-def test_kernels_read_every_float16_bit_pattern_exactly():
+@pytest.mark.parametrize("d", [9, 25])
+def test_kernels_read_every_float16_bit_pattern_exactly(d):
     """The kernels' load of float16 rows (uint16 bit patterns, numba has no float16) and the
     compiled float16 -> float32 conversion give numpy's values for all 65,536 patterns: normal,
-    subnormal, signed zeros, inf and NaN (counted as nonfinite)."""
+    subnormal, signed zeros, inf and NaN (counted as nonfinite); rows of 9 values (3x3 filters)
+    and of 25 (5x5)."""
     from filterdb import compiled
 
     k = compiled.load()
     bits = np.arange(65536, dtype=np.uint32).astype(np.uint16)
-    x = np.concatenate([bits, np.zeros(-bits.size % 9, np.uint16)]).reshape(-1, 9)
+    x = np.concatenate([bits, np.zeros(-bits.size % d, np.uint16)]).reshape(-1, d)
     out = np.empty(x.shape, np.float32)
     k.half_to_float32(x, out)
     ref = x.view(np.float16).astype(np.float32)
@@ -146,8 +148,8 @@ def test_kernels_read_every_float16_bit_pattern_exactly():
     ls = np.arange(L, dtype=np.int64)  # one row per layer: each row's sums are its scaled values
     le = ls + 1
     n, nonfinite, first = (np.zeros(L, np.int64) for _ in range(3))
-    s1, s2 = np.zeros((L, 9)), np.zeros((L, 9, 9))
-    z = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 9, 9)), np.zeros((0, 9, 9)))
+    s1, s2 = np.zeros((L, d)), np.zeros((L, d, d))
+    z = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, d, d)), np.zeros((0, d, d)))
     grid = (np.zeros(0), np.zeros((0, 0), np.int64))  # no eps grid (quality off)
     k.sums_block(x, ls, le, ls.copy(), True, 2, n, s1, s2, nonfinite, first, False, 0.01, *z, *grid)
     fin = np.isfinite(vals).all(axis=1)
