@@ -157,7 +157,7 @@ INVALID = [
     ("stream={threads: many}", "stream/threads", "'many' is not valid under any of the given schemas"),
     ("models={enabled: yes please}", "models/enabled", "'yes please' is not one of ['auto', True, False]"),
     ("stream={precision: float8}", "stream/precision", "'float8' is not one of ['float32', 'float16', 'float64']"),
-    ("density={pairs: [[0, 9]]}", "density/pairs/0/1", "'9' is not of type 'integer'"),
+    ("density={pairs: [[0, -1]]}", "density/pairs/0/1", "'-1' is not of type 'integer'"),
     ("axes={mine: {column: Task, bins: ten}}", "axes/mine/bins", "'ten' is not of type 'integer'"),
     ("synthetic={layout: null}", "synthetic/layout", "'null' is not one of ['v0.1', 'v1.0']"),  # null not allowed
 ]
