@@ -155,7 +155,7 @@ def workflow(
     """The workflow's drift of every default axis; ``cold``: the DB's pages dropped first (a DB
     larger than memory is read from disk by every pass anyway), compared with three cold reads.
     ``root``: the checkout whose workflow runs (``--vs``), ``tag`` names it in the output."""
-    res = work / f"results-{shards}{tag}"
+    res = work / f"results-{shards}{''.join(c if c.isalnum() else '-' for c in tag)}"  # no glob characters
     shutil.rmtree(res, ignore_errors=True)
     targets = [str(res / f"drift/{a}.tsv") for a in DEFAULT_AXES]
     if cold:
@@ -203,13 +203,15 @@ def checkout(rev: str, work: Path) -> Path:
         tar = subprocess.run(["git", "-C", str(ROOT), "archive", sha], capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(out)], input=tar, check=True)
     env = {**os.environ, "PYTHONPATH": str(out)}
-    subprocess.run(
-        [sys.executable, "-m", "filterdb.compiled", "build"], cwd=out, env=env, check=True, capture_output=True
-    )
-    st = subprocess.run(
-        [sys.executable, "-m", "filterdb.compiled", "status"], cwd=out, env=env, capture_output=True, text=True
-    )
-    print(f"{rev} ({sha[:12]}) in {out}: kernels {st.stdout.strip()}")
+
+    def status() -> str:
+        cmd = [sys.executable, "-m", "filterdb.compiled", "status"]
+        return subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True).stdout.strip()
+
+    if not status().startswith("aot"):  # a build for this CPU and these sources is kept
+        cmd = [sys.executable, "-m", "filterdb.compiled", "build"]
+        subprocess.run(cmd, cwd=out, env=env, check=True, capture_output=True)
+    print(f"{rev} ({sha[:12]}) in {out}: kernels {status()}")
     return out
 
 
