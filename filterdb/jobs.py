@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping
 
 from . import results
+from .shape import STUDY
 
 #: The results layout (:class:`filterdb.results.Paths`), for the rules' paths.
 Paths = results.Paths
@@ -147,25 +148,19 @@ def db_layout(path) -> tuple[int, int]:
     return n, filter_bytes(path, key)
 
 
-def _estimate_kw(config: Mapping, threads: int) -> dict:
-    from .accumulate import eps_grid, fixed_range
+def _estimate_dims(config: Mapping, width: int):
+    """The sizes of the statistics' arrays (:class:`filterdb.statistics.Dims`) under the filled
+    ``config`` for filters of ``width`` values."""
+    from .passes import PassSettings, pass_dims
+    from .settings import Settings
 
-    h, d, q = config["histogram"], config["density"], config["quality"]
-    return dict(
-        threads=threads,
-        block_rows=config["stream"]["block_rows"],
-        bins=h["bins"],
-        fine_bins=h["fine_bins"],
-        density_pairs=len(d["pairs"]),
-        density_bins=d["bins"],
-        eps_grid=len(eps_grid(q["eps"], q["sensitivity"]["eps"])) if q["enabled"] else 0,
-        fixed=fixed_range(config.get("models", {}).get("range")) is not None,
-    )
+    settings = Settings.from_config(config, filled=True)
+    return pass_dims(PassSettings.from_settings(settings), width, settings.bins)
 
 
 def job_mem_mb(config: Mapping, kind: str, plan_path, db_path, shards: int, threads: int = 1) -> int:
     """Memory (MB) a job of ``kind`` (``shard_sums``, ``gather_hist``, ...) needs, estimated from
-    the layer plan and the DB's bytes per filter (:func:`filterdb.accumulate.estimate_mem_mb`).
+    the layer plan and the DB's bytes per filter (:func:`filterdb.memory.estimate_mem_mb`).
 
     Parameters
     ----------
@@ -180,13 +175,20 @@ def job_mem_mb(config: Mapping, kind: str, plan_path, db_path, shards: int, thre
     -------
     int
     """
-    from .accumulate import estimate_mem_mb
+    from .memory import estimate_mem_mb
 
-    kw = _estimate_kw(config, threads)
+    plan = results.load_plan(plan_path)
     layout = _readable_layout(db_path)
-    if layout is not None:
-        kw["row_bytes"] = layout[1]
-    return estimate_mem_mb(kind, results.load_plan(plan_path), shards=shards, **kw)
+    row_bytes = layout[1] if layout is not None else STUDY.row_bytes(4)  # a float32 3x3 DB until it is readable
+    return estimate_mem_mb(
+        kind,
+        plan,
+        _estimate_dims(config, plan.width),
+        block_rows=config["stream"]["block_rows"],
+        row_bytes=row_bytes,
+        shards=shards,
+        threads=threads,
+    )
 
 
 def _readable_layout(db_path):
@@ -202,7 +204,7 @@ def _readable_layout(db_path):
 
 def single_job_mem_mb(config: Mapping, db_path, threads: int = 1) -> int:
     """Memory (MB) of the job of rule ``analyse``, from the DB's layout and its meta table's row
-    count (its layer plan does not exist yet; :func:`filterdb.accumulate.estimate_single_job_mb`).
+    count (its layer plan does not exist yet; :func:`filterdb.memory.estimate_single_job_mb`).
 
     Parameters
     ----------
@@ -214,19 +216,23 @@ def single_job_mem_mb(config: Mapping, db_path, threads: int = 1) -> int:
     -------
     int
     """
-    from .accumulate import estimate_single_job_mb
-    from .db import count_layers
+    from .db import count_layers, filter_geometry
+    from .memory import estimate_single_job_mb
 
-    kw = _estimate_kw(config, threads)
-    filters, layers = 0, None
+    filters, layers, row_bytes, width = 0, None, STUDY.row_bytes(4), STUDY.size
     layout = _readable_layout(db_path)
     if layout is not None:
-        filters, kw["row_bytes"] = layout
+        filters, row_bytes = layout
         layers = count_layers(db_path)
-        from .db import filter_geometry
-
-        kw["width"] = filter_geometry(db_path)[3].size  # values per filter (the per-layer arrays grow with it)
-    return estimate_single_job_mb(filters, layers=layers, **kw)
+        width = filter_geometry(db_path)[3].size  # values per filter (the per-layer arrays grow with it)
+    return estimate_single_job_mb(
+        filters,
+        _estimate_dims(config, width),
+        block_rows=config["stream"]["block_rows"],
+        row_bytes=row_bytes,
+        threads=threads,
+        layers=layers,
+    )
 
 
 def check_config(config: Mapping) -> None:
@@ -260,7 +266,7 @@ def layer_table(snakemake) -> None:
 def shard_pass(snakemake) -> None:
     """Rules ``shard_{sums,range,hist}``: one pass over one shard's layers, its part (and, for
     sums and range, the small exact totals the next passes read)."""
-    from .accumulate import TOTALS, basis_from_parts, range_from_parts
+    from .accumulate import basis_from_parts, range_from_parts, shard_totals
     from .histogram import uniform_edges
     from .stream import parse_scatteritem
 
@@ -285,7 +291,7 @@ def shard_pass(snakemake) -> None:
     )
     results.save_npz(out.part, part)
     if "totals" in out.keys():  # the exact totals the next passes need (kept: small)
-        results.save_npz(out.totals, {k: v for k, v in part.items() if k.startswith(TOTALS)})
+        results.save_npz(out.totals, shard_totals(part))
 
 
 def gather_pass(snakemake) -> None:

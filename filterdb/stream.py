@@ -102,6 +102,12 @@ def parse_scatteritem(item: str) -> tuple[int, int]:
     return int(m.group(1)) - 1, int(m.group(2))
 
 
+def lane_block_rows(block_rows: int, lanes: int) -> int:
+    """Rows per read block of each of ``lanes`` lanes: ``block_rows`` shared out (at least 65,536
+    rows), so a job's read buffers take about the same memory whatever its threads."""
+    return block_rows if lanes <= 1 else max(block_rows // lanes, min(block_rows, 1 << 16))
+
+
 def plan_blocks(
     row_start: np.ndarray, row_end: np.ndarray, block_rows: int = DEFAULT_BLOCK_ROWS, breaks=()
 ) -> list[tuple[int, int, int, int]]:

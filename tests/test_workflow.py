@@ -107,7 +107,13 @@ def test_one_shard_gives_identical_files(workflow_run):
         )
 
     # the one-job path's memory request (estimated from the DB's size) covers what it used
-    from filterdb.accumulate import estimate_single_job_mb
+    from filterdb.memory import estimate_single_job_mb
+    from filterdb.passes import PassSettings, pass_dims
+    from filterdb.settings import Settings, load_config
+
+    settings = Settings.from_config(load_config(ROOT / "config.yaml"), filled=True)
+    dims = pass_dims(PassSettings.from_settings(settings), 9, settings.bins)
+    assert (dims.fine, dims.pairs, dims.quality) == (1024, 1, True)  # the run's fine and 2-D histograms, quality
 
     log = (tmp / "res1/logs/analyse.log").read_text()
     peak = float(log.split("peak memory of this job: ")[1].split()[0])
@@ -116,7 +122,12 @@ def test_one_shard_gives_identical_files(workflow_run):
     assert count_layers(db) == len(pd.read_hdf(db, "meta"))
     for layers in (count_layers(db), None):  # counted, or assumed from the size
         ask = estimate_single_job_mb(
-            Path(db).stat().st_size // 36, layers=layers, threads=2, fine_bins=1024, density_pairs=1
+            Path(db).stat().st_size // 36,
+            dims,
+            block_rows=settings.stream["block_rows"],
+            row_bytes=36,
+            layers=layers,
+            threads=2,
         )
         assert peak * 1.048576 <= ask, (peak, ask, layers)  # MiB -> MB
 
