@@ -303,13 +303,18 @@ class _Pass:
         return 2 if self.prec == 0 and x.dtype != np.float64 else self.prec
 
     def _values(self, x) -> np.ndarray:
-        """The block's rows as loaded (float16 rows, read as their bit patterns: their float32
-        values, exact), for the code that is not a kernel."""
+        """The block's rows as float32 values (float16 rows, read as their bit patterns: their
+        float32 values, exact), what orthogonality's float32 Gram is formed from."""
         if x.dtype == np.uint16:
             xv = np.empty(x.shape, np.float32)
             compiled.load().half_to_float32(x, xv)
             return xv
         return scaling.values(x, self.prec)
+
+    def _hook_values(self, x) -> np.ndarray:
+        """The block's rows for the Python hooks: as the kernels load them (float32; float64
+        rows loaded as stored stay float64)."""
+        return x if x.dtype == np.float64 and self._prec(x) == 2 else self._values(x)
 
     def lane(self, lo: int, hi: int) -> _Pass:
         """The same pass for layers ``[lo, hi)`` (inside this pass's), writing into this pass's
@@ -336,7 +341,7 @@ class _Pass:
         self._kernel(x, a, pos)
         if self.hooks:
             ls, le = self._bounds(a, pos)
-            xv, acc = self._values(x), self.acc
+            xv, acc = self._hook_values(x), self.acc
             for st in self.hooks:
                 st.block(xv, ls, le, pos, acc)
 

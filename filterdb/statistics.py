@@ -65,8 +65,8 @@ class Array:
         Its name (an output: in the gathered result file; in a part with :data:`PART_PREFIX`).
     dtype : str
     shape : tuple of int or str
-        Without the layer axis for per-layer arrays (accumulators, ``layer`` outputs); names
-        are resolved by :class:`Dims`.
+        Without the layer axis for per-layer arrays (accumulators, ``layer`` outputs) and the
+        record axis of cell records (``cells``); names are resolved by :class:`Dims`.
     combine : str
         Outputs only (:data:`COMBINES`); accumulators are ``layer``.
     fill : float
@@ -111,12 +111,13 @@ class Statistic:
     when : str or None
         The condition it is computed under (:data:`CONDITIONS`).
     result : str
-        The result file of its gathered outputs (``stats/{result}.npz``; ``cell_hist``:
-        ``stats/cell_hist.npy``).
+        The result file of its gathered outputs (``stats/{result}.npz``; the pass's name when
+        not given). Cell records (``cells``) are gathered into ``stats/cell_hist.npy`` instead.
     block : callable or None
         A Python hook ``block(values, starts, ends, pos, acc)`` run on every read block after the
         pass's kernel, for a statistic the compiled kernels do not compute: ``values`` the block's
-        rows as loaded (float32 or float64, unscaled, non-finite rows included), the block's
+        rows as the kernels load them (float32, or float64 for float64 rows loaded as stored;
+        unscaled; non-finite rows included), the block's
         layers at local positions ``pos`` spanning rows ``starts[i]:ends[i]``, ``acc`` the
         accumulators (sliced to the running lane).
     per_cell : tuple of Array
@@ -178,12 +179,18 @@ class Dims:
         }[when]
 
     def shape(self, shape: tuple) -> tuple:
-        return tuple(int(getattr(self, s)) if isinstance(s, str) else int(s) for s in shape)
+        """``shape`` with its names resolved (a name may end in ``+1``: edges of ``bins`` bins)."""
+        return tuple(self._size(s) for s in shape)
+
+    def _size(self, s) -> int:
+        if not isinstance(s, str):
+            return int(s)
+        if s.endswith("+1"):
+            return int(getattr(self, s[:-2])) + 1
+        return int(getattr(self, s))
 
     def nbytes(self, a: Array) -> int:
-        """Bytes of one ``a`` (per layer for a per-layer array; 0 for a shape not declared)."""
-        if a.shape is None:
-            return 0
+        """Bytes of one ``a`` (per layer for a per-layer array, per record for cell records)."""
         return int(np.prod(self.shape(a.shape), dtype=np.int64)) * np.dtype(a.dtype).itemsize
 
 
@@ -265,7 +272,8 @@ def finish(pass_: str, acc: dict, ctx, dims: Dims) -> dict[str, np.ndarray]:
             if v.dtype != np.dtype(a.dtype):
                 raise RuntimeError(f"statistic {s.name!r}: {a.name} is {v.dtype}, declared {a.dtype}")
             if a.shape is not None:
-                want = ((layers,) if a.per_layer else ()) + dims.shape(a.shape)
+                lead = (layers,) if a.per_layer else (v.shape[:1] if a.combine == "cells" else ())
+                want = lead + dims.shape(a.shape)
                 if v.shape != want:
                     raise RuntimeError(f"statistic {s.name!r}: {a.name} has shape {v.shape}, declared {want}")
             part[a.part_name] = v
@@ -327,7 +335,7 @@ def table() -> list[dict]:
     rows = []
     for s in _REGISTRY.values():
         for a in s.outputs:
-            shape = ("L",) if a.per_layer else ()
+            shape = ("L",) if a.per_layer else (("records",) if a.combine == "cells" else ())
             rows.append(
                 {
                     "statistic": s.name,
@@ -335,9 +343,9 @@ def table() -> list[dict]:
                     "when": s.when or "always",
                     "array": a.name,
                     "dtype": a.dtype,
-                    "shape": "(" + ", ".join(str(v) for v in shape + tuple(a.shape or ())) + ")",
+                    "shape": "(" + ", ".join(str(v) for v in shape + tuple(a.shape)) + ")",
                     "combine": a.combine,
-                    "result": s.result,
+                    "result": "cell_hist" if a.combine == "cells" else s.result,
                 }
             )
     return rows
@@ -457,7 +465,7 @@ register(
         "histograms",
         "hist",
         accumulators=(Array("counts", U4, ("d", "bins")),),
-        outputs=(Array("counts", U4, ("d", "bins")), Array("edges", F8, None, "same")),
+        outputs=(Array("counts", U4, ("d", "bins")), Array("edges", F8, ("bins+1",), "same")),
         finish=lambda acc, ctx: {"counts": acc["counts"], "edges": ctx.edges},
         doc="per layer a histogram of each PCA coefficient over the shared range (KL divergences, §5)",
     )
@@ -471,7 +479,7 @@ register(
         outputs=(
             Array("fixed_counts", U4, ("d", "bins")),
             Array("fixed_outside", I8, ("d",)),
-            Array("fixed_edges", F8, None, "same"),
+            Array("fixed_edges", F8, ("bins+1",), "same"),
         ),
         finish=lambda acc, ctx: {
             "fixed_counts": acc["fixed_counts"],
@@ -487,13 +495,12 @@ register(
         "hist",
         when="fine",
         outputs=(
-            Array("cell", I8, None, "cells"),
-            Array("cell_edges", F8, None, "same"),
-            Array("cell_counts", U4, None, "cells", optional=True),
+            Array("cell", I8, (), "cells"),
+            Array("cell_edges", F8, ("fine+1",), "same"),
+            Array("cell_counts", U4, ("d", "fine"), "cells", optional=True),
         ),
         per_cell=(Array("pool", U4, ("d", "fine")),),
         finish=lambda acc, ctx: ctx.cell_outputs(),
-        result="cell_hist",
         doc="fine histograms of each coefficient per cell of the grids (stats/cell_hist.npy)",
     )
 )
@@ -505,7 +512,7 @@ register(
         outputs=(
             Array("density", I8, ("pairs", "dbins", "dbins"), "sum"),
             Array("density_pairs", I8, ("pairs", 2), "same"),
-            Array("density_edges", F8, None, "same"),
+            Array("density_edges", F8, ("dbins+1",), "same"),
         ),
         finish=lambda acc, ctx: {
             "density": ctx.dens.astype(np.int64),
