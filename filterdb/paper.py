@@ -47,6 +47,7 @@ import pandas as pd
 from . import results
 from .axes import Axis, layer_labels
 from .pca import PIXELS, global_pca
+from .shape import STUDY
 
 #: The published values, shipped as package data.
 VALUES_FILE = "data/paper_values.tsv"
@@ -158,6 +159,8 @@ class DBFacts:
         Distinct ``model_id``, meta rows, rows of the filter array.
     dtype, shape : str
         The stored dtype and ``(N, 3, 3)`` / ``(N, 9)`` (``(N, k, k)`` / ``(N, k²)`` for k x k filters).
+    kernel : str
+        The filters' kernel size (``3x3``, ``5x5`` ...; :mod:`filterdb.shape`).
     """
 
     layout: str
@@ -168,6 +171,7 @@ class DBFacts:
     n_filters: int
     dtype: str
     shape: str
+    kernel: str = "3x3"
 
     def brief(self) -> str:
         """Layout and counts, short."""
@@ -266,7 +270,8 @@ def db_facts(path) -> DBFacts:
         models = meta["model_id"]
     else:
         models = pd.Index([])
-    return DBFacts(layout, kind, col, int(pd.Index(models).nunique()), len(meta), int(n_rows), dtype, shape)
+    n_models = int(pd.Index(models).nunique())
+    return DBFacts(layout, kind, col, n_models, len(meta), int(n_rows), dtype, shape, fshape.label)
 
 
 @dataclass(frozen=True)
@@ -381,12 +386,25 @@ def detect_release(facts: DBFacts | None, setting: str = "auto", origin: str | N
     Release
         ``detected`` = v1.0 when the layout is v1.0 and models, layers and filters equal the published
         counts; v0.1 when the layout is v0.1 and the DB has at least :data:`V01_SIZE` filters and
-        models; else None.
+        models; else None (always for filters other than 3x3).
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``setting``, or a forced release for a DB of filters other than 3x3.
     """
     if setting not in ("auto", *RELEASES):
         raise ValueError(f"paper.release {setting!r} is not one of auto, {', '.join(RELEASES)}")
     detected, basis = None, ""
-    if origin:
+    other_kernel = facts is not None and facts.kernel != STUDY.label
+    if other_kernel and setting != "auto":
+        raise ValueError(
+            f"paper.release {setting}: the DB holds {facts.kernel} filters, the studies' (and their published "
+            f"files') are {STUDY.label}: its numbers cannot be compared with theirs (set paper.release: auto)"
+        )
+    if other_kernel:
+        basis = f"its filters are {facts.kernel}; the studies' (and their published files') are {STUDY.label}"
+    elif origin:
         basis = "a DB this workflow builds"
     elif facts is None:
         basis = "the DB was not read"

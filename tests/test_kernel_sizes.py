@@ -190,3 +190,24 @@ def test_synthetic_kxk_filters_are_k_by_k_patterns():
     w3 = synth_filters(row, 0)
     w5 = synth_filters(row, 0, FilterShape(5))
     assert w3.shape == (50, 9) and w5.shape == (50, 25) and w5.dtype == np.float32
+
+
+def test_a_kxk_db_is_never_compared_with_the_papers(tmp_path):
+    from filterdb import paper
+
+    path = tmp_path / "db5.h5"
+    write_synth_db(path, kernel=FilterShape(5), n_models=3)
+    facts = paper.db_facts(path)
+    assert (facts.kernel, facts.shape) == ("5x5", "(N, 25)")  # stored as rows of 25 values
+    rel = paper.detect_release(facts)
+    assert rel.compared_as is None and rel.detected is None
+    assert "its filters are 5x5; the studies' (and their published files') are 3x3" in rel.statement()
+    for forced in ("v1.0", "v0.1"):
+        with pytest.raises(ValueError, match=f"paper.release {forced}: the DB holds 5x5 filters") as e:
+            paper.detect_release(facts, forced)
+        assert "\n" not in str(e.value)
+    # a 3x3 DB of the same shape of meta is read as 3x3 and may be forced
+    path3 = tmp_path / "db3.h5"
+    write_synth_db(path3, n_models=3)
+    f3 = paper.db_facts(path3)
+    assert f3.kernel == "3x3" and paper.detect_release(f3, "v1.0").forced
