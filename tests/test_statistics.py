@@ -259,3 +259,17 @@ def test_the_method_doc_lists_every_output_of_the_registry():
         keys = ("statistic", "pass", "when", "array", "dtype", "shape", "combine", "result")
         line = "| " + " | ".join(row[k] for k in keys) + " |"
         assert line in text, line
+
+
+def test_the_readme_output_contract_names_every_gathered_array():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| `")}
+    for a in registry.outputs():
+        if a.combine == "cells":  # records: gathered into cell_hist.npy
+            continue
+        (stat,) = [s for s in registry.statistics() if a in s.outputs]
+        row = rows[f"`{stat.result}.npz`"]
+        named = f"`{a.name}`" in row or (a.name.startswith("quality_") and "`quality_*`" in row)
+        assert named, (stat.result, a.name)
