@@ -66,10 +66,11 @@ def read_as_lanes(db: str, plan, threads: int, bypass: bool) -> float:
     from concurrent.futures import ThreadPoolExecutor
 
     from filterdb.accumulate import lane_block_rows
-    from filterdb.stream import DEFAULT_BLOCK_ROWS, plan_shards
+    from filterdb.schema import schema_default
+    from filterdb.stream import plan_shards
 
     lanes = [(a, b) for a, b in plan_shards(plan.n_filters, threads) if b > a]
-    rows = lane_block_rows(DEFAULT_BLOCK_ROWS, len(lanes))
+    rows = lane_block_rows(int(schema_default("stream.block_rows")), len(lanes))
 
     def one(lane):
         a, b = lane

@@ -26,28 +26,38 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-# The study's axes: the defaults of config.yaml (also used by `filterdb inspect` without a config).
-STUDY_AXES = {
-    "visual_category": {"column": "Visual Category"},
-    "task": {"column": "Task", "fold": {"Segmentation": "Segmentation"}},
-    "depth": {"column": "conv_depth_norm", "kind": "binned", "bins": 10},
-    "architecture": {"column": "Name"},
-    "training_dataset": {"column": "Training-Dataset"},
-    "pretrained": {"column": "Pretraining-Dataset", "kind": "present"},
-}
+from .schema import schema_default
+
+
+def study_axes() -> dict:
+    """The study's six axes: the schema's default of ``axes`` (also what config.yaml lists), used
+    by ``filterdb inspect`` without a config. Also as the module attribute ``STUDY_AXES``."""
+    return schema_default("axes")
+
+
+def __getattr__(name: str):
+    # STUDY_AXES: read from the schema when asked for (the one place the axes are written)
+    if name == "STUDY_AXES":
+        return study_axes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _axis_default(key: str):
+    """A default factory: the schema's default of an axis's ``key`` (``axes.*.key``)."""
+    return lambda: schema_default(f"axes.*.{key}")
 
 
 @dataclass
 class Axis:
     name: str
     column: str
-    kind: str = "categorical"
-    bins: int = 10
-    relabel: dict = field(default_factory=dict)
-    fold: dict = field(default_factory=dict)
-    order: str | None = None
-    min_models: int = 1
-    min_filters: int = 0
+    kind: str = field(default_factory=_axis_default("kind"))
+    bins: int = field(default_factory=_axis_default("bins"))
+    relabel: dict = field(default_factory=_axis_default("relabel"))
+    fold: dict = field(default_factory=_axis_default("fold"))
+    order: str | None = None  # the schema has no default: it depends on kind (__post_init__)
+    min_models: int = field(default_factory=_axis_default("min_models"))
+    min_filters: int = field(default_factory=_axis_default("min_filters"))
 
     def __post_init__(self):
         if self.kind not in ("categorical", "binned", "present"):
@@ -106,7 +116,7 @@ def axes_from_config(cfg: dict) -> list[Axis]:
     Parameters
     ----------
     cfg : dict
-        Axis name → axis mapping (as :data:`STUDY_AXES`); each mapping is passed to
+        Axis name → axis mapping (as :func:`study_axes`); each mapping is passed to
         :meth:`Axis.from_config`.
 
     Returns
@@ -290,11 +300,13 @@ def depth_axis(bins: int | None = None) -> Axis:
     Parameters
     ----------
     bins : int, optional
-        Number of bins (default: :attr:`Axis.bins`).
+        Number of bins (default: an axis's, the schema's ``axes.*.bins``).
 
     Returns
     -------
     Axis
         Named ``depth``, ``kind="binned"``, natural order.
     """
-    return Axis(name="depth", column="conv_depth_norm", kind="binned", bins=Axis.bins if bins is None else bins)
+    if bins is None:
+        return Axis(name="depth", column="conv_depth_norm", kind="binned")
+    return Axis(name="depth", column="conv_depth_norm", kind="binned", bins=bins)

@@ -20,8 +20,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-EPS = float(np.finfo(np.float32).eps)
+from .schema import schema_default
+
 FLOORS = ("density", "probability")
+
+
+def default_eps() -> float:
+    """The config default of ``histogram.eps`` (the schema's; the study: float32 eps,
+    1.1920929e-07). Keyword ``eps=None`` of this module's functions means this value."""
+    return float(schema_default("histogram.eps"))
+
+
+def default_floor() -> str:
+    """The config default of ``histogram.floor`` (the schema's; the study: ``"density"``)."""
+    return str(schema_default("histogram.floor"))
+
+
+def __getattr__(name: str):
+    # EPS: the schema's histogram.eps, read when asked for (not repeated here)
+    if name == "EPS":
+        return default_eps()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def bin_widths(edges: np.ndarray) -> np.ndarray:
@@ -39,7 +58,7 @@ def bin_widths(edges: np.ndarray) -> np.ndarray:
 
 
 def probabilities(
-    counts: np.ndarray, eps: float = EPS, floor: str = "density", edges: np.ndarray | None = None
+    counts: np.ndarray, eps: float | None = None, floor: str | None = None, edges: np.ndarray | None = None
 ) -> np.ndarray:
     """Histogram counts → floored, renormalised distributions (docs/method.md §4).
 
@@ -47,12 +66,13 @@ def probabilities(
     ----------
     counts : (..., bins) array_like
         Histogram counts over the last axis.
-    eps : float
-        The floor given to empty bins (study: float32 eps).
-    floor : {"density", "probability"}
-        ``"density"`` (the study): ``v = counts / width / n`` as ``np.histogram(density=True)``
-        returns it, ``v[v == 0] = eps``, ``v / v.sum()``. ``"probability"``: the same on
-        ``counts / n``.
+    eps : float, optional
+        The floor given to empty bins; None: :func:`default_eps` (config ``histogram.eps``; the
+        study: float32 eps).
+    floor : {"density", "probability"}, optional
+        None: :func:`default_floor` (config ``histogram.floor``). ``"density"`` (the study):
+        ``v = counts / width / n`` as ``np.histogram(density=True)`` returns it,
+        ``v[v == 0] = eps``, ``v / v.sum()``. ``"probability"``: the same on ``counts / n``.
     edges : (bins + 1,) array_like, optional
         Bin edges; required for ``floor="density"``.
 
@@ -61,6 +81,8 @@ def probabilities(
     (..., bins) float64 ndarray, strictly positive, each vector summing to 1 (an all-zero count
     vector gives the uniform distribution).
     """
+    eps = default_eps() if eps is None else eps
+    floor = default_floor() if floor is None else floor
     c = np.asarray(counts, dtype=np.float64)
     total = c.sum(axis=-1, keepdims=True)
     if floor == "density":
@@ -130,7 +152,11 @@ def drift_to(p: np.ndarray, qs: np.ndarray, evr: np.ndarray, chunk: int = 256) -
 
 
 def drift_matrix(
-    group_counts: np.ndarray, evr: np.ndarray, eps: float = EPS, floor: str = "density", edges: np.ndarray | None = None
+    group_counts: np.ndarray,
+    evr: np.ndarray,
+    eps: float | None = None,
+    floor: str | None = None,
+    edges: np.ndarray | None = None,
 ) -> np.ndarray:
     """The drift matrix of one axis.
 

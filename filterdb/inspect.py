@@ -271,8 +271,8 @@ def drift_row(
     counts: np.ndarray,
     others: np.ndarray,
     evr: np.ndarray,
-    eps: float = divergence.EPS,
-    floor: str = "density",
+    eps: float | None = None,
+    floor: str | None = None,
     edges: np.ndarray | None = None,
 ) -> np.ndarray:
     """``D(model, g)`` for every ``g`` of ``others``: the first row of
@@ -333,8 +333,8 @@ def model_histograms(layers: pd.DataFrame, counts: np.ndarray) -> tuple[pd.DataF
 def nearest_neighbour_drifts(
     model_counts: np.ndarray,
     evr: np.ndarray,
-    eps: float = divergence.EPS,
-    floor: str = "density",
+    eps: float | None = None,
+    floor: str | None = None,
     edges: np.ndarray | None = None,
 ) -> np.ndarray:
     """For each DB model the drift to its nearest other model.

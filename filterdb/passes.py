@@ -45,8 +45,8 @@ class NonFiniteError(ValueError):
 
 
 def _schema(key: str):
-    """A default factory reading the schema's default of ``key`` (:func:`filterdb.settings.schema_default`)."""
-    from .settings import schema_default
+    """A default factory reading the schema's default of ``key`` (:func:`filterdb.schema.schema_default`)."""
+    from .schema import schema_default
 
     return lambda: schema_default(key)
 

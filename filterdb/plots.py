@@ -19,6 +19,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure  # figures outside pyplot: no backend or global figure state
 
 from .results import atomic_write
+from .schema import schema_default
 from .shape import STUDY, FilterShape
 
 DENSITY_VMIN = 1e-5
@@ -326,8 +327,8 @@ def ridge_plot(
     density: np.ndarray,
     groups: Sequence[str],
     xlim: tuple[float, float],
-    overlap: float = 0.6,
-    scale: str = "column",
+    overlap: float | None = None,
+    scale: str | None = None,
     title: str = "",
     points: int = 512,
     rasterized: bool = True,
@@ -352,10 +353,12 @@ def ridge_plot(
         Group names, in row order (first on top).
     xlim : (float, float)
         x range of every panel (coefficient units).
-    overlap : float
-        Extra curve height in row units above 1.
-    scale : {"column", "panel"}
-        Normalisation of the curves (see above).
+    overlap : float, optional
+        Extra curve height in row units above 1; None: the config default of
+        ``figures.ridge_overlap`` (the schema's).
+    scale : {"column", "panel"}, optional
+        Normalisation of the curves (see above); None: the config default of
+        ``figures.ridge_scale``.
     title : str
         Figure title (none if empty).
     points : int
@@ -372,6 +375,8 @@ def ridge_plot(
     ValueError
         If ``scale`` is not ``"column"`` or ``"panel"``.
     """
+    overlap = float(schema_default("figures.ridge_overlap")) if overlap is None else overlap
+    scale = str(schema_default("figures.ridge_scale")) if scale is None else scale
     if scale not in ("column", "panel"):
         raise ValueError(f"scale must be 'column' or 'panel', got {scale!r}")
     dens = np.asarray(density, dtype=np.float64)

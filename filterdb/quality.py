@@ -12,7 +12,7 @@ per 3x3 kernel, rows of output channel ``o`` at ``o*in .. (o+1)*in - 1`` as extr
 Per layer
 ---------
 ``sparsity``                 share of sparse filters: a filter is sparse when all d ``|w| < t`` with
-                             ``t = eps * max|W|`` (eps = :data:`DEFAULT_EPS`). All-zero layer: 1.0
+                             ``t = eps * max|W|`` (eps = :func:`default_eps`). All-zero layer: 1.0
                              (every filter is dead, though no ``|w| < 0`` holds). Empty layer: NaN.
 ``variance_entropy``         ``H = -sum_k p_k log10 p_k`` with ``p = v / sum(v)``, ``v = s^2/(n-1)``,
                              ``s`` the singular values of ``W - mean(W)`` (0 log 0 = 0). Range
@@ -36,7 +36,7 @@ The reasons a value is NaN are kept as a bit mask per layer (:data:`NOTES`), wri
 ``notes`` column of the layer table.
 
 Degeneration (the study publishes no thresholds; these are configurable, defaults in
-:data:`DEFAULT_THRESHOLDS`): a layer is ``sparse`` when ``sparsity >= sparse``, ``low_diversity``
+:func:`default_thresholds`): a layer is ``sparse`` when ``sparsity >= sparse``, ``low_diversity``
 when ``variance_entropy_norm < low_diversity``, ``random_like`` when ``variance_entropy_norm >=
 random_like``; *degenerated* when any holds. A model carries a flag when the share of its layers
 with that flag is at least ``model_share``, or when its filter-weighted mean of the metric crosses
@@ -47,8 +47,9 @@ layer is degenerated when ``H >= thr(n) - 0.02`` or (``H < 0.5`` and ``sparsity 
 the variance entropy (not normalised). SECONDHAND: reported from the CVPR 2022 supplement by a
 public re-analysis, not checked against the supplement here (docs/method.md §9).
 
-The default values (:data:`DEFAULT_EPS`, :data:`DEFAULT_THRESHOLDS`) are the defaults of the
-workflow's ``quality`` config (``workflow/schemas/config.schema.yaml``); a test checks they agree.
+The default values (:func:`default_eps`, :func:`default_thresholds`; also as the module attributes
+``DEFAULT_EPS``, ``DEFAULT_THRESHOLDS``) are read from the workflow's config schema
+(:mod:`filterdb.schema`), the one place they are written.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ import math
 
 import numpy as np
 
+from .schema import schema_default, schema_filled
 from .shape import STUDY
 
 THR_A, THR_B, THR_C, THR_D = 1.2618047, 0.88767525, 2.30436435, 0.31050834
@@ -100,20 +102,32 @@ NOTES = {
 }
 _NO_ORTHOGONALITY = NOTE_NO_OUT | NOTE_NOT_MULTIPLE | NOTE_ONE_OUT | NOTE_EMPTY
 
-#: A filter is sparse when all its ``|w| < DEFAULT_EPS * max|W|`` (config ``quality.eps``).
-DEFAULT_EPS = 0.01
 
-#: Degeneration thresholds (config ``quality.thresholds``; the study publishes none).
-DEFAULT_THRESHOLDS = {
-    "sparse": 0.5,  # layer sparse when sparsity >= this (half its filters dead)
-    "low_diversity": 0.5,  # layer low-diversity when variance_entropy_norm < this (healthy ~0.9)
-    "random_like": 1.0,  # layer random-like when variance_entropy_norm >= this (random layers reach 1)
-    "model_share": 0.5,  # model flagged when at least this share of its layers carry the flag
-}
+def default_eps() -> float:
+    """The config default of ``quality.eps`` (the schema's): a filter is sparse when all its
+    ``|w| < eps * max|W|``. Keyword ``eps=None`` of this module's functions means this value."""
+    return float(schema_default("quality.eps"))
+
+
+def default_thresholds() -> dict[str, float]:
+    """The config defaults of ``quality.thresholds`` (the schema's; the study publishes none):
+    ``sparse`` (layer sparse when sparsity >= this), ``low_diversity`` (variance_entropy_norm
+    below this), ``random_like`` (variance_entropy_norm at least this), ``model_share`` (share of
+    a model's layers that flags the model)."""
+    return {k: float(v) for k, v in schema_filled("quality.thresholds").items()}
+
+
+def __getattr__(name: str):
+    # DEFAULT_EPS / DEFAULT_THRESHOLDS: read from the schema when first asked for, not repeated here
+    if name == "DEFAULT_EPS":
+        return default_eps()
+    if name == "DEFAULT_THRESHOLDS":
+        return default_thresholds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: The degeneration rules (config ``quality.rule``): ``project`` = the flags of
-#: :data:`DEFAULT_THRESHOLDS`; ``cvpr_reanalysis`` = :func:`cvpr_reanalysis_flags`.
+#: :func:`default_thresholds`; ``cvpr_reanalysis`` = :func:`cvpr_reanalysis_flags`.
 RULES = ("project", "cvpr_reanalysis")
 #: The constants of the ``cvpr_reanalysis`` rule (secondhand, see :func:`cvpr_reanalysis_flags`).
 CVPR_MARGIN = 0.02  # random-like: H >= thr(n) - CVPR_MARGIN
@@ -185,15 +199,15 @@ def _as_filters(W: np.ndarray) -> np.ndarray:
     return W.reshape(-1, d) if W.size else np.zeros((0, d), W.dtype if W.dtype.kind == "f" else np.float64)
 
 
-def sparse_mask(W: np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:
+def sparse_mask(W: np.ndarray, eps: float | None = None) -> np.ndarray:
     """Which filters are sparse: ``max_j |W_ij| < eps * max|W|``.
 
     Parameters
     ----------
     W : array_like, shape (n, d) or (..., k, k)
         The unscaled filters of one layer (``d = k²`` values each).
-    eps : float
-        Relative threshold.
+    eps : float, optional
+        Relative threshold; None: :func:`default_eps` (config ``quality.eps``).
 
     Returns
     -------
@@ -206,16 +220,17 @@ def sparse_mask(W: np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:
     peak = np.max(np.abs(W), axis=1).astype(np.float64)
     if peak.max() == 0.0:
         return np.ones(W.shape[0], bool)
+    eps = default_eps() if eps is None else eps
     return peak < float(eps) * float(peak.max())
 
 
-def sparsity(W: np.ndarray, eps: float = DEFAULT_EPS) -> float:
+def sparsity(W: np.ndarray, eps: float | None = None) -> float:
     """Share of sparse filters: ``#{i: all_j |W_ij| < eps max|W|} / n`` (see :func:`sparse_mask`).
 
     Parameters
     ----------
     W : array_like, shape (n, d)
-    eps : float
+    eps : float, optional
 
     Returns
     -------
@@ -377,13 +392,13 @@ def variance_entropy_norm(W: np.ndarray, entropy: float | None = None) -> float:
     return _entropy_norm(h, W.shape[0], W.shape[1])
 
 
-def variance_entropy_clean(W: np.ndarray, eps: float = DEFAULT_EPS) -> float:
+def variance_entropy_clean(W: np.ndarray, eps: float | None = None) -> float:
     """:func:`variance_entropy` of the non-sparse filters only.
 
     Parameters
     ----------
     W : array_like, shape (n, d)
-    eps : float
+    eps : float, optional
         Sparsity threshold (see :func:`sparse_mask`).
 
     Returns
@@ -530,7 +545,7 @@ def _layer_result(
     }
 
 
-def layer_quality(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EPS) -> dict:
+def layer_quality(W: np.ndarray, out_channels=None, eps: float | None = None) -> dict:
     """Every metric of one layer (numpy reference implementation).
 
     Parameters
@@ -539,7 +554,7 @@ def layer_quality(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EPS) ->
         The unscaled filters of one layer.
     out_channels : int, float or None
         Output channels of the layer (for orthogonality; missing: NaN orthogonality).
-    eps : float
+    eps : float, optional
         Sparsity threshold (see :func:`sparse_mask`).
 
     Returns
@@ -581,7 +596,7 @@ def note_text(bits: int) -> str:
     return "; ".join(text for bit, text in NOTES.items() if bits & bit)
 
 
-def layer_quality_fast(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EPS) -> dict:
+def layer_quality_fast(W: np.ndarray, out_channels=None, eps: float | None = None) -> dict:
     """:func:`layer_quality` with sparsity and both centred scatter matrices from one compiled pass,
     the metrics by :func:`from_moments` (the passes' implementation).
 
@@ -593,7 +608,7 @@ def layer_quality_fast(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EP
     ----------
     W : array_like, shape (n, d)
     out_channels : int, float or None
-    eps : float
+    eps : float, optional
 
     Returns
     -------
@@ -606,6 +621,7 @@ def layer_quality_fast(W: np.ndarray, out_channels=None, eps: float = DEFAULT_EP
     n = W.shape[0]
     if not HAVE_NUMBA or n == 0:
         return layer_quality(W, out_channels, eps)
+    eps = default_eps() if eps is None else eps
     absmax, n_sparse, n_clean, g_all, g_clean = layer_moments(W, eps)
     ortho = math.nan if orthogonality_note(n, out_channels) else orthogonality(W, out_channels)
     out = math.nan if out_channels is None else out_channels

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 from .axes import depth_axis, depth_bin_labels, layer_labels
-from .quality import DEFAULT_THRESHOLDS, FLAGS, METRICS, RULES, cvpr_reanalysis_flags, note_text
+from .quality import FLAGS, METRICS, RULES, cvpr_reanalysis_flags, default_thresholds, note_text
+from .schema import schema_default
 
 
 def quality_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -59,7 +59,7 @@ def quality_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def thresholds_with_defaults(thresholds: Mapping | None) -> dict:
-    """The degeneration thresholds: :data:`filterdb.quality.DEFAULT_THRESHOLDS` updated by
+    """The degeneration thresholds: :func:`filterdb.quality.default_thresholds` (the schema's) updated by
     ``thresholds``, and the rule that applies them.
 
     Parameters
@@ -84,7 +84,7 @@ def thresholds_with_defaults(thresholds: Mapping | None) -> dict:
     >>> thresholds_with_defaults({"random_like": 1.5})["random_like"]
     1.5
     """
-    t = dict(DEFAULT_THRESHOLDS)
+    t = default_thresholds()
     given = dict(thresholds or {})
     rule = given.pop("rule", None)
     unknown = set(given) - set(t)
@@ -99,12 +99,9 @@ def thresholds_with_defaults(thresholds: Mapping | None) -> dict:
     return t
 
 
-@lru_cache(maxsize=1)
 def _default_rule() -> str:
-    """``quality.rule``'s default, read once from the schema (:mod:`filterdb.settings`)."""
-    from .settings import schema_defaults
-
-    return str(schema_defaults()["quality"]["rule"])
+    """``quality.rule``'s default (the schema's, :mod:`filterdb.schema`)."""
+    return str(schema_default("quality.rule"))
 
 
 def layer_flags(table: pd.DataFrame, thresholds: Mapping | None = None) -> pd.DataFrame:
@@ -358,7 +355,7 @@ def depth_labels(layer_table: pd.DataFrame, bins: int | None = None) -> tuple[pd
     layer_table : pandas.DataFrame, L rows
         Column ``conv_depth_norm`` in ``[0, 1]``.
     bins : int, optional
-        Number of equal bins (default: an axis's default, :attr:`filterdb.axes.Axis.bins`).
+        Number of equal bins (default: an axis's default, the schema's ``axes.*.bins``).
 
     Returns
     -------

@@ -24,55 +24,9 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-SCHEMA_ENV = "FILTERDB_SCHEMA"
-
-
-def schema_path() -> Path:
-    """Path of ``config.schema.yaml``.
-
-    Returns
-    -------
-    pathlib.Path
-
-    Raises
-    ------
-    FileNotFoundError
-        When neither ``$FILTERDB_SCHEMA`` nor the repository's schema exists (e.g. a non-editable
-        install without the workflow folder).
-    """
-    env = os.environ.get(SCHEMA_ENV)
-    # the package's copy (filterdb/data/config.schema.yaml: in the repository a link to the
-    # workflow's schema, in a wheel the file itself), so a non-editable install has it too
-    path = Path(env) if env else Path(__file__).resolve().parent / "data" / "config.schema.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"config schema not found at {path}: filterdb reads its configuration defaults from "
-            f"workflow/schemas/config.schema.yaml, shipped as filterdb/data/config.schema.yaml "
-            f"(reinstall the package, or set {SCHEMA_ENV} to the schema file)"
-        )
-    return path
-
-
-@lru_cache(maxsize=4)
-def _load_schema(path: str) -> dict:
-    import yaml
-
-    with open(path) as fh:
-        # libyaml's loader when PyYAML has it (3 ms instead of 31 ms for this schema; same result)
-        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
-def load_schema() -> dict:
-    """The parsed schema (a fresh copy).
-
-    Returns
-    -------
-    dict
-    """
-    return copy.deepcopy(_load_schema(str(schema_path())))
+from .schema import SCHEMA_ENV, _load_schema, load_schema, schema_default, schema_path  # noqa: F401 (re-exported)
 
 
 def _validator(schema: dict):
@@ -178,36 +132,6 @@ def schema_defaults(schema: dict | None = None) -> dict:
     dict
     """
     return fill_defaults({}, schema=schema)
-
-
-def schema_default(key: str, schema: dict | None = None):
-    """The schema's ``default`` of one key, without validating anything (no jsonschema import).
-
-    Parameters
-    ----------
-    key : str
-        Dotted path of the key (``histogram.eps``); ``*`` steps into ``additionalProperties``
-        (``axes.*.bins``: the default of an axis's ``bins``).
-    schema : dict, optional
-        The schema (default: :func:`load_schema`'s).
-
-    Returns
-    -------
-    The default (a copy).
-
-    Raises
-    ------
-    KeyError
-        When the schema has no default for ``key``.
-    """
-    node = schema if schema is not None else _load_schema(str(schema_path()))
-    for part in key.split("."):
-        node = node.get("additionalProperties") if part == "*" else (node.get("properties") or {}).get(part)
-        if not isinstance(node, dict):
-            raise KeyError(f"config schema: no key {key}")
-    if "default" not in node:
-        raise KeyError(f"config schema: no default for {key}")
-    return copy.deepcopy(node["default"])
 
 
 #: The config keys each step of the analysis chain reads (dotted; ``*``: every entry of a mapping,

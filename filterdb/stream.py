@@ -31,9 +31,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .schema import schema_default
 from .shape import STUDY, FilterShape
 
-DEFAULT_BLOCK_ROWS = 1 << 20
 _ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: multiples of the largest usual block size
 _DIRECT_PIECES = 4  # O_DIRECT requests in flight per reader
 ROW_BYTES = STUDY.row_bytes(4)  # a float32 3x3 row; a reader's own is ``BlockReader.row_bytes``
@@ -109,7 +109,7 @@ def lane_block_rows(block_rows: int, lanes: int) -> int:
 
 
 def plan_blocks(
-    row_start: np.ndarray, row_end: np.ndarray, block_rows: int = DEFAULT_BLOCK_ROWS, breaks=()
+    row_start: np.ndarray, row_end: np.ndarray, block_rows: int | None = None, breaks=()
 ) -> list[tuple[int, int, int, int]]:
     """Group consecutive layers into read blocks.
 
@@ -117,8 +117,9 @@ def plan_blocks(
     ----------
     row_start, row_end : (L,) int
         Row range of each layer (``row_end`` exclusive), in row order.
-    block_rows : int
-        Most rows per block; a layer with more rows is a block by itself.
+    block_rows : int, optional
+        Most rows per block; a layer with more rows is a block by itself. None: the config
+        default of ``stream.block_rows`` (the schema's).
     breaks : sequence of int, optional
         Rows where the file's bytes stop following each other (:meth:`BlockReader.breaks`): no
         block reaches across one except a layer that does, which is then a block by itself (so
@@ -131,6 +132,8 @@ def plan_blocks(
     """
     from bisect import bisect_right
 
+    if block_rows is None:
+        block_rows = int(schema_default("stream.block_rows"))
     s = np.asarray(row_start, dtype=np.int64).tolist()
     e = np.asarray(row_end, dtype=np.int64).tolist()
     br = sorted(int(r) for r in breaks)

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from . import divergence
+from .schema import schema_default
 
 CORRECTIONS = ("holm", "bh")
 AXIS_ROW = "(all pairs)"
@@ -95,6 +96,11 @@ def units(
 
 # ---------------------------------------------------------------------------------------------
 # Replicates
+
+
+def _config(key: str, value):
+    """``value``, or the config default of ``uncertainty.<key>`` (the schema's) when it is None."""
+    return schema_default(f"uncertainty.{key}") if value is None else value
 
 
 def _matrices(gc: np.ndarray, evr: np.ndarray, eps: float, floor: str, edges: np.ndarray | None) -> np.ndarray:
@@ -149,10 +155,10 @@ def bootstrap(
     unit_group: np.ndarray,
     n_groups: int,
     evr: np.ndarray,
-    replicates: int = 1000,
-    seed=0,
-    eps: float = divergence.EPS,
-    floor: str = "density",
+    replicates: int | None = None,
+    seed=None,
+    eps: float | None = None,
+    floor: str | None = None,
     edges: np.ndarray | None = None,
     batch: int = 100,
     triangle: bool = False,
@@ -166,9 +172,10 @@ def bootstrap(
     n_groups : int
         G; every group needs at least one unit.
     evr : (d,) array_like
-    replicates : int
-        B.
-    seed : int, sequence or numpy Generator
+    replicates : int, optional
+        B; None: the config default of ``uncertainty.bootstrap`` (``uncertainty.permutations``
+        for :func:`permutation_null`).
+    seed : int, sequence or numpy Generator, optional
     eps, floor, edges
         As :func:`filterdb.divergence.probabilities`.
     batch : int
@@ -180,6 +187,8 @@ def bootstrap(
     -------
     (B, G, G) float64 ndarray of bootstrap drift matrices, or (B, G(G-1)/2) with ``triangle``.
     """
+    replicates = int(_config("bootstrap", replicates))
+    seed = _config("seed", seed)
     rng = np.random.default_rng(seed)
     ug = np.asarray(unit_group)
     members = [np.flatnonzero(ug == g) for g in range(n_groups)]
@@ -205,10 +214,10 @@ def permutation_null(
     unit_group: np.ndarray,
     n_groups: int,
     evr: np.ndarray,
-    replicates: int = 1000,
-    seed=0,
-    eps: float = divergence.EPS,
-    floor: str = "density",
+    replicates: int | None = None,
+    seed=None,
+    eps: float | None = None,
+    floor: str | None = None,
     edges: np.ndarray | None = None,
     batch: int = 100,
     triangle: bool = False,
@@ -223,6 +232,8 @@ def permutation_null(
     -------
     (P, G, G) float64 ndarray of null drift matrices, or (P, G(G-1)/2) with ``triangle``.
     """
+    replicates = int(_config("permutations", replicates))
+    seed = _config("seed", seed)
     rng = np.random.default_rng(seed)
     ug = np.asarray(unit_group, np.int64)
     u = ug.size
@@ -245,8 +256,8 @@ def equal_size_drift(
     evr: np.ndarray,
     replicates: int = 1000,
     seed=0,
-    eps: float = divergence.EPS,
-    floor: str = "density",
+    eps: float | None = None,
+    floor: str | None = None,
     edges: np.ndarray | None = None,
     batch: int = 100,
 ) -> np.ndarray:
@@ -375,15 +386,15 @@ def axis_uncertainty(
     groups: list,
     evr: np.ndarray,
     edges: np.ndarray | None = None,
-    eps: float = divergence.EPS,
-    floor: str = "density",
-    bootstrap_replicates: int = 1000,
-    permutations: int = 1000,
-    level: float = 0.95,
-    correction: str = "holm",
-    alpha: float = 0.05,
-    seed=0,
-    equal_size: int = 0,
+    eps: float | None = None,
+    floor: str | None = None,
+    bootstrap_replicates: int | None = None,
+    permutations: int | None = None,
+    level: float | None = None,
+    correction: str | None = None,
+    alpha: float | None = None,
+    seed=None,
+    equal_size: int | None = None,
 ) -> AxisUncertainty:
     """Bootstrap intervals, permutation p-values and sample-size bias for one axis.
 
@@ -397,7 +408,11 @@ def axis_uncertainty(
     evr : (d,) array_like
     edges, eps, floor
         As :func:`filterdb.divergence.probabilities`.
-    bootstrap_replicates : int
+
+    Every option left None takes the config default of ``uncertainty.*`` (the schema's):
+    ``bootstrap_replicates`` is ``uncertainty.bootstrap``, the others have their own names.
+
+    bootstrap_replicates : int, optional
         B (0: no intervals, ``lo``/``hi`` NaN).
     permutations : int
         P (0: no null, p-values and ``null_mean`` NaN).
@@ -424,10 +439,16 @@ def axis_uncertainty(
         ``mean_ci``: the percentile interval of the mean of the pairs' D over the bootstrap
         replicates (NaN without bootstrap).
     """
+    bootstrap_replicates = int(_config("bootstrap", bootstrap_replicates))
+    permutations = int(_config("permutations", permutations))
+    level = float(_config("level", level))
+    correction = str(_config("correction", correction))
+    alpha = float(_config("alpha", alpha))
+    equal_size = int(_config("equal_size", equal_size))
     g = len(groups)
     ug = np.asarray(unit_group, np.int64)
     n = np.bincount(ug, minlength=g)
-    seed = list(np.atleast_1d(seed))
+    seed = list(np.atleast_1d(_config("seed", seed)))
     d = divergence.drift_matrix(
         np.stack([np.asarray(unit_counts)[ug == k].sum(axis=0) for k in range(g)]), evr, eps, floor, edges
     )
@@ -517,8 +538,8 @@ def uncertainty_of_axis(
     edges: np.ndarray,
     evr: np.ndarray,
     axis,
-    eps: float = divergence.EPS,
-    floor: str = "density",
+    eps: float | None = None,
+    floor: str | None = None,
     **options,
 ) -> AxisUncertainty:
     """:func:`axis_uncertainty` of one configured axis, groups in the order of its drift matrix.
@@ -544,5 +565,5 @@ def uncertainty_of_axis(
     names = list(groups["group"])
     uc, ug, _ = units(layers, counts, layer_labels(layers, axis), names)
     options = dict(options)
-    options["seed"] = axis_seed(options.get("seed", 0), axis.name)
+    options["seed"] = axis_seed(_config("seed", options.get("seed")), axis.name)
     return axis_uncertainty(uc, ug, names, evr, edges, eps, floor, **options)

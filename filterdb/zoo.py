@@ -287,8 +287,8 @@ def model_drift(
     edges: np.ndarray,
     evr: np.ndarray,
     weights: str = "evr",
-    eps: float = divergence.EPS,
-    floor: str = "density",
+    eps: float | None = None,
+    floor: str | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The model x model drift matrix from the per-layer histograms.
 
@@ -643,8 +643,8 @@ def analyse(
     hist: Mapping,
     evr: np.ndarray,
     settings: ZooSettings | None = None,
-    eps: float = divergence.EPS,
-    floor: str = "density",
+    eps: float | None = None,
+    floor: str | None = None,
     source: str = "stats/hist.npz",
 ) -> Zoo:
     """Drift matrix, clustering, embedding and nearest models of the models of ``layers``.
@@ -659,7 +659,7 @@ def analyse(
         Global explained variance ratio.
     settings : ZooSettings, optional
     eps, floor
-        As :func:`filterdb.divergence.probabilities` (config ``histogram``).
+        As :func:`filterdb.divergence.probabilities` (config ``histogram``; None: its default).
     source : str
         Name of the histogram file, for error messages.
 
@@ -669,6 +669,8 @@ def analyse(
         Fewer than 3 models with filters, a refused linkage, a fixed range without its histograms.
     """
     s = settings or ZooSettings()
+    eps = divergence.default_eps() if eps is None else eps
+    floor = divergence.default_floor() if floor is None else floor
     check_linkage(s.linkage)
     counts, edges = model_histograms(hist, s.range, source)
     names, d, mc = model_drift(layers, counts, edges, evr, s.weights, eps, floor)
