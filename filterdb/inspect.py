@@ -42,7 +42,7 @@ from .accumulate import QUALITY_FIELDS, PassSettings, make_pass, run_rows
 from .axes import Axis, group_table, layer_labels
 from .db import find_column, is_filter_db
 from .results import Plan
-from .scaling import PRECISIONS
+from .scaling import PRECISIONS, filter_rows
 from .shape import STUDY, FilterShape
 
 ATYPICAL_PERCENTILE = 95.0
@@ -126,13 +126,6 @@ def _read_db_model(path: str, model: str | None, kernel: FilterShape | None = No
     return ModelLayers(name=name, weights=weights, meta=sel.reset_index(drop=True))
 
 
-def _filter_rows(w, width: int = STUDY.size) -> np.ndarray:
-    """A layer's weights as float32 ``(n, d)`` rows: ``(n, d)`` as given, ``(..., k, k)`` as ``(n, k²)``,
-    anything else as rows of ``width`` values."""
-    w = np.asarray(w, np.float32)
-    return w if w.ndim == 2 else w.reshape(-1, w.shape[-1] * w.shape[-2]) if w.ndim >= 3 else w.reshape(-1, width)
-
-
 def _kernel_sizes(meta: pd.DataFrame) -> list[str]:
     """The kernel sizes a model file holds, from its ``(kh, kw) filters`` count columns: ``["3x3", ...]``."""
     found = [re.fullmatch(r"\((\d+), (\d+)\) filters", str(c)) for c in meta.columns]
@@ -163,7 +156,8 @@ def _ingest(path: str, kernel: FilterShape = STUDY) -> ModelLayers:
             f"{path}: no {kernel.label} conv layer, expected at least one to compare with the reference's "
             f"{kernel.label} filters" + (f" (conv kernels: {', '.join(held)})" if held else " (no 4-D conv found)")
         )
-    return ModelLayers(name=Path(path).stem, weights=[_filter_rows(w, kernel.size) for w in weights], meta=meta)
+    rows = [filter_rows(np.asarray(w, np.float32), kernel.size) for w in weights]
+    return ModelLayers(name=Path(path).stem, weights=rows, meta=meta)
 
 
 # ---------------------------------------------------------------------------------------------

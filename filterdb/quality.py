@@ -58,6 +58,7 @@ import math
 
 import numpy as np
 
+from .scaling import filter_rows
 from .schema import schema_default, schema_filled
 from .shape import STUDY
 
@@ -192,11 +193,10 @@ def cvpr_reanalysis_flags(entropy, n, sparsity, width: int = STUDY.size) -> dict
 
 
 def _as_filters(W: np.ndarray) -> np.ndarray:
-    """``W`` as ``(n, d)``: a 2-D array as it is, ``(..., k, k)`` as ``(n, k²)``, a flat array as
-    3x3 filters (9 values each)."""
-    W = np.asarray(W)
-    d = W.shape[-1] if W.ndim == 2 else W.shape[-1] * W.shape[-2] if W.ndim >= 3 else STUDY.size
-    return W.reshape(-1, d) if W.size else np.zeros((0, d), W.dtype if W.dtype.kind == "f" else np.float64)
+    """``W`` as ``(n, d)`` (:func:`filterdb.scaling.filter_rows`; a flat array as 3x3 filters, 9
+    values each); no filters: ``(0, d)`` of a float dtype."""
+    W = filter_rows(W, STUDY.size)
+    return W if W.size else np.zeros((0, W.shape[-1]), W.dtype if W.dtype.kind == "f" else np.float64)
 
 
 def sparse_mask(W: np.ndarray, eps: float | None = None) -> np.ndarray:

@@ -28,7 +28,7 @@ def values(x: np.ndarray, prec: int) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def filter_rows(w: np.ndarray) -> np.ndarray:
+def filter_rows(w: np.ndarray, width: int | None = None) -> np.ndarray:
     """Filters as rows of ``d`` values (``d = k * k`` for k x k filters), the width from the shape.
 
     Parameters
@@ -36,7 +36,10 @@ def filter_rows(w: np.ndarray) -> np.ndarray:
     w : array_like
         ``(n, d)``: ``n`` filters as rows, as they are; ``(..., k, k)`` (three axes or more, e.g.
         ``(n, 3, 3)`` or ``(out, in, 5, 5)``): k x k filters, reshaped to ``(n, k * k)``; 1-D: one
-        filter. A single k x k filter is given as ``(1, k, k)`` (a 2-D array is rows).
+        filter, or with ``width`` filters of ``width`` values one after the other. A single k x k
+        filter is given as ``(1, k, k)`` (a 2-D array is rows).
+    width : int, optional
+        Values per filter of a 1-D ``w`` (its size must be a multiple); None: one filter.
 
     Returns
     -------
@@ -60,6 +63,10 @@ def filter_rows(w: np.ndarray) -> np.ndarray:
         if w.shape[-1] != w.shape[-2]:
             raise ValueError(f"filters of shape {w.shape}: expected (n, d) rows or (..., k, k) filters")
         return w.reshape(-1, w.shape[-2] * w.shape[-1])
+    if width is not None:
+        if w.size % width:
+            raise ValueError(f"{w.size} values are not filters of {width} values")
+        return w.reshape(-1, width)
     return w.reshape(1, -1)
 
 
