@@ -203,17 +203,24 @@ def checkout(rev: str, work: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         tar = subprocess.run(["git", "-C", str(ROOT), "archive", sha], capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(out)], input=tar, check=True)
-    env = {**os.environ, "PYTHONPATH": str(out)}
+    print(f"{rev} ({sha[:12]}) in {out}: kernels {built_kernels(out)}")
+    return out
+
+
+def built_kernels(tree: Path) -> str:
+    """The pass kernels of the checkout ``tree`` compiled ahead of time, built when missing or stale
+    (an edited kernels.py / exactsum.py / histogram.py / scaling.py makes the build stale, and its jobs
+    would pay numba's JIT start-up and memory: the comparison would be unfair). Returns the status line."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
 
     def status() -> str:
         cmd = [sys.executable, "-m", "filterdb.compiled", "status"]
-        return subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True).stdout.strip()
 
     if not status().startswith("aot"):  # a build for this CPU and these sources is kept
         cmd = [sys.executable, "-m", "filterdb.compiled", "build"]
-        subprocess.run(cmd, cwd=out, env=env, check=True, capture_output=True)
-    print(f"{rev} ({sha[:12]}) in {out}: kernels {status()}")
-    return out
+        subprocess.run(cmd, cwd=tree, env=env, check=True, capture_output=True)
+    return status()
 
 
 def cold_passes(db, cores, bypass):
@@ -363,6 +370,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    print(f"this checkout ({ROOT}): kernels {built_kernels(ROOT)}")
     other = checkout(args.vs, work) if args.vs else None
     config = (f"stream={{precision: {args.precision}}}",) if args.precision else ()
     for n in args.filters:
