@@ -78,7 +78,6 @@ rule fig_axis:
         axis=lambda wc: axis_config(wc.axis),
         overlap=config["figures"]["ridge_overlap"],
         scale=config["figures"]["ridge_scale"],
-    priority: 7  # start the long jobs (and what unlocks them) first: a shorter run on few cores
     script:
         "../scripts/fig_axis.py"
 

@@ -40,6 +40,5 @@ rule filter_grids:
         grids=config["grids"],
         precision=config["stream"]["precision"],
         checks=config["checks"],
-    priority: 6  # start the long jobs (and what unlocks them) first: a shorter run on few cores
     script:
         "../scripts/fig_filter_grid.py"

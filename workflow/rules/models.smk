@@ -75,6 +75,5 @@ rule models:
         label_axes=zoo_label_axes(),
         eps=config["histogram"]["eps"],
         floor=config["histogram"]["floor"],
-    priority: 9  # start the long jobs (and what unlocks them) first: a shorter run on few cores
     script:
         "../scripts/models_zoo.py"

@@ -51,7 +51,6 @@ rule quality_tables:
         kind="tables",
         axes=axis_configs(),
         thresholds=quality_flag_settings(),
-    priority: 9  # start the long jobs (and what unlocks them) first: a shorter run on few cores
     script:
         "../scripts/quality_tables.py"
 
@@ -72,7 +71,6 @@ rule quality_groups:
         axes=axis_configs(),
         depth_bins=S.depth_bins,
         thresholds=quality_flag_settings(),
-    priority: 8  # start the long jobs (and what unlocks them) first: a shorter run on few cores
     script:
         "../scripts/quality_tables.py"
 
