@@ -19,6 +19,13 @@ group's KDE is computed here from its summed fine histogram:
   puts each bin's count on its own grid point: the result is the histogram convolved with the
   Gaussian kernel. On raw points the same grid gives KDEpy's usual result; the two differ by the
   binning (order ``(h / bw) ** 2``), see ``tests/test_plots.py`` for the measured tolerance.
+* **No SciPy import.** :func:`fftkde_on_grid` is KDEpy's ``FFTKDE(kernel="gaussian", bw).fit(z,
+  weights).evaluate(grid)`` step by step (its linear binning, its Gaussian weights out to its
+  practical support found with SciPy's Brent root finder, ``np.convolve`` where SciPy's
+  ``convolve(method="auto")`` picks the direct method), so the densities are KDEpy's to the last
+  bit (``tests/test_kde.py``) without importing ``scipy.signal``, ``scipy.optimize`` and
+  ``scipy.stats`` (~0.7 s per ridge-plot job). The cases SciPy would convolve by FFT (very wide
+  kernels) are handed to KDEpy itself.
 """
 
 from __future__ import annotations
@@ -200,8 +207,6 @@ def binned_kde(
     bw : float
         The bandwidth used.
     """
-    from KDEpy import FFTKDE
-
     c = np.asarray(counts, dtype=np.float64)
     e = np.asarray(edges, dtype=np.float64)
     if bw is None:
@@ -212,10 +217,153 @@ def binned_kde(
         return grid, np.zeros_like(grid), float(bw)
     centres = (e[:-1] + e[1:]) / 2
     keep = c > 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        y = FFTKDE(kernel="gaussian", bw=float(bw)).fit(centres[keep], weights=c[keep]).evaluate(grid)
+    y = fftkde_on_grid(centres[keep], c[keep], float(bw), grid)
     return grid, np.asarray(y, dtype=np.float64), float(bw)
+
+
+# KDEpy's Gaussian kernel (kernel_funcs.gaussian, 1-D, norm 2): exp(-u**2 / 2) / GAUSS_NORM / (2 bw),
+# GAUSS_NORM = gauss_integral(0) = sqrt(2 pi) * factorial2(0) / 2 and 2 = volume_unit_ball(1, p=2), as
+# KDEpy computes them (tests/test_kde.py checks both against KDEpy).
+GAUSS_NORM = 1.2533141373155001
+UNIT_BALL_1D = 2.0
+PRACTICAL_ATOL = 10e-5  # KDEpy Kernel.practical_support: where the kernel falls below this
+BRENT_XTOL = 1e-3  # ... found by brentq on [0, 8 bw] with this xtol (then + xtol)
+BRENT_RTOL = 4 * np.finfo(float).eps  # scipy.optimize.brentq's default rtol and maxiter
+BRENT_MAXITER = 100
+
+
+def _gaussian_weights(x: np.ndarray, bw) -> np.ndarray:
+    """KDEpy's ``gaussian(x, bw=bw)`` (``Kernel.evaluate``, 1-D): the same operations, same order."""
+    real_bw = bw / np.sqrt(1)  # Kernel.var = 1
+    u = np.abs(x).ravel() / real_bw
+    return np.exp(-(u**2) / 2) / GAUSS_NORM / ((real_bw**1) * UNIT_BALL_1D)
+
+
+def _brentq(f, xa: float, xb: float, xtol: float, rtol: float, maxiter: int) -> float:
+    """SciPy's ``brentq`` (scipy/optimize/Zeros/brentq.c), statement by statement, so the root is
+    the same double. Raises ``ValueError`` when ``f(xa)`` and ``f(xb)`` have the same sign."""
+    xpre, xcur = float(xa), float(xb)
+    xblk = fblk = spre = scur = 0.0
+    fpre, fcur = float(f(xpre)), float(f(xcur))
+    if fpre == 0:
+        return xpre
+    if fcur == 0:
+        return xcur
+    if math.copysign(1.0, fpre) == math.copysign(1.0, fcur):
+        raise ValueError("f(a) and f(b) must have different signs")
+    for _ in range(maxiter):
+        if fpre != 0 and fcur != 0 and math.copysign(1.0, fpre) != math.copysign(1.0, fcur):
+            xblk, fblk = xpre, fpre
+            spre = scur = xcur - xpre
+        if abs(fblk) < abs(fcur):
+            xpre, xcur, xblk = xcur, xblk, xcur
+            fpre, fcur, fblk = fcur, fblk, fcur
+        delta = (xtol + rtol * abs(xcur)) / 2
+        sbis = (xblk - xcur) / 2
+        if fcur == 0 or abs(sbis) < delta:
+            return xcur
+        if abs(spre) > delta and abs(fcur) < abs(fpre):
+            if xpre == xblk:  # interpolate
+                stry = -fcur * (xcur - xpre) / (fcur - fpre)
+            else:  # extrapolate
+                dpre = (fpre - fcur) / (xpre - xcur)
+                dblk = (fblk - fcur) / (xblk - xcur)
+                stry = -fcur * (fblk * dblk - fpre * dpre) / (dblk * dpre * (fblk - fpre))
+            if 2 * abs(stry) < min(abs(spre), 3 * abs(sbis) - delta):  # good short step
+                spre, scur = scur, stry
+            else:  # bisect
+                spre = scur = sbis
+        else:  # bisect
+            spre = scur = sbis
+        xpre, fpre = xcur, fcur
+        xcur += scur if abs(scur) > delta else (delta if sbis > 0 else -delta)
+        fcur = float(f(xcur))
+    return xcur  # not converged (brentq would raise): never for the Gaussian
+
+
+def gaussian_practical_support(bw: float) -> float:
+    """KDEpy's ``gaussian.practical_support(bw)``: where the kernel falls to 1e-4 (Brent, xtol 1e-3),
+    plus 1e-3."""
+
+    def f(x):
+        return _gaussian_weights(np.asarray_chkfinite([x]), bw)[0] - PRACTICAL_ATOL
+
+    return _brentq(f, 0, 8 * bw, BRENT_XTOL, BRENT_RTOL, BRENT_MAXITER) + BRENT_XTOL
+
+
+def _fft_would_be_chosen(s1: int, s2: int) -> bool:
+    """``scipy.signal.choose_conv_method`` for two 1-D float arrays in mode "same" (its
+    ``_fftconv_faster``): True when SciPy would convolve by FFT, or when the kernel is the longer."""
+    if s2 > s1:
+        return True
+    n = s1 + s2 - 1
+    fft_ops = 3 * n * np.log(n)
+    direct_ops = s1 * s2 - (s2 // 2) * ((s2 + 1) // 2)
+    return 3.2646654e-9 * fft_ops < 2.8478277e-10 * direct_ops + -1e-3
+
+
+def fftkde_on_grid(points: np.ndarray, weights: np.ndarray, bw: float, grid: np.ndarray) -> np.ndarray:
+    """``KDEpy.FFTKDE(kernel="gaussian", bw=bw).fit(points, weights=weights).evaluate(grid)``,
+    bit for bit, without importing SciPy (see module docstring).
+
+    Parameters
+    ----------
+    points : (n,) array_like
+        Data points, strictly inside ``grid``.
+    weights : (n,) array_like
+        Their non-negative weights (normalised here, as KDEpy does).
+    bw : float
+        Bandwidth (> 0).
+    grid : (X,) array_like
+        Sorted, equidistant evaluation grid.
+
+    Returns
+    -------
+    (X,) float64 ndarray
+        The density on ``grid`` (KDEpy adds float eps to every value; so does this).
+    """
+    data = np.asarray_chkfinite(points, dtype=float).reshape(-1, 1)
+    g = np.asarray_chkfinite(grid, dtype=float).ravel()
+    raw = np.asarray(weights, dtype=float)
+    w = np.asarray_chkfinite(raw.reshape(-1, 1), dtype=float).ravel()
+    w = w / np.sum(w)  # BaseKDE.fit
+    num_intervals = g.size - 1
+    regular = (
+        g.size >= 2
+        and bool(np.all(g[1:] > g[:-1]))
+        and bw > 0
+        and data.size > 0
+        and g.min() < data.min()
+        and g.max() > data.max()
+    )
+    if regular:
+        min_grid, max_grid = np.min(g), np.max(g)
+        dx = (max_grid - min_grid) / num_intervals
+        L = np.minimum(np.floor(gaussian_practical_support(bw) / dx), num_intervals + 1)
+        regular = not _fft_would_be_chosen(g.size, int(L * 2 + 1))
+    if not regular:  # KDEpy's own checks and errors, or SciPy's FFT path: KDEpy itself
+        from KDEpy import FFTKDE
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return FFTKDE(kernel="gaussian", bw=bw).fit(data, weights=raw).evaluate(g)
+    # linear binning (KDEpy binning.linbin_cython / _cutils.iterate_data_1D_weighted, in its order)
+    w = w / np.sum(w)
+    t = (data.ravel() - min_grid) / dx
+    integral = np.floor(t)
+    ftw = (t - integral) * w
+    index = np.empty(2 * t.size, dtype=np.intp)
+    index[0::2] = integral.astype(np.intp) + 1
+    index[1::2] = integral.astype(np.intp)
+    add = np.empty(2 * t.size)
+    add[0::2] = ftw
+    add[1::2] = w - ftw
+    binned = np.zeros(num_intervals + 2)
+    np.add.at(binned, index, add)
+    binned = binned[:-1]
+    kernel_grid = np.linspace(-dx * L, dx * L, int(L * 2 + 1))
+    kernel = _gaussian_weights(kernel_grid.reshape(-1, 1), bw)
+    return np.convolve(binned, kernel, "same").ravel() + np.finfo(float).eps
 
 
 def group_kdes(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -306,6 +306,39 @@ def test_train_digits_script_one_epoch(tmp_path):
     assert list(meta["conv_depth_norm"]) == [0.0, 1.0] and meta["Visual Category"].iloc[0] == "handwritten digits"
 
 
+def test_train_digits_conv_gradients():
+    """The training script's 3x3 convolution and its gradients against plain loops, and its
+    patches bit for bit against numpy's sliding windows (the layout the trained sample was made with)."""
+    import runpy
+
+    mod = runpy.run_path(str(ROOT / "workflow" / "scripts" / "train_digits.py"), run_name="train_digits")
+    rng = np.random.default_rng(0)
+    n, c, h, w, o = 3, 2, 5, 4, 3
+    x, wt, b = rng.normal(size=(n, c, h, w)), rng.normal(size=(o, c, 3, 3)), rng.normal(size=o)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
+    assert np.array_equal(mod["_patches"](x), win.transpose(0, 2, 3, 1, 4, 5).reshape(n * h * w, c * 9))
+    y, p = mod["_conv"](x, wt, b)
+    ref = np.zeros((n, o, h, w))
+    for i in range(3):
+        for j in range(3):
+            ref += np.einsum("ncyx,oc->noyx", xp[:, :, i : i + h, j : j + w], wt[:, :, i, j])
+    np.testing.assert_allclose(y, ref + b[None, :, None, None], rtol=1e-12, atol=1e-12)
+    dy = rng.normal(size=(n, o, h, w))
+    dx, dw, db = mod["_conv_back"](dy, p, wt, x.shape)
+    dxp = np.zeros_like(xp)
+    want_dw = np.zeros_like(wt)
+    for i in range(3):
+        for j in range(3):
+            want_dw[:, :, i, j] = np.einsum("noyx,ncyx->oc", dy, xp[:, :, i : i + h, j : j + w])
+            dxp[:, :, i : i + h, j : j + w] += np.einsum("noyx,oc->ncyx", dy, wt[:, :, i, j])
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(dx, dxp[:, :, 1:-1, 1:-1], rtol=1e-12, atol=1e-12)
+    none, dw1, _ = mod["_conv_back"](dy, p, wt, x.shape, need_dx=False)
+    assert none is None and np.array_equal(dw1, dw)
+
+
 @pytest.mark.parametrize("where", ["reader", "writer"])
 def test_interrupted_append_leaves_db_unchanged(tmp_path, models, monkeypatch, where):
     """Ctrl-C while reading the 3rd new model (2 already appended), or a write error inside the

@@ -114,7 +114,7 @@ class TFLiteWriter:
         return bytes(b.Output())
 
     @staticmethod
-    def _sparsity(b, order, dims):
+    def _sparsity(b, order, dims, block_map=()):
         """dims: list of ("dense", size) or ("csr", segments, indices) (int32 index vectors)."""
         d_offs = []
         for d in dims:
@@ -137,8 +137,11 @@ class TFLiteWriter:
                 b.PrependUOffsetTRelativeSlot(5, vecs[1], 0)
             d_offs.append(b.EndObject())
         ov, dv = _vec(b, order, "i32"), _vec(b, d_offs, "offset")
+        bv = _vec(b, list(block_map), "i32") if block_map else None
         b.StartObject(3)
         b.PrependUOffsetTRelativeSlot(0, ov, 0)
+        if bv is not None:
+            b.PrependUOffsetTRelativeSlot(1, bv, 0)
         b.PrependUOffsetTRelativeSlot(2, dv, 0)
         return b.EndObject()
 
@@ -201,3 +204,78 @@ def test_not_tflite(tmp_path):
         match=r"bad\.tflite: corrupt or truncated TFLite flatbuffer \(an offset points outside the 16-byte file\)",
     ):
         read_model_file(str(p))
+
+
+def encode_sparse(dense, order, csr_levels, block=None):
+    """A TFLite sparse encoding of ``dense``: traversal ``order`` over its dims (and, with ``block``
+    = (dim, size), that dim's block dim n), CSR at the traversal levels ``csr_levels``, dense
+    elsewhere. Returns (values in traversal order, dim metadata, block_map)."""
+    n = dense.ndim
+    sizes = list(dense.shape)
+    if block:
+        d, bs = block
+        sizes[d] //= bs
+        sizes.append(bs)
+
+    def value(full):
+        idx = [full[d] for d in range(n)]
+        if block:
+            idx[block[0]] = full[block[0]] * block[1] + full[n]
+        return dense[tuple(idx)]
+
+    def subtree_nonzero(level, full):  # any non-zero below this prefix
+        if level == len(order):
+            return value(full) != 0
+        return any(subtree_nonzero(level + 1, {**full, order[level]: i}) for i in range(sizes[order[level]]))
+
+    values, segs, inds = [], {lv: [0] for lv in csr_levels}, {lv: [] for lv in csr_levels}
+
+    def walk(level, full):
+        if level == len(order):
+            values.append(value(full))
+            return
+        kept = [
+            i
+            for i in range(sizes[order[level]])
+            if level not in csr_levels or subtree_nonzero(level + 1, {**full, order[level]: i})
+        ]
+        if level in csr_levels:
+            inds[level] += kept
+            segs[level].append(len(inds[level]))
+        for i in kept:
+            walk(level + 1, {**full, order[level]: i})
+
+    walk(0, {})
+    dims = [
+        ("csr", segs[lv], inds[lv]) if lv in csr_levels else ("dense", sizes[order[lv]]) for lv in range(len(order))
+    ]
+    return np.array(values, dense.dtype), dims, [block[0]] if block else []
+
+
+@pytest.mark.parametrize(
+    "order, csr, block",
+    [
+        ([0, 1, 2, 3], {3}, None),
+        ([0, 1, 2, 3], {1, 3}, None),
+        ([3, 0, 1, 2], {1, 2}, None),
+        ([0, 3, 1, 2, 4], {1, 3}, (0, 2)),  # out channels in blocks of 2 (block dims are dense)
+        ([0, 1, 2, 3, 4], {0, 3}, (0, 2)),
+    ],
+)
+def test_tflite_sparse_tensors_densified(tmp_path, order, csr, block):
+    # float32 (out, kh, kw, in) with ~70 % zeros, read back through DENSIFY -> CONV_2D
+    rng = np.random.default_rng(len(order) * 10 + len(csr))
+    w = (rng.standard_normal((6, 3, 3, 5)) * (rng.random((6, 3, 3, 5)) < 0.3)).astype(np.float32)
+    w[1] = 0  # an all-zero output channel: empty CSR segments
+    vals, dims, block_map = encode_sparse(w, order, csr, block)
+    t = TFLiteWriter()
+    x = t.tensor("x", [1, 8, 8, 5])
+    ts = t.tensor("s", list(w.shape), FLOAT32, vals.tobytes(), sparsity=(order, dims, block_map))
+    td = t.tensor("d", list(w.shape))
+    y = t.tensor("y", [1, 8, 8, 6])
+    t.op(DENSIFY, [ts], [td])
+    t.op(CONV_2D, [x, td, -1], [y])
+    p = tmp_path / "sparse.tflite"
+    p.write_bytes(t.finish([x], [y]))
+    m = read_model_file(str(p))
+    np.testing.assert_array_equal(m.convs[0].weight, np.transpose(w, (0, 3, 1, 2)))

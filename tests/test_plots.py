@@ -161,6 +161,52 @@ def test_renders_are_byte_identical(small_db, tmp_path):
                 assert b"Software" not in b and b"Matplotlib version" not in b
 
 
+def _more_figures(small_db):
+    """Figure kinds of the workflow beyond _figures: shared colour scale, legend, equal aspect on
+    data limits, a many-group rasterised ridge plot."""
+    d = small_db[0].drift["task"]
+    dm = d.iloc[:, 1:].to_numpy()
+    rng = np.random.default_rng(3)
+    coords = rng.normal(size=(12, 2))
+    x = np.linspace(-3, 3, 300)
+    dens = np.exp(-((x[None, None, :] - rng.normal(size=(14, 9, 1))) ** 2))
+    return {
+        "combined": plots.drift_combined([("Task", list(d["group"]), dm), ("Other", ["p", "q"], np.eye(2)[::-1])]),
+        "embedding": plots.models_embedding(coords, list("aabbbccddeef"), [f"m{k}" for k in range(12)], legend_max=3),
+        "ridge_many": plots.ridge_plot(x, dens, [f"group {k}" for k in range(14)], (-3, 3)),
+    }
+
+
+def test_save_equals_plain_savefig(small_db, tmp_path):
+    """plots.save skips the invisible first drawing of savefig (layout only): every figure kind,
+    SVG then PNG as the workflow saves them, has the bytes of plain ``Figure.savefig``."""
+    import matplotlib
+
+    def plain(fig, path):
+        ext = path.suffix[1:]
+        kw = {"format": ext, "metadata": plots.SVG_METADATA if ext == "svg" else plots.PNG_METADATA}
+        if ext == "png":
+            kw["dpi"] = plots.STYLE["savefig.dpi"]
+        with matplotlib.rc_context(plots.STYLE):
+            fig.savefig(path, **kw)
+
+    fast, slow = {**_figures(small_db), **_more_figures(small_db)}, {**_figures(small_db), **_more_figures(small_db)}
+    hits = []
+    real = plots._drawing_disabled
+    plots._drawing_disabled = lambda r: hits.append(real(r)) or hits[-1]
+    try:
+        for name in fast:
+            for ext in ("svg", "png"):
+                p1, p2 = tmp_path / f"{name}_fast.{ext}", tmp_path / f"{name}_plain.{ext}"
+                plots.save(fast[name], p1)
+                plain(slow[name], p2)
+                assert p1.read_bytes() == p2.read_bytes(), f"{name}.{ext}"
+    finally:
+        plots._drawing_disabled = real
+    assert sum(hits) == 2 * len(fast)  # the shortcut was taken: one disabled draw per save
+    assert "draw" not in fast["ridge"].__dict__  # the figure is left as it was
+
+
 def test_save_is_atomic(tmp_path):
     """A save that fails half-way leaves neither the figure nor a temporary file."""
     fig = plots.cumulative_variance(np.full(9, 1 / 9))

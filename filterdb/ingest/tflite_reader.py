@@ -126,38 +126,35 @@ def _densify(values: np.ndarray, shape: tuple, sp: Table) -> np.ndarray:
     block_size = {block_map[j]: meta[level_of[n + j]][1] for j in range(len(block_map))}
     dense = np.zeros(int(np.prod(shape)), values.dtype)
     strides = np.cumprod((list(shape[1:]) + [1])[::-1])[::-1]
-    idx = [0] * len(order)
-    ptr = [0]
-
-    def place():
-        full = [0] * (n + len(block_map))
-        for lvl, dim in enumerate(order):
-            full[dim] = idx[lvl]
-        flat = 0
-        for d in range(n):
-            i = full[d]
-            if d in block_size:
-                j = block_map.index(d)
-                i = i * block_size[d] + full[n + j]
-            flat += i * int(strides[d])
-        dense[flat] = values[ptr[0]]
-        ptr[0] += 1
-
-    def populate(level, prev):
-        if level == len(order):
-            place()
-            return
-        fmt, size, segs, inds = meta[level]
+    # The traversal, level by level for all stored values at once (depth-first order = the order of
+    # `values`): `cols[lvl]` the index of each value at traversal level lvl, `prev` its position
+    # in the last level (a dense level's segment number, a sparse level's index-vector entry).
+    cols: list[np.ndarray] = []
+    prev = np.zeros(1, np.int64)
+    for fmt, size, segs, inds in meta[: len(order)]:
         if fmt == 0:
-            for i in range(size):
-                idx[level] = i
-                populate(level + 1, prev * size + i)
+            new = np.tile(np.arange(size, dtype=np.int64), prev.size)
+            cols = [np.repeat(c, size) for c in cols]
+            prev = np.repeat(prev, size) * size + new
         else:
-            for i in range(int(segs[prev]), int(segs[prev + 1])):
-                idx[level] = int(inds[i])
-                populate(level + 1, i)
-
-    populate(0, 0)
+            starts, cnt = segs[prev], segs[prev + 1] - segs[prev]
+            first = np.cumsum(cnt) - cnt  # where each segment starts in the new level
+            pos = np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(first - starts, cnt)
+            cols = [np.repeat(c, cnt) for c in cols]
+            new, prev = inds[pos], pos
+        cols.append(new)
+    full = [0] * (n + len(block_map))
+    for lvl, dim in enumerate(order):
+        full[dim] = cols[lvl]
+    flat = np.zeros(prev.size, np.int64)
+    for d in range(n):
+        i = full[d]
+        if d in block_size:
+            i = i * block_size[d] + full[n + block_map.index(d)]
+        flat += i * int(strides[d])
+    if flat.size > values.size:
+        raise IndexError(f"sparse tensor: {flat.size} indexed values, {values.size} stored")
+    dense[flat] = values[: flat.size]
     return dense.reshape(shape)
 
 

@@ -648,7 +648,7 @@ def compare_precision():
 
 
 def drift_box_uncertainty():
-    """Input ``uncertainty`` of the drift box plot (fig_drift in figures.smk): the axis tests, whose
+    """Input ``uncertainty`` of the drift box plot (fig_all_axes in figures.smk): the axis tests, whose
     ``mean_D_lo``, ``mean_D_hi`` are drawn beside the boxes, when uncertainty.enabled with
     bootstrap replicates; else none (the study's figure)."""
     u = config["uncertainty"]

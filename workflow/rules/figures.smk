@@ -1,9 +1,9 @@
 # Figures of the study (docs/method.md §6-§8); SVG (a report item) and PNG.
 # The figures of one axis are a job of their own (rule fig_axis, {axis}), in the cluster group
-# "axis" with that axis's drift tables; the figures of all axes
-# together (the drift box plot, the headline figure) and of no axis (PCA, densities) are one job
-# each. Target list: figure_targets() in common.smk; PCA_KINDS and density_pairs() are defined
-# there.
+# "axis" with that axis's drift tables; the figures of all axes together (the drift box plot
+# and the headline figure: rule fig_all_axes) are one job, those of no axis (PCA, densities) one
+# job each. Target list: figure_targets() in common.smk; PCA_KINDS and density_pairs() are
+# defined there.
 
 PCA_LABELS = {
     "cumulative_variance": "cumulative explained variance",
@@ -29,8 +29,7 @@ README_FIGURES = [
 # submitting node, not as cluster jobs.
 localrules:
     fig_pca,
-    fig_drift_box,
-    fig_kl_combined,
+    fig_all_axes,
     fig_density,
     readme_figures,
 
@@ -83,10 +82,14 @@ rule fig_axis:
         "../scripts/fig_axis.py"
 
 
-rule fig_drift_box:
+# The figures of all axes together, one job (both read the drift tables of every axis): the
+# drift box plot and the study's headline figure.
+rule fig_all_axes:
     input:
         **drift_box_uncertainty(),
         drift=per_axis(P.drift("{axis}")),
+        combined_drift=per_axis(P.drift("{axis}"), combined_axes()),
+        groups=per_axis(P.groups("{axis}"), combined_axes()),
     output:
         svg_box=report(
             str(P.figure("drift_box")),
@@ -96,22 +99,6 @@ rule fig_drift_box:
             labels={"axis": "all", "figure": "box plot"},
         ),
         png_box=str(P.figure("drift_box", "png")),
-    log:
-        str(P.log("figures/drift_box")),
-    conda:
-        "../envs/filterdb.yaml"
-    params:
-        axes=AXES,
-        level=config["uncertainty"]["level"],
-    script:
-        "../scripts/fig_drift_box.py"
-
-
-rule fig_kl_combined:
-    input:
-        drift=per_axis(P.drift("{axis}"), combined_axes()),
-        groups=per_axis(P.groups("{axis}"), combined_axes()),
-    output:
         svg=report(
             str(P.figure("kl_combined")),
             caption="../report/kl_combined.rst",
@@ -121,14 +108,16 @@ rule fig_kl_combined:
         ),
         png=str(P.figure("kl_combined", "png")),
     log:
-        str(P.log("figures/kl_combined")),
+        str(P.log("figures/all_axes")),
     conda:
         "../envs/filterdb.yaml"
     params:
-        axes=axis_configs(combined_axes()),
+        axes=AXES,
+        level=config["uncertainty"]["level"],
+        combined=axis_configs(combined_axes()),
         title=config["figures"]["combined"]["title"],
     script:
-        "../scripts/fig_kl_combined.py"
+        "../scripts/fig_all_axes.py"
 
 
 rule fig_density:

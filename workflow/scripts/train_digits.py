@@ -19,11 +19,16 @@ import numpy as np  # noqa: E402
 
 
 def _patches(x):
-    """(N, C, H, W) -> (N*H*W, C*9) 3x3 patches with zero padding 1."""
+    """(N, C, H, W) -> (N*H*W, C*9) 3x3 patches with zero padding 1 (row (n, y, x), column
+    (c, i, j) = x[n, c, y + i - 1, x + j - 1]; nine block copies from a channels-last copy)."""
     n, c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    v = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))  # (N, C, H, W, 3, 3)
-    return v.transpose(0, 2, 3, 1, 4, 5).reshape(n * h * w, c * 9)
+    xp = np.zeros((n, h + 2, w + 2, c))
+    xp[:, 1:-1, 1:-1, :] = x.transpose(0, 2, 3, 1)
+    out = np.empty((n, h, w, c, 3, 3))
+    for i in range(3):
+        for j in range(3):
+            out[:, :, :, :, i, j] = xp[:, i : i + h, j : j + w, :]
+    return out.reshape(n * h * w, c * 9)
 
 
 def _conv(x, w, b):
@@ -33,17 +38,22 @@ def _conv(x, w, b):
     return y.reshape(n, h, wd, -1).transpose(0, 3, 1, 2), p
 
 
-def _conv_back(dy, p, w, xshape):
+def _conv_back(dy, p, w, xshape, need_dx=True):
+    """Gradients ``(dx, dw, db)`` of the 3x3 convolution; ``dx`` is None without ``need_dx`` (the
+    first layer's input needs none). ``dx`` is summed channels-last (the same nine additions per
+    element, in the same order) and returned as an (N, C, H, W) view."""
     n, c, h, wd = xshape
     dyf = dy.transpose(0, 2, 3, 1).reshape(-1, w.shape[0])
     dw = (dyf.T @ p).reshape(w.shape)
     db = dyf.sum(0)
+    if not need_dx:
+        return None, dw, db
     dp = (dyf @ w.reshape(w.shape[0], -1)).reshape(n, h, wd, c, 3, 3)
-    dxp = np.zeros((n, c, h + 2, wd + 2))
+    dxp = np.zeros((n, h + 2, wd + 2, c))
     for i in range(3):
         for j in range(3):
-            dxp[:, :, i : i + h, j : j + wd] += dp[:, :, :, :, i, j].transpose(0, 3, 1, 2)
-    return dxp[:, :, 1:-1, 1:-1], dw, db
+            dxp[:, i : i + h, j : j + wd, :] += dp[:, :, :, :, i, j]
+    return dxp[:, 1:-1, 1:-1, :].transpose(0, 3, 1, 2), dw, db
 
 
 def load_digits():
@@ -109,7 +119,7 @@ def train(epochs=40, seed=0, batch=64, lr=0.01, log=print):
             dh2 = da2 * (h2 > 0)
             da1, grads["w2"], grads["b2"] = _conv_back(dh2, p2, params["w2"], a1.shape)
             dh1 = da1 * (h1 > 0)
-            _, grads["w1"], grads["b1"] = _conv_back(dh1, p1, params["w1"], xb.shape)
+            _, grads["w1"], grads["b1"] = _conv_back(dh1, p1, params["w1"], xb.shape, need_dx=False)
             t += 1
             for k in params:
                 m[k] = 0.9 * m[k] + 0.1 * grads[k]
