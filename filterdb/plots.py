@@ -588,8 +588,35 @@ def drift_boxplot(
     return fig
 
 
-#: Title of the study's headline figure (assets/kl_combined.png of the study repository).
-COMBINED_TITLE = "Distribution shifts of trained 3x3 convolution filters"
+def combined_title(title: str | None = None, kernel: str = STUDY.label) -> str:
+    """The headline figure's title: ``title`` (None: the config default of
+    ``figures.combined.title``, the study's "Distribution shifts of trained {kernel} convolution
+    filters") with ``{kernel}`` replaced by the kernel size (``"3x3"``).
+
+    Parameters
+    ----------
+    title : str, optional
+    kernel : str
+        ``"{k}x{k}"``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> combined_title("Shifts of {kernel} filters", "5x5")
+    'Shifts of 5x5 filters'
+    """
+    title = str(schema_default("figures.combined.title")) if title is None else title
+    return title.replace("{kernel}", kernel)
+
+
+def __getattr__(name: str):
+    # COMBINED_TITLE: the study's title (the schema's default, for 3x3 filters), read when asked for
+    if name == "COMBINED_TITLE":
+        return combined_title()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def count_labels(groups: Sequence[str], n_models: Mapping[str, int] | None) -> list[str]:
@@ -618,7 +645,7 @@ def count_labels(groups: Sequence[str], n_models: Mapping[str, int] | None) -> l
 
 
 @_styled
-def drift_combined(panels: Sequence[tuple[str, Sequence[str], np.ndarray]], title: str = COMBINED_TITLE) -> Figure:
+def drift_combined(panels: Sequence[tuple[str, Sequence[str], np.ndarray]], title: str | None = None) -> Figure:
     """The study's headline figure: the drift heatmaps of several axes side by side, on one shared
     colour scale (colorcet ``fire`` from 0 to the largest value of all panels) with one colour bar.
 
@@ -627,8 +654,8 @@ def drift_combined(panels: Sequence[tuple[str, Sequence[str], np.ndarray]], titl
     panels : sequence of (str, sequence of str, (G, G) array_like)
         Per panel, in display order: its title, the row/column labels (in the order of the matrix,
         e.g. from :func:`count_labels`) and the drift matrix.
-    title : str
-        Figure title (none if empty).
+    title : str, optional
+        Figure title (none if empty); None: :func:`combined_title` (the study's, for 3x3 filters).
 
     Returns
     -------
@@ -652,6 +679,7 @@ def drift_combined(panels: Sequence[tuple[str, Sequence[str], np.ndarray]], titl
         ax.set_title(name)
     if im is not None:
         fig.colorbar(im, ax=list(axes), shrink=0.8, label="drift D")
+    title = combined_title() if title is None else title
     if title:
         fig.suptitle(title, fontsize=12)
     return fig

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filterdb import pipeline, quality
+from filterdb import pipeline, plots, quality
 from filterdb.shape import FilterShape
 from filterdb.synth import write_synth_db
 from tests.conftest import DEFAULT_AXES
@@ -67,6 +67,13 @@ def test_synthetic_5x5_db_every_default_target(tmp_path):
         assert (res / "figures" / f"{fig}.png").stat().st_size > 0, fig
     grid = pd.read_csv(res / "grids/task.tsv", sep="\t")
     assert [c for c in grid.columns if c.startswith("w")] == FilterShape(K).pixels
+    # the headline figure is titled with the DB's kernel size: rebuilt from the tables, same bytes
+    from tests.test_kl_combined import STUDY_PANELS, _expected_figure
+
+    title = f"Distribution shifts of trained {K}x{K} convolution filters"
+    expected, _ = _expected_figure(res, STUDY_PANELS, title=title)
+    plots.save(expected, tmp_path / "expected.svg")
+    assert (tmp_path / "expected.svg").read_bytes() == (res / "figures/kl_combined.svg").read_bytes()
     # quality: the layer table's numbers against the numpy reference, the threshold fit marked
     q = pd.read_csv(res / "quality/layers.tsv", sep="\t")
     with h5py.File(db) as f:

@@ -90,6 +90,7 @@ rule fig_all_axes:
         drift=per_axis(P.drift("{axis}")),
         combined_drift=per_axis(P.drift("{axis}"), combined_axes()),
         groups=per_axis(P.groups("{axis}"), combined_axes()),
+        plan=str(P.plan),
     output:
         svg_box=report(
             str(P.figure("drift_box")),
@@ -115,7 +116,9 @@ rule fig_all_axes:
         axes=AXES,
         level=config["uncertainty"]["level"],
         combined=axis_configs(combined_axes()),
-        title=config["figures"]["combined"]["title"],
+        # a function: Snakemake formats plain strings with the wildcards, and the title's {kernel}
+        # is filled in by the script
+        title=lambda wildcards: config["figures"]["combined"]["title"],
     script:
         "../scripts/fig_all_axes.py"
 

@@ -5,7 +5,8 @@ every axis, and one process pays the start-up of Python, pandas and matplotlib o
   input ``uncertainty`` (``uncertainty/axes.tsv``, when uncertainty is enabled with bootstrap
   replicates) each box gets the bootstrap percentile interval of the axis's mean D beside it;
 * the study's headline figure: the drift heatmaps of figures.combined.axes side by side, on one
-  colour scale, categorical labels with their model counts (groups/{axis}.tsv)."""
+  colour scale, categorical labels with their model counts (groups/{axis}.tsv), titled
+  figures.combined.title with ``{kernel}`` replaced by the DB's kernel size (from the layer plan)."""
 
 from filterdb.glue import main
 
@@ -37,6 +38,7 @@ def drift_box(inp, out, params):
 def kl_combined(inp, out, params):
     from filterdb import plots, results
     from filterdb.axes import Axis
+    from filterdb.shape import FilterShape
 
     panels = []
     for (name, cfg), drift_path, groups_path in zip(params.combined.items(), inp.combined_drift, inp.groups):
@@ -48,7 +50,8 @@ def kl_combined(inp, out, params):
             counts = dict(zip(table["group"].astype(str), table["n_models"]))
         panels.append((axis.title, plots.count_labels(groups, counts), d))
         print(f"{name}: {len(groups)} groups, max D {d.max() if d.size else 0:.4g}")
-    fig = plots.drift_combined(panels, title=params.title)
+    kernel = FilterShape.of_width(results.load_plan(inp.plan).width).label
+    fig = plots.drift_combined(panels, title=plots.combined_title(params.title, kernel))
     plots.save_all(fig, [out.svg, out.png])
 
 
