@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .schema import schema_default
+from .schema import default_factory, schema_default
 
 
 def study_axes() -> dict:
@@ -42,22 +42,17 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _axis_default(key: str):
-    """A default factory: the schema's default of an axis's ``key`` (``axes.*.key``)."""
-    return lambda: schema_default(f"axes.*.{key}")
-
-
 @dataclass
 class Axis:
     name: str
     column: str
-    kind: str = field(default_factory=_axis_default("kind"))
-    bins: int = field(default_factory=_axis_default("bins"))
-    relabel: dict = field(default_factory=_axis_default("relabel"))
-    fold: dict = field(default_factory=_axis_default("fold"))
+    kind: str = field(default_factory=default_factory("axes.*.kind"))
+    bins: int = field(default_factory=default_factory("axes.*.bins"))
+    relabel: dict = field(default_factory=default_factory("axes.*.relabel"))
+    fold: dict = field(default_factory=default_factory("axes.*.fold"))
     order: str | None = None  # the schema has no default: it depends on kind (__post_init__)
-    min_models: int = field(default_factory=_axis_default("min_models"))
-    min_filters: int = field(default_factory=_axis_default("min_filters"))
+    min_models: int = field(default_factory=default_factory("axes.*.min_models"))
+    min_filters: int = field(default_factory=default_factory("axes.*.min_filters"))
 
     def __post_init__(self):
         if self.kind not in ("categorical", "binned", "present"):

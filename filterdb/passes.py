@@ -34,6 +34,7 @@ from . import statistics as registry
 from .cellhist import CellSink
 from .histogram import uniform_edges
 from .results import Plan
+from .schema import default_factory, schema_default
 
 PASSES = registry.PASSES
 #: The per-layer quality arrays of the sums pass (:data:`filterdb.quality.FIELDS`).
@@ -42,13 +43,6 @@ QUALITY_FIELDS = quality.FIELDS
 
 class NonFiniteError(ValueError):
     """Filters holding NaN or Inf, with the policy ``error``."""
-
-
-def _schema(key: str):
-    """A default factory reading the schema's default of ``key`` (:func:`filterdb.schema.schema_default`)."""
-    from .schema import schema_default
-
-    return lambda: schema_default(key)
 
 
 @dataclass
@@ -103,17 +97,17 @@ class PassSettings:
         larger than memory.
     """
 
-    block_rows: int = field(default_factory=_schema("stream.block_rows"))
+    block_rows: int = field(default_factory=default_factory("stream.block_rows"))
     threads: int = 1
-    precision: str = field(default_factory=_schema("stream.precision"))
-    nonfinite: str = field(default_factory=_schema("stream.nonfinite"))
+    precision: str = field(default_factory=default_factory("stream.precision"))
+    nonfinite: str = field(default_factory=default_factory("stream.nonfinite"))
     quality_eps: float | None = None
     quality_eps_grid: tuple = ()
-    orthogonality: bool = field(default_factory=_schema("quality.orthogonality"))
+    orthogonality: bool = field(default_factory=default_factory("quality.orthogonality"))
     fine_bins: int = 0
     density_pairs: list = field(default_factory=list)
-    density_bins: int = field(default_factory=_schema("density.bins"))
-    density_extent: tuple = field(default_factory=lambda: tuple(_schema("density.extent")()))
+    density_bins: int = field(default_factory=default_factory("density.bins"))
+    density_extent: tuple = field(default_factory=lambda: tuple(schema_default("density.extent")))
     fixed_range: tuple | None = None
     progress: bool = True
     bypass_cache: bool = False

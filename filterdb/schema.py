@@ -68,6 +68,16 @@ def load_schema() -> dict:
     return copy.deepcopy(_load_schema(str(schema_path())))
 
 
+def _node(key: str, schema: dict | None) -> dict:
+    """The schema node of the dotted ``key`` (``*``: ``additionalProperties``); KeyError if none."""
+    node = schema if schema is not None else _load_schema(str(schema_path()))
+    for part in key.split("."):
+        node = node.get("additionalProperties") if part == "*" else (node.get("properties") or {}).get(part)
+        if not isinstance(node, dict):
+            raise KeyError(f"config schema: no key {key}")
+    return node
+
+
 def schema_default(key: str, schema: dict | None = None):
     """The schema's ``default`` of one key, without validating anything (no jsonschema import).
 
@@ -88,11 +98,7 @@ def schema_default(key: str, schema: dict | None = None):
     KeyError
         When the schema has no default for ``key``.
     """
-    node = schema if schema is not None else _load_schema(str(schema_path()))
-    for part in key.split("."):
-        node = node.get("additionalProperties") if part == "*" else (node.get("properties") or {}).get(part)
-        if not isinstance(node, dict):
-            raise KeyError(f"config schema: no key {key}")
+    node = _node(key, schema)
     if "default" not in node:
         raise KeyError(f"config schema: no default for {key}")
     return copy.deepcopy(node["default"])
@@ -113,12 +119,7 @@ def schema_filled(key: str, schema: dict | None = None):
     -------
     The default (a copy), dicts filled recursively.
     """
-    node = schema if schema is not None else _load_schema(str(schema_path()))
-    for part in key.split("."):
-        node = node.get("additionalProperties") if part == "*" else (node.get("properties") or {}).get(part)
-        if not isinstance(node, dict):
-            raise KeyError(f"config schema: no key {key}")
-    return _filled(node, key)
+    return _filled(_node(key, schema), key)
 
 
 def _filled(node: dict, key: str):
@@ -131,3 +132,14 @@ def _filled(node: dict, key: str):
             if name not in value and ("default" in sub or sub.get("properties")):
                 value[name] = _filled(sub, f"{key}.{name}")
     return value
+
+
+def or_default(value, key: str):
+    """``value``, or :func:`schema_default` of ``key`` when it is None (a keyword left out)."""
+    return schema_default(key) if value is None else value
+
+
+def default_factory(key: str):
+    """A dataclass ``default_factory``: :func:`schema_default` of ``key``, read when an instance
+    is made without that field."""
+    return lambda: schema_default(key)

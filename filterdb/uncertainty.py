@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from . import divergence
-from .schema import schema_default
+from .schema import or_default
 
 CORRECTIONS = ("holm", "bh")
 AXIS_ROW = "(all pairs)"
@@ -100,7 +100,7 @@ def units(
 
 def _config(key: str, value):
     """``value``, or the config default of ``uncertainty.<key>`` (the schema's) when it is None."""
-    return schema_default(f"uncertainty.{key}") if value is None else value
+    return or_default(value, f"uncertainty.{key}")
 
 
 def _matrices(gc: np.ndarray, evr: np.ndarray, eps: float, floor: str, edges: np.ndarray | None) -> np.ndarray:
