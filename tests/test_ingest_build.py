@@ -306,6 +306,48 @@ def test_train_digits_script_one_epoch(tmp_path):
     assert list(meta["conv_depth_norm"]) == [0.0, 1.0] and meta["Visual Category"].iloc[0] == "handwritten digits"
 
 
+def test_train_digits_onnx_is_what_onnx_helper_writes(tmp_path):
+    """The training script writes its ONNX file from onnx's protobuf messages directly (no start-up
+    of the onnx package): the same bytes as onnx.helper / numpy_helper / onnx.save build from the
+    same weights, and a model onnx.checker accepts."""
+    onnx = pytest.importorskip("onnx")
+    import runpy
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    mod = runpy.run_path(str(ROOT / "workflow" / "scripts" / "train_digits.py"), run_name="train_digits")
+    rng = np.random.default_rng(3)
+    shapes = {"w1": (8, 1, 3, 3), "b1": (8,), "w2": (16, 8, 3, 3), "b2": (16,), "w3": (10, 16), "b3": (10,)}
+    params = {k: rng.normal(size=s) for k, s in shapes.items()}
+    meta = {"test_accuracy": "0.9500", "seed": 4, "epochs": 2}
+    mine = tmp_path / "mine.onnx"
+    mod["write_onnx"](params, str(mine), meta)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["h1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["h1"], ["a1"]),
+        helper.make_node("Conv", ["a1", "w2", "b2"], ["h2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["h2"], ["a2"]),
+        helper.make_node("GlobalAveragePool", ["a2"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["gf"]),
+        helper.make_node("Gemm", ["gf", "w3", "b3"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "digits_cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        initializer=[numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in params.items()],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="filterdb train_digits.py (numpy)"
+    )
+    for k, val in meta.items():
+        model.metadata_props.add(key=k, value=str(val))
+    onnx.save(model, str(tmp_path / "theirs.onnx"))
+    assert mine.read_bytes() == (tmp_path / "theirs.onnx").read_bytes()
+    onnx.checker.check_model(onnx.load(str(mine)))
+
+
 def test_train_digits_conv_gradients():
     """The training script's 3x3 convolution and its gradients against plain loops, and its
     patches bit for bit against numpy's sliding windows (the layout the trained sample was made with)."""

@@ -147,3 +147,96 @@ def test_not_onnx(tmp_path):
         ValueError, match=r"junk\.onnx: corrupt or truncated ONNX file \(not a valid onnx\.ModelProto protobuf\)"
     ):
         read_model_file(str(p))
+
+
+# The reader decodes tensors and attributes itself (filterdb.ingest.onnx_proto, without the onnx
+# package's start-up): against onnx's own numpy_helper / helper, type by type, both storages.
+_TYPE_VALUES = {
+    TensorProto.FLOAT: np.array([[1.5, -2.25], [3e-8, np.inf]], np.float32),
+    TensorProto.DOUBLE: np.array([1.0 / 3, -7.0], np.float64),
+    TensorProto.FLOAT16: np.array([0.1, -65504, 6e-8], np.float16),
+    TensorProto.INT8: np.array([-128, 0, 127], np.int8),
+    TensorProto.UINT8: np.array([0, 200, 255], np.uint8),
+    TensorProto.INT16: np.array([-32768, 5, 32767], np.int16),
+    TensorProto.UINT16: np.array([0, 40000, 65535], np.uint16),
+    TensorProto.INT32: np.array([-(2**31), 3, 2**31 - 1], np.int32),
+    TensorProto.INT64: np.array([-(2**63), 3, 2**63 - 1], np.int64),
+    TensorProto.UINT32: np.array([0, 2**32 - 1], np.uint32),
+    TensorProto.UINT64: np.array([0, 2**64 - 1], np.uint64),
+    TensorProto.BOOL: np.array([True, False, True]),
+    TensorProto.COMPLEX64: np.array([1 + 2j, -3.5j], np.complex64),
+    TensorProto.COMPLEX128: np.array([1 / 3 + 2j, -3.5j], np.complex128),
+}
+
+
+@pytest.mark.parametrize("code", sorted(_TYPE_VALUES))
+@pytest.mark.parametrize("raw", [True, False])
+def test_tensor_array_equals_onnx_numpy_helper(code, raw):
+    from filterdb.ingest.onnx_proto import tensor_array
+
+    v = _TYPE_VALUES[code]
+    t = helper.make_tensor("t", code, v.shape, v.tobytes() if raw else v.ravel().tolist(), raw=raw)
+    assert t.HasField("raw_data") == raw
+    want, got = numpy_helper.to_array(t), tensor_array(t)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_tensor_array_bfloat16_is_its_float32_values(raw):
+    from filterdb.ingest.onnx_proto import tensor_array
+
+    v = np.array([1.0, -2.5, 3.140625, 2.0**-100, np.inf], np.float32)
+    bits = (v.view(np.uint32) >> 16).astype(np.uint16)  # exactly representable: truncation is exact
+    t = TensorProto(name="b", data_type=TensorProto.BFLOAT16, dims=[5])
+    if raw:
+        t.raw_data = bits.tobytes()
+    else:
+        t.int32_data.extend(bits.astype(np.int32).tolist())
+    got = tensor_array(t)
+    assert got.dtype == np.float32 and np.array_equal(got, v)
+    assert np.array_equal(got, numpy_helper.to_array(t).astype(np.float32))
+
+
+def test_tensor_array_other_types_and_bad_sizes():
+    from filterdb.ingest.onnx_proto import tensor_array
+
+    t8 = helper.make_tensor("f8", TensorProto.FLOAT8E4M3FN, [3], [0.5, -2.0, 448.0])
+    assert np.array_equal(tensor_array(t8).astype(np.float32), [0.5, -2.0, 448.0])  # via onnx itself
+    short = TensorProto(name="s", data_type=TensorProto.FLOAT, dims=[2, 3], float_data=[1.0, 2.0])
+    with pytest.raises(ValueError, match="'s': 2 values for its shape \\[2, 3\\]"):
+        tensor_array(short)
+
+
+def test_attribute_value_equals_onnx_helper():
+    from filterdb.ingest.onnx_proto import attribute_value
+
+    t = numpy_helper.from_array(np.arange(3, dtype=np.float32), "c")
+    for name, value in [("i", 3), ("f", 0.5), ("s", "same"), ("ints", [1, 2]), ("floats", [0.5, 1.5]), ("t", t)]:
+        a = helper.make_attribute(name, value)
+        assert attribute_value(a) == helper.get_attribute_value(a)
+    ref = onnx.AttributeProto(name="r", ref_attr_name="outer", type=onnx.AttributeProto.INT)
+    with pytest.raises(ValueError, match="reference attribute"):
+        attribute_value(ref)
+
+
+def test_reading_onnx_does_not_start_the_onnx_package(tmp_path):
+    """read_onnx loads onnx's generated messages alone (no onnx/__init__, no ml_dtypes), and a later
+    `import onnx` in the same process reuses them (one registration of onnx-ml.proto)."""
+    import subprocess
+    import sys
+
+    p = _save(tmp_path, [helper.make_node("Conv", ["X", "W"], ["Y"], pads=[1, 1, 1, 1])], {"W": _w(4, 2, 3, 3)})
+    code = (
+        "import sys\n"
+        "from filterdb.ingest.onnx_reader import read_onnx\n"
+        f"m = read_onnx({p!r})\n"
+        "assert 'onnx' not in sys.modules and 'ml_dtypes' not in sys.modules, sorted(sys.modules)\n"
+        "import onnx\n"
+        "assert onnx.ModelProto is sys.modules['onnx.onnx_ml_pb2'].ModelProto\n"
+        "assert onnx.load(" + repr(p) + ").graph.node[0].op_type == 'Conv'\n"
+        "print(m.convs[0].weight.shape)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "(4, 2, 3, 3)"

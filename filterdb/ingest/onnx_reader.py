@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from . import onnx_proto
 from .base import Conv, IngestError, ModelFile, dequantize
 from .depth import graph_depths
 
@@ -40,13 +41,13 @@ def read_onnx(path: str) -> ModelFile:
         ``onnx`` missing, corrupt protobuf, a quantised conv without its scale.
     """
     try:
-        import onnx
-        from onnx import numpy_helper
+        proto = onnx_proto.pb2()  # the messages only: no start-up of the onnx package (ml_dtypes)
     except ImportError:
         raise IngestError(f"{path}: ONNX file, but the 'onnx' package is not installed") from None
     try:
-        model = onnx.load(path, load_external_data=False)
-        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        with open(path, "rb") as fh:
+            model = proto.ModelProto.FromString(fh.read())
+        if any(t.data_location == proto.TensorProto.EXTERNAL for t in model.graph.initializer):
             from onnx.external_data_helper import load_external_data_for_model
 
             load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
@@ -71,7 +72,7 @@ def read_onnx(path: str) -> ModelFile:
     def attr(node, name, default=None):
         for a in node.attribute:
             if a.name == name:
-                return onnx.helper.get_attribute_value(a)
+                return onnx_proto.attribute_value(a)
         return default
 
     def const(name: str, depth: int = 0):
@@ -82,14 +83,14 @@ def read_onnx(path: str) -> ModelFile:
             return cache[name]
         val = None
         if name in inits:
-            val = numpy_helper.to_array(inits[name])
+            val = onnx_proto.tensor_array(inits[name])
         elif name in producer:
             node = producer[name]
             op = node.op_type
             if op == "Constant":
                 t = attr(node, "value")
                 if t is not None:
-                    val = numpy_helper.to_array(t)
+                    val = onnx_proto.tensor_array(t)
                 elif attr(node, "value_float") is not None:
                     val = np.array(attr(node, "value_float"), np.float32)
                 elif attr(node, "value_floats") is not None:
