@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure  # figures outside pyplot: no backend or global figure state
 
+from . import colormaps
 from .results import atomic_write
 from .schema import schema_default
 from .shape import STUDY, FilterShape
@@ -42,9 +43,7 @@ PNG_METADATA = {"Software": None}
 
 
 def _fire():
-    import colorcet  # noqa: F401  (registers the cet_ colormaps)
-
-    return matplotlib.colormaps["cet_fire"]
+    return colormaps.fire()
 
 
 def _figure(width: float, height: float) -> Figure:

@@ -334,3 +334,20 @@ def test_group_ridges_are_the_kdes_of_the_groups_cells(small_db):
         np.testing.assert_array_equal(r.table["bandwidth"].to_numpy(), bw.ravel())
         n = r.table.groupby("group", sort=False)["n"].first()
         assert list(n) == list(a.groups[axis]["n_filters"])  # every filter of the group, per coefficient
+
+
+def test_fire_colour_map_is_colorcets():
+    """filterdb.colormaps carries colorcet's `fire` as data (no colorcet import in the figure jobs):
+    the same 256 colours as colorcet's list, the same colour map (every lookup) as the `cet_fire`
+    colorcet registers with matplotlib."""
+    import colorcet
+    import matplotlib
+
+    from filterdb import colormaps
+
+    assert [list(map(float, c)) for c in colorcet.linear_kryw_0_100_c71] == [list(c) for c in colormaps.FIRE]
+    theirs, mine = matplotlib.colormaps["cet_fire"], colormaps.fire()
+    x = np.linspace(-0.1, 1.1, 4001)
+    assert mine.name == "cet_fire" and mine.N == theirs.N == 256
+    assert np.array_equal(mine(x), theirs(x)) and np.array_equal(mine(x, bytes=True), theirs(x, bytes=True))
+    assert mine(np.nan) == theirs(np.nan)
