@@ -176,7 +176,7 @@ def test_report_figures_are_reproducible(report):
     res = snakemake(tmp, "--forcerun", *forced)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "fig_density" in res.stderr and "fig_axis" in res.stderr
-    assert "quality_groups" not in res.stderr  # only the forced rules ran
+    assert "quality_figures" not in res.stderr  # only the forced rules ran
     for p in figs.iterdir():
         assert p.read_bytes() == before[p.name], p.name
 

@@ -282,8 +282,9 @@ PCA_KINDS = ["cumulative_variance", "covariance", "eigenimages"]
 
 def axis_figure_outputs():
     """The figures of one axis (of the fig_axis rule), each its own report item, the subset PCA
-    eigenimages and their table, the drift heatmap and, with fine histograms, the ridge plot and
-    its bandwidths."""
+    eigenimages and their table, the drift heatmap, with fine histograms the ridge plot and its
+    bandwidths, and with quality.enabled the quality of the axis's groups (table and figure).
+    """
     out = {
         "eigenimages_svg": report(
             str(P.figure("eigenimages_{axis}")),
@@ -325,11 +326,22 @@ def axis_figure_outputs():
             subcategory="{axis}",
             labels={"axis": "{axis}", "figure": "bandwidths"},
         )
+    if config["quality"]["enabled"]:
+        out["quality_table"] = str(P.quality("by_{axis}"))
+        out["quality_svg"] = report(
+            str(P.figure("quality_{axis}")),
+            caption="../report/quality_groups.rst",
+            category="Quality",
+            subcategory="{axis}",
+            labels={"axis": "{axis}", "figure": "quality per group"},
+        )
+        out["quality_png"] = str(P.figure("quality_{axis}", "png"))
     return out
 
 
 def axis_figure_inputs():
-    """What the figures of one axis read (the fine histograms only for the ridge plot)."""
+    """What the figures of one axis read (the fine histograms only for the ridge plot, the layer
+    quality table only with quality.enabled)."""
     inp = {
         "sums": str(P.sums),
         "layers": str(P.layers),
@@ -343,6 +355,8 @@ def axis_figure_inputs():
             plan=str(P.plan),
             range=str(P.range),
         )
+    if config["quality"]["enabled"]:
+        inp["quality"] = str(P.quality("layers"))
     return inp
 
 
@@ -655,21 +669,6 @@ def drift_box_uncertainty():
     if not (u["enabled"] and u["bootstrap"] > 0):
         return {}
     return {"uncertainty": str(P.uncertainty)}
-
-
-def quality_group_outputs(a):
-    """One axis's outputs of the quality_groups rule, its table, SVG figure (a report item) and PNG."""
-    return {
-        "table": str(P.quality(f"by_{a}")),
-        "svg": report(
-            str(P.figure(f"quality_{a}")),
-            caption="../report/quality_groups.rst",
-            category="Quality",
-            subcategory=a,
-            labels={"axis": a, "figure": "quality per group"},
-        ),
-        "png": str(P.figure(f"quality_{a}", "png")),
-    }
 
 
 def quality_flag_settings():

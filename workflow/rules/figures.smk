@@ -78,6 +78,7 @@ rule fig_axis:
         axis=lambda wc: axis_config(wc.axis),
         overlap=config["figures"]["ridge_overlap"],
         scale=config["figures"]["ridge_scale"],
+        thresholds=quality_flag_settings(),
     script:
         "../scripts/fig_axis.py"
 

@@ -8,22 +8,6 @@
 QUALITY = config["quality"]
 
 
-# Named outputs of `quality_groups`: the depth profile and, per axis, its table, SVG figure (one
-# report item each, with its own subcategory and labels) and PNG figure.
-QUALITY_GROUP_OUTPUTS = {
-    "profile_table": str(P.quality("by_depth_bin")),
-    "profile_svg": report(
-        str(P.figure("quality_depth_profile", "svg")),
-        caption="../report/quality_depth.rst",
-        category="Quality",
-        subcategory="Depth",
-        labels={"axis": "depth", "figure": "quality vs depth"},
-    ),
-    "profile_png": str(P.figure("quality_depth_profile", "png")),
-}
-QUALITY_GROUP_OUTPUTS.update(per_axis_outputs(quality_group_outputs))
-
-
 rule quality_tables:
     input:
         layers=str(P.layers),
@@ -55,33 +39,24 @@ rule quality_tables:
         "../scripts/quality_tables.py"
 
 
-# One job for every axis and the depth profile (each job pays the start-up of Python, pandas
-# and matplotlib once).
-rule quality_groups:
-    input:
-        layers=str(P.quality("layers")),
-    output:
-        **QUALITY_GROUP_OUTPUTS,
-    log:
-        str(P.log("quality/groups")),
-    conda:
-        "../envs/filterdb.yaml"
-    params:
-        kind="groups",
-        axes=axis_configs(),
-        depth_bins=S.depth_bins,
-        thresholds=quality_flag_settings(),
-    script:
-        "../scripts/quality_tables.py"
-
-
-# Each flag over a sweep of its threshold (docs/method.md §9): the eps sweep from the sparse counts
-# of the sums pass (stats/sums.npz quality_n_sparse_grid), every other from the layer table.
-rule quality_sensitivity:
+# The quality figures of no single axis, one job: the profile down the conv depth (table and
+# figure) and each flag over a sweep of its threshold (docs/method.md §9; the eps sweep from the
+# sparse counts of the sums pass, stats/sums.npz quality_n_sparse_grid, every other from the layer
+# table). The figures of each axis's groups are in that axis's job (rule fig_axis).
+rule quality_figures:
     input:
         layers=str(P.quality("layers")),
         sums=str(P.sums),
     output:
+        profile_table=str(P.quality("by_depth_bin")),
+        profile_svg=report(
+            str(P.figure("quality_depth_profile", "svg")),
+            caption="../report/quality_depth.rst",
+            category="Quality",
+            subcategory="Depth",
+            labels={"axis": "depth", "figure": "quality vs depth"},
+        ),
+        profile_png=str(P.figure("quality_depth_profile", "png")),
         table=report(
             str(P.quality("sensitivity")),
             caption="../report/quality_sensitivity_table.rst",
@@ -98,13 +73,15 @@ rule quality_sensitivity:
         ),
         png=str(P.figure("quality_sensitivity", "png")),
     log:
-        str(P.log("quality/sensitivity")),
+        str(P.log("quality/figures")),
     conda:
         "../envs/filterdb.yaml"
     params:
-        kind="sensitivity",
+        kind="figures",
+        depth_bins=S.depth_bins,
         eps=QUALITY["eps"],
-        thresholds=QUALITY["thresholds"],
+        thresholds=quality_flag_settings(),
+        sweep_thresholds=QUALITY["thresholds"],
         sweeps=QUALITY["sensitivity"],
     script:
         "../scripts/quality_tables.py"

@@ -1,7 +1,8 @@
 """The figures of one axis (rule ``fig_axis``): the subset PCA eigenimages of its groups (from the
 per-layer sums, no re-read of filters) and their table, the drift heatmap (in the order of the
-drift table) and, with fine histograms, the ridge plot (Gaussian KDEs, Silverman, of c0..c8 per
-group) and its bandwidths."""
+drift table), with fine histograms the ridge plot (Gaussian KDEs, Silverman, of c0..c8 per
+group) and its bandwidths, and with the layer quality table the quality of its groups (table and
+box plots, docs/method.md §9)."""
 
 from filterdb.glue import main
 
@@ -56,6 +57,21 @@ def ridge(axis, layers, groups, inp, out, params):
     print(f"ridge plot: {len(r.groups)} groups, grid of {r.grid.size} points")
 
 
+def quality(axis, inp, out, params):
+    from filterdb import plots, results
+    from filterdb import quality_tables as qt
+    from filterdb.axes import depth_bin_labels
+
+    thresholds = dict(params.thresholds)
+    table = qt.read_layer_quality_table(inp.quality)
+    order = depth_bin_labels(axis.bins) if axis.kind == "binned" else None
+    g = qt.group_quality_table(table, axis.name, order, thresholds)
+    results.write_tsv(g, out.quality_table)
+    fig = plots.quality_group_figure(table, axis.name, order, thresholds)
+    plots.save_all(fig, [out.quality_svg, out.quality_png])
+    print(f"quality: {len(g)} groups")
+
+
 def run():
     from filterdb import results
     from filterdb.axes import Axis
@@ -68,6 +84,8 @@ def run():
     drift_heatmap(axis, inp, out)
     if "ridge" in out.keys():
         ridge(axis, layers, groups, inp, out, params)
+    if "quality_table" in out.keys():
+        quality(axis, inp, out, params)
 
 
 main(snakemake, run)

@@ -1,8 +1,9 @@
 """Filter quality tables and figures (docs/method.md §9) from the gathered per-layer statistics.
 
-Three steps (``params.kind``): ``tables`` (layer and model tables from ``stats/sums.npz``; no
-matplotlib), ``groups`` (every axis's table and figure and the depth profile, in one job) and
-``sensitivity`` (each flag over a sweep of its threshold: table and figure).
+Two steps (``params.kind``): ``tables`` (layer and model tables from ``stats/sums.npz``; no
+matplotlib) and ``figures`` (the profile down the conv depth, and each flag over a sweep of its
+threshold: a table and a figure each). The quality of each axis's groups is drawn by that axis's
+job (``fig_axis.py``).
 """
 
 from filterdb.glue import main
@@ -25,23 +26,13 @@ def tables(p, inp, out):
     )
 
 
-def groups(p, inp, out):
+def depth_profile(p, inp, out):
     from filterdb import plots
     from filterdb import quality_tables as qt
-    from filterdb.axes import Axis, depth_bin_labels
     from filterdb.results import write_tsv
 
     thresholds = dict(p.thresholds)
     table = qt.read_layer_quality_table(inp.layers)
-    for name, cfg in dict(p.axes).items():
-        axis = Axis.from_config(name, dict(cfg))
-        order = depth_bin_labels(axis.bins) if axis.kind == "binned" else None
-        g = qt.group_quality_table(table, axis.name, order, thresholds)
-        write_tsv(g, out[f"table_{name}"])
-        plots.save_all(
-            plots.quality_group_figure(table, axis.name, order, thresholds), [out[f"svg_{name}"], out[f"png_{name}"]]
-        )
-        print(f"{name}: {len(g)} groups")
     labels, order = qt.depth_labels(table, p.depth_bins)
     binned = table.assign(depth_bin=labels.to_numpy())
     g = qt.group_quality_table(binned, "depth_bin", order, thresholds)
@@ -59,7 +50,7 @@ def sensitivity(p, inp, out):
     q = qt.quality_arrays(load_npz(inp.sums))
     if "eps_grid" not in q:
         raise ValueError(f"{inp.sums}: no quality_eps_grid (made by an older filterdb?): rerun the sums pass")
-    s = qt.sensitivity_table(table, q["eps_grid"], q["n_sparse_grid"], p.eps, dict(p.thresholds), dict(p.sweeps))
+    s = qt.sensitivity_table(table, q["eps_grid"], q["n_sparse_grid"], p.eps, dict(p.sweep_thresholds), dict(p.sweeps))
     write_tsv(s, out.table)
     plots.save_all(plots.quality_sensitivity(s), [out.svg, out.png])
     conf = s[s["configured"]]
@@ -69,10 +60,13 @@ def sensitivity(p, inp, out):
 
 def run():
     p = snakemake.params
-    steps = {"tables": tables, "groups": groups, "sensitivity": sensitivity}
-    if p.kind not in steps:
+    if p.kind == "tables":
+        tables(p, snakemake.input, snakemake.output)
+    elif p.kind == "figures":
+        depth_profile(p, snakemake.input, snakemake.output)
+        sensitivity(p, snakemake.input, snakemake.output)
+    else:
         raise ValueError(f"unknown quality step {p.kind!r}")
-    steps[p.kind](p, snakemake.input, snakemake.output)
 
 
 main(snakemake, run)
