@@ -169,7 +169,7 @@ def test_figures_are_one_job_per_axis_or_per_kind(workflow_run):
     assert res.returncode == 0, res.stderr[-3000:]
     counts = dict(line.split() for line in res.stdout.splitlines() if line.startswith(("fig_", "drift ")))
     n = str(len(DEFAULT_AXES))
-    per_kind = ("fig_pca", "fig_all_axes", "fig_density")
+    per_kind = ("fig_global", "fig_all_axes")
     assert counts == {"fig_axis": n, "drift": n, **{k: "1" for k in per_kind}}
 
 

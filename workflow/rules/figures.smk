@@ -1,9 +1,9 @@
 # Figures of the study (docs/method.md §6-§8); SVG (a report item) and PNG.
 # The figures of one axis are a job of their own (rule fig_axis, {axis}), in the cluster group
 # "axis" with that axis's drift tables; the figures of all axes together (the drift box plot
-# and the headline figure: rule fig_all_axes) are one job, those of no axis (PCA, densities) one
-# job each. Target list: figure_targets() in common.smk; PCA_KINDS and density_pairs() are
-# defined there.
+# and the headline figure: rule fig_all_axes) are one job, and those of no axis (global PCA,
+# densities: rule fig_global) one job. Target list: figure_targets() in common.smk; PCA_KINDS
+# and density_pairs() are defined there.
 
 PCA_LABELS = {
     "cumulative_variance": "cumulative explained variance",
@@ -28,35 +28,9 @@ README_FIGURES = [
 # Figures of no axis or of all axes read only the gathered tables (seconds each): run on the
 # submitting node, not as cluster jobs.
 localrules:
-    fig_pca,
+    fig_global,
     fig_all_axes,
-    fig_density,
     readme_figures,
-
-
-rule fig_pca:
-    input:
-        sums=str(P.sums),
-    output:
-        **{
-            f"svg_{kind}": report(
-                str(P.figure(f"pca_{kind}")),
-                caption=f"../report/pca_{kind}.rst",
-                category="PCA",
-                subcategory="Global PCA",
-                labels={"figure": PCA_LABELS[kind]},
-            )
-            for kind in PCA_KINDS
-        },
-        **{f"png_{kind}": str(P.figure(f"pca_{kind}", "png")) for kind in PCA_KINDS},
-    log:
-        str(P.log("figures/pca")),
-    conda:
-        "../envs/filterdb.yaml"
-    params:
-        kinds=PCA_KINDS,
-    script:
-        "../scripts/fig_pca.py"
 
 
 # One job per axis for that axis's figures (a job per figure would pay the start-up of Python,
@@ -124,10 +98,25 @@ rule fig_all_axes:
         "../scripts/fig_all_axes.py"
 
 
-rule fig_density:
+# The figures of no axis, one job: the global PCA (cumulative explained variance, pixel
+# covariance, eigenimages) from the sums, the 2-D densities of the configured coefficient pairs
+# from the histograms.
+rule fig_global:
     input:
+        sums=str(P.sums),
         hist=str(P.hist),
     output:
+        **{
+            f"svg_{kind}": report(
+                str(P.figure(f"pca_{kind}")),
+                caption=f"../report/pca_{kind}.rst",
+                category="PCA",
+                subcategory="Global PCA",
+                labels={"figure": PCA_LABELS[kind]},
+            )
+            for kind in PCA_KINDS
+        },
+        **{f"png_{kind}": str(P.figure(f"pca_{kind}", "png")) for kind in PCA_KINDS},
         **{
             f"svg_c{a}_c{b}": report(
                 str(P.figure(f"density_c{a}_c{b}")),
@@ -142,13 +131,14 @@ rule fig_density:
             for a, b in density_pairs()
         },
     log:
-        str(P.log("figures/density")),
+        str(P.log("figures/global")),
     conda:
         "../envs/filterdb.yaml"
     params:
+        kinds=PCA_KINDS,
         pairs=density_pairs(),
     script:
-        "../scripts/fig_density.py"
+        "../scripts/fig_global.py"
 
 
 rule readme_figures:
