@@ -4,7 +4,8 @@ against the run-time budget (30 s) and, with ``--vs REV``, against another revis
 Each run starts from no results (a fresh results folder in the workdir; the download cache of the
 pinned archives is shared, as on a user's second run). Printed per checkout: the wall time of each
 run (min / median / max), the CPU seconds of the whole run (Snakemake and every job, from
-``os.wait4``), and the three longest jobs by wall time (Snakemake's log).
+``os.wait4``), and the three longest jobs by wall time (Snakemake's log); before each run the time of a fixed
+pure-Python loop, how fast the (shared) machine is at that moment.
 With ``--vs REV`` the two checkouts run alternately (this, REV, this, REV, ...) and the wall-time
 ratio is printed pair by pair: on a shared machine the spread between runs (+-3 s) is larger than
 most changes, pairs cancel the slow drifts of the machine.
@@ -74,6 +75,13 @@ def run_once(tree: Path, work: Path, cores: int) -> dict:
     return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "jobs": job_walls(log.read_text())}
 
 
+def machine_speed() -> float:
+    """Seconds of a fixed pure-Python loop: how fast this (shared) machine is right now."""
+    t = time.perf_counter()
+    sum(range(20_000_000))
+    return time.perf_counter() - t
+
+
 def job_walls(text: str) -> list[tuple[float, str]]:
     """(seconds, rule) of each job, from the timestamps Snakemake prints (1 s resolution)."""
     stamp, rule_of, start, out = None, {}, {}, []
@@ -128,9 +136,10 @@ def main() -> None:
     runs: dict[str, list[dict]] = {tag: [] for tag in trees}
     for _ in range(args.runs):
         for tag, tree in trees.items():
+            speed = machine_speed()
             r = run_once(tree, work / tag.replace("/", "_"), args.cores)
             runs[tag].append(r)
-            print(f"  {tag}: {r['wall']:.1f} s, CPU {r['cpu']:.1f} s", flush=True)
+            print(f"  {tag}: {r['wall']:.1f} s, CPU {r['cpu']:.1f} s (machine: loop {speed:.3f} s)", flush=True)
     for tag in trees:
         summary(tag, runs[tag])
     if args.vs:

@@ -44,6 +44,9 @@ rule fig_axis:
         str(P.log("figures/axis_{axis}")),
     benchmark:
         str(P.benchmark("figures/axis_{axis}"))
+    # the longest jobs after the passes (seconds of drawing each): started first, so that the
+    # short jobs fill the cores at the end
+    priority: 3
     group:
         "axis"
     conda:

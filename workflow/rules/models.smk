@@ -65,6 +65,7 @@ rule models:
         str(P.log("models")),
     benchmark:
         str(P.benchmark("models"))
+    priority: 3  # one of the longest jobs after the passes (as fig_axis)
     conda:
         "../envs/filterdb.yaml"
     params:

@@ -29,6 +29,7 @@ rule quality_tables:
         ),
     log:
         str(P.log("quality/tables")),
+    priority: 10  # a short job the per-axis figure jobs wait for (fig_axis draws each axis's quality)
     conda:
         "../envs/filterdb.yaml"
     params:
