@@ -177,7 +177,13 @@ def namespace(mod) -> SimpleNamespace:
 @cache
 def load() -> SimpleNamespace:
     """The pass kernels to use: ``sums_block``, ``range_block``, ``hist_block``, ``limbs``, and
-    ``mode`` (``"aot"`` or ``"jit"``) with ``reason``."""
+    ``mode`` (``"aot"`` or ``"jit"``) with ``reason``.
+
+    Raises
+    ------
+    ImportError
+        Without a usable ahead-of-time build and without numba (one line naming the fix).
+    """
     why = "FILTERDB_KERNELS=jit" if os.environ.get("FILTERDB_KERNELS", "").lower() == "jit" else ""
     if not why:
         try:
@@ -200,6 +206,8 @@ def load() -> SimpleNamespace:
             why = f"cannot load the build: {e}"
     from . import kernels
 
+    if not kernels.HAVE_NUMBA:
+        raise ImportError(f"the pass kernels need numba, which is not installed (pip install 'numba>=0.59'); {why}")
     return SimpleNamespace(**{k: getattr(kernels, v) for k, v in KERNELS.items()}, mode="jit", reason=why)
 
 

@@ -133,6 +133,19 @@ def test_stale_or_missing_build_falls_back_to_jit(tmp_path, monkeypatch):
         compiled.load.cache_clear()
 
 
+def test_no_build_and_no_numba_is_one_clear_error(tmp_path, monkeypatch):
+    """Without a usable build and without numba the kernels cannot run: an ImportError naming
+    numba and why the build was not used (not an AttributeError from the module without kernels)."""
+    monkeypatch.setattr(compiled, "STAMP", tmp_path / "missing.json")
+    monkeypatch.setattr(kernels, "HAVE_NUMBA", False)
+    compiled.load.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"need numba, which is not installed .*not built"):
+            compiled.load()
+    finally:
+        compiled.load.cache_clear()
+
+
 def test_shard_job_with_aot_kernels_does_not_import_numba(tmp_path):
     if compiled.load().mode != "aot":
         pytest.skip(f"ahead-of-time kernels not installed here ({compiled.load().reason})")
