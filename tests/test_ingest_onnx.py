@@ -240,3 +240,38 @@ def test_reading_onnx_does_not_start_the_onnx_package(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "(4, 2, 3, 3)"
+
+
+@pytest.mark.parametrize("where", ["initializer", "constant"])
+def test_external_data_is_refused_and_never_read(tmp_path, where):
+    """A model whose weight keeps its data in another file (ONNX external data) is refused with one
+    line naming the tensor and the file; the other file is never opened (here it does not exist,
+    and the message is the same)."""
+    from onnx.external_data_helper import set_external_data
+
+    w = numpy_helper.from_array(_w(4, 2, 3, 3), "W")
+    set_external_data(w, location="weights.bin")
+    w.data_location = TensorProto.EXTERNAL
+    w.ClearField("raw_data")
+    if where == "initializer":
+        nodes, inits = [helper.make_node("Conv", ["X", "W"], ["Y"])], [w]
+    else:
+        nodes = [helper.make_node("Constant", [], ["W"], value=w), helper.make_node("Conv", ["X", "W"], ["Y"])]
+        inits = []
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2, 8, 8])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
+    p = tmp_path / "m.onnx"
+    p.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    from filterdb.ingest import IngestError
+
+    with pytest.raises(IngestError) as exc:
+        read_model_file(str(p))
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}: tensor 'W' keeps its data in the external file 'weights.bin'") and "\n" not in msg
+    assert msg.endswith("; refusing to read other files through it")
+    assert not (tmp_path / "weights.bin").exists()

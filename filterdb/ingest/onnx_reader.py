@@ -5,12 +5,12 @@ The weight is followed back through ``Identity``, ``Cast``, ``Constant``, ``Resh
 ``DequantizeLinear`` (``(q - zero_point) * scale``, per tensor or per channel along ``axis``).
 ``ConvInteger`` weights are dequantised with the ``w_zero_point`` input and the scale initialiser
 named ``<w>_scale`` (or ``<w without _quantized>_scale``), as onnxruntime's dynamic quantisation
-writes them. ``ConvTranspose`` is not read (as in the published extraction).
+writes them. ``ConvTranspose`` is not read (as in the published extraction). A model whose tensors
+keep their data in other files (ONNX external data) is refused: the reader opens only the file it
+is given.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
@@ -21,8 +21,27 @@ from .depth import graph_depths
 CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "FusedConv", "NhwcConv"}
 
 
+def _refuse_external_data(path: str, model, external: int) -> None:
+    """One line naming the first tensor whose data is in another file (ONNX "external data": an
+    initialiser or a node's tensor attribute), as the Keras reader refuses HDF5 external storage:
+    a model file never makes us read another file."""
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        tensors += [a.t for a in node.attribute if a.HasField("t")]
+        tensors += [t for a in node.attribute for t in a.tensors]
+    ext = [t for t in tensors if t.data_location == external]
+    if ext:
+        where = next((e.value for e in ext[0].external_data if e.key == "location"), "?")
+        more = f" (and {len(ext) - 1} more)" if len(ext) > 1 else ""
+        raise IngestError(
+            f"{path}: tensor {ext[0].name!r}{more} keeps its data in the external file {where!r} "
+            "(save the model as one file: onnx.save(model, path, save_as_external_data=False)); "
+            "refusing to read other files through it"
+        )
+
+
 def read_onnx(path: str) -> ModelFile:
-    """Read the convolutions of an ONNX model (external data is loaded from the file's folder).
+    """Read the convolutions of an ONNX model (one file: weights kept as external data are refused).
 
     Parameters
     ----------
@@ -38,7 +57,8 @@ def read_onnx(path: str) -> ModelFile:
     Raises
     ------
     IngestError
-        ``onnx`` missing, corrupt protobuf, a quantised conv without its scale.
+        ``onnx`` missing, corrupt protobuf, a tensor whose data is in another file, a quantised
+        conv without its scale.
     """
     try:
         proto = onnx_proto.pb2()  # the messages only: no start-up of the onnx package (ml_dtypes)
@@ -47,11 +67,7 @@ def read_onnx(path: str) -> ModelFile:
     try:
         with open(path, "rb") as fh:
             model = proto.ModelProto.FromString(fh.read())
-        if any(t.data_location == proto.TensorProto.EXTERNAL for t in model.graph.initializer):
-            from onnx.external_data_helper import load_external_data_for_model
-
-            load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
-    except Exception as exc:  # protobuf DecodeError, missing external data, ...
+    except Exception as exc:  # protobuf DecodeError, ...
         if exc.__class__.__name__ == "DecodeError":
             raise IngestError(
                 f"{path}: corrupt or truncated ONNX file (not a valid onnx.ModelProto protobuf)"
@@ -61,6 +77,7 @@ def read_onnx(path: str) -> ModelFile:
         ) from None
     if not model.ir_version and not model.graph.node and not model.graph.initializer:
         raise IngestError(f"{path}: not an ONNX model (the protobuf has no ir_version and an empty graph)")
+    _refuse_external_data(path, model, proto.TensorProto.EXTERNAL)
     g = model.graph
     inits = {t.name: t for t in g.initializer}
     producer = {}
