@@ -149,7 +149,7 @@ def test_not_onnx(tmp_path):
         read_model_file(str(p))
 
 
-# The reader decodes tensors and attributes itself (filterdb.ingest.onnx_proto, without the onnx
+# The reader decodes tensors and attributes itself (filterdb.onnx_proto, without the onnx
 # package's start-up): against onnx's own numpy_helper / helper, type by type, both storages.
 _TYPE_VALUES = {
     TensorProto.FLOAT: np.array([[1.5, -2.25], [3e-8, np.inf]], np.float32),
@@ -172,7 +172,7 @@ _TYPE_VALUES = {
 @pytest.mark.parametrize("code", sorted(_TYPE_VALUES))
 @pytest.mark.parametrize("raw", [True, False])
 def test_tensor_array_equals_onnx_numpy_helper(code, raw):
-    from filterdb.ingest.onnx_proto import tensor_array
+    from filterdb.onnx_proto import tensor_array
 
     v = _TYPE_VALUES[code]
     t = helper.make_tensor("t", code, v.shape, v.tobytes() if raw else v.ravel().tolist(), raw=raw)
@@ -184,7 +184,7 @@ def test_tensor_array_equals_onnx_numpy_helper(code, raw):
 
 @pytest.mark.parametrize("raw", [True, False])
 def test_tensor_array_bfloat16_is_its_float32_values(raw):
-    from filterdb.ingest.onnx_proto import tensor_array
+    from filterdb.onnx_proto import tensor_array
 
     v = np.array([1.0, -2.5, 3.140625, 2.0**-100, np.inf], np.float32)
     bits = (v.view(np.uint32) >> 16).astype(np.uint16)  # exactly representable: truncation is exact
@@ -199,7 +199,7 @@ def test_tensor_array_bfloat16_is_its_float32_values(raw):
 
 
 def test_tensor_array_other_types_and_bad_sizes():
-    from filterdb.ingest.onnx_proto import tensor_array
+    from filterdb.onnx_proto import tensor_array
 
     t8 = helper.make_tensor("f8", TensorProto.FLOAT8E4M3FN, [3], [0.5, -2.0, 448.0])
     assert np.array_equal(tensor_array(t8).astype(np.float32), [0.5, -2.0, 448.0])  # via onnx itself
@@ -209,7 +209,7 @@ def test_tensor_array_other_types_and_bad_sizes():
 
 
 def test_attribute_value_equals_onnx_helper():
-    from filterdb.ingest.onnx_proto import attribute_value
+    from filterdb.onnx_proto import attribute_value
 
     t = numpy_helper.from_array(np.arange(3, dtype=np.float32), "c")
     for name, value in [("i", 3), ("f", 0.5), ("s", "same"), ("ints", [1, 2]), ("floats", [0.5, 1.5]), ("t", t)]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import onnx_proto
+from .. import onnx_proto
 from .base import Conv, IngestError, ModelFile, dequantize
 from .depth import graph_depths
 

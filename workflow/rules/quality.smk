@@ -82,7 +82,6 @@ rule quality_figures:
         depth_bins=S.depth_bins,
         eps=QUALITY["eps"],
         thresholds=quality_flag_settings(),
-        sweep_thresholds=QUALITY["thresholds"],
         sweeps=QUALITY["sensitivity"],
     script:
         "../scripts/quality_tables.py"

@@ -50,7 +50,7 @@ def sensitivity(p, inp, out):
     q = qt.quality_arrays(load_npz(inp.sums))
     if "eps_grid" not in q:
         raise ValueError(f"{inp.sums}: no quality_eps_grid (made by an older filterdb?): rerun the sums pass")
-    s = qt.sensitivity_table(table, q["eps_grid"], q["n_sparse_grid"], p.eps, dict(p.sweep_thresholds), dict(p.sweeps))
+    s = qt.sensitivity_table(table, q["eps_grid"], q["n_sparse_grid"], p.eps, dict(p.thresholds), dict(p.sweeps))
     write_tsv(s, out.table)
     plots.save_all(plots.quality_sensitivity(s), [out.svg, out.png])
     conf = s[s["configured"]]

@@ -135,10 +135,10 @@ def train(epochs=40, seed=0, batch=64, lr=0.01, log=print):
 def write_onnx(params, path, meta):
     """Write the net as ONNX (opset 13, float32 weights, ``meta`` as metadata properties).
 
-    Built from onnx's protobuf messages directly (:func:`filterdb.ingest.onnx_proto.pb2`), field by
+    Built from onnx's protobuf messages directly (:func:`filterdb.onnx_proto.pb2`), field by
     field as ``onnx.helper`` builds them (the same bytes: ``tests/test_sample.py`` rebuilds the file
     with ``onnx.helper`` and runs ``onnx.checker`` on it), without the onnx package's ~0.8 s start-up."""
-    from filterdb.ingest.onnx_proto import pb2
+    from filterdb.onnx_proto import pb2
 
     P = pb2()
     graph = P.GraphProto(name="digits_cnn")

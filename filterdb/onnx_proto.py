@@ -1,5 +1,8 @@
 """The ONNX protobuf messages without the ``onnx`` package's start-up, and their values as numpy.
 
+A module of its own below :mod:`filterdb.ingest` (whose package imports pandas): the reader
+(``ingest/onnx_reader.py``) and the sample's training script, which writes ONNX, both use it.
+
 Importing ``onnx`` costs ~0.8 s (most of it ``ml_dtypes``' extension registering its dtypes with
 numpy), paid by every job that reads or writes an ONNX file (the sample chain does both). The
 messages themselves are onnx's generated ``onnx_ml_pb2`` module, which needs only protobuf: it is
@@ -87,7 +90,8 @@ def tensor_array(t) -> np.ndarray:
 
     The same values and dtype as ``onnx.numpy_helper.to_array`` for the types numpy has; BFLOAT16
     becomes float32 (its exact values: the 16 bits are the upper half of a float32); the others
-    (float8, 4-bit, strings) are handed to onnx itself. External data must have been loaded.
+    (float8, 4-bit, strings) are handed to onnx itself. Data in another file (external data) is
+    not read.
 
     Raises
     ------
@@ -95,9 +99,9 @@ def tensor_array(t) -> np.ndarray:
         A segmented tensor, external data, or a number of values that does not match ``dims``.
     """
     if t.HasField("segment"):
-        raise ValueError("Currently not supporting loading segments.")
+        raise ValueError(f"tensor {t.name!r} is stored in segments, which are not supported")
     if t.data_location == 1:  # TensorProto.EXTERNAL
-        raise ValueError(f"tensor {t.name!r}: its data is external (not loaded)")
+        raise ValueError(f"tensor {t.name!r}: its data is in another file (external data), which is not read")
     dims = tuple(int(d) for d in t.dims)
     code = int(t.data_type)
     if code == _BFLOAT16:
