@@ -360,6 +360,48 @@ def axis_figure_inputs():
     return inp
 
 
+def global_quality_inputs():
+    """What the quality figures of no axis (drawn by fig_global) read besides the sums: the layer
+    quality table; none without quality.enabled."""
+    if not config["quality"]["enabled"]:
+        return {}
+    return {"quality": str(P.quality("layers"))}
+
+
+def global_quality_outputs():
+    """The quality figures of no axis (drawn by fig_global) with quality.enabled, the profile down
+    the conv depth (table and figure) and the flags' sensitivity to their thresholds (table and
+    figure)."""
+    if not config["quality"]["enabled"]:
+        return {}
+    return {
+        "profile_table": str(P.quality("by_depth_bin")),
+        "profile_svg": report(
+            str(P.figure("quality_depth_profile", "svg")),
+            caption="../report/quality_depth.rst",
+            category="Quality",
+            subcategory="Depth",
+            labels={"axis": "depth", "figure": "quality vs depth"},
+        ),
+        "profile_png": str(P.figure("quality_depth_profile", "png")),
+        "sensitivity_table": report(
+            str(P.quality("sensitivity")),
+            caption="../report/quality_sensitivity_table.rst",
+            category="Quality",
+            subcategory="Sensitivity",
+            labels={"table": "sensitivity of the flags"},
+        ),
+        "sensitivity_svg": report(
+            str(P.figure("quality_sensitivity", "svg")),
+            caption="../report/quality_sensitivity.rst",
+            category="Quality",
+            subcategory="Sensitivity",
+            labels={"figure": "sensitivity of the flags"},
+        ),
+        "sensitivity_png": str(P.figure("quality_sensitivity", "png")),
+    }
+
+
 def density_pairs():
     """The configured coefficient pairs of the 2-D densities, as (a, b) tuples."""
     return [tuple(int(v) for v in p) for p in config["density"]["pairs"]]
@@ -662,9 +704,9 @@ def compare_precision():
 
 
 def drift_box_uncertainty():
-    """Input ``uncertainty`` of the drift box plot (fig_all_axes in figures.smk): the axis tests, whose
-    ``mean_D_lo``, ``mean_D_hi`` are drawn beside the boxes, when uncertainty.enabled with
-    bootstrap replicates; else none (the study's figure)."""
+    """Input ``uncertainty`` of the drift box plot (drawn by fig_global in figures.smk), the axis
+    tests, whose ``mean_D_lo``, ``mean_D_hi`` are drawn beside the boxes, when uncertainty.enabled
+    with bootstrap replicates; else none (the study's figure)."""
     u = config["uncertainty"]
     if not (u["enabled"] and u["bootstrap"] > 0):
         return {}

@@ -1,8 +1,8 @@
 # Figures of the study (docs/method.md §6-§8); SVG (a report item) and PNG.
 # The figures of one axis are a job of their own (rule fig_axis, {axis}), in the cluster group
-# "axis" with that axis's drift tables; the figures of all axes together (the drift box plot
-# and the headline figure: rule fig_all_axes) are one job, and those of no axis (global PCA,
-# densities: rule fig_global) one job. Target list: figure_targets() in common.smk; PCA_KINDS
+# "axis" with that axis's drift tables; the figures of no single axis (global PCA, densities,
+# the figures of all axes together, the quality profile and sensitivity: rule fig_global) are
+# one job. Target list: figure_targets() in common.smk; PCA_KINDS
 # and density_pairs() are defined there.
 
 PCA_LABELS = {
@@ -29,7 +29,6 @@ README_FIGURES = [
 # submitting node, not as cluster jobs.
 localrules:
     fig_global,
-    fig_all_axes,
     readme_figures,
 
 
@@ -60,54 +59,26 @@ rule fig_axis:
         "../scripts/fig_axis.py"
 
 
-# The figures of all axes together, one job (both read the drift tables of every axis): the
-# drift box plot and the study's headline figure.
-rule fig_all_axes:
+# The figures of no single axis, one job (one process pays the start-up of Python, pandas and
+# matplotlib once for all of them; each reads only gathered tables):
+# - the global PCA (cumulative explained variance, pixel covariance, eigenimages) from the sums, and
+#   the 2-D densities of the configured coefficient pairs from the histograms;
+# - the figures of all axes together (both read the drift tables of every axis): the drift box
+#   plot and the study's headline figure;
+# - the quality figures of no axis (docs/method.md §9): the profile down the conv depth (table and
+#   figure) and each flag over a sweep of its threshold (the eps sweep from the sparse counts of
+#   the sums pass, stats/sums.npz quality_n_sparse_grid, every other from the layer table). The
+#   quality of each axis's groups is drawn by that axis's job (rule fig_axis).
+rule fig_global:
     input:
+        **global_quality_inputs(),
         **drift_box_uncertainty(),
+        sums=str(P.sums),
+        hist=str(P.hist),
         drift=per_axis(P.drift("{axis}")),
         combined_drift=per_axis(P.drift("{axis}"), combined_axes()),
         groups=per_axis(P.groups("{axis}"), combined_axes()),
         plan=str(P.plan),
-    output:
-        svg_box=report(
-            str(P.figure("drift_box")),
-            caption="../report/drift_box.rst",
-            category="Drift",
-            subcategory="All axes",
-            labels={"axis": "all", "figure": "box plot"},
-        ),
-        png_box=str(P.figure("drift_box", "png")),
-        svg=report(
-            str(P.figure("kl_combined")),
-            caption="../report/kl_combined.rst",
-            category="Drift",
-            subcategory="All axes",
-            labels={"axis": "+".join(combined_axes()), "figure": "headline figure"},
-        ),
-        png=str(P.figure("kl_combined", "png")),
-    log:
-        str(P.log("figures/all_axes")),
-    conda:
-        "../envs/filterdb.yaml"
-    params:
-        axes=AXES,
-        level=config["uncertainty"]["level"],
-        combined=axis_configs(combined_axes()),
-        # a function: Snakemake formats plain strings with the wildcards, and the title's {kernel}
-        # is filled in by the script
-        title=lambda wildcards: config["figures"]["combined"]["title"],
-    script:
-        "../scripts/fig_all_axes.py"
-
-
-# The figures of no axis, one job: the global PCA (cumulative explained variance, pixel
-# covariance, eigenimages) from the sums, the 2-D densities of the configured coefficient pairs
-# from the histograms.
-rule fig_global:
-    input:
-        sums=str(P.sums),
-        hist=str(P.hist),
     output:
         **{
             f"svg_{kind}": report(
@@ -133,13 +104,43 @@ rule fig_global:
             f"png_c{a}_c{b}": str(P.figure(f"density_c{a}_c{b}", "png"))
             for a, b in density_pairs()
         },
+        **global_quality_outputs(),
+        svg_box=report(
+            str(P.figure("drift_box")),
+            caption="../report/drift_box.rst",
+            category="Drift",
+            subcategory="All axes",
+            labels={"axis": "all", "figure": "box plot"},
+        ),
+        png_box=str(P.figure("drift_box", "png")),
+        svg_combined=report(
+            str(P.figure("kl_combined")),
+            caption="../report/kl_combined.rst",
+            category="Drift",
+            subcategory="All axes",
+            labels={"axis": "+".join(combined_axes()), "figure": "headline figure"},
+        ),
+        png_combined=str(P.figure("kl_combined", "png")),
     log:
         str(P.log("figures/global")),
+    benchmark:
+        str(P.benchmark("figures/global"))
+    priority: 3  # seconds of drawing, as fig_axis: started among the first after the passes
     conda:
         "../envs/filterdb.yaml"
     params:
         kinds=PCA_KINDS,
         pairs=density_pairs(),
+        axes=AXES,
+        level=config["uncertainty"]["level"],
+        combined=axis_configs(combined_axes()),
+        # a function: Snakemake formats plain strings with the wildcards, and the title's {kernel}
+        # is filled in by the script
+        title=lambda wildcards: config["figures"]["combined"]["title"],
+        depth_bins=S.depth_bins,
+        eps=QUALITY["eps"],
+        thresholds=quality_flag_settings(),
+        sweeps=QUALITY["sensitivity"],
     script:
         "../scripts/fig_global.py"
 
