@@ -138,9 +138,9 @@ rule fig_global:
         # is filled in by the script
         title=lambda wildcards: config["figures"]["combined"]["title"],
         depth_bins=S.depth_bins,
-        eps=QUALITY["eps"],
+        eps=config["quality"]["eps"],
         thresholds=quality_flag_settings(),
-        sweeps=QUALITY["sensitivity"],
+        sweeps=config["quality"]["sensitivity"],
     script:
         "../scripts/fig_global.py"
 

@@ -6,8 +6,6 @@
 # defaults filled by validate() from workflow/schemas/config.schema.yaml. Target list:
 # quality_targets() in common.smk.
 
-QUALITY = config["quality"]
-
 
 rule quality_tables:
     input:
