@@ -191,6 +191,16 @@ def job_mem_mb(config: Mapping, kind: str, plan_path, db_path, shards: int, thre
     )
 
 
+def pass_threads(db_path, cores: int, shards: int, block_rows: int) -> int:
+    """Threads of a pass job under ``stream.threads: auto`` (:func:`filterdb.settings.auto_threads`),
+    from the filter count of the DB at ``db_path`` (when it is not readable yet: the cores a
+    shard gets)."""
+    from .settings import auto_threads
+
+    layout = _readable_layout(db_path)
+    return auto_threads(layout[0] if layout is not None else None, cores, shards, block_rows)
+
+
 def _readable_layout(db_path):
     """:func:`db_layout`, or None when the DB is not there or cannot be read here (the job that
     opens it reports why, in one line)."""
@@ -243,6 +253,21 @@ def check_config(config: Mapping) -> None:
     fixed_range(config.get("models", {}).get("range"))
     q = config["quality"]
     eps_grid(q["eps"], q["sensitivity"]["eps"])
+
+
+def cancel_pending_timers() -> int:
+    """Cancel every pending :class:`threading.Timer` of this process; the number cancelled.
+
+    For the workflow's ``onsuccess``/``onerror`` hooks: Snakemake's scheduler arms a (non-daemon)
+    one-second ``threading.Timer`` after each round of job submissions (its re-evaluation for
+    ``--max-jobs-per-timespan``), and Python waits for it at exit, so every run lingers up to a
+    second after its last job. Once the run is over, no such re-evaluation has anything to do."""
+    import threading
+
+    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()]
+    for t in timers:
+        t.cancel()
+    return len(timers)
 
 
 # --- job steps (workflow/scripts) ---

@@ -23,7 +23,7 @@ from .accumulate import CellHistFile, PassSettings, coefficient_range, gather_pa
 from .histogram import uniform_edges
 from .pca import PCA, global_pca
 from .results import Plan
-from .settings import Settings, schema_default
+from .settings import Settings, auto_threads, schema_default
 from .shape import STUDY
 
 if TYPE_CHECKING:
@@ -494,7 +494,8 @@ def analyse(
         Shards, run one after the other (results do not depend on it).
     threads : int, optional
         Compute threads per pass; default ``stream.threads`` (``auto``: this machine's cores
-        divided by the shards).
+        divided by the shards, at most one per ``stream.block_rows`` filters of a shard:
+        :func:`filterdb.settings.auto_threads`).
     progress : bool
         tqdm progress on stderr.
     **keywords
@@ -513,5 +514,11 @@ def analyse(
     settings = Settings.from_config(_config_of(config, axes, keywords))
     if threads is None:
         t = settings.stream["threads"]
-        threads = max(1, (os.cpu_count() or 1) // max(shards, 1)) if t == "auto" else int(t)
+        if t == "auto":
+            from .db import filter_layout
+
+            filters = filter_layout(path)[1]
+            threads = auto_threads(filters, os.cpu_count() or 1, shards, settings.stream["block_rows"])
+        else:
+            threads = int(t)
     return Chain(path, settings, threads, progress, axes).run(shards)

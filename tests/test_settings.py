@@ -157,3 +157,54 @@ def test_step_slices_hold_only_the_keys_a_step_reads():
     # a slice read back: the same values as the whole config for what the step reads
     back = settings.Settings.from_config(hist, filled=True)
     assert (back.bins, back.fine_bins, back.fixed_range) == (50, s.fine_bins, s.fixed_range)
+
+
+@pytest.mark.parametrize(
+    ("filters", "cores", "shards", "block_rows", "expected"),
+    [
+        (200_469, 2, 1, 1_048_576, 1),  # the default sample: less than a block
+        (1_048_576, 2, 1, 1_048_576, 1),  # exactly one block
+        (1_048_577, 2, 1, 1_048_576, 2),  # one row into a second block
+        (2_000_000, 8, 1, 1_048_576, 2),  # two blocks: two of the eight cores
+        (10_000_000, 8, 2, 1_048_576, 4),  # 5 M per shard (5 blocks), but 8 cores / 2 shards = 4
+        (10_000_000, 2, 3, 1_048_576, 1),  # more shards than cores
+        (0, 2, 1, 1_048_576, 1),  # an empty DB still gets one thread
+        (None, 2, 1, 1_048_576, 2),  # a DB the run has not built yet: the cores a shard gets
+        (None, 8, 3, 1_048_576, 2),
+        (999, 4, 1, 100, 4),  # 10 blocks of 100 rows, 4 cores
+    ],
+)
+def test_auto_threads_is_the_cores_a_shard_gets_at_most_one_per_block(filters, cores, shards, block_rows, expected):
+    assert settings.auto_threads(filters, cores, shards, block_rows) == expected
+
+
+@pytest.mark.parametrize("synth_db", ["v1.0"], indirect=True)
+def test_pass_threads_reads_the_filter_count_of_the_db(synth_db, tmp_path):
+    import h5py
+
+    from filterdb import jobs
+
+    _, path, _ = synth_db
+    with h5py.File(path, "r") as f:
+        n = f["filters"].shape[0]
+    # blocks of a third of the rows (rounded up): three blocks, whatever the cores beyond three
+    block = -(-n // 3)
+    assert jobs.pass_threads(path, 8, 1, block) == 3
+    assert jobs.pass_threads(path, 2, 1, block) == 2
+    assert jobs.pass_threads(path, 8, 1, n) == 1
+    assert jobs.pass_threads(path, 8, 3, block) == 1  # a shard of a third of the rows is one block
+    assert jobs.pass_threads(tmp_path / "not-built-yet.h5", 8, 2, block) == 4
+
+
+def test_cancel_pending_timers_lets_the_process_exit_at_once():
+    import threading
+
+    from filterdb import jobs
+
+    fired = []
+    t = threading.Timer(60, lambda: fired.append(1))
+    t.start()
+    assert jobs.cancel_pending_timers() >= 1
+    t.join(5)
+    assert not t.is_alive() and not fired
+    assert jobs.cancel_pending_timers() == 0

@@ -235,6 +235,37 @@ def test_small_db_runs_as_one_job_unless_sharded(workflow_run):
     assert "analyse" not in dry_run_jobs(tmp, db, res, *limit(small - 1))
 
 
+def test_auto_threads_follow_the_filters_of_a_shard(workflow_run):
+    """stream.threads auto: the analyse job of a DB smaller than one block of stream.block_rows
+    gets one thread (its second core runs another job); with blocks of a third of its rows, both
+    cores (--cores 2); each shard job of --set-scatter shards=2, one core each."""
+    import re
+
+    import h5py
+
+    tmp, db = workflow_run
+    with h5py.File(db, "r") as f:
+        n = int(f["filter" if "filter" in f else "filters"].shape[0])
+
+    def threads(block_rows=None, *extra):
+        # a --config entry right after run_workflow's own (one --config option for all of them)
+        config = [f"stream={{block_rows: {block_rows}}}"] if block_rows else []
+        r = run_workflow(tmp, db, tmp / "res-threads", *config, "-n", *extra)
+        assert r.returncode == 0, r.stdout[-3000:]
+        out = {}
+        for block in r.stdout.split("\n\n"):
+            m = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+            if m and m.group(1) in ("analyse", "shard_sums"):
+                t = re.search(r"^\s+threads: (\d+)", block, re.M)
+                out.setdefault(m.group(1), set()).add(int(t.group(1)) if t else 1)
+        return out
+
+    third = -(-n // 3)
+    assert threads() == {"analyse": {1}}
+    assert threads(third) == {"analyse": {2}}
+    assert threads(third, "--set-scatter", "shards=2") == {"shard_sums": {1}}  # 2 cores / 2 shards
+
+
 def test_one_job_path_without_fine_histograms_or_quality(tmp_path):
     """Rule analyse with histogram.fine_bins: 0 and quality off: the drift tables equal the
     library's, and no cell histograms are made."""

@@ -229,7 +229,10 @@ def n_shards():
 
 
 def shard_threads():
-    """Compute threads per shard job: stream.threads, or (auto) the cores divided by the shards."""
+    """Compute threads per shard job: stream.threads, or (auto) a function of the job's DB for
+    `threads:` (jobs.pass_threads): the cores divided by the shards, at most one per
+    stream.block_rows filters of a shard (evaluated again when the DB is there, for a DB the run
+    builds)."""
     t = config["stream"]["threads"]
     if t != "auto":
         return int(t)
@@ -240,7 +243,12 @@ def shard_threads():
     except Exception:
         return 1
     cores = cores if isinstance(cores, int) else 1
-    return max(1, min(cores, os.cpu_count() or 1) // n_shards())
+    cores = min(cores, os.cpu_count() or 1)
+    shards = n_shards()
+    block_rows = config["stream"]["block_rows"]
+    return lambda wildcards, input: jobs.pass_threads(
+        input.db, cores, shards, block_rows
+    )
 
 
 def job_mem_mb(kind, plan_path, threads=1):
@@ -735,3 +743,12 @@ def sample_sheets():
     if config["sample"]["digits"]["train"]:
         sheets.append(str(P.sample("digits/models.tsv")))
     return sheets
+
+
+# The run is over: let the Snakemake process exit now, not a second later (jobs.cancel_pending_timers).
+onsuccess:
+    jobs.cancel_pending_timers()
+
+
+onerror:
+    jobs.cancel_pending_timers()

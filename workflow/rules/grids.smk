@@ -32,6 +32,9 @@ rule filter_grids:
         str(P.log("figures/filter_grids")),
     benchmark:
         str(P.benchmark("filter_grids"))
+    # seconds of drawing, as fig_axis: started among the first after the passes, so that the short
+    # table jobs fill the cores at the end
+    priority: 3
     localrule: True
     conda:
         "../envs/filterdb.yaml"
