@@ -291,11 +291,12 @@ def test_same_outputs_for_one_shard_on_one_core(db, reference, tmp_path):
 @needs_snakemake
 @pytest.mark.slow
 def test_one_job_path_killed_resumes_to_the_same_outputs(db, reference, tmp_path):
-    """The one-job path (one shard, rule analyse) on two cores (two threads in the job), killed
-    with SIGKILL once it has written its first gathered output (stats/sums.npz), then resumed as
-    the README says: every output equals the three-shard run's, no temporary file is left."""
+    """The one-job path (one shard, rule analyse) on two cores (two threads in the job: set, as
+    stream.threads auto gives a DB smaller than a block one), killed with SIGKILL once it has
+    written its first gathered output (stats/sums.npz), then resumed as the README says: every
+    output equals the three-shard run's, no temporary file is left."""
     res = tmp_path / "res"
-    cmd = command(tmp_path, db, shards=1, cores=2)
+    cmd = command(tmp_path, db, "--set-threads", "analyse=2", shards=1, cores=2)
     interrupt(cmd, tmp_path / "run1.log", (res / "stats" / "sums.npz").exists, signal.SIGKILL)
     assert not (res / "stats" / "hist.npz").exists()
     run([*cmd, "--unlock"], tmp_path / "run2.log")
