@@ -6,9 +6,11 @@
   rule ``analyse`` (the layer table, the three passes and their gathers in one job), the per-step
   rules (``layer_table``, a ``shard_{sums,range,hist}`` job per shard, the gathers) and ``drift``
   (one job per axis).
-* **Planning helpers** for ``workflow/rules/common.smk``: the step settings, the DB's layout and the
-  jobs' memory estimates (:func:`job_mem_mb`, :func:`single_job_mem_mb`), so that the workflow
-  reaches the package only through this module and :mod:`filterdb.results` (the results layout).
+* **Planning helpers** for ``workflow/rules/common.smk``: the step settings, the DB's layout, the
+  pass jobs' threads (:func:`pass_threads`) and memory estimates (:func:`job_mem_mb`,
+  :func:`single_job_mem_mb`), and the end-of-run hook (:func:`cancel_pending_timers`), so that the
+  workflow reaches the package only through this module and :mod:`filterdb.results` (the results
+  layout).
 
 numpy-only at import: pandas, h5py and the DB reader are imported by the steps that need them (a
 shard or gather job starts without them).
